@@ -1,0 +1,162 @@
+"""The errors an agent can see, and how each becomes an MCP tool result.
+
+Every anticipated failure is a `ContactError`; the tree is closed and each class maps 1:1 to a code:
+
+    ContactError
+     ├── InvalidArgument      invalid_argument       the call is wrong: fix the named field
+     ├── NotFound             not_found              an id or value does not exist
+     ├── Conflict             conflict               clashes with existing state (may carry existing_id)
+     ├── Unauthorized         unauthorized           the server's credential was refused (operator's problem)
+     ├── RateLimited          rate_limited           retry after `retry_after_s`
+     ├── ProviderUnavailable  provider_unavailable   provider down or unreachable
+     ├── ProviderTimeout      timeout                no answer in time
+     └── ProviderError        provider_error         the provider failed or answered nonsense
+
+A `ContactError` is for the model: it becomes an `isError` result whose `structuredContent` is
+`{"error": ErrorInfo}` and whose text says the same in a sentence or two. Configuration errors are for the
+operator (`ConfigError`, raised at start-up); bugs are for us and are never caught and relabelled.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from mcp.types import CallToolResult, TextContent
+from pydantic import BaseModel, ConfigDict
+
+
+class ErrorCode(StrEnum):
+    INVALID_ARGUMENT = "invalid_argument"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    UNAUTHORIZED = "unauthorized"
+    RATE_LIMITED = "rate_limited"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+    TIMEOUT = "timeout"
+    PROVIDER_ERROR = "provider_error"
+
+
+class ErrorInfo(BaseModel):
+    """The structured error payload an agent receives under `structuredContent.error`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: ErrorCode
+    message: str
+    field: str | None = None
+    hint: str | None = None
+    retryable: bool = False
+    retry_after_s: float | None = None
+    provider: str | None = None
+    status: int | None = None
+    existing_id: str | None = None
+
+
+class ConfigError(Exception):
+    """A start-up problem for the operator: bad or missing environment, unusable paths."""
+
+
+class ContactError(Exception):
+    """Base of every failure the model is meant to read and act on."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.PROVIDER_ERROR
+    default_retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        hint: str | None = None,
+        retryable: bool | None = None,
+        retry_after_s: float | None = None,
+        provider: str | None = None,
+        status: int | None = None,
+        existing_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.hint = hint
+        self.retryable = self.default_retryable if retryable is None else retryable
+        self.retry_after_s = retry_after_s
+        self.provider = provider
+        self.status = status
+        self.existing_id = existing_id
+
+    def info(self) -> ErrorInfo:
+        return ErrorInfo(
+            code=self.code,
+            message=self.message,
+            field=self.field,
+            hint=self.hint,
+            retryable=self.retryable,
+            retry_after_s=self.retry_after_s,
+            provider=self.provider,
+            status=self.status,
+            existing_id=self.existing_id,
+        )
+
+    def with_provider(self, provider: str) -> ContactError:
+        if self.provider is None:
+            self.provider = provider
+        return self
+
+
+class InvalidArgument(ContactError):
+    code = ErrorCode.INVALID_ARGUMENT
+
+
+class NotFound(ContactError):
+    code = ErrorCode.NOT_FOUND
+
+
+class Conflict(ContactError):
+    code = ErrorCode.CONFLICT
+
+
+class Unauthorized(ContactError):
+    code = ErrorCode.UNAUTHORIZED
+
+
+class RateLimited(ContactError):
+    code = ErrorCode.RATE_LIMITED
+    default_retryable = True
+
+
+class ProviderUnavailable(ContactError):
+    code = ErrorCode.PROVIDER_UNAVAILABLE
+    default_retryable = True
+
+
+class ProviderTimeout(ContactError):
+    code = ErrorCode.TIMEOUT
+    default_retryable = True
+
+
+class ProviderError(ContactError):
+    code = ErrorCode.PROVIDER_ERROR
+
+
+def error_text(info: ErrorInfo) -> str:
+    """One or two sentences a model can act on; the same facts as the structured payload."""
+    parts = [f"{info.code.value}: {info.message.rstrip('.')}."]
+    if info.field:
+        parts.append(f"Field: {info.field}.")
+    if info.hint:
+        parts.append(info.hint.rstrip(".") + ".")
+    if info.retry_after_s is not None:
+        parts.append(f"Retry after {info.retry_after_s:g} s.")
+    elif info.retryable:
+        parts.append("Retrying may succeed.")
+    return " ".join(parts)
+
+
+def error_result(info: ErrorInfo) -> CallToolResult:
+    payload: dict[str, Any] = {"error": info.model_dump(mode="json", exclude_none=True)}
+    return CallToolResult(
+        content=[TextContent(type="text", text=error_text(info))],
+        structured_content=payload,
+        is_error=True,
+    )

@@ -1,0 +1,284 @@
+"""The agent-facing contract: the operations, their normalised inputs, and the canonical results.
+
+Results are the same shape whichever provider serves a tool; each names its `provider`. Inputs here are what
+providers receive *after* validation and normalisation (phones E.164, emails normalised), so a provider never
+re-checks an argument. Imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Operation(StrEnum):
+    ATTACH_CONTACT = "attach_contact"
+    ATTACH_IDENTITY = "attach_identity"
+    SET_VERIFICATION = "set_verification"
+    UPSERT_CONTACT = "upsert_contact"
+    CREATE_CONTACT = "create_contact"
+    GET_CONTACT = "get_contact"
+    FIND_CONTACTS = "find_contacts"
+
+
+ChannelType = Literal["blooio", "twilio", "whatsapp", "whatsapp_business", "rcs_business", "amb"]
+MethodType = Literal["phone", "email"]
+Outcome = Literal["created", "updated", "unchanged"]
+CustomValue = str | int | float | bool | None
+
+
+# Featurebase's company object, snake_case. No docstring: it would be published as a description.
+class Company(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, Field(min_length=1, max_length=500, description="Your id")]
+    name: Annotated[str, Field(min_length=1, max_length=500, description="Name")]
+    plan: Annotated[str | None, Field(max_length=500, description="Plan")] = None
+    monthly_spend: Annotated[float | None, Field(ge=0, description="Spend/month")] = None
+    industry: Annotated[str | None, Field(max_length=500, description="Industry")] = None
+    website: Annotated[str | None, Field(max_length=500, description="URL")] = None
+    company_size: Annotated[float | None, Field(ge=0, description="Employees")] = None
+
+
+# ---------- normalised inputs handed to providers ----------
+
+
+@dataclass(frozen=True, slots=True)
+class AttachContactInput:
+    end_user_id: str
+    channel: str
+    raw_value: str
+    type: str | None
+    normalized_value: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttachIdentityInput:
+    contact_id: str
+    identifier: str
+    channel_type: ChannelType | None
+    channel_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SetVerificationInput:
+    contact_id: str
+    type: MethodType
+    value: str
+    verified: bool
+    verified_at: str | None  # ISO 8601 UTC; None when clearing
+    verification_source: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertContactInput:
+    email: str | None
+    user_id: str | None
+    name: str | None = None
+    phone: str | None = None
+    locale: str | None = None
+    profile_picture: str | None = None
+    companies: tuple[Company, ...] | None = None
+    custom_fields: dict[str, CustomValue] | None = None
+    roles: tuple[str, ...] | None = None
+    subscribed_to_changelog: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreateContactInput:
+    username: str
+    phone_number: str
+    display_name: str | None
+    avatar_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FindContactsInput:
+    email: str | None = None
+    phone: str | None = None
+    username: str | None = None
+    user_id: str | None = None
+    query: str | None = None
+    limit: int = 20
+    cursor: str | None = None
+
+
+# ---------- canonical results ----------
+# Fields that may be unknown default to None and are left out of structuredContent when None (see `Result`),
+# so an agent reads only what is there and the published output schemas stay small.
+
+
+class Result(BaseModel):
+    provider: str
+
+    keys: ClassVar[tuple[str, ...]] = ()
+    """The fields programs key on (outcome flags, ids for the next call): the published output schema lists
+    these, to keep `tools/list` small; the result carries every field that is known."""
+
+    def summary(self) -> str:
+        raise NotImplementedError
+
+    def structured(self) -> dict[str, object]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class AttachedContact(Result):
+    """attach_contact: the verified contact method now on the end user."""
+
+    keys = ("created", "uid", "normalized_value")
+
+    created: bool
+    end_user_id: str
+    uid: str
+    channel: str
+    type: str | None = None
+    normalized_value: str
+    verification_method: str | None = None
+
+    def summary(self) -> str:
+        verb = "Attached" if self.created else "Already attached:"
+        return f"{verb} {self.channel} {self.normalized_value} to end user {self.end_user_id} (uid {self.uid})."
+
+
+class AttachedIdentity(Result):
+    """attach_identity: the identity on the contact."""
+
+    keys = ("created", "id", "identifier")
+
+    created: bool
+    id: str
+    contact_id: str
+    channel_type: str | None = None
+    identifier: str
+    channel_id: str | None = None
+    created_at: str | None = None
+
+    def summary(self) -> str:
+        verb = "Attached" if self.created else "Already attached:"
+        on = f" on {self.channel_type}" if self.channel_type else ""
+        return f"{verb} identity {self.identifier}{on} to contact {self.contact_id} (id {self.id})."
+
+
+class VerificationResult(Result):
+    """set_verification: the method's verification state after the change."""
+
+    keys = ("message", "verified")
+
+    message: Literal[
+        "Phone number verified", "Phone number verification cleared", "Email verified", "Email verification cleared"
+    ]
+    contact_id: str
+    type: MethodType
+    value: str
+    verified: bool
+    verified_at: str | None = None
+    verified_by: str | None = None
+    verification_source: str | None = None
+
+    def summary(self) -> str:
+        return f"{self.message}: {self.value} on contact {self.contact_id}."
+
+
+class UpsertResult(Result):
+    """upsert_contact: what was done and the contact's key fields."""
+
+    keys = ("outcome", "id")
+
+    outcome: Outcome
+    id: str
+    user_id: str | None = None
+    email: str | None = None
+    name: str | None = None
+    phone: str | None = None
+
+    def summary(self) -> str:
+        who = self.email or self.user_id or self.id
+        return f"Contact {who} {self.outcome} (id {self.id})."
+
+
+class CreatedContact(Result):
+    """create_contact: the new contact."""
+
+    keys = ("id", "username")
+
+    id: str
+    username: str
+    phone_number: str
+    display_name: str
+    avatar_url: str | None = None
+    created_at: str | None = None
+
+    def summary(self) -> str:
+        return f"Created contact {self.username} ({self.phone_number}), id {self.id}."
+
+
+class ContactMethod(BaseModel):
+    id: str
+    channel: str
+    type: str | None = None
+    raw_value: str
+    value: str
+    primary: bool
+    verified: bool
+    verified_at: str | None = None
+    verification_source: str | None = None
+    verification_method: str | None = None
+
+
+class Identity(BaseModel):
+    id: str
+    channel_type: str | None = None
+    identifier: str
+    channel_id: str | None = None
+    created_at: str
+
+
+class Contact(Result):
+    """get_contact: the whole contact."""
+
+    keys = ("id", "methods", "identities")
+
+    id: str
+    user_id: str | None = None
+    username: str | None = None
+    name: str | None = None
+    display_name: str | None = None
+    locale: str | None = None
+    profile_picture: str | None = None
+    companies: list[Company] = Field(default_factory=list)
+    custom_fields: dict[str, CustomValue] = Field(default_factory=dict)
+    roles: list[str] = Field(default_factory=list)
+    subscribed_to_changelog: bool | None = None
+    created_at: str
+    updated_at: str
+    methods: list[ContactMethod] = Field(default_factory=list)
+    identities: list[Identity] = Field(default_factory=list)
+
+    def summary(self) -> str:
+        who = self.name or self.display_name or self.username or self.user_id or self.id
+        return f"Contact {who} (id {self.id}): {len(self.methods)} method(s), {len(self.identities)} identity(ies)."
+
+
+class ContactSummary(BaseModel):
+    id: str
+    name: str | None = None
+    username: str | None = None
+    user_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+class ContactPage(Result):
+    """find_contacts: one page of matches."""
+
+    keys = ("contacts", "next_cursor")
+
+    contacts: list[ContactSummary]
+    next_cursor: str | None = None
+
+    def summary(self) -> str:
+        more = f"; more with cursor {self.next_cursor}" if self.next_cursor else ""
+        return f"Found {len(self.contacts)} contact(s){more}."

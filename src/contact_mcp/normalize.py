@@ -1,0 +1,126 @@
+"""Normalisation of phones, emails and channel handles: the one place values become canonical.
+
+Phones become E.164 (`phonenumbers`), emails the `email-validator` normal form lower-cased (TetherAI and Feather
+both compare emails case-insensitively), handles are trimmed. Every failure is an `InvalidArgument` naming the
+field and saying how to fix it. Imports nothing of ours but `errors`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from contact_mcp.errors import InvalidArgument
+
+ValueKind = Literal["phone", "email", "handle"]
+
+# Feather's typed channels (its AddContactRequest doc plus the newer instagram/facebook) and what each holds.
+CHANNEL_KINDS: dict[str, ValueKind] = {
+    "email": "email",
+    "phone": "phone",
+    "sms": "phone",
+    "voice": "phone",
+    "whatsapp": "phone",
+    "slack": "handle",
+    "twitter": "handle",
+    "instagram": "handle",
+    "facebook": "handle",
+}
+# Handles these networks treat case-insensitively; a leading "@" is decoration.
+_CASELESS_HANDLES = frozenset({"twitter", "instagram", "facebook"})
+
+
+def normalize_phone(raw: str, *, field: str, default_region: str | None = None) -> str:
+    """Return `raw` as E.164, or raise `InvalidArgument` saying how to write it."""
+    text = raw.strip()
+    if not text:
+        raise InvalidArgument("phone number is empty", field=field, hint="Give a number like +14155550123")
+    region = None if text.startswith("+") else default_region
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        if exc.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE:
+            raise InvalidArgument(
+                f"phone number {text!r} has no country code",
+                field=field,
+                hint="Write it in international +<country code> format, e.g. +14155550123"
+                + ("" if default_region else " (no CONTACT_MCP_DEFAULT_REGION is set)"),
+            ) from None
+        raise InvalidArgument(
+            f"{text!r} is not a phone number", field=field, hint="Give a number like +14155550123"
+        ) from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidArgument(
+            f"{text!r} is not a valid phone number",
+            field=field,
+            hint="Check the digits and the +<country code>, e.g. +14155550123",
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(raw: str, *, field: str) -> str:
+    """Return the normalised, lower-cased address, or raise `InvalidArgument` with the validator's reason."""
+    try:
+        result = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidArgument(
+            f"{raw.strip()!r} is not a valid email address: {exc}",
+            field=field,
+            hint="Give an address like name@example.com",
+        ) from None
+    return result.normalized.lower()
+
+
+def normalize_handle(channel: str, raw: str, *, field: str) -> str:
+    text = raw.strip()
+    if channel in _CASELESS_HANDLES:
+        text = text.removeprefix("@").lower()
+    if not text:
+        raise InvalidArgument(f"{channel} handle is empty", field=field, hint=f"Give the {channel} handle or id")
+    return text
+
+
+def normalize_identifier(raw: str, *, field: str, default_region: str | None = None) -> tuple[ValueKind, str]:
+    """A messaging identity is an email when it has an "@", else a phone (Blooio's two kinds)."""
+    if "@" in raw:
+        return "email", normalize_email(raw, field=field)
+    return "phone", normalize_phone(raw, field=field, default_region=default_region)
+
+
+def normalize_channel_value(
+    channel: str, raw: str, *, field: str, default_region: str | None = None
+) -> tuple[str | None, str]:
+    """Return (type, normalised value) for a Feather channel; an unknown channel is untyped and only trimmed."""
+    kind = CHANNEL_KINDS.get(channel)
+    if kind is None:
+        text = raw.strip()
+        if not text:
+            raise InvalidArgument("value is empty", field=field, hint="Give the address, number or handle")
+        return None, text
+    if kind == "phone":
+        return channel, normalize_phone(raw, field=field, default_region=default_region)
+    if kind == "email":
+        return channel, normalize_email(raw, field=field)
+    return channel, normalize_handle(channel, raw, field=field)
+
+
+def normalize_channel(raw: str, *, field: str) -> str:
+    channel = raw.strip().lower()
+    if not channel:
+        raise InvalidArgument("channel is empty", field=field, hint="Use email, phone, sms, whatsapp, slack, ...")
+    return channel
+
+
+def normalize_uuid(raw: str, *, field: str) -> str:
+    """Feather end users and local contacts are UUIDs; return the canonical lower-case hyphenated form."""
+    try:
+        return str(uuid.UUID(raw.strip()))
+    except ValueError:
+        raise InvalidArgument(
+            f"{field} must be a UUID",
+            field=field,
+            hint="Use the id returned by create/upsert/find, e.g. from find_contacts",
+        ) from None

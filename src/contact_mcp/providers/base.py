@@ -1,0 +1,67 @@
+"""The `Provider` interface: the contact operations as typed async methods.
+
+A provider declares the operations it serves in `operations`; the server routes a tool only to a provider that
+declares its operation, so the default bodies here (which raise) are never reached in a correct build. Every
+method takes a normalised input from `models` and returns a canonical result, or raises a `ContactError`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from contact_mcp.models import (
+    AttachContactInput,
+    AttachedContact,
+    AttachedIdentity,
+    AttachIdentityInput,
+    Contact,
+    ContactPage,
+    CreateContactInput,
+    CreatedContact,
+    FindContactsInput,
+    Operation,
+    SetVerificationInput,
+    UpsertContactInput,
+    UpsertResult,
+    VerificationResult,
+)
+
+
+class Provider:
+    """Base of the local store and the five HTTP clients."""
+
+    name: ClassVar[str]
+    """Registry key and the value of every result's `provider` field, e.g. "feather"."""
+    display_name: ClassVar[str]
+    operations: ClassVar[frozenset[Operation]]
+
+    async def aclose(self) -> None:
+        """Release what the provider holds (HTTP connections, the database)."""
+
+    async def probe(self) -> str:
+        """A cheap authenticated check for `contact-mcp doctor`; returns a one-line verdict or raises."""
+        return "no probe available for this provider"
+
+    def _unsupported(self, operation: Operation) -> NotImplementedError:
+        return NotImplementedError(f"{self.name} does not serve {operation}")
+
+    async def attach_contact(self, call: AttachContactInput) -> AttachedContact:
+        raise self._unsupported(Operation.ATTACH_CONTACT)
+
+    async def attach_identity(self, call: AttachIdentityInput) -> AttachedIdentity:
+        raise self._unsupported(Operation.ATTACH_IDENTITY)
+
+    async def set_verification(self, call: SetVerificationInput) -> VerificationResult:
+        raise self._unsupported(Operation.SET_VERIFICATION)
+
+    async def upsert_contact(self, call: UpsertContactInput) -> UpsertResult:
+        raise self._unsupported(Operation.UPSERT_CONTACT)
+
+    async def create_contact(self, call: CreateContactInput) -> CreatedContact:
+        raise self._unsupported(Operation.CREATE_CONTACT)
+
+    async def get_contact(self, contact_id: str) -> Contact:
+        raise self._unsupported(Operation.GET_CONTACT)
+
+    async def find_contacts(self, call: FindContactsInput) -> ContactPage:
+        raise self._unsupported(Operation.FIND_CONTACTS)

@@ -1,0 +1,190 @@
+"""`build_server(settings)`: the MCP server with the tools its enabled providers serve.
+
+The lifespan opens each enabled provider once (the SQLite store, one HTTP client per API) and closes it on
+shutdown. `ContactServer.call_tool` is the one place where a failed call becomes our structured error result:
+a `ContactError` from a tool, an argument that fails its Pydantic schema, an argument the tool does not declare,
+an unknown tool. Anything else is a bug and keeps the SDK's sanitised "Error executing tool" result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import httpx2
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.tools import Tool
+from mcp.types import CallToolResult
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from contact_mcp import providers
+from contact_mcp.errors import ContactError, ErrorCode, ErrorInfo, error_result
+from contact_mcp.models import Operation, Result
+from contact_mcp.schemas import compact_output_schema, portable_input_schema
+from contact_mcp.settings import Settings, load_settings
+from contact_mcp.tools import TOOLS, AppState, annotations_for
+
+log = logging.getLogger("contact_mcp")
+
+INSTRUCTIONS = (
+    "Contact tools. Phones are E.164 (+country code). Failed calls return structuredContent.error "
+    "{code, message, field, hint, retryable}: fix the named field, or retry only when retryable."
+)
+
+
+def _version() -> str:
+    try:
+        return version("contact-mcp")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+        return "0.0.0"
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def _hint(err: ErrorDetails, field: str) -> str:
+    kind = err["type"]
+    ctx: dict[str, Any] = dict(err.get("ctx") or {})
+    if kind == "missing":
+        return f"Add the required argument {field}"
+    if kind == "string_too_long":
+        return f"Shorten {field} to at most {ctx.get('max_length')} characters"
+    if kind == "string_too_short":
+        return f"{field} must not be empty"
+    if kind in ("too_long", "too_short"):
+        return f"Send between {ctx.get('min_length', 0)} and {ctx.get('max_length', 'any')} items in {field}"
+    if kind == "extra_forbidden":
+        return f"Remove {field}: it is not an accepted property"
+    return f"Correct {field} as the message says and call again"
+
+
+def validation_error_info(exc: ValidationError, provider: str | None) -> ErrorInfo:
+    """Pydantic's verdict, restated for a model: field paths and messages, never the rejected input."""
+    errors = exc.errors(include_url=False, include_input=False, include_context=True)
+    parts = [f"{_field_path(e['loc']) or 'arguments'}: {e['msg']}" for e in errors[:3]]
+    if len(errors) > 3:
+        parts.append(f"and {len(errors) - 3} more")
+    first_field = _field_path(errors[0]["loc"]) if errors else ""
+    return ErrorInfo(
+        code=ErrorCode.INVALID_ARGUMENT,
+        message="invalid arguments: " + "; ".join(parts),
+        field=first_field or None,
+        hint=_hint(errors[0], first_field) if errors else None,
+        provider=provider,
+    )
+
+
+class ContactServer(MCPServer[AppState]):
+    """An `MCPServer` whose tool failures are structured `ContactError` results."""
+
+    def __init__(self, *, tools: list[Tool], routing: Mapping[str, str], **kwargs: Any) -> None:
+        super().__init__(tools=tools, **kwargs)
+        self.routing = dict(routing)
+        self._accepted = {tool.name: frozenset(tool.parameters.get("properties", {})) for tool in tools}
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
+    ) -> Any:
+        provider = self.routing.get(name)
+        accepted = self._accepted.get(name)
+        if accepted is None:
+            return error_result(
+                ErrorInfo(
+                    code=ErrorCode.INVALID_ARGUMENT,
+                    message=f"there is no tool named {name!r}",
+                    hint="Available tools: " + ", ".join(sorted(self._accepted)),
+                )
+            )
+        unknown = sorted(set(arguments) - accepted)
+        if unknown:
+            return error_result(
+                ErrorInfo(
+                    code=ErrorCode.INVALID_ARGUMENT,
+                    message=f"unknown argument(s) {', '.join(unknown)}",
+                    field=unknown[0],
+                    hint=f"{name} accepts: {', '.join(sorted(accepted))}",
+                    provider=provider,
+                )
+            )
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            return self._as_result(name, exc, provider)
+
+    def _as_result(self, name: str, exc: ToolError, provider: str | None) -> CallToolResult:
+        cause = exc.__cause__
+        if isinstance(cause, ContactError):
+            info = cause.with_provider(provider).info() if provider else cause.info()
+            log.info("tool %s failed: %s %s", name, info.code.value, info.message)
+            return error_result(info)
+        if isinstance(cause, ValidationError) and not isinstance(exc, UnexpectedToolError):
+            info = validation_error_info(cause, provider)
+            log.info("tool %s rejected arguments: %s", name, info.field)
+            return error_result(info)
+        raise exc
+
+
+def _tool(operation: Operation, provider: str) -> Tool:
+    spec = next(s for s in TOOLS if s.operation is operation)
+    display = providers.provider_class(provider).display_name
+    doc = " ".join((spec.fn.__doc__ or "").split())
+    tool = Tool.from_function(
+        spec.fn,
+        name=operation.value,
+        title=spec.title,
+        description=f"{doc} Provider: {display}.",
+        annotations=annotations_for(spec, provider),
+    )
+    tool.parameters = portable_input_schema(tool.parameters)
+    output_model = tool.fn_metadata.output_model
+    keys: tuple[str, ...] = (
+        output_model.keys if isinstance(output_model, type) and issubclass(output_model, Result) else ()
+    )
+    tool.fn_metadata.output_schema = compact_output_schema(tool.fn_metadata.output_schema, keys)
+    return tool
+
+
+def build_server(
+    settings: Settings | None = None,
+    *,
+    transports: Mapping[str, httpx2.AsyncBaseTransport] | None = None,
+) -> ContactServer:
+    """Build the server; raises `ConfigError` for a configuration that cannot work (before any I/O)."""
+    settings = settings or load_settings()
+    routing = providers.select(settings)
+    ordered = [spec.operation for spec in TOOLS if spec.operation in routing]
+    tools = [_tool(op, routing[op]) for op in ordered]
+    enabled = list(dict.fromkeys(routing.values()))
+    transport_for = dict(transports or {})
+
+    @asynccontextmanager
+    async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        async with AsyncExitStack() as stack:
+            opened: dict[str, providers.Provider] = {}
+            for name in enabled:
+                provider = providers.build_provider(name, settings, transport=transport_for.get(name))
+                stack.push_async_callback(provider.aclose)
+                opened[name] = provider
+            yield AppState(
+                providers={op: opened[name] for op, name in routing.items()},
+                default_region=settings.default_region,
+            )
+
+    return ContactServer(
+        tools=tools,
+        routing={op.value: name for op, name in routing.items()},
+        name="contact-mcp",
+        version=_version(),
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        log_level=settings.log_level,  # type: ignore[arg-type]
+    )

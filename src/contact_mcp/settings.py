@@ -1,0 +1,135 @@
+"""Settings: the environment, read once into one typed object.
+
+Secrets come from the environment only and are `SecretStr`, so no repr, log line or error shows them. A bad value
+is a `ConfigError` naming the variable, never echoing what it held.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from contact_mcp.errors import ConfigError
+
+HTTP_PROVIDERS = ("feather", "tetherai", "blooio", "featurebase", "protocol")
+KNOWN_PROVIDERS = ("local", *HTTP_PROVIDERS)
+
+
+def _default_db() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "contact-mcp" / "contacts.db"
+
+
+def _env(name: str) -> Any:
+    return Field(default=None, validation_alias=AliasChoices(name))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, hide_input_in_errors=True)
+
+    providers: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("local",), validation_alias=AliasChoices("CONTACT_MCP_PROVIDERS")
+    )
+    db: Path = Field(default_factory=_default_db, validation_alias=AliasChoices("CONTACT_MCP_DB"))
+    default_region: str | None = _env("CONTACT_MCP_DEFAULT_REGION")
+    http_token: SecretStr | None = _env("CONTACT_MCP_HTTP_TOKEN")
+    log_level: str = Field(default="WARNING", validation_alias=AliasChoices("CONTACT_MCP_LOG_LEVEL"))
+
+    connect_timeout_s: float = Field(default=5.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_CONNECT_TIMEOUT"))
+    read_timeout_s: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_READ_TIMEOUT"))
+    max_response_bytes: int = Field(
+        default=1_048_576, gt=0, validation_alias=AliasChoices("CONTACT_MCP_MAX_RESPONSE_BYTES")
+    )
+    retry_attempts: int = Field(default=3, ge=1, le=10, validation_alias=AliasChoices("CONTACT_MCP_RETRY_ATTEMPTS"))
+    retry_deadline_s: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_RETRY_DEADLINE"))
+    retry_wait_initial_s: float = Field(
+        default=0.25, ge=0, validation_alias=AliasChoices("CONTACT_MCP_RETRY_WAIT_INITIAL")
+    )
+    retry_wait_max_s: float = Field(default=5.0, ge=0, validation_alias=AliasChoices("CONTACT_MCP_RETRY_WAIT_MAX"))
+
+    feather_api_key: SecretStr | None = _env("FEATHER_API_KEY")
+    feather_base_url: str = Field(
+        default="https://api-sandbox.featherhq.com", validation_alias=AliasChoices("FEATHER_BASE_URL")
+    )
+    tetherai_api_key: SecretStr | None = _env("TETHERAI_API_KEY")
+    tetherai_base_url: str | None = _env("TETHERAI_BASE_URL")
+    blooio_api_key: SecretStr | None = _env("BLOOIO_API_KEY")
+    blooio_base_url: str = Field(default="https://api.blooio.com/v4", validation_alias=AliasChoices("BLOOIO_BASE_URL"))
+    featurebase_api_key: SecretStr | None = _env("FEATUREBASE_API_KEY")
+    featurebase_base_url: str = Field(
+        default="https://do.featurebase.app", validation_alias=AliasChoices("FEATUREBASE_BASE_URL")
+    )
+    featurebase_api_version: str = Field(
+        default="2026-01-01.nova", validation_alias=AliasChoices("FEATUREBASE_API_VERSION")
+    )
+    featurebase_identity_secret: SecretStr | None = _env("FEATUREBASE_IDENTITY_SECRET")
+    protocol_api_key: SecretStr | None = _env("PROTOCOL_API_KEY")
+    protocol_base_url: str | None = _env("PROTOCOL_BASE_URL")
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            names = tuple(part.strip().lower() for part in value.split(",") if part.strip())
+            return names or ("local",)
+        return value
+
+    @field_validator("providers")
+    @classmethod
+    def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in value if name not in KNOWN_PROVIDERS]
+        if unknown:
+            raise ValueError(f"unknown provider(s) {', '.join(unknown)}; known: {', '.join(KNOWN_PROVIDERS)}")
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        import phonenumbers
+
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("must be an ISO 3166 two-letter country code such as US, GB or DE")
+        return region
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    def api_key(self, provider: str) -> SecretStr | None:
+        value: SecretStr | None = getattr(self, f"{provider}_api_key")
+        return value
+
+    def base_url(self, provider: str) -> str | None:
+        value: str | None = getattr(self, f"{provider}_base_url")
+        return value
+
+
+def _alias(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return field
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment (plus explicit overrides, for tests); a bad value is a `ConfigError`."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_input=False, include_url=False):
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            problems.append(f"{_alias(field)}: {err['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
