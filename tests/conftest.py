@@ -1,0 +1,62 @@
+"""Fixtures shared by the whole suite: settings on a temporary database, an in-memory MCP client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import stamina
+from mcp import Client
+
+from contact_mcp import Settings, build_server, load_settings
+
+# Environment variables our settings read; cleared for every test so the developer's shell cannot leak in.
+_OUR_ENV = (
+    "CONTACT_MCP_PROVIDERS",
+    "CONTACT_MCP_DB",
+    "CONTACT_MCP_DEFAULT_REGION",
+    "CONTACT_MCP_HTTP_TOKEN",
+    "CONTACT_MCP_LOG_LEVEL",
+    *(
+        f"{p}_{s}"
+        for p in ("FEATHER", "TETHERAI", "BLOOIO", "FEATUREBASE", "PROTOCOL")
+        for s in ("API_KEY", "BASE_URL")
+    ),
+    "FEATUREBASE_API_VERSION",
+    "FEATUREBASE_IDENTITY_SECRET",
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _OUR_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_retry_sleep() -> Iterator[None]:
+    """Retries still happen (attempt counts are real), but stamina never sleeps between them."""
+    with stamina.set_testing(True, attempts=10, cap=True):
+        yield
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "contacts.db"
+
+
+@pytest.fixture
+def settings(db_path: Path) -> Settings:
+    return load_settings(db=str(db_path))
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[Client]:
+    async with Client(build_server(settings), raise_exceptions=True) as c:
+        yield c
