@@ -158,12 +158,14 @@ def build_server(
     *,
     transports: Mapping[str, httpx2.AsyncBaseTransport] | None = None,
 ) -> ContactServer:
-    """Build the server; raises `ConfigError` for a configuration that cannot work (before any I/O)."""
+    """Build the server; raises `ConfigError` for a configuration that cannot work (checked before serving)."""
     settings = settings or load_settings()
     routing = providers.select(settings)
     ordered = [spec.operation for spec in TOOLS if spec.operation in routing]
     tools = [_tool(op, routing[op]) for op in ordered]
     enabled = list(dict.fromkeys(routing.values()))
+    for name in enabled:
+        providers.provider_class(name).preflight(settings)
     transport_for = dict(transports or {})
 
     @asynccontextmanager

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     db: Path = Field(default_factory=_default_db, validation_alias=AliasChoices("CONTACT_MCP_DB"))
     default_region: str | None = _env("CONTACT_MCP_DEFAULT_REGION")
     http_token: SecretStr | None = _env("CONTACT_MCP_HTTP_TOKEN")
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias=AliasChoices("CONTACT_MCP_ALLOWED_HOSTS")
+    )
     log_level: str = Field(default="WARNING", validation_alias=AliasChoices("CONTACT_MCP_LOG_LEVEL"))
 
     connect_timeout_s: float = Field(default=5.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_CONNECT_TIMEOUT"))
@@ -76,6 +79,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             names = tuple(part.strip().lower() for part in value.split(",") if part.strip())
             return names or ("local",)
+        return value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
     @field_validator("providers")

@@ -33,6 +33,8 @@ class ProviderFactory(Protocol):
     display_name: str
     operations: frozenset[Operation]
 
+    def preflight(self, settings: Settings) -> None: ...
+
     def from_settings(self, settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> Provider: ...
 
 

@@ -25,6 +25,7 @@ from contact_mcp.models import (
     UpsertResult,
     VerificationResult,
 )
+from contact_mcp.settings import Settings
 
 
 class Provider:
@@ -34,6 +35,11 @@ class Provider:
     """Registry key and the value of every result's `provider` field, e.g. "feather"."""
     display_name: ClassVar[str]
     operations: ClassVar[frozenset[Operation]]
+
+    @classmethod
+    def preflight(cls, settings: Settings) -> None:
+        """Check at start-up, before serving, what would otherwise fail on the first call (e.g. the database path);
+        raise `ConfigError` naming the variable to fix. Most providers have nothing to check."""
 
     async def aclose(self) -> None:
         """Release what the provider holds (HTTP connections, the database)."""
