@@ -248,14 +248,14 @@ class Contact(Result):
     display_name: str | None = None
     locale: str | None = None
     profile_picture: str | None = None
-    companies: list[Company] = Field(default_factory=list)
-    custom_fields: dict[str, CustomValue] = Field(default_factory=dict)
-    roles: list[str] = Field(default_factory=list)
+    companies: list[Company] = Field(default_factory=list[Company])
+    custom_fields: dict[str, CustomValue] = Field(default_factory=dict[str, CustomValue])
+    roles: list[str] = Field(default_factory=list[str])
     subscribed_to_changelog: bool | None = None
     created_at: str
     updated_at: str
-    methods: list[ContactMethod] = Field(default_factory=list)
-    identities: list[Identity] = Field(default_factory=list)
+    methods: list[ContactMethod] = Field(default_factory=list[ContactMethod])
+    identities: list[Identity] = Field(default_factory=list[Identity])
 
     def summary(self) -> str:
         who = self.name or self.display_name or self.username or self.user_id or self.id

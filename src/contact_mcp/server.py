@@ -9,7 +9,7 @@ an unknown tool. Anything else is a bug and keeps the SDK's sanitised "Error exe
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -169,7 +169,7 @@ def build_server(
     transport_for = dict(transports or {})
 
     @asynccontextmanager
-    async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
+    async def lifespan(server: MCPServer[AppState]) -> AsyncGenerator[AppState]:
         async with AsyncExitStack() as stack:
             opened: dict[str, providers.Provider] = {}
             for name in enabled:

@@ -138,7 +138,7 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = []
+        problems: list[str] = []
         for err in exc.errors(include_input=False, include_url=False):
             field = str(err["loc"][0]) if err["loc"] else "?"
             problems.append(f"{_alias(field)}: {err['msg']}")

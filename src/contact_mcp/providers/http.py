@@ -19,7 +19,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx2
@@ -100,25 +100,29 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, seconds)
 
 
+def _mapping(value: Any) -> Mapping[str, Any] | None:
+    return cast(Mapping[str, Any], value) if isinstance(value, Mapping) else None
+
+
 def parse_error_body(body: Any) -> ErrorDetail:
     """Read nested `{"error":{code,message}}`, Featurebase's `{"error":{type,code,message,param}}`, flat
     `{"error": "...", "message": "..."}`, TetherAI's `{"message","code"}` and FastAPI's `{"detail": [...]}`."""
-    if not isinstance(body, Mapping):
+    data = _mapping(body)
+    if data is None:
         return ErrorDetail()
-    data: Mapping[str, Any] = body  # pyright: ignore[reportUnknownVariableType]
-    error = data.get("error")
-    if isinstance(error, Mapping):
-        nested: Mapping[str, Any] = error  # pyright: ignore[reportUnknownVariableType]
+    nested = _mapping(data.get("error"))
+    if nested is not None:
         field = nested.get("param") or nested.get("field")
         code = nested.get("code") or nested.get("type")
         return ErrorDetail(
             code=str(code) if code is not None else None,
             message=_text(nested.get("message")),
-            field=str(field) if isinstance(field, str) and field else None,
+            field=field if isinstance(field, str) and field else None,
         )
     detail = data.get("detail")
     if isinstance(detail, list) and detail:
-        return _fastapi_detail(detail)  # pyright: ignore[reportUnknownArgumentType]
+        return _fastapi_detail(cast(list[Any], detail))
+    error = data.get("error")
     code = error if isinstance(error, str) else data.get("code")
     message = data.get("message")
     if message is None and isinstance(detail, str):
@@ -127,16 +131,17 @@ def parse_error_body(body: Any) -> ErrorDetail:
 
 
 def _fastapi_detail(detail: list[Any]) -> ErrorDetail:
-    first = detail[0]
-    if not isinstance(first, Mapping):
-        return ErrorDetail(code="validation_error", message=_text(first))
-    item: Mapping[str, Any] = first  # pyright: ignore[reportUnknownVariableType]
-    loc = item.get("loc")
-    parts = [str(p) for p in loc if p not in ("body", "path", "query")] if isinstance(loc, list) else []  # pyright: ignore[reportUnknownVariableType]
-    msgs = [_text(d.get("msg")) for d in detail if isinstance(d, Mapping)]  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType, reportUnknownVariableType]
+    items = [m for m in (_mapping(d) for d in detail) if m is not None]
+    if not items:
+        return ErrorDetail(code="validation_error", message=_text(detail[0]))
+    loc = items[0].get("loc")
+    parts = (
+        [str(p) for p in cast(list[Any], loc) if p not in ("body", "path", "query")] if isinstance(loc, list) else []
+    )
+    messages = [text for text in (_text(item.get("msg")) for item in items) if text]
     return ErrorDetail(
-        code=str(item.get("type") or "validation_error"),
-        message="; ".join(m for m in msgs if m) or None,
+        code=str(items[0].get("type") or "validation_error"),
+        message="; ".join(messages) or None,
         field=".".join(parts) or None,
     )
 
