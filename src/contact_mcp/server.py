@@ -9,6 +9,7 @@ an unknown tool. Anything else is a bug and keeps the SDK's sanitised "Error exe
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -67,18 +68,40 @@ def _hint(err: ErrorDetails, field: str) -> str:
     return f"Correct {field} as the message says and call again"
 
 
+# Pydantic names the member a union value failed against as a last location part ("str", "int", "list[str]").
+_UNION_TAG = re.compile(r"^(str|int|float|bool|none|[a-z-]+\[.*\])$")
+
+
+def _merge_unions(errors: list[ErrorDetails]) -> list[tuple[str, str, ErrorDetails]]:
+    """(field, message, first error) per field, folding a union's per-member failures into one line."""
+    grouped: dict[str, list[ErrorDetails]] = {}
+    for err in errors:
+        loc = err["loc"]
+        tagged = len(loc) > 1 and isinstance(loc[-1], str) and _UNION_TAG.match(loc[-1]) is not None
+        key = _field_path(loc[:-1] if tagged else loc)
+        grouped.setdefault(key, []).append(err)
+    merged: list[tuple[str, str, ErrorDetails]] = []
+    for field, group in grouped.items():
+        if len(group) == 1:
+            merged.append((field, group[0]["msg"], group[0]))
+        else:
+            kinds = [str(err["loc"][-1]) for err in group]
+            merged.append((field, "Input should be one of: " + ", ".join(kinds), group[0]))
+    return merged
+
+
 def validation_error_info(exc: ValidationError, provider: str | None) -> ErrorInfo:
     """Pydantic's verdict, restated for a model: field paths and messages, never the rejected input."""
-    errors = exc.errors(include_url=False, include_input=False, include_context=True)
-    parts = [f"{_field_path(e['loc']) or 'arguments'}: {e['msg']}" for e in errors[:3]]
+    errors = _merge_unions(exc.errors(include_url=False, include_input=False, include_context=True))
+    parts = [f"{field or 'arguments'}: {message}" for field, message, _ in errors[:3]]
     if len(errors) > 3:
         parts.append(f"and {len(errors) - 3} more")
-    first_field = _field_path(errors[0]["loc"]) if errors else ""
+    first_field, _, first = errors[0]
     return ErrorInfo(
         code=ErrorCode.INVALID_ARGUMENT,
         message="invalid arguments: " + "; ".join(parts),
         field=first_field or None,
-        hint=_hint(errors[0], first_field) if errors else None,
+        hint=_hint(first, first_field),
         provider=provider,
     )
 

@@ -145,7 +145,11 @@ async def attach_identity(
     """Attach a phone/email messaging identity to a contact."""
     state = _state(ctx)
     if channel_type == "amb" and not _opt(channel_id):
-        raise InvalidArgument("channel_id is required when channel_type is amb", field="channel_id")
+        raise InvalidArgument(
+            "channel_id is required when channel_type is amb",
+            field="channel_id",
+            hint="Pass the AMB channel's id (ch_...) as channel_id, or use another channel_type",
+        )
     _, normalized = normalize_identifier(identifier, field="identifier", default_region=state.default_region)
     call = AttachIdentityInput(
         contact_id=contact_id.strip(),
@@ -240,7 +244,7 @@ async def create_contact(
     state = _state(ctx)
     name = username.strip()
     if not name:
-        raise InvalidArgument("username is empty", field="username")
+        raise InvalidArgument("username is empty", field="username", hint="Pass the contact's Protocol username")
     call = CreateContactInput(
         username=name,
         phone_number=normalize_phone(phone_number, field="phone_number", default_region=state.default_region),

@@ -1,0 +1,88 @@
+"""Normalisation: phones to E.164, emails to one lower-cased form, channel values typed as Feather types them."""
+
+from __future__ import annotations
+
+import pytest
+
+from contact_mcp.errors import InvalidArgument
+from contact_mcp.normalize import (
+    normalize_channel_value,
+    normalize_email,
+    normalize_identifier,
+    normalize_phone,
+    normalize_uuid,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "expected"),
+    [
+        ("+1 (415) 555-0123", None, "+14155550123"),
+        ("  +44 20 7183 8750 ", None, "+442071838750"),
+        ("(415) 555-0123", "US", "+14155550123"),
+        ("020 7183 8750", "GB", "+442071838750"),
+        ("+14155550123", "GB", "+14155550123"),
+    ],
+    ids=["us-formatted", "gb-spaced", "national-with-region", "gb-national", "plus-ignores-region"],
+)
+def test_phones_become_e164(raw: str, region: str | None, expected: str) -> None:
+    assert normalize_phone(raw, field="phone", default_region=region) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("4155550123", "no country code"),
+        ("+1415555012", "not a valid phone number"),
+        ("hello", "not a phone number"),
+        ("   ", "empty"),
+    ],
+    ids=["no-country", "too-short", "letters", "blank"],
+)
+def test_bad_phones_say_what_is_wrong(raw: str, message: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        normalize_phone(raw, field="phone_number")
+    assert message in info.value.message
+    assert info.value.field == "phone_number"
+    assert info.value.hint
+
+
+def test_emails_are_normalised_and_lower_cased() -> None:
+    assert normalize_email("  Ann.Lee@EXAMPLE.com ", field="email") == "ann.lee@example.com"
+
+
+@pytest.mark.parametrize("raw", ["ann", "ann@", "@example.com", "a b@example.com", "ann@localhost"])
+def test_bad_emails_are_refused(raw: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        normalize_email(raw, field="email")
+    assert info.value.field == "email"
+
+
+@pytest.mark.parametrize(
+    ("channel", "raw", "expected"),
+    [
+        ("email", "Ann@Example.com", ("email", "ann@example.com")),
+        ("sms", "+1 415 555 0123", ("sms", "+14155550123")),
+        ("whatsapp", "+44 20 7183 8750", ("whatsapp", "+442071838750")),
+        ("twitter", " @AnnLee ", ("twitter", "annlee")),
+        ("slack", " U024BE7LH ", ("slack", "U024BE7LH")),
+        ("matrix", "  @ann:matrix.org  ", (None, "@ann:matrix.org")),
+    ],
+    ids=["email", "sms", "whatsapp", "twitter", "slack", "untyped"],
+)
+def test_channel_values_are_typed_and_normalised(channel: str, raw: str, expected: tuple[str | None, str]) -> None:
+    assert normalize_channel_value(channel, raw, field="value") == expected
+
+
+def test_identifiers_are_email_or_phone() -> None:
+    assert normalize_identifier("Ann@Example.com", field="identifier") == ("email", "ann@example.com")
+    assert normalize_identifier("+1 415 555 0123", field="identifier") == ("phone", "+14155550123")
+
+
+def test_uuids_are_canonical() -> None:
+    assert (
+        normalize_uuid(" 6F1C2A0E8A3B4C5D9E7F0A1B2C3D4E5F ", field="contact_id")
+        == "6f1c2a0e-8a3b-4c5d-9e7f-0a1b2c3d4e5f"
+    )
+    with pytest.raises(InvalidArgument):
+        normalize_uuid("ct_123", field="contact_id")

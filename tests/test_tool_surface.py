@@ -1,0 +1,139 @@
+"""What an MCP client sees in `tools/list`: names, titles, annotations, portable schemas, the token budget."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+import pytest
+from mcp import Client
+from mcp.types import Tool
+
+from contact_mcp.tools import TOOLS
+
+pytestmark = pytest.mark.anyio
+
+# tool: (title, readOnlyHint, destructiveHint, idempotentHint); openWorldHint is False on the local store.
+ANNOTATIONS: dict[str, tuple[str, bool, bool | None, bool | None]] = {
+    "attach_contact": ("Attach contact", False, False, True),
+    "attach_identity": ("Attach identity", False, False, True),
+    "set_verification": ("Set verification", False, True, True),
+    "upsert_contact": ("Upsert contact", False, True, True),
+    "create_contact": ("Create contact", False, False, False),
+    "get_contact": ("Get contact", True, None, None),
+    "find_contacts": ("Find contacts", True, None, None),
+}
+REQUIRED: dict[str, set[str]] = {
+    "attach_contact": {"end_user_id", "channel", "value"},
+    "attach_identity": {"contact_id", "identifier"},
+    "set_verification": {"contact_id", "type", "value", "verified"},
+    "upsert_contact": set(),
+    "create_contact": {"username", "phone_number"},
+    "get_contact": {"contact_id"},
+    "find_contacts": set(),
+}
+PROPERTIES: dict[str, set[str]] = {
+    "attach_contact": {"end_user_id", "channel", "value"},
+    "attach_identity": {"contact_id", "identifier", "channel_type", "channel_id"},
+    "set_verification": {"contact_id", "type", "value", "verified", "verification_source", "verified_at"},
+    "upsert_contact": {
+        "email",
+        "user_id",
+        "name",
+        "phone",
+        "locale",
+        "profile_picture",
+        "companies",
+        "custom_fields",
+        "roles",
+        "subscribed_to_changelog",
+    },
+    "create_contact": {"username", "phone_number", "display_name", "avatar_url"},
+    "get_contact": {"contact_id"},
+    "find_contacts": {"email", "phone", "username", "user_id", "query", "limit", "cursor"},
+}
+TOKEN_BUDGET = 1500
+
+
+async def _tools(client: Client) -> dict[str, Tool]:
+    return {tool.name: tool for tool in (await client.list_tools()).tools}
+
+
+async def test_local_store_offers_all_seven_tools_in_table_order(client: Client) -> None:
+    names = [tool.name for tool in (await client.list_tools()).tools]
+    assert names == [spec.operation.value for spec in TOOLS]
+    assert set(names) == set(ANNOTATIONS)
+
+
+@pytest.mark.parametrize("name", list(ANNOTATIONS))
+async def test_title_and_annotations_match_the_table(client: Client, name: str) -> None:
+    tool = (await _tools(client))[name]
+    title, read_only, destructive, idempotent = ANNOTATIONS[name]
+    hints = tool.annotations
+    assert hints is not None
+    assert tool.title == title
+    assert (hints.read_only_hint, hints.destructive_hint, hints.idempotent_hint) == (read_only, destructive, idempotent)
+    assert hints.open_world_hint is False
+
+
+@pytest.mark.parametrize("name", list(ANNOTATIONS))
+async def test_description_names_the_provider(client: Client, name: str) -> None:
+    tool = (await _tools(client))[name]
+    assert tool.description is not None
+    assert tool.description.endswith("Provider: local.")
+
+
+@pytest.mark.parametrize("name", list(ANNOTATIONS))
+async def test_arguments_are_the_public_contract(client: Client, name: str) -> None:
+    schema = (await _tools(client))[name].input_schema
+    assert set(schema["properties"]) == PROPERTIES[name]
+    assert set(schema.get("required", [])) == REQUIRED[name]
+
+
+def _walk(node: Any, path: str = "$") -> list[tuple[str, dict[str, Any]]]:
+    """Every schema object below `node`, with its JSON path."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(node, dict):
+        mapping = cast(dict[str, Any], node)
+        found.append((path, mapping))
+        for name, sub in cast(dict[str, Any], mapping.get("properties", {})).items():
+            found.extend(_walk(sub, f"{path}.{name}"))
+        if "items" in mapping:
+            found.extend(_walk(mapping["items"], f"{path}[]"))
+    return found
+
+
+@pytest.mark.parametrize("name", list(ANNOTATIONS))
+async def test_input_schema_is_portable(client: Client, name: str) -> None:
+    schema = (await _tools(client))[name].input_schema
+    text = json.dumps(schema)
+    assert schema["type"] == "object"
+    for banned in ("$ref", "$defs", "anyOf", "oneOf", "allOf", '"title"'):
+        assert banned not in text, f"{name} input schema contains {banned}"
+    for path, node in _walk(schema):
+        assert not isinstance(node.get("type"), list), f"type array at {path}"
+        if path != "$":
+            assert node.get("description") or path.endswith("[]"), f"{name}: {path} is not described"
+        if node.get("type") == "object" and path != "$" and "properties" not in node:
+            assert "description" in node, f"free-form object at {path} must say what it holds"
+
+
+@pytest.mark.parametrize("name", list(ANNOTATIONS))
+async def test_output_schema_is_published_and_matches_results(client: Client, name: str) -> None:
+    tool = (await _tools(client))[name]
+    schema = tool.output_schema
+    assert schema is not None
+    assert schema["type"] == "object"
+    assert schema["properties"], f"{name} publishes no result fields"
+    for field, sub in schema["properties"].items():
+        assert isinstance(sub.get("type"), str), f"{name}.{field} has no single type"
+
+
+async def test_whole_tool_list_fits_the_token_budget(client: Client, capsys: pytest.CaptureFixture[str]) -> None:
+    """Agents pay for every token of tools/list on every turn: JSON length / 4 of the wire answer."""
+    result = await client.list_tools()
+    wire = result.model_dump_json(by_alias=True, exclude_none=True)
+    tokens = len(wire) / 4
+    with capsys.disabled():
+        print(f"\ntools/list for {len(result.tools)} tools: {len(wire)} JSON characters ~ {tokens:.0f} tokens")
+    assert tokens <= TOKEN_BUDGET
