@@ -1,0 +1,229 @@
+"""The `contact-mcp` command line: `serve` (the default), `demo`, `manifest` and `doctor`.
+
+Each command is a small function returning its exit code; `main` parses, dispatches and turns a `ConfigError`
+into one line on stderr and exit code 2, because a configuration problem is the operator's to fix and a
+traceback would only bury the variable's name. Logs go to stderr (in stdio mode stdout is the protocol).
+Heavy imports (the transports, the MCP client) happen inside the command that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal, cast
+
+import anyio
+from pydantic import SecretStr
+
+from contact_mcp.errors import ConfigError, ContactError
+from contact_mcp.settings import Settings, load_settings
+
+log = logging.getLogger("contact_mcp")
+
+Transport = Literal["stdio", "sse", "http"]
+_DEFAULT_MANIFEST_DIR = Path("tool_manifests")
+
+
+def _configure_logging(level: str = "WARNING") -> None:
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level)
+
+
+# ---------- serve ----------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    _configure_logging(settings.log_level)
+    from contact_mcp import transport
+
+    transport.run(
+        settings,
+        transport=cast(Transport, args.transport),
+        host=cast(str, args.host),
+        port=cast(int, args.port),
+    )
+    return 0
+
+
+# ---------- demo ----------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from contact_mcp.demo import run_demo
+
+    return anyio.run(run_demo)
+
+
+# ---------- manifest ----------
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    from contact_mcp import manifests
+
+    directory = cast(Path, args.dir)
+    files = manifests.rendered()
+    if cast(bool, args.check):
+        stale = manifests.drifted(directory, files)
+        if stale:
+            print(f"contact-mcp: tool manifests in {directory} differ from the code:", file=sys.stderr)
+            for name in stale:
+                print(f"  {directory / name}", file=sys.stderr)
+            print("Run `contact-mcp manifest` to regenerate them.", file=sys.stderr)
+            return 1
+        print(f"tool manifests in {directory} are up to date ({len(files)} files)")
+        return 0
+    for path in manifests.write(directory, files):
+        print(f"wrote {path}")
+    return 0
+
+
+# ---------- doctor ----------
+
+
+def mask(secret: SecretStr) -> str:
+    """Enough to tell two keys apart, never enough to use one: the last 4 characters of a long secret only."""
+    value = secret.get_secret_value()
+    return f"****{value[-4:]}" if len(value) >= 12 else "****"
+
+
+def _alias(field: str) -> str:
+    alias = Settings.model_fields[field].validation_alias
+    choices = getattr(alias, "choices", None)
+    return str(choices[0]) if choices else field.upper()
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "(not set)"
+    if isinstance(value, SecretStr):
+        return mask(value)
+    if isinstance(value, tuple):
+        return ",".join(str(item) for item in cast(tuple[object, ...], value)) or "(none)"
+    return str(value)
+
+
+def _print_settings(settings: Settings) -> None:
+    print("Configuration:")
+    names = list(Settings.model_fields)
+    width = max(len(_alias(name)) for name in names)
+    for name in names:
+        print(f"  {_alias(name):<{width}}  {_shown(getattr(settings, name))}")
+
+
+async def _probe(name: str, settings: Settings) -> bool:
+    from contact_mcp import providers
+
+    provider = providers.build_provider(name, settings)
+    try:
+        verdict = await provider.probe()
+    except ContactError as exc:
+        print(f"  {name:<12} FAIL  {exc.code.value}: {exc.message}")
+        return False
+    except Exception as exc:
+        log.debug("probe of %s raised", name, exc_info=True)
+        print(f"  {name:<12} FAIL  unexpected {type(exc).__name__}: {exc}")
+        return False
+    finally:
+        await provider.aclose()
+    print(f"  {name:<12} ok    {verdict}")
+    return True
+
+
+def _served_by(name: str) -> str:
+    from contact_mcp import providers
+
+    display = providers.provider_class(name).display_name
+    return name if display == name else f"{name} ({display})"
+
+
+async def _doctor(settings: Settings) -> int:
+    from contact_mcp import providers
+    from contact_mcp.tools import TOOLS
+
+    routing = providers.select(settings)
+    print("\nTools:")
+    for spec in TOOLS:
+        name = routing.get(spec.operation)
+        served = _served_by(name) if name else "not served"
+        print(f"  {spec.operation.value:<17} {served}")
+    enabled = list(dict.fromkeys(routing.values()))
+    for name in enabled:
+        providers.provider_class(name).preflight(settings)
+    print("\nProbes:")
+    results = [await _probe(name, settings) for name in enabled]
+    return 0 if all(results) else 1
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    _print_settings(settings)
+    return anyio.run(_doctor, settings)
+
+
+# ---------- parsing and dispatch ----------
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("contact-mcp")
+    except PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
+        return "0.0.0"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="contact-mcp",
+        description="An MCP server with contact tools. Without a command, `serve` runs.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve the tools over MCP (default)")
+    serve.add_argument("--transport", choices=("stdio", "sse", "http"), default="stdio", help="default: stdio")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP/SSE bind address (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="HTTP/SSE port (default: 8000)")
+    serve.set_defaults(handler=cmd_serve)
+
+    demo = commands.add_parser("demo", help="call every tool once on a temporary database and show the results")
+    demo.set_defaults(handler=cmd_demo)
+
+    manifest = commands.add_parser("manifest", help="write the tool manifests for OpenAI, Anthropic and Gemini")
+    manifest.add_argument("--check", action="store_true", help="write nothing; exit 1 if the files differ")
+    manifest.add_argument(
+        "--dir",
+        type=Path,
+        default=_DEFAULT_MANIFEST_DIR,
+        help="directory of the manifests (default: tool_manifests, relative to the current directory)",
+    )
+    manifest.set_defaults(handler=cmd_manifest)
+
+    doctor = commands.add_parser("doctor", help="show the configuration, the tool routing and provider probes")
+    doctor.set_defaults(handler=cmd_doctor)
+    return parser
+
+
+def _with_default_command(argv: Sequence[str]) -> list[str]:
+    args = list(argv)
+    if not args or (args[0].startswith("-") and args[0] not in ("-h", "--help", "--version")):
+        return ["serve", *args]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the `contact-mcp` script and `python -m contact_mcp`."""
+    args = build_parser().parse_args(_with_default_command(sys.argv[1:] if argv is None else argv))
+    _configure_logging()
+    try:
+        code = cast(int, args.handler(args))
+    except ConfigError as exc:
+        print(f"contact-mcp: {exc}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)

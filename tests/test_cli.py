@@ -1,0 +1,163 @@
+"""The command line: the demo end to end, doctor's report, one-line configuration errors, manifest writing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client
+
+from contact_mcp import manifests
+from contact_mcp.cli import main
+from contact_mcp.models import Operation
+from tests.stdio_server import server_params
+
+pytestmark = pytest.mark.anyio
+
+SECRET = "some-long-secret-value-1234"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """`python -m contact_mcp ...` in a child, with our (cleaned) environment plus `env`."""
+    return subprocess.run(
+        [sys.executable, "-m", "contact_mcp", *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def exit_code(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    return int(exit_info.value.code or 0)
+
+
+# ---------- demo ----------
+
+
+def test_demo_calls_every_tool_and_shows_the_deliberate_error() -> None:
+    done = run_cli("demo")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for operation in Operation:
+        assert f"{operation.value} {{" in done.stdout, operation
+    assert "error (expected)" in done.stdout
+    assert '"code": "invalid_argument"' in done.stdout
+    assert "UNEXPECTED" not in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+# ---------- serve ----------
+
+
+async def test_serve_is_the_default_command(db_path: Path) -> None:
+    params = server_params({"CONTACT_MCP_DB": str(db_path)})
+    params.args = ["-m", "contact_mcp"]
+    with anyio.fail_after(60):
+        async with Client(params) as client:
+            tools = await client.list_tools()
+    assert [tool.name for tool in tools.tools] == [op.value for op in Operation]
+
+
+# ---------- doctor ----------
+
+
+def test_doctor_masks_secrets_and_shows_which_provider_serves_each_tool(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CONTACT_MCP_HTTP_TOKEN", SECRET)
+    monkeypatch.setenv("CONTACT_MCP_DB", str(db_path))
+    assert exit_code(["doctor"]) == 0
+    out, err = capsys.readouterr()
+    assert "****1234" in out
+    assert SECRET not in out + err
+    assert str(db_path) in out
+    for operation in Operation:
+        line = next(line for line in out.splitlines() if line.strip().startswith(operation.value))
+        assert "local" in line, line
+    assert "Probes:" in out
+
+
+def test_doctor_never_shows_a_short_secret(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CONTACT_MCP_HTTP_TOKEN", "abcd1234")
+    monkeypatch.setenv("CONTACT_MCP_DB", str(db_path))
+    assert exit_code(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "1234" not in out
+    assert "CONTACT_MCP_HTTP_TOKEN" in out
+
+
+def test_doctor_fails_when_a_provider_probe_fails(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing listens on port 9 of 127.0.0.1: the probe's error is reported as a line, not a traceback."""
+    monkeypatch.setenv("CONTACT_MCP_DB", str(db_path))
+    monkeypatch.setenv("CONTACT_MCP_PROVIDERS", "feather")
+    monkeypatch.setenv("FEATHER_API_KEY", SECRET)
+    monkeypatch.setenv("FEATHER_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("CONTACT_MCP_RETRY_ATTEMPTS", "1")
+    assert exit_code(["doctor"]) == 1
+    out, err = capsys.readouterr()
+    assert "feather" in out
+    assert "FAIL" in out
+    assert "Traceback" not in out + err
+    assert SECRET not in out + err
+
+
+# ---------- configuration errors ----------
+
+
+_UNKNOWN_PROVIDER = {"CONTACT_MCP_PROVIDERS": "nope"}
+_BAD_REGION = {"CONTACT_MCP_DEFAULT_REGION": "XX"}
+_MISSING_KEY = {"CONTACT_MCP_PROVIDERS": "feather", "FEATHER_BASE_URL": "http://127.0.0.1:9"}
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "variable"),
+    [
+        pytest.param(["serve"], _UNKNOWN_PROVIDER, "CONTACT_MCP_PROVIDERS", id="serve-unknown-provider"),
+        pytest.param(["serve"], _BAD_REGION, "CONTACT_MCP_DEFAULT_REGION", id="serve-bad-region"),
+        pytest.param(["serve"], _MISSING_KEY, "FEATHER_API_KEY", id="serve-missing-key"),
+        pytest.param([], _UNKNOWN_PROVIDER, "CONTACT_MCP_PROVIDERS", id="default-command-unknown-provider"),
+        pytest.param(["doctor"], _UNKNOWN_PROVIDER, "CONTACT_MCP_PROVIDERS", id="doctor-unknown-provider"),
+        pytest.param(["doctor"], _BAD_REGION, "CONTACT_MCP_DEFAULT_REGION", id="doctor-bad-region"),
+        pytest.param(["doctor"], _MISSING_KEY, "FEATHER_API_KEY", id="doctor-missing-key"),
+        pytest.param(["manifest", "--check"], _BAD_REGION, "CONTACT_MCP_DEFAULT_REGION", id="manifest-bad-region"),
+    ],
+)
+def test_a_configuration_error_is_one_line_naming_the_variable_and_exit_2(
+    args: list[str], env: dict[str, str], variable: str
+) -> None:
+    done = run_cli(*args, env=env)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("contact-mcp: ")
+    assert variable in lines[0]
+    assert "Traceback" not in done.stderr
+
+
+# ---------- manifest ----------
+
+
+def test_manifest_writes_every_file_into_the_given_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "out"
+    assert exit_code(["manifest", "--dir", str(target)]) == 0
+    assert sorted(path.name for path in target.iterdir()) == sorted(manifests.FILES)
+    for name in manifests.FILES:
+        text = (target / name).read_text()
+        assert text.endswith(("}\n", "]\n"))
+        json.loads(text)
+    out = capsys.readouterr().out
+    assert all(name in out for name in manifests.FILES)
