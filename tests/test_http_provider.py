@@ -95,6 +95,10 @@ async def fail(provider: Dummy, *, replayable: bool = True) -> ContactError:
             {"detail": [{"loc": ["body", "channel"], "msg": "Field required", "type": "missing"}]},
             ErrorDetail("missing", "Field required", "channel"),
         ),
+        (
+            {"detail": [{"loc": ["body", "companies", 2, "name"], "msg": "Field required", "type": "missing"}]},
+            ErrorDetail("missing", "Field required", "companies[2].name"),
+        ),
         ({"detail": "Not authenticated"}, ErrorDetail(None, "Not authenticated")),
         ("plain text", ErrorDetail()),
         (None, ErrorDetail()),
@@ -107,6 +111,7 @@ async def fail(provider: Dummy, *, replayable: bool = True) -> ContactError:
         "tetherai",
         "message-only",
         "fastapi-422",
+        "fastapi-index",
         "fastapi-str",
         "not-object",
         "empty",

@@ -135,14 +135,17 @@ def _fastapi_detail(detail: list[Any]) -> ErrorDetail:
     if not items:
         return ErrorDetail(code="validation_error", message=_text(detail[0]))
     loc = items[0].get("loc")
-    parts = (
-        [str(p) for p in cast(list[Any], loc) if p not in ("body", "path", "query")] if isinstance(loc, list) else []
-    )
+    where = cast(list[Any], loc) if isinstance(loc, list) else []
+    path = ""
+    for part in where:
+        if part in ("body", "path", "query"):
+            continue
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     messages = [text for text in (_text(item.get("msg")) for item in items) if text]
     return ErrorDetail(
         code=str(items[0].get("type") or "validation_error"),
         message="; ".join(messages) or None,
-        field=".".join(parts) or None,
+        field=path or None,
     )
 
 
