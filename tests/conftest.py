@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -11,27 +12,16 @@ from mcp import Client
 
 from contact_mcp import Settings, build_server, load_settings
 
-# Environment variables our settings read; cleared for every test so the developer's shell cannot leak in.
-_OUR_ENV = (
-    "CONTACT_MCP_PROVIDERS",
-    "CONTACT_MCP_DB",
-    "CONTACT_MCP_DEFAULT_REGION",
-    "CONTACT_MCP_HTTP_TOKEN",
-    "CONTACT_MCP_LOG_LEVEL",
-    *(
-        f"{p}_{s}"
-        for p in ("FEATHER", "TETHERAI", "BLOOIO", "FEATUREBASE", "PROTOCOL")
-        for s in ("API_KEY", "BASE_URL")
-    ),
-    "FEATUREBASE_API_VERSION",
-    "FEATUREBASE_IDENTITY_SECRET",
-)
+# Prefixes of the environment variables our settings read; cleared for every test so the developer's shell
+# cannot leak in.
+_OUR_PREFIXES = ("CONTACT_MCP_", "FEATHER_", "TETHERAI_", "BLOOIO_", "FEATUREBASE_", "PROTOCOL_")
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in _OUR_ENV:
-        monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):
+        if name.startswith(_OUR_PREFIXES):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture(autouse=True)
