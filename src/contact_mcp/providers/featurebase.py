@@ -1,0 +1,277 @@
+"""`FeaturebaseClient`: `upsert_contact` served by Featurebase's `POST /v2/contacts` (API `2026-01-01.nova`+).
+
+Reads top to bottom: configuration (key, `Featurebase-Version` on every request, the optional identity-verification
+secret), the request body in Featurebase's field names, the mapping of the contact it answers (201 created,
+200 updated) into `UpsertResult`, and the mapping of its `{"error":{type,code,message,param,status}}` envelope,
+whose camelCase `param` becomes the snake_case argument the agent passed. The upsert is idempotent, so it is
+replayed after a 429/502/503/504 or a dropped connection. When `FEATUREBASE_IDENTITY_SECRET` is set the client
+signs the contact (`userHash`), so the agent never sees the secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any, cast
+
+import httpx2
+
+from contact_mcp.errors import ConfigError, ContactError, NotFound, ProviderError
+from contact_mcp.models import Company, Operation, UpsertContactInput, UpsertResult
+from contact_mcp.providers.http import ErrorDetail, HttpOptions, HttpProvider, parse_retry_after, path_segment
+from contact_mcp.settings import Settings
+
+VERSION_HEADER = "Featurebase-Version"
+# The first API version that serves the v2 contacts endpoints.
+MIN_API_VERSION = "2026-01-01.nova"
+_VERSION = re.compile(r"^(\d{4}-\d{2}-\d{2})\.[A-Za-z0-9]+$")
+
+# Featurebase's parameter names -> the tool's argument names (company fields included).
+_ARGUMENT_NAMES = {
+    "userId": "user_id",
+    "profilePicture": "profile_picture",
+    "customFields": "custom_fields",
+    "subscribedToChangelog": "subscribed_to_changelog",
+    "monthlySpend": "monthly_spend",
+    "companySize": "company_size",
+}
+# Parameters the client sets itself, never the agent: an error about them is the operator's to fix.
+_SERVER_SET = frozenset({"userHash", VERSION_HEADER})
+_PARAM_TOKEN = re.compile(r"[^.\[\]]+")
+_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
+# Above this, X-RateLimit-Reset reads as a Unix time rather than a number of seconds.
+_UNIX_TIME_FLOOR = 1_000_000_000
+
+
+class FeaturebaseClient(HttpProvider):
+    """Featurebase's contacts API, for `upsert_contact`."""
+
+    name = "featurebase"
+    display_name = "Featurebase"
+    operations = frozenset({Operation.UPSERT_CONTACT})
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        api_version: str = MIN_API_VERSION,
+        identity_secret: str | None = None,
+        options: HttpOptions | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(base_url=base_url, api_key=api_key, options=options, transport=transport)
+        self.api_version = api_version
+        self._identity_secret = identity_secret.encode() if identity_secret else None
+        self.client.headers[VERSION_HEADER] = api_version
+        self.client.event_hooks["response"].append(_reset_as_retry_after)
+
+    @classmethod
+    def preflight(cls, settings: Settings) -> None:
+        check_api_version(settings.featurebase_api_version)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None
+    ) -> FeaturebaseClient:
+        key = settings.featurebase_api_key
+        if key is None:
+            raise ConfigError("FEATUREBASE_API_KEY is not set, but CONTACT_MCP_PROVIDERS enables featurebase")
+        secret = settings.featurebase_identity_secret
+        secret_text = secret.get_secret_value().strip() if secret is not None else ""
+        return cls(
+            base_url=settings.featurebase_base_url,
+            api_key=key.get_secret_value(),
+            api_version=settings.featurebase_api_version.strip(),
+            identity_secret=secret_text or None,
+            options=HttpOptions.from_settings(settings),
+            transport=transport,
+        )
+
+    # ---------- the operation ----------
+
+    async def upsert_contact(self, call: UpsertContactInput) -> UpsertResult:
+        status, body = await self.request("POST", "/v2/contacts", replayable=True, json_body=self.contact_body(call))
+        return self._result(status, body)
+
+    async def probe(self) -> str:
+        """Featurebase documents no cheap read of v2 contacts, so look up a user id that cannot exist: its 404
+        (in Featurebase's envelope) proves the key, the API version and the base URL; 401/403 raise."""
+        probe_id = f"contact-mcp-probe-{secrets.token_hex(8)}"
+        verdict = f"{self.base_url} accepted the key and API version {self.api_version}"
+        try:
+            await self.request("GET", f"/v2/contacts/by-user-id/{path_segment(probe_id)}", replayable=True)
+        except NotFound as exc:
+            if exc.status == 404:
+                return verdict
+            raise
+        return verdict
+
+    def contact_body(self, call: UpsertContactInput) -> dict[str, Any]:
+        """The request body: Featurebase's field names, only the fields that were given."""
+        body: dict[str, Any] = {}
+        scalars: tuple[tuple[str, object], ...] = (
+            ("email", call.email),
+            ("userId", call.user_id),
+            ("name", call.name),
+            ("phone", call.phone),
+            ("locale", call.locale),
+            ("profilePicture", call.profile_picture),
+            ("subscribedToChangelog", call.subscribed_to_changelog),
+        )
+        body.update((key, value) for key, value in scalars if value is not None)
+        if call.companies is not None:
+            body["companies"] = [_company(company) for company in call.companies]
+        if call.custom_fields is not None:
+            body["customFields"] = dict(call.custom_fields)
+        if call.roles is not None:
+            body["roles"] = list(call.roles)
+        signed = self.user_hash(call.user_id or call.email)
+        if signed is not None:
+            body["userHash"] = signed
+        return body
+
+    def user_hash(self, identifier: str | None) -> str | None:
+        """Identity verification: hex HMAC-SHA256 of the userId (or email) keyed with the workspace secret."""
+        if self._identity_secret is None or not identifier:
+            return None
+        return hmac.new(self._identity_secret, identifier.encode(), hashlib.sha256).hexdigest()
+
+    # ---------- response mapping ----------
+
+    def _result(self, status: int, body: Any) -> UpsertResult:
+        contact = cast(Mapping[str, Any], body if isinstance(body, Mapping) else {})
+        contact_id = contact.get("id")
+        if not isinstance(contact_id, str) or not contact_id:
+            raise ProviderError(
+                f"Featurebase answered {status} without a contact id",
+                provider=self.name,
+                status=status,
+                retryable=True,
+                hint="The upsert is idempotent: calling again with the same arguments is safe",
+            )
+        return UpsertResult(
+            provider=self.name,
+            # Featurebase answers 201 for a new contact and 200 for any update; it cannot tell "unchanged".
+            outcome="created" if status == 201 else "updated",
+            id=contact_id,
+            user_id=_text(contact.get("userId")),
+            email=_text(contact.get("email")),
+            name=_text(contact.get("name")),
+            phone=_text(contact.get("phone")),
+        )
+
+    # ---------- error mapping ----------
+
+    def error_for_status(self, status: int, detail: ErrorDetail, headers: httpx2.Headers) -> ContactError:
+        param = detail.field
+        if param in _SERVER_SET or detail.code == "invalid_api_version":
+            return self._operator_error(status, detail)
+        if status == 404 and detail.message is None and detail.code is None:
+            return ProviderError(
+                "Featurebase answered 404 without its error envelope",
+                provider=self.name,
+                status=status,
+                hint="FEATUREBASE_BASE_URL may not point at the Featurebase API; the operator must check it",
+            )
+        return super().error_for_status(status, replace(detail, field=argument_name(param)), headers)
+
+    def hint_for(self, status: int, detail: ErrorDetail) -> str | None:
+        if status == 400 and detail.field is None:
+            return "Correct the argument the message names and call again"
+        if status == 403:
+            return "FEATUREBASE_API_KEY is valid but may not use contacts; the operator must use a key with access"
+        if status == 404:
+            return "Featurebase has no such contact or endpoint; upsert_contact arguments cannot cause this"
+        if status == 410:
+            return "Featurebase no longer serves this; the operator should check FEATUREBASE_API_VERSION"
+        if status == 429:
+            return "Featurebase allows 2,000 requests per minute per key; wait retry_after_s, then call again"
+        if status >= 500:
+            return "Featurebase failed; the upsert is idempotent, so calling again is safe"
+        return None
+
+    def _operator_error(self, status: int, detail: ErrorDetail) -> ContactError:
+        if detail.field == VERSION_HEADER or detail.code == "invalid_api_version":
+            hint = (
+                f"The server sends {VERSION_HEADER}: {self.api_version}; the operator must set "
+                f"FEATUREBASE_API_VERSION to {MIN_API_VERSION} or newer"
+            )
+        else:
+            hint = f"The server computes {detail.field}; the operator must check FEATUREBASE_IDENTITY_SECRET"
+        return ProviderError(
+            detail.message or f"Featurebase refused the server's {detail.field}",
+            provider=self.name,
+            status=status,
+            hint=hint,
+        )
+
+
+def check_api_version(version: str) -> None:
+    """A start-up check: the version must look like Featurebase's and be new enough for v2 contacts."""
+    match = _VERSION.match(version.strip())
+    if match is None:
+        raise ConfigError(f"FEATUREBASE_API_VERSION must look like {MIN_API_VERSION} (a date, a dot and a name)")
+    if match.group(1) < MIN_API_VERSION.split(".", 1)[0]:
+        raise ConfigError(
+            f"FEATUREBASE_API_VERSION is older than {MIN_API_VERSION}, the first version with v2 contacts"
+        )
+
+
+def argument_name(param: str | None) -> str | None:
+    """Featurebase's `param` as the tool's argument path: `companies.0.monthlySpend` -> `companies[0].monthly_spend`.
+
+    Keys under customFields are the caller's own and are kept as given.
+    """
+    if not param:
+        return None
+    path = ""
+    verbatim = False
+    for token in _PARAM_TOKEN.findall(param.removeprefix("body.")):
+        if token.isdigit():
+            path += f"[{token}]"
+            continue
+        name = token if verbatim else _ARGUMENT_NAMES.get(token, _CAMEL.sub(r"_\1", token).lower())
+        verbatim = verbatim or token == "customFields"
+        path += f".{name}" if path else name
+    return path or None
+
+
+def _company(company: Company) -> dict[str, Any]:
+    fields: tuple[tuple[str, object], ...] = (
+        ("id", company.id),
+        ("name", company.name),
+        ("plan", company.plan),
+        ("monthlySpend", company.monthly_spend),
+        ("industry", company.industry),
+        ("website", company.website),
+        ("companySize", company.company_size),
+    )
+    return {key: value for key, value in fields if value is not None}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+async def _reset_as_retry_after(response: httpx2.Response) -> None:
+    """[ASSUMPTION] Featurebase's 429 carries Retry-After; when one does not, X-RateLimit-Reset (seconds to the end
+    of the window) says the same, so it becomes the Retry-After that HttpProvider's retry rule honours.
+
+    A workaround, not a design: HttpProvider reads only Retry-After, and offers no hook for the retry delay.
+    A Reset large enough to be a Unix time is turned into seconds from now.
+    """
+    if response.status_code != 429 or "retry-after" in response.headers:
+        return
+    reset = parse_retry_after(response.headers.get("x-ratelimit-reset"))
+    if reset is None:
+        return
+    if reset >= _UNIX_TIME_FLOOR:
+        reset = max(0.0, reset - time.time())
+    response.headers["Retry-After"] = str(math.ceil(reset))
