@@ -90,6 +90,14 @@ async def fail(provider: Dummy, *, replayable: bool = True) -> ContactError:
             ErrorDetail("invalid_request_error", "Bad", "email"),
         ),
         ({"message": "Contact not found", "code": 404}, ErrorDetail("404", "Contact not found")),
+        (
+            {"error": {"code": "validation_error", "message": "bad", "details": {"field": "channel_type"}}},
+            ErrorDetail("validation_error", "bad", "channel_type"),
+        ),
+        (
+            {"error": "ApiError", "code": "contact_already_merged", "message": "merged"},
+            ErrorDetail("contact_already_merged", "merged"),
+        ),
         ({"message": "Contact not found"}, ErrorDetail(None, "Contact not found")),
         (
             {"detail": [{"loc": ["body", "channel"], "msg": "Field required", "type": "missing"}]},
@@ -109,6 +117,8 @@ async def fail(provider: Dummy, *, replayable: bool = True) -> ContactError:
         "featurebase",
         "featurebase-no-code",
         "tetherai",
+        "blooio-details",
+        "flat-with-code",
         "message-only",
         "fastapi-422",
         "fastapi-index",
@@ -216,7 +226,7 @@ async def test_attempts_are_bounded() -> None:
     assert error.info().code is ErrorCode.PROVIDER_UNAVAILABLE
 
 
-@pytest.mark.parametrize("status", [429, 502, 503, 504, 500], ids=str)
+@pytest.mark.parametrize("status", [429, 500, 501, 502, 503, 504, 507], ids=str)
 async def test_non_replayable_request_is_sent_once(status: int) -> None:
     handler = Counter(httpx2.Response(status, json={"error": {"code": "x", "message": "busy"}}))
     error = await fail(make(handler), replayable=False)

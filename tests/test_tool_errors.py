@@ -317,14 +317,15 @@ async def test_bad_calls_over_stdio(db_path: Path) -> None:
 
 
 @contextmanager
-def http_server(env: dict[str, str]) -> Iterator[str]:
+def http_server(env: dict[str, str], log: Path) -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "contact_mcp", "serve", "--transport", "http", "--port", str(port)],
-        env={**os.environ, "CONTACT_MCP_LOG_LEVEL": "WARNING", **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "contact_mcp", "serve", "--transport", "http", "--port", str(port)],
+            env={**os.environ, "CONTACT_MCP_LOG_LEVEL": "WARNING", **env},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
@@ -335,7 +336,7 @@ def http_server(env: dict[str, str]) -> Iterator[str]:
             except httpx2.TransportError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {proc.stderr.read() if proc.stderr else b''!r}")
+                raise RuntimeError(f"server did not start: {log.read_text()}")
             time.sleep(0.05)
         yield base
     finally:
@@ -354,6 +355,7 @@ async def http_client(base: str, token: str) -> AsyncIterator[Client]:
 
 async def test_bad_calls_over_streamable_http_with_token(db_path: Path) -> None:
     token = "test-token-0123456789"
-    with http_server({"CONTACT_MCP_DB": str(db_path), "CONTACT_MCP_HTTP_TOKEN": token}) as base:
+    env = {"CONTACT_MCP_DB": str(db_path), "CONTACT_MCP_HTTP_TOKEN": token}
+    with http_server(env, db_path.parent.parent / "server.log") as base:
         async with http_client(base, token) as client:
             await _run_table(client)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import re
 import secrets
 import time
@@ -70,7 +69,6 @@ class FeaturebaseClient(HttpProvider):
         self.api_version = api_version
         self._identity_secret = identity_secret.encode() if identity_secret else None
         self.client.headers[VERSION_HEADER] = api_version
-        self.client.event_hooks["response"].append(_reset_as_retry_after)
 
     @classmethod
     def preflight(cls, settings: Settings) -> None:
@@ -169,6 +167,17 @@ class FeaturebaseClient(HttpProvider):
 
     # ---------- error mapping ----------
 
+    def retry_after(self, status: int, headers: httpx2.Headers) -> float | None:
+        """[ASSUMPTION] Featurebase's 429 carries Retry-After; when one does not, X-RateLimit-Reset (seconds to the
+        end of the window) says the same. A Reset large enough to be a Unix time is turned into seconds from now."""
+        given = super().retry_after(status, headers)
+        if given is not None or status != 429:
+            return given
+        reset = parse_retry_after(headers.get("x-ratelimit-reset"))
+        if reset is not None and reset >= _UNIX_TIME_FLOOR:
+            reset = max(0.0, reset - time.time())
+        return reset
+
     def error_for_status(self, status: int, detail: ErrorDetail, headers: httpx2.Headers) -> ContactError:
         param = detail.field
         if param in _SERVER_SET or detail.code == "invalid_api_version":
@@ -258,20 +267,3 @@ def _company(company: Company) -> dict[str, Any]:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-async def _reset_as_retry_after(response: httpx2.Response) -> None:
-    """[ASSUMPTION] Featurebase's 429 carries Retry-After; when one does not, X-RateLimit-Reset (seconds to the end
-    of the window) says the same, so it becomes the Retry-After that HttpProvider's retry rule honours.
-
-    A workaround, not a design: HttpProvider reads only Retry-After, and offers no hook for the retry delay.
-    A Reset large enough to be a Unix time is turned into seconds from now.
-    """
-    if response.status_code != 429 or "retry-after" in response.headers:
-        return
-    reset = parse_retry_after(response.headers.get("x-ratelimit-reset"))
-    if reset is None:
-        return
-    if reset >= _UNIX_TIME_FLOOR:
-        reset = max(0.0, reset - time.time())
-    response.headers["Retry-After"] = str(math.ceil(reset))

@@ -13,9 +13,11 @@ A subclass supplies `auth_headers()` and builds requests with `request()`, which
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import logging
 import math
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -112,7 +114,8 @@ def parse_error_body(body: Any) -> ErrorDetail:
         return ErrorDetail()
     nested = _mapping(data.get("error"))
     if nested is not None:
-        field = nested.get("param") or nested.get("field")
+        details = _mapping(nested.get("details")) or {}
+        field = nested.get("param") or nested.get("field") or details.get("field") or details.get("param")
         code = nested.get("code") or nested.get("type")
         return ErrorDetail(
             code=str(code) if code is not None else None,
@@ -123,7 +126,8 @@ def parse_error_body(body: Any) -> ErrorDetail:
     if isinstance(detail, list) and detail:
         return _fastapi_detail(cast(list[Any], detail))
     error = data.get("error")
-    code = error if isinstance(error, str) else data.get("code")
+    # A flat envelope's "error" is often a generic class ("ApiError"); a separate "code" is the specific one.
+    code = data.get("code") if data.get("code") is not None else error if isinstance(error, str) else None
     message = data.get("message")
     if message is None and isinstance(detail, str):
         message = detail
@@ -183,6 +187,7 @@ class HttpProvider(Provider):
         self.client = httpx2.AsyncClient(
             base_url=self.base_url,
             transport=transport,
+            verify=_tls_context() if transport is None else True,
             timeout=httpx2.Timeout(
                 self.options.read_timeout_s,
                 connect=self.options.connect_timeout_s,
@@ -196,6 +201,10 @@ class HttpProvider(Provider):
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"}
+
+    def retry_after(self, status: int, headers: httpx2.Headers) -> float | None:
+        """Seconds the provider asks us to wait before trying again; APIs that say it another way override this."""
+        return parse_retry_after(headers.get("retry-after"))
 
     def hint_for(self, status: int, detail: ErrorDetail) -> str | None:
         """A provider may say more about how to fix a given status; the generic hints below apply otherwise."""
@@ -219,8 +228,7 @@ class HttpProvider(Provider):
         if status == 409:
             return Conflict(message, hint=hint or "It already exists or clashes with the current state", **kwargs)
         if status == 429:
-            retry_after = parse_retry_after(headers.get("retry-after"))
-            return RateLimited(message, hint=hint, retry_after_s=retry_after, **kwargs)
+            return RateLimited(message, hint=hint, retry_after_s=self.retry_after(status, headers), **kwargs)
         if status in (502, 503, 504):
             return ProviderUnavailable(message, hint=hint, **kwargs)
         if status >= 500:
@@ -310,7 +318,7 @@ class HttpProvider(Provider):
             return status, body
         detail = parse_error_body(body) if body is not _INVALID else ErrorDetail()
         error = self.error_for_status(status, detail, response.headers)
-        raise _StatusFailure(error, status, parse_retry_after(response.headers.get("retry-after")))
+        raise _StatusFailure(error, status, self.retry_after(status, response.headers))
 
     async def _read_capped(self, response: httpx2.Response) -> bytes:
         cap = self.options.max_response_bytes
@@ -335,7 +343,7 @@ class HttpProvider(Provider):
         )
 
     def _unknown_outcome(self, error: ContactError, replayable: bool, status: int) -> ContactError:
-        if not replayable and status in (500, 502, 503, 504):
+        if not replayable and status >= 500:
             error.retryable = False
             error.hint = f"The request may have reached {self.display_name}; check with a read before retrying"
         return error
@@ -365,6 +373,12 @@ class HttpProvider(Provider):
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """Loading the trust store costs ~0.15 s; one context serves every client in the process."""
+    return httpx2.create_ssl_context()
 
 
 class _Invalid:
