@@ -1,0 +1,77 @@
+"""The benchmark cannot rot: `python -m bench --quick` runs every scenario end to end and writes its tables.
+
+Tiny counts, output in a temporary folder (never the committed bench/RESULTS.md), and no timing assertions: these
+tests check that each scenario ran and reported, not what it measured.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTIONS = {
+    "local": "## 1. Local store tool overhead",
+    "provider": "## 2. Provider tool overhead",
+    "coldstart": "## 3. Cold start",
+    "scale": "## 4. Store scale",
+    "memory": "## 5. Memory",
+}
+
+
+def run_bench(tmp_path: Path, *args: str) -> tuple[str, dict[str, Any]]:
+    out = tmp_path / "RESULTS.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out.read_text(), json.loads((tmp_path / "results.json").read_text())
+
+
+@pytest.mark.timeout(120)
+def test_quick_run_writes_every_scenario_table_and_the_raw_numbers(tmp_path: Path) -> None:
+    report, raw = run_bench(tmp_path)
+
+    for heading in SECTIONS.values():
+        assert heading in report
+    assert "## Targets" in report
+    assert "| mcp | 2.3.0 |" in report
+    assert report.count("| upsert_contact | ") == 12  # 3 transports x 2 concurrencies, local and provider
+    transports = {row["transport"] for row in raw["local"]} | {row["transport"] for row in raw["provider"]}
+    assert transports == {"memory", "stdio", "http"}
+    assert {row["concurrency"] for row in raw["local"]} == {1, 32}
+    assert {row["operation"] for row in raw["local"]} == {"upsert_contact", "get_contact"}
+    assert all(row["ours"]["calls"] > 0 and row["baseline"]["calls"] > 0 for row in raw["local"] + raw["provider"])
+    assert raw["floor"]["calls"] > 0
+    assert raw["cold_start"]["ours_ms"] and raw["cold_start"]["baseline_ms"]
+    assert any(entry["module"] == "contact_mcp" for entry in raw["imports"]["top"])
+    assert len(raw["scale"]["rows"]) == 2 * 5  # two sizes in --quick, five operations each
+    assert {(row["server"], row["transport"]) for row in raw["memory"]} == {
+        ("contact-mcp", "stdio"),
+        ("contact-mcp", "http"),
+        ("bare SDK (trivial)", "stdio"),
+        ("bare SDK (trivial)", "http"),
+    }
+    assert len(raw["targets"]) == 6
+
+
+@pytest.mark.timeout(60)
+def test_only_runs_the_chosen_scenario(tmp_path: Path) -> None:
+    report, raw = run_bench(tmp_path, "--only", "scale")
+
+    assert SECTIONS["scale"] in report
+    assert [heading for key, heading in SECTIONS.items() if key != "scale" and heading in report] == []
+    assert raw["local"] == [] and raw["provider"] == [] and raw["memory"] == []
+    assert [target["target"] for target in raw["targets"]] == [
+        "Store p50 at 200 contacts ≤ 2.0× its p50 at 40",
+    ]
