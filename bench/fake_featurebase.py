@@ -1,6 +1,6 @@
 """The Featurebase fake as a process of its own, on a loopback socket where TCP_NODELAY takes effect.
 
-Run from the repository root (`python -m bench.fake_featurebase`): it prints one line, `port=N proto=P`, once it
+Run from the repository root (`python -m bench.fake_featurebase [--proto-zero]`): it prints `port=N proto=P` once it
 accepts connections, then serves until terminated. A process of its own keeps the fake's work off the benchmark's
 GIL. The listening socket is created with `IPPROTO_TCP` on purpose: asyncio enables TCP_NODELAY only on accepted
 sockets whose protocol says TCP, and without it every reply on a reused connection waits ~40 ms for a delayed ACK,
@@ -18,8 +18,8 @@ import uvicorn
 from tests.fakes.featurebase import FeaturebaseFake
 
 
-def listening_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+def listening_socket(proto: int = socket.IPPROTO_TCP) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
@@ -35,7 +35,8 @@ def _announce(server: uvicorn.Server, sock: socket.socket) -> None:
 
 
 def main() -> None:
-    sock = listening_socket()
+    # `--proto-zero` is the negative control: the socket asyncio cannot tell is TCP, to show what the floor catches.
+    sock = listening_socket(0 if "--proto-zero" in sys.argv[1:] else socket.IPPROTO_TCP)
     fake = FeaturebaseFake()
     config = uvicorn.Config(fake.app, log_level="critical", lifespan="off", access_log=False)
     server = uvicorn.Server(config)

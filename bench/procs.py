@@ -148,10 +148,14 @@ async def connect(spec: ServerSpec, transport: Transport) -> AsyncIterator[Conne
 
 
 @contextmanager
-def fake_featurebase() -> Iterator[str]:
-    """The Featurebase fake in its own process; yields its base URL."""
+def fake_featurebase(*, nodelay: bool = True) -> Iterator[str]:
+    """The Featurebase fake in its own process; yields its base URL.
+
+    `nodelay=False` is the negative control: a listening socket without IPPROTO_TCP, where TCP_NODELAY never
+    takes effect.
+    """
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.fake_featurebase"],
+        [sys.executable, "-m", "bench.fake_featurebase", *([] if nodelay else ["--proto-zero"])],
         cwd=ROOT,
         env=clean_env({}),
         stdin=subprocess.DEVNULL,
@@ -164,7 +168,7 @@ def fake_featurebase() -> Iterator[str]:
         match = re.match(r"port=(\d+) proto=(\d+)", line)
         if match is None:
             raise RuntimeError(f"the Featurebase fake did not start (said {line!r})")
-        if int(match.group(2)) != socket.IPPROTO_TCP:
+        if nodelay and int(match.group(2)) != socket.IPPROTO_TCP:
             raise RuntimeError("the fake's listening socket is not IPPROTO_TCP: TCP_NODELAY would not take effect")
         yield f"http://127.0.0.1:{match.group(1)}"
     finally:

@@ -52,8 +52,8 @@ class Results:
     memory: list[MemoryRow] = field(default_factory=list[MemoryRow])
 
     @property
-    def floor_ok(self) -> bool:
-        return self.floor is not None and self.floor.p50_ms < FLOOR_LIMIT_MS
+    def floor_trusted(self) -> bool:
+        return self.floor is not None and self.floor.state != "stalled"
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def targets(results: Results) -> list[Verdict]:
                 all(c.p50_ratio <= LOCAL_P50 for c in sequential),
             )
         )
-    trusted = True if results.floor_ok else None
+    trusted = True if results.floor_trusted else None
     sequential = [c for c in results.provider if c.concurrency == 1]
     if sequential:
         worst = _worst(sequential, "p50_ratio")
@@ -271,13 +271,24 @@ def _section_provider(results: Results) -> list[str]:
     lines = ["## 2. Provider tool overhead (Featurebase fake on loopback)", ""]
     if results.floor is not None:
         floor = results.floor
-        state = "OK" if results.floor_ok else "**FAILED: provider ratios below are not trustworthy**"
+        state = {
+            "ok": "OK",
+            "slow": f"**above {FLOOR_LIMIT_MS:g} ms**: no delayed-ACK stall (that costs ~40 ms), but a slow or busy "
+            "machine; both sides pay the same round trip, so the ratios hold but are diluted by it",
+            "stalled": "**STALLED: a delayed-ACK stall; the provider ratios below mean nothing**",
+        }[floor.state]
         lines += [
             f"Floor check: a bare httpx2 `POST /v2/contacts` to the fake on one reused connection takes "
             f"p50 {floor.p50_ms:.3f} ms, p99 {floor.p99_ms:.3f} ms over {floor.calls} calls "
-            f"(must be well under {FLOOR_LIMIT_MS:g} ms): {state}. The fake runs in its own process on a listening "
+            f"(should be well under {FLOOR_LIMIT_MS:g} ms): {state}. The fake runs in its own process on a listening "
             "socket created with `IPPROTO_TCP`, so asyncio enables TCP_NODELAY on its connections (without it, "
-            "every reply on a reused connection waits ~40 ms for a delayed ACK and every ratio reads 1.00).",
+            "every reply on a reused connection waits ~40 ms for a delayed ACK and every ratio reads 1.00)."
+            + (
+                f" Negative control, the same POST to the fake on a socket created without `IPPROTO_TCP`: "
+                f"p50 {floor.control_p50_ms:.1f} ms."
+                if floor.control_p50_ms is not None
+                else ""
+            ),
             "",
         ]
     if results.provider:
@@ -286,7 +297,7 @@ def _section_provider(results: Results) -> list[str]:
             "`POST /v2/contacts` with one shared `httpx2.AsyncClient` opened in its lifespan. Both upsert the same "
             "64 contacts in the same order, so the fake does the same work for each.",
             "",
-            *_comparison_table(results.provider, PROVIDER_P50, PROVIDER_THROUGHPUT, results.floor_ok),
+            *_comparison_table(results.provider, PROVIDER_P50, PROVIDER_THROUGHPUT, results.floor_trusted),
             "",
         ]
     return lines
