@@ -1,0 +1,181 @@
+"""The local store's file: created with its folder on first use, configured for safe sharing, and refused clearly.
+
+A path the store cannot use is the operator's problem, so it fails at start-up (`build_server` runs the
+preflight) with a `ConfigError` naming CONTACT_MCP_DB, before any tool call could fail on it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from contact_mcp import ConfigError, build_server, load_settings
+from contact_mcp.models import FindContactsInput, UpsertContactInput
+from contact_mcp.providers.local import SCHEMA_VERSION, LocalStore
+
+pytestmark = pytest.mark.anyio
+
+
+def scalar(path: Path, sql: str) -> object:
+    with closing(sqlite3.connect(path)) as db:
+        return db.execute(sql).fetchone()[0]
+
+
+async def test_db_file_and_folder_are_created_on_first_use(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "contacts.db"
+
+    server = build_server(load_settings(db=str(path)))
+
+    assert path.is_file()
+    assert scalar(path, "PRAGMA user_version") == SCHEMA_VERSION
+    async with Client(server) as client:
+        result = await client.call_tool("upsert_contact", {"email": "ann@example.com"})
+    assert result.structured_content is not None
+    assert result.structured_content["outcome"] == "created"
+
+
+async def test_the_store_uses_wal_mode(client: Client, db_path: Path) -> None:
+    await client.call_tool("upsert_contact", {"email": "ann@example.com"})
+
+    assert scalar(db_path, "PRAGMA journal_mode") == "wal"
+
+
+async def test_the_store_connection_is_configured_for_sharing(db_path: Path) -> None:
+    store = LocalStore.open(db_path, busy_timeout_ms=1234)
+    try:
+        settings = {
+            name: store._db.execute(f"PRAGMA {name}").fetchone()[0]
+            for name in ("foreign_keys", "synchronous", "busy_timeout")
+        }
+    finally:
+        await store.aclose()
+
+    assert settings == {"foreign_keys": 1, "synchronous": 1, "busy_timeout": 1234}  # synchronous 1 is NORMAL
+
+
+async def test_reopening_keeps_the_contacts(db_path: Path) -> None:
+    first = LocalStore.open(db_path)
+    created = await first.upsert_contact(UpsertContactInput(email="ann@example.com", user_id=None))
+    await first.aclose()
+
+    second = LocalStore.open(db_path)
+    found = await second.find_contacts(FindContactsInput())
+    await second.aclose()
+
+    assert [c.id for c in found.contacts] == [created.id]
+
+
+async def test_probe_reports_the_path_and_the_count(db_path: Path) -> None:
+    store = LocalStore.open(db_path)
+    await store.upsert_contact(UpsertContactInput(email="ann@example.com", user_id=None))
+
+    verdict = await store.probe()
+    await store.aclose()
+
+    assert str(db_path) in verdict
+    assert "1 contact(s)" in verdict
+    assert "\n" not in verdict
+
+
+async def test_aclose_closes_the_connection_and_twice_is_harmless(db_path: Path) -> None:
+    store = LocalStore.open(db_path)
+
+    await store.aclose()
+    await store.aclose()
+
+    with pytest.raises(sqlite3.ProgrammingError):
+        await store.probe()
+
+
+# ---------- unusable paths ----------
+
+
+def _parent_is_a_file(tmp_path: Path) -> Path:
+    (tmp_path / "file").write_text("not a folder")
+    return tmp_path / "file" / "contacts.db"
+
+
+def _grandparent_is_a_file(tmp_path: Path) -> Path:
+    (tmp_path / "file").write_text("not a folder")
+    return tmp_path / "file" / "sub" / "contacts.db"
+
+
+def _path_is_a_folder(tmp_path: Path) -> Path:
+    (tmp_path / "contacts.db").mkdir()
+    return tmp_path / "contacts.db"
+
+
+def _not_a_database(tmp_path: Path) -> Path:
+    path = tmp_path / "contacts.db"
+    path.write_text("name,email\nann,ann@example.com\n" * 200)
+    return path
+
+
+def _newer_schema(tmp_path: Path) -> Path:
+    path = tmp_path / "contacts.db"
+    with closing(sqlite3.connect(path)) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    return path
+
+
+def _another_apps_database(tmp_path: Path) -> Path:
+    path = tmp_path / "contacts.db"
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE contacts (name TEXT)")
+    return path
+
+
+UNUSABLE: list[tuple[Callable[[Path], Path], str]] = [
+    (_parent_is_a_file, "is a file, not a folder"),
+    (_grandparent_is_a_file, "is a file, not a folder"),
+    (_path_is_a_folder, "is a folder"),
+    (_not_a_database, "not a usable contact database"),
+    (_newer_schema, "newer than this contact-mcp"),
+    (_another_apps_database, "not a usable contact database"),
+]
+UNUSABLE_IDS = [
+    "parent-is-a-file",
+    "ancestor-is-a-file",
+    "path-is-a-folder",
+    "not-sqlite",
+    "newer-schema",
+    "foreign-db",
+]
+
+
+@pytest.mark.parametrize(("make", "reason"), UNUSABLE, ids=UNUSABLE_IDS)
+def test_unusable_path_fails_at_start_up_naming_the_variable(
+    tmp_path: Path, make: Callable[[Path], Path], reason: str
+) -> None:
+    path = make(tmp_path)
+
+    with pytest.raises(ConfigError) as caught:
+        build_server(load_settings(db=str(path)))
+
+    assert "CONTACT_MCP_DB" in str(caught.value)
+    assert reason in str(caught.value)
+
+
+@pytest.mark.parametrize(("make", "reason"), UNUSABLE, ids=UNUSABLE_IDS)
+def test_unusable_path_fails_when_the_store_is_opened(
+    tmp_path: Path, make: Callable[[Path], Path], reason: str
+) -> None:
+    path = make(tmp_path)
+
+    with pytest.raises(ConfigError, match="CONTACT_MCP_DB"):
+        LocalStore.from_settings(load_settings(db=str(path)))
+
+
+def test_a_refused_file_is_left_as_it_was(tmp_path: Path) -> None:
+    path = _not_a_database(tmp_path)
+    before = path.read_bytes()
+
+    with pytest.raises(ConfigError):
+        LocalStore.preflight(load_settings(db=str(path)))
+
+    assert path.read_bytes() == before
