@@ -124,6 +124,22 @@ class Settings(BaseSettings):
         value: str | None = getattr(self, f"{provider}_base_url")
         return value
 
+    def credentials(self, provider: str) -> tuple[str, str]:
+        """(base URL, API key) of an HTTP provider; a `ConfigError` naming the variable when either is unusable."""
+        upper = provider.upper()
+        key = self.api_key(provider)
+        secret = key.get_secret_value().strip() if key is not None else ""
+        if not secret:
+            raise ConfigError(f"{upper}_API_KEY is not set, but CONTACT_MCP_PROVIDERS enables {provider}")
+        url = (self.base_url(provider) or "").strip()
+        if not url:
+            raise ConfigError(
+                f"{upper}_BASE_URL is not set; {provider} publishes no default host, so it must be configured"
+            )
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{upper}_BASE_URL must start with http:// or https://")
+        return url, secret
+
 
 def _alias(field: str) -> str:
     info = Settings.model_fields.get(field)

@@ -48,26 +48,13 @@ def provider_class(name: str) -> ProviderFactory:
     return factory
 
 
-def _check_credentials(name: str, settings: Settings) -> None:
-    if name not in HTTP_PROVIDERS:
-        return
-    upper = name.upper()
-    key = settings.api_key(name)
-    if key is None or not key.get_secret_value().strip():
-        raise ConfigError(f"{upper}_API_KEY is not set, but CONTACT_MCP_PROVIDERS enables {name}")
-    url = settings.base_url(name)
-    if not url:
-        raise ConfigError(f"{upper}_BASE_URL is not set; {name} publishes no default host, so it must be configured")
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"{upper}_BASE_URL must start with http:// or https://")
-
-
 def select(settings: Settings) -> dict[Operation, str]:
     """Decide, without I/O, which enabled provider serves each operation; refuse ambiguity and missing credentials."""
     chosen: dict[Operation, str] = {}
     for name in settings.providers:
         factory = provider_class(name)
-        _check_credentials(name, settings)
+        if name in HTTP_PROVIDERS:
+            settings.credentials(name)
         for operation in factory.operations:
             if operation in chosen:
                 raise ConfigError(

@@ -18,12 +18,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, cast
 
-import httpx2
-
-from contact_mcp.errors import ConfigError, Conflict, ContactError, InvalidArgument, NotFound, ProviderError
+from contact_mcp.errors import Conflict, ContactError, InvalidArgument, NotFound, ProviderError
 from contact_mcp.models import AttachedIdentity, AttachIdentityInput, Operation
-from contact_mcp.providers.http import ErrorDetail, HttpOptions, HttpProvider, path_segment
-from contact_mcp.settings import Settings
+from contact_mcp.providers.http import ErrorDetail, HttpProvider, path_segment
 
 # Blooio ids are "ct_" plus an opaque token (examples: ct_a1b2c3d4, ct_01HZ..., UUID-like with hyphens).
 _CONTACT_ID = re.compile(r"ct_[A-Za-z0-9_-]{1,61}")
@@ -38,18 +35,6 @@ class BlooioClient(HttpProvider):
     name: ClassVar[str] = "blooio"
     display_name: ClassVar[str] = "Blooio"
     operations: ClassVar[frozenset[Operation]] = frozenset({Operation.ATTACH_IDENTITY})
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> BlooioClient:
-        key = settings.blooio_api_key
-        if key is None or not key.get_secret_value().strip():
-            raise ConfigError("BLOOIO_API_KEY is not set, but CONTACT_MCP_PROVIDERS enables blooio")
-        return cls(
-            base_url=settings.blooio_base_url,
-            api_key=key.get_secret_value().strip(),
-            options=HttpOptions.from_settings(settings),
-            transport=transport,
-        )
 
     # ---------- operations ----------
 

@@ -15,11 +15,10 @@ from typing import Any, TypeVar
 import httpx2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from contact_mcp.errors import ConfigError, ContactError, NotFound, ProviderError
+from contact_mcp.errors import ContactError, NotFound, ProviderError
 from contact_mcp.models import AttachContactInput, AttachedContact, Operation
 from contact_mcp.normalize import normalize_uuid
-from contact_mcp.providers.http import ErrorDetail, HttpOptions, HttpProvider, path_segment
-from contact_mcp.settings import Settings
+from contact_mcp.providers.http import ErrorDetail, HttpProvider, path_segment
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -66,18 +65,6 @@ class FeatherClient(HttpProvider):
     name = "feather"
     display_name = "Feather"
     operations = frozenset({Operation.ATTACH_CONTACT})
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> FeatherClient:
-        key = settings.feather_api_key
-        if key is None or not key.get_secret_value().strip():
-            raise ConfigError("FEATHER_API_KEY is not set, but CONTACT_MCP_PROVIDERS enables feather")
-        return cls(
-            base_url=settings.feather_base_url,
-            api_key=key.get_secret_value().strip(),
-            options=HttpOptions.from_settings(settings),
-            transport=transport,
-        )
 
     def auth_headers(self) -> dict[str, str]:
         return {"x-api-key": self._api_key}

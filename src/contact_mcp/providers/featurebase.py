@@ -78,14 +78,12 @@ class FeaturebaseClient(HttpProvider):
     def from_settings(
         cls, settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None
     ) -> FeaturebaseClient:
-        key = settings.featurebase_api_key
-        if key is None:
-            raise ConfigError("FEATUREBASE_API_KEY is not set, but CONTACT_MCP_PROVIDERS enables featurebase")
+        base_url, api_key = settings.credentials(cls.name)
         secret = settings.featurebase_identity_secret
         secret_text = secret.get_secret_value().strip() if secret is not None else ""
         return cls(
-            base_url=settings.featurebase_base_url,
-            api_key=key.get_secret_value(),
+            base_url=base_url,
+            api_key=api_key,
             api_version=settings.featurebase_api_version.strip(),
             identity_secret=secret_text or None,
             options=HttpOptions.from_settings(settings),

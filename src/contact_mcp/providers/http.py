@@ -21,7 +21,7 @@ import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Self, cast
 from urllib.parse import quote
 
 import httpx2
@@ -196,6 +196,11 @@ class HttpProvider(Provider):
             headers={"Accept": "application/json", "User-Agent": "contact-mcp", **self.auth_headers()},
             follow_redirects=False,
         )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> Self:
+        base_url, api_key = settings.credentials(cls.name)
+        return cls(base_url=base_url, api_key=api_key, options=HttpOptions.from_settings(settings), transport=transport)
 
     # ---------- for subclasses ----------
 

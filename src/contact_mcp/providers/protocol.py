@@ -21,7 +21,6 @@ from urllib.parse import urlencode
 import httpx2
 
 from contact_mcp.errors import (
-    ConfigError,
     Conflict,
     ContactError,
     NotFound,
@@ -30,8 +29,7 @@ from contact_mcp.errors import (
     ProviderUnavailable,
 )
 from contact_mcp.models import CreateContactInput, CreatedContact, Operation
-from contact_mcp.providers.http import ErrorDetail, HttpOptions, HttpProvider
-from contact_mcp.settings import Settings
+from contact_mcp.providers.http import ErrorDetail, HttpProvider
 
 log = logging.getLogger("contact_mcp.protocol")
 
@@ -47,18 +45,6 @@ class ProtocolClient(HttpProvider):
     name: ClassVar[str] = "protocol"
     display_name: ClassVar[str] = "Protocol"
     operations: ClassVar[frozenset[Operation]] = frozenset({Operation.CREATE_CONTACT})
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> ProtocolClient:
-        key = settings.protocol_api_key
-        if key is None or not settings.protocol_base_url:
-            raise ConfigError("PROTOCOL_API_KEY and PROTOCOL_BASE_URL must both be set to use protocol")
-        return cls(
-            base_url=settings.protocol_base_url,
-            api_key=key.get_secret_value(),
-            options=HttpOptions.from_settings(settings),
-            transport=transport,
-        )
 
     # ---------- create ----------
 

@@ -18,10 +18,9 @@ from urllib.parse import urlparse
 import httpx2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from contact_mcp.errors import ConfigError, ContactError, InvalidArgument, NotFound, ProviderError
+from contact_mcp.errors import ContactError, InvalidArgument, NotFound, ProviderError
 from contact_mcp.models import MethodType, Operation, SetVerificationInput, VerificationResult
-from contact_mcp.providers.http import ErrorDetail, HttpOptions, HttpProvider, path_segment
-from contact_mcp.settings import Settings
+from contact_mcp.providers.http import ErrorDetail, HttpProvider, path_segment
 
 VerificationMessage = Literal[
     "Phone number verified", "Phone number verification cleared", "Email verified", "Email verification cleared"
@@ -101,20 +100,6 @@ class TetherAIClient(HttpProvider):
     name = "tetherai"
     display_name = "TetherAI"
     operations = frozenset({Operation.SET_VERIFICATION})
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> TetherAIClient:
-        key = settings.tetherai_api_key
-        base_url = settings.tetherai_base_url
-        if key is None or not base_url:
-            # The registry refuses to enable tetherai without both; this guards direct construction.
-            raise ConfigError("TetherAIClient needs TETHERAI_API_KEY and TETHERAI_BASE_URL")
-        return cls(
-            base_url=base_url,
-            api_key=key.get_secret_value(),
-            options=HttpOptions.from_settings(settings),
-            transport=transport,
-        )
 
     # ---------- requests ----------
 
