@@ -13,11 +13,12 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.stdio import stdio_client
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult
 
 from contact_mcp import build_server, load_settings
 from tests.fakes.blooio import DEFAULT_KEY, BlooioFake, running
 from tests.fakes.harness import Fault
+from tests.results import error_of, text
 from tests.stdio_server import server_params
 
 pytestmark = pytest.mark.anyio
@@ -49,19 +50,6 @@ def blooio_server(base_url: str, db_path: Path) -> Client:
     )
     transport = httpx2.AsyncHTTPTransport(verify=_TLS)
     return Client(build_server(settings, transports={"blooio": transport}))
-
-
-def text(result: CallToolResult) -> str:
-    (block,) = result.content
-    assert isinstance(block, TextContent)
-    return block.text
-
-
-def error_of(result: CallToolResult) -> dict[str, Any]:
-    assert result.is_error is True
-    assert result.structured_content is not None
-    error: dict[str, Any] = result.structured_content["error"]
-    return error
 
 
 def posts(fake: BlooioFake) -> int:

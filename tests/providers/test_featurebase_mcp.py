@@ -11,11 +11,12 @@ import anyio
 import pytest
 from mcp import Client
 from mcp.client.stdio import stdio_client
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult
 
 from contact_mcp import build_server, load_settings
 from tests.fakes.featurebase import API_KEY, FeaturebaseFake, error_body, user_hash
 from tests.fakes.harness import Fault, serve
+from tests.results import error_of, text
 from tests.stdio_server import server_params
 
 pytestmark = pytest.mark.anyio
@@ -52,19 +53,6 @@ def featurebase_server(base_url: str, **overrides: Any) -> Client:
         **overrides,
     )
     return Client(build_server(settings))
-
-
-def text(result: CallToolResult) -> str:
-    (block,) = result.content
-    assert isinstance(block, TextContent)
-    return block.text
-
-
-def error_of(result: CallToolResult) -> dict[str, Any]:
-    assert result.is_error is True
-    assert result.structured_content is not None
-    error: dict[str, Any] = result.structured_content["error"]
-    return error
 
 
 def featurebase_error(status: int, kind: str, message: str, param: str | None = None, times: int = 1) -> Fault:

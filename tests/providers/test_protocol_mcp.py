@@ -9,11 +9,11 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
-from mcp.types import CallToolResult
 
 from contact_mcp import build_server, load_settings
 from tests.fakes.harness import Fault, RecordedRequest, serve
 from tests.fakes.protocol import ProtocolFake
+from tests.results import error_of
 from tests.stdio_server import server_params
 
 pytestmark = pytest.mark.anyio
@@ -52,13 +52,6 @@ async def mcp(fake: ProtocolFake, base_url: str) -> AsyncIterator[Client]:
 
 def posts(fake: ProtocolFake) -> list[RecordedRequest]:
     return [r for r in fake.requests if r.method == "POST"]
-
-
-def error_of(result: CallToolResult) -> dict[str, Any]:
-    assert result.is_error is True
-    assert result.structured_content is not None
-    error: dict[str, Any] = result.structured_content["error"]
-    return error
 
 
 # ---------- in-process ----------
