@@ -43,6 +43,7 @@ class Results:
     counts: dict[str, Any] = field(default_factory=dict[str, Any])
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     elapsed_s: float = 0.0
+    durations: dict[str, float] = field(default_factory=dict[str, float])
     local: list[Comparison] = field(default_factory=list[Comparison])
     floor: Floor | None = None
     provider: list[Comparison] = field(default_factory=list[Comparison])
@@ -421,7 +422,9 @@ def markdown(results: Results) -> str:
         "# contact-mcp benchmarks: our cost next to the bare MCP SDK",
         "",
         f"Produced by `{results.command}` on {results.started:%Y-%m-%d %H:%M} UTC at commit {commit()}, "
-        f"in {results.elapsed_s / 60:.1f} minutes. Raw numbers: [results.json](results.json).",
+        f"in {results.elapsed_s / 60:.1f} minutes"
+        + (" (" + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in results.durations.items()) + ")")
+        + ". Raw numbers: [results.json](results.json).",
         "",
     ]
     if results.quick:
@@ -430,6 +433,9 @@ def markdown(results: Results) -> str:
         "## Targets",
         "",
         *_table(["target", "measured", "verdict"], [[v.target, v.measured, _mark(v.ok)] for v in verdicts]),
+        "",
+        "Where a target is missed, [FINDINGS.md](FINDINGS.md) says what costs the time and what would fix it; "
+        "`python -m bench.insitu` measures each of our functions inside the running server processes.",
         "",
         "## Machine and versions",
         "",
@@ -467,6 +473,7 @@ def as_json(results: Results) -> dict[str, Any]:
         "counts": results.counts,
         "started": results.started.isoformat(),
         "elapsed_s": results.elapsed_s,
+        "durations_s": results.durations,
         "commit": commit(),
         "machine": machine(),
         "versions": versions(),

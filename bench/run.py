@@ -13,7 +13,7 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from bench import baseline_server
 from bench.coldstart import cold_start, import_profile
 from bench.memory import memory_growth
 from bench.overhead import OverheadCounts, local_overhead, provider_overhead, summary_line
-from bench.procs import baseline_spec, contact_mcp_spec, fake_featurebase
+from bench.procs import ServerSpec, Transport, baseline_spec, contact_mcp_spec, fake_featurebase
 from bench.report import Results, as_json, markdown
 from bench.scale import store_scale
 from contact_mcp import build_server, load_settings
@@ -44,9 +44,9 @@ class Counts:
 
 FULL = Counts(
     overhead=OverheadCounts(
-        warmup=200, rounds=6, sequential_calls=300, concurrent_calls=960, floor_calls=1000, pool=200
+        warmup=200, rounds=8, sequential_calls=150, concurrent_calls=384, floor_calls=1000, pool=200
     ),
-    cold_runs=15,
+    cold_runs=11,
     import_runs=3,
     scale_sizes=(1_000, 10_000, 100_000),
     scale_samples=1_000,
@@ -82,37 +82,66 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 async def run_scenarios(chosen: Sequence[str], counts: Counts, workdir: Path, results: Results) -> None:
-    if "local" in chosen:
-        log("1. local store tool overhead")
-        results.local = await local_overhead(workdir, counts.overhead, log)
-        for comparison in results.local:
-            log(summary_line(comparison))
-    if "provider" in chosen:
-        log("2. provider tool overhead")
-        with fake_featurebase() as fake_url:
-            results.floor, results.provider = await provider_overhead(fake_url, counts.overhead, log)
-        for comparison in results.provider:
-            log(summary_line(comparison))
-    if "coldstart" in chosen:
-        log("3. cold start")
-        ours = contact_mcp_spec({"CONTACT_MCP_DB": str(workdir / "cold.db")}, lambda: None)
-        base = baseline_spec("trivial", {}, lambda: None)
-        results.cold = await cold_start(ours, base, counts.cold_runs, log)
-        results.imports = import_profile(ours, base, counts.import_runs)
-    if "scale" in chosen:
-        log("4. store scale")
-        results.scale = await store_scale(workdir / "scale.db", counts.scale_sizes, counts.scale_samples, log)
-    if "memory" in chosen:
-        log("5. memory")
-        db = workdir / "memory.db"
-        ours = contact_mcp_spec(
-            {"CONTACT_MCP_DB": str(db)}, lambda: build_server(load_settings(db=str(db), log_level="WARNING"))
-        )
-        base = baseline_spec("trivial", {}, baseline_server.trivial_server)
-        for transport in ("stdio", "http"):
-            for spec, is_ours in ((ours, True), (base, False)):
-                db.unlink(missing_ok=True)
-                results.memory.append(await memory_growth(spec, transport, counts.memory_checkpoints, is_ours, log))
+    for scenario in SCENARIOS:
+        if scenario in chosen:
+            started = time.perf_counter()
+            await SCENARIO_RUNNERS[scenario](counts, workdir, results)
+            results.durations[scenario] = time.perf_counter() - started
+
+
+async def _local(counts: Counts, workdir: Path, results: Results) -> None:
+    log("1. local store tool overhead")
+    results.local = await local_overhead(workdir, counts.overhead, log)
+    for comparison in results.local:
+        log(summary_line(comparison))
+
+
+async def _provider(counts: Counts, workdir: Path, results: Results) -> None:
+    log("2. provider tool overhead")
+    with fake_featurebase() as fake_url:
+        results.floor, results.provider = await provider_overhead(fake_url, counts.overhead, log)
+    for comparison in results.provider:
+        log(summary_line(comparison))
+
+
+async def _coldstart(counts: Counts, workdir: Path, results: Results) -> None:
+    log("3. cold start")
+    ours = contact_mcp_spec({"CONTACT_MCP_DB": str(workdir / "cold.db")}, lambda: None)
+    base = baseline_spec("trivial", {}, lambda: None)
+    results.cold = await cold_start(ours, base, counts.cold_runs, log)
+    results.imports = import_profile(ours, base, counts.import_runs)
+
+
+async def _scale(counts: Counts, workdir: Path, results: Results) -> None:
+    log("4. store scale")
+    results.scale = await store_scale(workdir / "scale.db", counts.scale_sizes, counts.scale_samples, log)
+
+
+async def _memory(counts: Counts, workdir: Path, results: Results) -> None:
+    log("5. memory")
+    db = workdir / "memory.db"
+    ours = contact_mcp_spec(
+        {"CONTACT_MCP_DB": str(db)}, lambda: build_server(load_settings(db=str(db), log_level="WARNING"))
+    )
+    base = baseline_spec("trivial", {}, baseline_server.trivial_server)
+    # The bare SDK runs over stdio only: it is context for our numbers, and a full run must stay under ten minutes.
+    runs: list[tuple[ServerSpec, Transport, bool]] = [
+        (ours, "stdio", True),
+        (base, "stdio", False),
+        (ours, "http", True),
+    ]
+    for spec, transport, is_ours in runs:
+        db.unlink(missing_ok=True)
+        results.memory.append(await memory_growth(spec, transport, counts.memory_checkpoints, is_ours, log))
+
+
+SCENARIO_RUNNERS: dict[str, Callable[[Counts, Path, Results], Awaitable[None]]] = {
+    "local": _local,
+    "provider": _provider,
+    "coldstart": _coldstart,
+    "scale": _scale,
+    "memory": _memory,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

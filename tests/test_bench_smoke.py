@@ -60,7 +60,6 @@ def test_quick_run_writes_every_scenario_table_and_the_raw_numbers(tmp_path: Pat
         ("contact-mcp", "stdio"),
         ("contact-mcp", "http"),
         ("bare SDK (trivial)", "stdio"),
-        ("bare SDK (trivial)", "http"),
     }
     assert len(raw["targets"]) == 6
 
@@ -75,3 +74,24 @@ def test_only_runs_the_chosen_scenario(tmp_path: Path) -> None:
     assert [target["target"] for target in raw["targets"]] == [
         "Store p50 at 200 contacts ≤ 2.0× its p50 at 40",
     ]
+
+
+@pytest.mark.timeout(60)
+def test_insitu_profile_reports_our_functions_next_to_the_baseline() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.insitu", "--calls", "30"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=55,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    for row in (
+        "| client: contact-mcp upsert_contact |",
+        "| contact-mcp — LocalStore.upsert_contact |",
+        "| contact-mcp — HttpProvider._send_once (one HTTP exchange) |",
+        "| bare SDK — httpx2 AsyncClient.post (one HTTP exchange) |",
+    ):
+        assert row in done.stdout
