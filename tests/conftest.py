@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import stamina
 from mcp import Client
+from stamina.instrumentation import RetryDetails, get_on_retry_hooks, set_on_retry_hooks
 
 from contact_mcp import Settings, build_server, load_settings
 
@@ -29,6 +30,24 @@ def _no_retry_sleep() -> Iterator[None]:
     """Retries still happen (attempt counts are real), but stamina never sleeps between them."""
     with stamina.set_testing(True, attempts=10, cap=True):
         yield
+
+
+@pytest.fixture
+def retry_waits() -> Iterator[list[float]]:
+    """Real backoff (stamina's testing mode off, where every wait — even a Retry-After one — is zero), with each
+    scheduled wait recorded through stamina's instrumentation."""
+    waits: list[float] = []
+
+    def record(details: RetryDetails) -> None:
+        waits.append(details.wait_for)
+
+    hooks = get_on_retry_hooks()
+    set_on_retry_hooks([record])
+    try:
+        with stamina.set_testing(False):
+            yield waits
+    finally:
+        set_on_retry_hooks(hooks)
 
 
 @pytest.fixture

@@ -9,13 +9,11 @@ from __future__ import annotations
 import email.utils
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import httpx2
 import pytest
-import stamina
-from stamina.instrumentation import RetryDetails, set_on_retry_hooks
 
 from contact_mcp.errors import ContactError, ErrorCode
 from contact_mcp.models import Operation
@@ -280,41 +278,27 @@ async def test_uncertain_failures_follow_replayability(exc: Exception, code: Err
     assert (info.code, info.retryable, len(again.calls)) == (code, True, 3)
 
 
-@pytest.fixture
-def real_backoff() -> Iterator[list[RetryDetails]]:
-    """Leave stamina's testing mode so the computed waits are real, and record them."""
-    seen: list[RetryDetails] = []
-
-    def record(details: RetryDetails) -> None:
-        seen.append(details)
-
-    set_on_retry_hooks([record])
-    with stamina.set_testing(False):
-        yield seen
-    set_on_retry_hooks(None)
-
-
-async def test_retry_after_is_honoured(real_backoff: list[RetryDetails]) -> None:
+async def test_retry_after_is_honoured(retry_waits: list[float]) -> None:
     handler = Counter(httpx2.Response(429, headers={"Retry-After": "1"}, json={}), ok())
     provider = make(handler)
     assert await provider.request("PUT", "/x", replayable=True) == (200, {"ok": True})
     await provider.aclose()
-    assert [d.wait_for for d in real_backoff] == [1.0]
+    assert retry_waits == [1.0]
 
 
-async def test_retry_after_beyond_the_deadline_is_reported_not_waited(real_backoff: list[RetryDetails]) -> None:
+async def test_retry_after_beyond_the_deadline_is_reported_not_waited(retry_waits: list[float]) -> None:
     handler = Counter(httpx2.Response(429, headers={"Retry-After": "120"}, json={"message": "slow down"}))
     info = (await fail(make(handler, retry_deadline_s=10))).info()
     assert (info.code, info.retry_after_s, len(handler.calls)) == (ErrorCode.RATE_LIMITED, 120.0, 1)
-    assert real_backoff == []
+    assert retry_waits == []
 
 
-async def test_backoff_without_retry_after_is_exponential_and_capped(real_backoff: list[RetryDetails]) -> None:
+async def test_backoff_without_retry_after_is_exponential_and_capped(retry_waits: list[float]) -> None:
     handler = Counter(httpx2.Response(503), httpx2.Response(503), ok())
     provider = make(handler, retry_wait_initial_s=0.01, retry_wait_max_s=0.02)
     await provider.request("PUT", "/x", replayable=True)
     await provider.aclose()
-    waits = [d.wait_for for d in real_backoff]
+    waits = retry_waits
     assert len(waits) == 2 and all(0 < w <= 0.02 + 1e-9 for w in waits)
 
 

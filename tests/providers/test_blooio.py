@@ -11,8 +11,6 @@ from typing import Any, cast
 import anyio
 import httpx2
 import pytest
-import stamina
-from stamina.instrumentation import RetryDetails, set_on_retry_hooks
 
 from contact_mcp import providers
 from contact_mcp.errors import ConfigError, ContactError, ErrorCode
@@ -55,20 +53,6 @@ async def blooio(served: tuple[BlooioFake, str]) -> AsyncIterator[BlooioClient]:
     client = make_client(served[1])
     yield client
     await client.aclose()
-
-
-@pytest.fixture
-def real_backoff() -> Iterator[list[RetryDetails]]:
-    """Leave stamina's testing mode (where any wait, even a Retry-After one, is zero) and record each wait."""
-    seen: list[RetryDetails] = []
-
-    def record(details: RetryDetails) -> None:
-        seen.append(details)
-
-    set_on_retry_hooks([record])
-    with stamina.set_testing(False):
-        yield seen
-    set_on_retry_hooks(None)
 
 
 def attach(
@@ -473,7 +457,7 @@ async def test_after_a_timeout_a_repeat_reports_the_identity_attached_once(
 
 
 async def test_rate_limited_attach_is_reported_with_retry_after_not_replayed(
-    fake: BlooioFake, blooio: BlooioClient, real_backoff: list[RetryDetails]
+    fake: BlooioFake, blooio: BlooioClient, retry_waits: list[float]
 ) -> None:
     body = {"error": {"code": "rate_limited", "message": "Too many requests."}}
     fake.push(Fault("status", status=429, body=body, headers={"Retry-After": "7"}))
@@ -484,7 +468,7 @@ async def test_rate_limited_attach_is_reported_with_retry_after_not_replayed(
         7.0,
         "Too many requests.",
     )
-    assert (posts(fake), real_backoff) == (1, [])
+    assert (posts(fake), retry_waits) == (1, [])
 
 
 async def test_connection_refused_was_never_sent(fake: BlooioFake) -> None:
@@ -539,23 +523,23 @@ async def test_probe_attempts_are_bounded(fake: BlooioFake, blooio: BlooioClient
 
 
 async def test_retry_after_is_waited_for_before_the_replay(
-    fake: BlooioFake, blooio: BlooioClient, real_backoff: list[RetryDetails]
+    fake: BlooioFake, blooio: BlooioClient, retry_waits: list[float]
 ) -> None:
     fake.push(Fault("status", status=429, body={"error": {"code": "rate_limited", "message": "slow"}},
                     headers={"Retry-After": "1"}))  # fmt: skip
     assert "accepted" in await blooio.probe()
-    assert [d.wait_for for d in real_backoff] == [1.0]
+    assert retry_waits == [1.0]
     assert len(fake.requests) == 2
 
 
 async def test_retry_after_beyond_the_deadline_is_reported_not_waited(
-    fake: BlooioFake, blooio: BlooioClient, real_backoff: list[RetryDetails]
+    fake: BlooioFake, blooio: BlooioClient, retry_waits: list[float]
 ) -> None:
     fake.push(Fault("status", status=429, headers={"Retry-After": "120"}))
     with pytest.raises(ContactError) as info:
         await blooio.probe()
     assert (info.value.code, info.value.retry_after_s) == (ErrorCode.RATE_LIMITED, 120.0)
-    assert (len(fake.requests), real_backoff) == (1, [])
+    assert (len(fake.requests), retry_waits) == (1, [])
 
 
 # ---------- construction ----------

@@ -8,8 +8,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-import stamina
-from stamina.instrumentation import RetryDetails, get_on_retry_hooks, set_on_retry_hooks
 
 from contact_mcp import load_settings
 from contact_mcp.errors import (
@@ -309,27 +307,15 @@ async def test_rate_limit_that_persists_is_rate_limited_after_bounded_attempts(
 
 
 async def test_retry_after_is_waited_for_when_feather_sends_one(
-    feather: FeatherClient, fake: FeatherFake, end_user: str
+    feather: FeatherClient, fake: FeatherFake, end_user: str, retry_waits: list[float]
 ) -> None:
-    """stamina's testing mode turns a hook-returned delay into 0 s, so this test leaves testing mode and reads the
-    wait stamina schedules from an on-retry hook (one real 1 s wait)."""
-    waits: list[float] = []
-
-    def record(details: RetryDetails) -> None:
-        waits.append(details.wait_for)
-
+    """One real 1 s wait, read from the schedule stamina records (see the `retry_waits` fixture)."""
     fake.app.push(
         Fault(kind="status", status=429, body=RATE_LIMITED_BODY, headers={"Retry-After": "1"}, path_contains=CONTACTS)
     )
-    hooks = get_on_retry_hooks()
-    set_on_retry_hooks([record])
-    try:
-        with stamina.set_testing(False):
-            result = await feather.attach_contact(email(end_user))
-    finally:
-        set_on_retry_hooks(hooks)
+    result = await feather.attach_contact(email(end_user))
     assert result.created is True
-    assert waits == [1.0]
+    assert retry_waits == [1.0]
     assert posts(fake) == 2
 
 

@@ -12,9 +12,6 @@ from typing import Any
 
 import httpx2
 import pytest
-import stamina
-import stamina.instrumentation
-from stamina.instrumentation import RetryDetails
 
 from contact_mcp import ConfigError, build_server, load_settings
 from contact_mcp.errors import (
@@ -523,25 +520,14 @@ async def test_the_fakes_own_rate_limit_answers_429_with_its_headers_and_the_cli
 
 @pytest.mark.parametrize("send_retry_after", [True, False], ids=["retry-after", "reset-only"])
 async def test_a_real_wait_uses_retry_after_or_else_the_rate_limit_reset(
-    fb: FeaturebaseClient, fake: FeaturebaseFake, send_retry_after: bool
+    fb: FeaturebaseClient, fake: FeaturebaseFake, send_retry_after: bool, retry_waits: list[float]
 ) -> None:
-    """Outside stamina's testing mode (which turns every hook-returned delay into 0 s) the wait is real."""
+    """Outside stamina's testing mode (see the `retry_waits` fixture) the wait is real."""
     headers = {"Retry-After": "1"} if send_retry_after else {"X-RateLimit-Reset": "1"}
     fake.app.push(rate_limited(1, headers))
-    waits: list[float] = []
-
-    def record(details: RetryDetails) -> None:
-        waits.append(details.wait_for)
-
-    hooks = stamina.instrumentation.get_on_retry_hooks()
-    stamina.instrumentation.set_on_retry_hooks([record])
-    try:
-        with stamina.set_testing(False):
-            result = await fb.upsert_contact(ADA)
-    finally:
-        stamina.instrumentation.set_on_retry_hooks(hooks)
+    result = await fb.upsert_contact(ADA)
     assert result.outcome == "created"
-    assert waits == [1.0]
+    assert retry_waits == [1.0]
     assert len(fake.requests) == 2
 
 

@@ -9,8 +9,6 @@ from typing import Any
 
 import httpx2
 import pytest
-import stamina
-from stamina.instrumentation import RetryDetails, set_on_retry_hooks
 
 from contact_mcp.errors import ContactError, ErrorCode
 from contact_mcp.models import MethodType, SetVerificationInput, VerificationResult
@@ -476,22 +474,6 @@ async def test_500_is_not_replayed_but_marked_retryable(
 
     assert (error.code, error.retryable) == (ErrorCode.PROVIDER_ERROR, True)
     assert len(fake.requests) == 1
-
-
-@pytest.fixture
-def retry_waits() -> Iterator[list[float]]:
-    """Real backoff (stamina's test mode off) with the scheduled waits recorded by an instrumentation hook."""
-    waits: list[float] = []
-
-    def record(details: RetryDetails) -> None:
-        waits.append(details.wait_for)
-
-    set_on_retry_hooks([record])
-    try:
-        with stamina.set_testing(False):
-            yield waits
-    finally:
-        set_on_retry_hooks(None)
 
 
 async def test_retry_after_is_honoured_with_a_real_wait(
