@@ -251,9 +251,14 @@ class HttpProvider(Provider):
         json_body: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        read_first: str | None = None,
     ) -> tuple[int, Any]:
-        """Send one logical request (retrying as the rules allow); return (status, parsed JSON body)."""
+        """Send one logical request (retrying as the rules allow); return (status, parsed JSON body).
+
+        `read_first` is the hint given when the outcome is unknown (a non-replayable request that may have been
+        applied, or any answer that could not be read); by default it says to check with a read."""
         started = time.monotonic()
+        unknown = read_first or f"The request may have reached {self.display_name}; check with a read before retrying"
         deadline = self.options.retry_deadline_s
 
         def backoff(exc: Exception) -> bool | float:
@@ -278,11 +283,16 @@ class HttpProvider(Provider):
                 wait_jitter=self.options.retry_wait_initial_s,
             ):
                 with attempt:
-                    return await self._send_once(method, path, json_body=json_body, params=params, headers=headers)
+                    return await self._send_once(
+                        method, path, json_body=json_body, params=params, headers=headers, unknown=unknown
+                    )
         except _StatusFailure as exc:
-            raise self._unknown_outcome(exc.error, replayable, exc.status) from None
+            if not replayable and exc.status >= 500:
+                exc.error.retryable = False
+                exc.error.hint = unknown
+            raise exc.error from None
         except httpx2.TransportError as exc:
-            raise self._transport_error(exc, replayable) from None
+            raise self._transport_error(exc, None if replayable else unknown) from None
         raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
 
     async def _send_once(
@@ -293,11 +303,12 @@ class HttpProvider(Provider):
         json_body: Mapping[str, Any] | None,
         params: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
+        unknown: str,
     ) -> tuple[int, Any]:
         request = self.client.build_request(method, path, json=json_body, params=params, headers=headers)
         response = await self.client.send(request, stream=True)
         try:
-            raw = await self._read_capped(response)
+            raw = await self._read_capped(response, unknown)
         finally:
             await response.aclose()
         log.debug("%s %s %s -> %d", self.name, method, path, response.status_code)
@@ -310,50 +321,44 @@ class HttpProvider(Provider):
                     f"{self.display_name} answered {status} with content type {content_type or 'none'}, not JSON",
                     provider=self.name,
                     status=status,
-                    retryable=False,
-                    hint="The provider's answer could not be read; check with a read call before retrying",
+                    hint=unknown,
                 )
             if body is _INVALID:
                 raise ProviderError(
                     f"{self.display_name} answered {status} with a body that is not valid JSON",
                     provider=self.name,
                     status=status,
-                    hint="The provider's answer could not be read; check with a read call before retrying",
+                    hint=unknown,
                 )
             return status, body
         detail = parse_error_body(body) if body is not _INVALID else ErrorDetail()
         error = self.error_for_status(status, detail, response.headers)
         raise _StatusFailure(error, status, self.retry_after(status, response.headers))
 
-    async def _read_capped(self, response: httpx2.Response) -> bytes:
+    async def _read_capped(self, response: httpx2.Response, unknown: str) -> bytes:
         cap = self.options.max_response_bytes
         declared = response.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > cap:
-            raise self._too_large(response.status_code)
+            raise self._too_large(response.status_code, unknown)
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.aiter_bytes():
             size += len(chunk)
             if size > cap:
-                raise self._too_large(response.status_code)
+                raise self._too_large(response.status_code, unknown)
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _too_large(self, status: int) -> ProviderError:
+    def _too_large(self, status: int, unknown: str) -> ProviderError:
         return ProviderError(
             f"{self.display_name}'s answer is larger than {self.options.max_response_bytes} bytes; it was not read",
             provider=self.name,
             status=status,
-            hint="The request may have been applied; check with a read call before retrying",
+            hint=unknown,
         )
 
-    def _unknown_outcome(self, error: ContactError, replayable: bool, status: int) -> ContactError:
-        if not replayable and status >= 500:
-            error.retryable = False
-            error.hint = f"The request may have reached {self.display_name}; check with a read before retrying"
-        return error
-
-    def _transport_error(self, exc: httpx2.TransportError, replayable: bool) -> ContactError:
+    def _transport_error(self, exc: httpx2.TransportError, unknown: str | None) -> ContactError:
+        """`unknown` is the read-first hint for a non-replayable request, None for a replayable one."""
         name = self.display_name
         if isinstance(exc, _NEVER_SENT):
             return ProviderUnavailable(
@@ -361,18 +366,17 @@ class HttpProvider(Provider):
                 provider=self.name,
                 hint="The request was not sent; retry later",
             )
-        unknown = None if replayable else f"The request may have reached {name}; check with a read before retrying"
         if isinstance(exc, httpx2.TimeoutException):
             return ProviderTimeout(
                 f"{name} did not answer within {self.options.read_timeout_s:g} s",
                 provider=self.name,
-                retryable=replayable,
+                retryable=unknown is None,
                 hint=unknown,
             )
         return ProviderUnavailable(
             f"the connection to {name} failed ({type(exc).__name__})",
             provider=self.name,
-            retryable=replayable,
+            retryable=unknown is None,
             hint=unknown,
         )
 

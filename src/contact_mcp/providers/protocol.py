@@ -25,8 +25,6 @@ from contact_mcp.errors import (
     ContactError,
     NotFound,
     ProviderError,
-    ProviderTimeout,
-    ProviderUnavailable,
 )
 from contact_mcp.models import CreateContactInput, CreatedContact, Operation
 from contact_mcp.providers.http import ErrorDetail, HttpProvider
@@ -55,14 +53,11 @@ class ProtocolClient(HttpProvider):
         if call.avatar_url is not None:
             body["avatar_url"] = call.avatar_url
         try:
-            status, payload = await self.request("POST", _CONTACTS, replayable=False, json_body=body)
+            status, payload = await self.request(
+                "POST", _CONTACTS, replayable=False, json_body=body, read_first=self._read_first_hint(call.username)
+            )
         except Conflict as exc:
             raise await self._with_existing_id(exc, call.username) from None
-        except ContactError as exc:
-            if _outcome_unknown(exc):
-                exc.retryable = False
-                exc.hint = self._read_first_hint(call.username)
-            raise
         return self._created(status, payload, call)
 
     def _created(self, status: int, payload: Any, call: CreateContactInput) -> CreatedContact:
@@ -204,17 +199,3 @@ def _named_field(message: str | None) -> str | None:
         return None
     named = [f for f in _BODY_FIELDS if re.search(rf"\b{f}\b", message)]
     return named[0] if len(named) == 1 else None
-
-
-def _outcome_unknown(error: ContactError) -> bool:
-    """Whether a failed create may nevertheless have been applied.
-
-    A timeout or a connection lost after sending (http.py reports those non-retryable for a non-replayable call;
-    a request that never left stays retryable), any 5xx, or a 2xx whose body could not be read. Any 5xx, not only
-    the 500/502/503/504 that http.py's `_unknown_outcome` covers: a 501 or 507 may also follow a partial write.
-    """
-    if isinstance(error, ProviderTimeout):
-        return True
-    if error.status is None:
-        return isinstance(error, ProviderUnavailable) and not error.retryable
-    return error.status >= 500 or 200 <= error.status < 300
