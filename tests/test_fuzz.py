@@ -6,6 +6,7 @@ success a result that matches its schema — and afterwards the store is still c
 
 from __future__ import annotations
 
+import inspect
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -20,38 +21,8 @@ from contact_mcp.errors import ErrorCode
 from contact_mcp.tools import TOOLS
 
 TOOL_NAMES = [spec.operation.value for spec in TOOLS]
-ARGUMENT_NAMES = sorted(
-    {
-        "end_user_id",
-        "channel",
-        "value",
-        "contact_id",
-        "identifier",
-        "channel_type",
-        "channel_id",
-        "type",
-        "verified",
-        "verification_source",
-        "verified_at",
-        "email",
-        "user_id",
-        "name",
-        "phone",
-        "locale",
-        "profile_picture",
-        "companies",
-        "custom_fields",
-        "roles",
-        "subscribed_to_changelog",
-        "username",
-        "phone_number",
-        "display_name",
-        "avatar_url",
-        "query",
-        "limit",
-        "cursor",
-    }
-)
+# Every argument any tool declares (the signature is the contract), so fuzzed keys hit real parameters.
+ARGUMENT_NAMES = sorted({name for spec in TOOLS for name in inspect.signature(spec.fn).parameters if name != "ctx"})
 KNOWN_CODES = {code.value for code in ErrorCode}
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
