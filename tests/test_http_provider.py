@@ -278,6 +278,18 @@ async def test_uncertain_failures_follow_replayability(exc: Exception, code: Err
     assert (info.code, info.retryable, len(again.calls)) == (code, True, 3)
 
 
+async def test_the_retry_deadline_counts_from_the_first_attempt() -> None:
+    calls: list[httpx2.Request] = []
+
+    def slow_then_busy(request: httpx2.Request) -> httpx2.Response:
+        calls.append(request)
+        time.sleep(0.1)
+        return httpx2.Response(503)
+
+    info = (await fail(make(slow_then_busy, retry_deadline_s=0.05))).info()
+    assert (info.code, len(calls)) == (ErrorCode.PROVIDER_UNAVAILABLE, 1)
+
+
 async def test_retry_after_is_honoured(retry_waits: list[float]) -> None:
     handler = Counter(httpx2.Response(429, headers={"Retry-After": "1"}, json={}), ok())
     provider = make(handler)

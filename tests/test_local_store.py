@@ -542,6 +542,27 @@ async def test_upsert_name_change_bumps_updated_at_and_search(client: Client) ->
     assert (await ok(client, "find_contacts", query="lee"))["contacts"] == []
 
 
+async def test_upsert_reports_the_summary_find_contacts_reads_back(client: Client) -> None:
+    """The upsert result is built from the matched row and the call, not re-read; it must agree with the store."""
+    created = await ok(client, "create_contact", username="ann", phone_number=PHONE, display_name="Ann L")
+    await ok(client, "attach_contact", end_user_id=created["id"], channel="email", value="ann@example.com")
+    calls: list[dict[str, Any]] = [
+        {"email": "ann@example.com"},  # matched by email; no name given: the display name shows
+        {"email": "ann@example.com", "user_id": "u1", "phone": PHONE_2},
+        {"user_id": "u1", "name": "Ann Lee", "email": "ann.lee@example.com"},
+        {"user_id": "u1", "phone": PHONE},
+        {"user_id": "u1"},
+        {"user_id": "u2", "name": "Bo"},
+    ]
+    for arguments in calls:
+        result = await ok(client, "upsert_contact", **arguments)
+        by = {"user_id": result["user_id"]} if "user_id" in result else {"email": result["email"]}
+        (found,) = (await ok(client, "find_contacts", **by))["contacts"]
+        reported = {key: result.get(key) for key in ("id", "name", "user_id", "email", "phone")}
+        assert reported == {key: found.get(key) for key in reported}, arguments
+    assert [c["name"] for c in (await ok(client, "find_contacts", query="ann"))["contacts"]] == ["Ann Lee"]
+
+
 # ---------- create_contact ----------
 
 

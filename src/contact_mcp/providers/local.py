@@ -174,9 +174,13 @@ _INSERT_IDENTITY: Final = (
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
 _ID_BY_USERNAME: Final = "SELECT id FROM contacts WHERE username_key = ?"
+# The match row carries everything the update path compares and the summary needs, primaries included, so an
+# update is one SELECT and at most one UPDATE inside its transaction.
 _UPSERT_COLUMNS: Final = (
-    "seq, user_id, username, name, display_name, locale, profile_picture, companies, custom_fields, roles, "
-    "subscribed_to_changelog"
+    "seq, id, user_id, username, name, display_name, locale, profile_picture, companies, custom_fields, roles, "
+    "subscribed_to_changelog, "
+    "(SELECT value FROM methods WHERE contact_seq = contacts.seq AND kind = 'email' AND is_primary), "
+    "(SELECT value FROM methods WHERE contact_seq = contacts.seq AND kind = 'phone' AND is_primary)"
 )
 _UPSERT_BY_USER_ID: Final = f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE user_id = ?"
 # The oldest contact holding the email as its primary, else the oldest holding it at all. CROSS JOIN keeps the
@@ -206,7 +210,6 @@ _SUMMARY_COLUMNS: Final = (
     "(SELECT value FROM methods WHERE contact_seq = c.seq AND kind = 'email' AND is_primary), "
     "(SELECT value FROM methods WHERE contact_seq = c.seq AND kind = 'phone' AND is_primary)"
 )
-_SUMMARY_BY_SEQ: Final = f"SELECT {_SUMMARY_COLUMNS} FROM contacts c WHERE c.seq = ?"
 _FIND_IN_METHODS: Final = "c.seq IN (SELECT contact_seq FROM methods WHERE value = ? AND kind = ?)"
 
 
@@ -306,6 +309,10 @@ def _add_contact(
     seq = cursor.lastrowid
     assert seq is not None
     return seq, contact_id
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def _add_method(
@@ -598,15 +605,28 @@ class LocalStore(Provider):
         now = _now()
         with self._transaction() as db:
             row = self._upsert_match(db, call)
-            outcome: Outcome
             if row is None:
-                seq, outcome = self._upsert_insert(db, call, now), "created"
-            else:
-                seq = row[0]
-                outcome = "updated" if self._upsert_update(db, row, call, now) else "unchanged"
-            _, contact_id, name, _, user_id, email, phone = db.execute(_SUMMARY_BY_SEQ, (seq,)).fetchone()
+                contact_id = self._upsert_insert(db, call, now)
+                return UpsertResult(
+                    provider=self.name,
+                    outcome="created",
+                    id=contact_id,
+                    user_id=call.user_id,
+                    email=call.email,
+                    name=call.name,
+                    phone=call.phone,
+                )
+            outcome: Outcome = "updated" if self._upsert_update(db, row, call, now) else "unchanged"
+        _, contact_id, user_id, _, name, display_name, *_, email, phone = row
+        name = call.name if call.name is not None else name
         return UpsertResult(
-            provider=self.name, outcome=outcome, id=contact_id, user_id=user_id, email=email, name=name, phone=phone
+            provider=self.name,
+            outcome=outcome,
+            id=str(contact_id),
+            user_id=_text_or_none(call.user_id if call.user_id is not None else user_id),
+            email=_text_or_none(call.email if call.email is not None else email),
+            name=_text_or_none(name if name is not None else display_name),
+            phone=_text_or_none(call.phone if call.phone is not None else phone),
         )
 
     def _upsert_match(self, db: sqlite3.Connection, call: UpsertContactInput) -> tuple[object, ...] | None:
@@ -620,8 +640,8 @@ class LocalStore(Provider):
             return db.execute(sql, (call.email,)).fetchone()
         return None
 
-    def _upsert_insert(self, db: sqlite3.Connection, call: UpsertContactInput, now: str) -> int:
-        seq, _ = _add_contact(
+    def _upsert_insert(self, db: sqlite3.Connection, call: UpsertContactInput, now: str) -> str:
+        seq, contact_id = _add_contact(
             db,
             now,
             user_id=call.user_id,
@@ -636,11 +656,12 @@ class LocalStore(Provider):
         for kind, value in (("email", call.email), ("phone", call.phone)):
             if value is not None:
                 _add_method(db, seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=True)
-        return seq
+        return contact_id
 
     def _upsert_update(self, db: sqlite3.Connection, row: Sequence[object], call: UpsertContactInput, now: str) -> bool:
         """Apply what differs; return whether anything did. Nothing is written when nothing differs."""
-        seq, user_id, username, name, display_name, locale, picture, companies, custom, roles, subscribed = row
+        (seq, _, user_id, username, name, display_name, locale, picture, companies, custom, roles, subscribed,
+         email, phone) = row  # fmt: skip
         changes: dict[str, object] = {}
         if call.user_id is not None and call.user_id != user_id:
             changes["user_id"] = call.user_id
@@ -669,8 +690,12 @@ class LocalStore(Provider):
         ):
             changes["subscribed_to_changelog"] = call.subscribed_to_changelog
         assert isinstance(seq, int)
-        email_changed = call.email is not None and self._make_primary(db, seq, "email", call.email, now)
-        phone_changed = call.phone is not None and self._make_primary(db, seq, "phone", call.phone, now)
+        email_changed = call.email is not None and call.email != email
+        if email_changed:
+            self._make_primary(db, seq, "email", str(call.email), now)
+        phone_changed = call.phone is not None and call.phone != phone
+        if phone_changed:
+            self._make_primary(db, seq, "phone", str(call.phone), now)
         if not (changes or email_changed or phone_changed):
             return False
         changes["updated_at"] = now
@@ -680,11 +705,9 @@ class LocalStore(Provider):
 
     def _make_primary(
         self, db: sqlite3.Connection, seq: int, kind: Literal["email", "phone"], value: str, now: str
-    ) -> bool:
-        """Make `value` the contact's primary of `kind`, adding it as a method if new; return whether it changed."""
+    ) -> None:
+        """Make `value` (not the current primary) the contact's primary of `kind`, adding it as a method if new."""
         current = db.execute(_PRIMARY_OF_KIND, (seq, kind)).fetchone()
-        if current is not None and current[1] == value:
-            return False
         existing = db.execute(_METHOD_OF_KIND, (seq, kind, value, kind)).fetchone()
         if current is not None:
             db.execute(_SET_PRIMARY, (0, current[0]))
@@ -692,7 +715,6 @@ class LocalStore(Provider):
             db.execute(_SET_PRIMARY, (1, existing[0]))
         else:
             _add_method(db, seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=True)
-        return True
 
     # ---------- create_contact (Protocol) ----------
 
