@@ -285,10 +285,11 @@ class HttpProvider(Provider):
             # Setting up stamina's retry loop costs ~0.15 ms per call on a server at work, so the first attempt
             # goes out directly. A failure is handed to stamina as its own first attempt: it decides, waits,
             # counts and reports every retry exactly as if it had made that attempt itself.
+            first: Exception | None = None
             try:
                 return await send()
             except (_StatusFailure, httpx2.TransportError) as exc:
-                first: Exception | None = exc
+                first = exc
             async for attempt in stamina.retry_context(
                 on=backoff,
                 attempts=self.options.retry_attempts,
