@@ -285,11 +285,10 @@ class HttpProvider(Provider):
             # Setting up stamina's retry loop costs ~0.15 ms per call on a server at work, so the first attempt
             # goes out directly. A failure is handed to stamina as its own first attempt: it decides, waits,
             # counts and reports every retry exactly as if it had made that attempt itself.
-            first: Exception | None = None
             try:
                 return await send()
             except (_StatusFailure, httpx2.TransportError) as exc:
-                first = exc
+                first_failure: list[Exception] = [exc]
             async for attempt in stamina.retry_context(
                 on=backoff,
                 attempts=self.options.retry_attempts,
@@ -299,9 +298,8 @@ class HttpProvider(Provider):
                 wait_jitter=self.options.retry_wait_initial_s,
             ):
                 with attempt:
-                    if first is not None:
-                        failed, first = first, None
-                        raise failed
+                    if first_failure:
+                        raise first_failure.pop()
                     return await send()
         except _StatusFailure as exc:
             if not replayable and exc.status >= 500:
