@@ -58,6 +58,7 @@ class Comparison:
     ours: Summary
     baseline: Summary
     round_p50_ratios: list[float]
+    round_throughput_ratios: list[float]
 
     @property
     def p50_ratio(self) -> float:
@@ -83,6 +84,7 @@ class Comparison:
             "p99_ratio": self.p99_ratio,
             "throughput_ratio": self.throughput_ratio,
             "round_p50_ratios": self.round_p50_ratios,
+            "round_throughput_ratios": self.round_throughput_ratios,
         }
 
 
@@ -127,17 +129,19 @@ async def compare(
     samples: dict[str, list[int]] = {"ours": [], "base": []}
     wall = {"ours": 0.0, "base": 0.0}
     round_ratios: list[float] = []
+    round_throughputs: list[float] = []
     for round_no in range(counts.rounds):
         order = [("ours", ours), ("base", base)]
         if round_no % 2:
             order.reverse()
-        p50: dict[str, float] = {}
+        per_round: dict[str, Summary] = {}
         for side, work in order:
             got, seconds = await run_calls(work, n, concurrency)
             samples[side] += got
             wall[side] += seconds
-            p50[side] = summarize(got, seconds).p50_ms
-        round_ratios.append(ratio(p50["ours"], p50["base"]))
+            per_round[side] = summarize(got, seconds)
+        round_ratios.append(ratio(per_round["ours"].p50_ms, per_round["base"].p50_ms))
+        round_throughputs.append(ratio(per_round["ours"].calls_per_s, per_round["base"].calls_per_s))
     return Comparison(
         scenario=scenario,
         operation=operation,
@@ -146,6 +150,7 @@ async def compare(
         ours=summarize(samples["ours"], wall["ours"]),
         baseline=summarize(samples["base"], wall["base"]),
         round_p50_ratios=round_ratios,
+        round_throughput_ratios=round_throughputs,
     )
 
 

@@ -206,6 +206,11 @@ def _mark(ok: bool | None) -> str:
     return "UNTRUSTED" if ok is None else ("PASS" if ok else "**MISS**")
 
 
+def _round_spread(ratios: list[float]) -> str:
+    """How far one round's ratio strays from another's in the same run: the noise the verdict sits in."""
+    return f"{min(ratios):.2f}–{max(ratios):.2f}×" if ratios else "–"
+
+
 def _comparison_table(
     rows: list[Comparison], p50_target: float, throughput_target: float | None, trusted: bool
 ) -> list[str]:
@@ -219,6 +224,7 @@ def _comparison_table(
         "bare SDK calls/s",
         "p50 ratio",
         "throughput ratio",
+        "judged ratio, per round (min–max)",
         "target",
     ]
     body: list[list[str]] = []
@@ -242,6 +248,7 @@ def _comparison_table(
                 f"{c.baseline.calls_per_s:,.0f}",
                 f"{c.p50_ratio:.2f}×",
                 f"{c.throughput_ratio:.2f}×",
+                _round_spread(c.round_p50_ratios if c.concurrency == 1 else c.round_throughput_ratios),
                 verdict,
             ]
         )
@@ -453,7 +460,9 @@ def markdown(results: Results) -> str:
         "default on 127.0.0.1); no bearer token on either.",
         '* "calls in flight" 1 = sequential; 32 = 32 tasks sharing one client session. Latency targets are '
         "judged on sequential calls, the throughput target on 32 in flight.",
-        "* Percentiles are nearest-rank over all rounds' samples.",
+        "* Percentiles are nearest-rank over all rounds' samples. The verdict uses the ratio over all rounds; "
+        "the per-round column shows the same ratio (p50 when 1 call is in flight, calls/s with 32) for each A/B "
+        "round alone, so the spread is the noise of this run.",
         f"* Counts: `{json.dumps(results.counts, separators=(',', ':'))}` (per side; `rounds` × `sequential_calls` "
         "or `concurrent_calls` samples after `warmup` calls).",
         "",
