@@ -114,6 +114,17 @@ async def run_calls(work: Workload, n: int, concurrency: int) -> tuple[list[int]
     return samples, time.perf_counter() - started
 
 
+async def run_alternating(sides: dict[str, Workload], n: int) -> dict[str, tuple[list[int], float]]:
+    """`n` sequential calls per side, one side's call then the other's; per side (latencies in ns, seconds spent
+    in its calls)."""
+    got: dict[str, list[int]] = {side: [] for side in sides}
+    for _ in range(n):
+        for side, work in sides.items():
+            samples, _ = await run_calls(work, 1, 1)
+            got[side] += samples
+    return {side: (samples, sum(samples) / 1e9) for side, samples in got.items()}
+
+
 async def compare(
     scenario: str,
     operation: str,
@@ -135,8 +146,12 @@ async def compare(
         if round_no % 2:
             order.reverse()
         per_round: dict[str, Summary] = {}
-        for side, work in order:
-            got, seconds = await run_calls(work, n, concurrency)
+        if concurrency == 1:
+            # One call each in turn: drift in the machine's speed, even within a round, hits both sides alike.
+            got_both = await run_alternating(dict(order), n)
+        else:
+            got_both = {side: await run_calls(work, n, concurrency) for side, work in order}
+        for side, (got, seconds) in got_both.items():
             samples[side] += got
             wall[side] += seconds
             per_round[side] = summarize(got, seconds)

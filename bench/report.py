@@ -265,8 +265,8 @@ def _section_local(results: Results) -> list[str]:
         "with a changed name, so every call "
         "writes) and `get_contact` on the embedded SQLite store, against the bare SDK server's trivial `ping` tool "
         "called with the same arguments. p50/p99 are per-call latencies seen by the client; calls/s is calls over "
-        "wall time. With 32 calls in flight latency is mostly queueing, so the throughput ratio is the number "
-        "to read there.",
+        "the time spent in them (wall time of the batch with 32 in flight). With 32 calls in flight latency is "
+        "mostly queueing, so the throughput ratio is the number to read there.",
         "",
         *_comparison_table(results.local, LOCAL_P50, None, True),
         "",
@@ -384,10 +384,11 @@ def _section_scale(results: Results) -> list[str]:
     return [
         "## 4. Store scale",
         "",
-        f"`LocalStore` in-process (no transport), one file grown to each size through `upsert_contact` "
-        f"({scale.populate_s:.0f} s to populate; {scale.file_mib:.1f} MiB at {scale.sizes[-1]:,} contacts). "
-        "Inserts are timed while growing (the last ones before the size is reached); the other operations on keys "
-        "drawn uniformly from every stored contact.",
+        f"`LocalStore` in-process (no transport), one file per size filled through `upsert_contact` "
+        f"({scale.populate_s:.0f} s to populate all; {scale.file_mib:.1f} MiB at {scale.sizes[-1]:,} contacts). "
+        "Each operation is timed on the files in turn, one call on each, so drift in the machine's speed falls on "
+        "every size alike. Inserts add new contacts (up to half the size again); the other operations use keys "
+        "drawn uniformly from each file's contacts.",
         "",
         *_table(header, body),
         "",
@@ -451,8 +452,9 @@ def markdown(results: Results) -> str:
         "## How it is measured",
         "",
         "* Client and servers share this machine's cores. Every comparison runs contact-mcp and its baseline in the "
-        "same run, connected at the same time, warmed up, then in alternating A/B rounds (the order flips each "
-        "round), so noise falls on both sides.",
+        "same run, connected at the same time, warmed up, then in A/B rounds (the order flips each round), so "
+        "noise falls on both sides. Within a round, sequential calls alternate one by one (one contact-mcp call, "
+        "one baseline call); with 32 in flight each side runs its batch in turn.",
         "* Transports: in-memory `mcp.Client(server)` in the benchmark process; stdio (`mcp.Client` spawns the "
         'server); streamable HTTP to a uvicorn process on 127.0.0.1 (`mcp.Client(url)`, default `mode="auto"`, '
         "one POST per call). Both servers log at WARNING and run uvicorn with the same settings. HTTP security: "

@@ -1,10 +1,11 @@
 """Scenario 4: how the local store's latency grows with its size (1k, 10k, 100k contacts).
 
-One SQLite file is grown from size to size through `LocalStore.upsert_contact` (in-process: this measures the store,
-not the transport). Inserting is timed while growing: the last inserts before each size is reached. At each size
-every operation is timed on keys drawn uniformly from all stored contacts, so a larger store is not helped by a hot
-cache of a few rows: upsert of an existing contact (matched by user_id, with a changed name, so it writes), find by
-email, find by phone, and get by id.
+One SQLite file per size, each grown through `LocalStore.upsert_contact` (in-process: this measures the store, not
+the transport). Then every operation is timed on all the files in turn, one call on each before the next call on
+any, so a machine that speeds up or slows down during the run affects every size alike. Inserting adds new contacts
+(up to half the size again, at most `samples`); the other operations use keys drawn uniformly from each file's
+first `size` contacts, so a larger store is not helped by a hot cache of a few rows: upsert of an existing contact
+(matched by user_id, with a changed name, so it writes), find by email, find by phone, and get by id.
 """
 
 from __future__ import annotations
@@ -72,57 +73,60 @@ async def _timed(call: Callable[[], Awaitable[object]]) -> int:
     return time.perf_counter_ns() - started
 
 
-async def _sample(samples: int, make: Callable[[int], Callable[[], Awaitable[object]]]) -> Summary:
-    got = [await _timed(make(k)) for k in range(samples)]
-    return summarize(got, sum(got) / 1e9)
+Call = Callable[[], Awaitable[object]]
 
 
 async def store_scale(
     db: Path, sizes: tuple[int, ...], samples: int, log: Callable[[str], None], seed: int = 7
 ) -> ScaleResult:
+    """`db` names the first file; the others sit beside it, suffixed with their size."""
     rng = random.Random(seed)
-    store = LocalStore.open(db)
-    ids: list[str] = []
-    rows: list[ScaleRow] = []
-    populate_s = 0.0
+    stores: dict[int, LocalStore] = {}
+    ids: dict[int, list[str]] = {}
+    files = {size: db.with_name(f"{db.stem}-{size}{db.suffix}") for size in sizes}
+    started = time.perf_counter()
     try:
         for size in sizes:
-            window = min(samples, size // 2)
-            insert_ns: list[int] = []
-            started = time.perf_counter()
-            for i in range(len(ids), size):
-                t0 = time.perf_counter_ns()
-                result = await store.upsert_contact(contact(i))
-                if i >= size - window:
-                    insert_ns.append(time.perf_counter_ns() - t0)
-                ids.append(result.id)
-            populate_s += time.perf_counter() - started
-            rows.append(ScaleRow(size, OPERATIONS[0], summarize(insert_ns, sum(insert_ns) / 1e9)))
-            keys = [rng.randrange(size) for _ in range(samples)]
-            bump = size  # a fresh name each time, so every upsert really updates
+            stores[size] = LocalStore.open(files[size])
+            ids[size] = [(await stores[size].upsert_contact(contact(i))).id for i in range(size)]
+            log(f"  {size} contacts stored")
+        populate_s = time.perf_counter() - started
+        timed: dict[tuple[int, str], list[int]] = {(size, op): [] for size in sizes for op in OPERATIONS}
+        keys = {size: [rng.randrange(size) for _ in range(samples)] for size in sizes}
 
-            def upsert(k: int, keys: list[int] = keys, bump: int = bump) -> Callable[[], Awaitable[object]]:
-                return lambda: store.upsert_contact(contact(keys[k], name=f"Renamed {bump + k}"))
+        def calls(size: int, k: int) -> dict[str, Call]:
+            store, key = stores[size], keys[size][k]
+            return {
+                OPERATIONS[1]: lambda: store.upsert_contact(contact(key, name=f"Renamed {k}")),
+                OPERATIONS[2]: lambda: store.find_contacts(FindContactsInput(email=f"person{key}@example.com")),
+                OPERATIONS[3]: lambda: store.find_contacts(FindContactsInput(phone=f"+1415{key:07d}")),
+                OPERATIONS[4]: lambda: store.get_contact(ids[size][key]),
+            }
 
-            def by_email(k: int, keys: list[int] = keys) -> Callable[[], Awaitable[object]]:
-                return lambda: store.find_contacts(FindContactsInput(email=f"person{keys[k]}@example.com"))
+        def insert(size: int, k: int) -> Call:
+            store, new = stores[size], size + k
+            return lambda: store.upsert_contact(contact(new))
 
-            def by_phone(k: int, keys: list[int] = keys) -> Callable[[], Awaitable[object]]:
-                return lambda: store.find_contacts(FindContactsInput(phone=f"+1415{keys[k]:07d}"))
-
-            def get(k: int, keys: list[int] = keys) -> Callable[[], Awaitable[object]]:
-                return lambda: store.get_contact(ids[keys[k]])
-
-            for operation, make in zip(OPERATIONS[1:], (upsert, by_email, by_phone, get), strict=True):
-                rows.append(ScaleRow(size, operation, await _sample(samples, make)))
+        for k in range(samples):
+            for size in sizes:
+                if k < min(samples, size // 2):
+                    timed[size, OPERATIONS[0]].append(await _timed(insert(size, k)))
+        for operation in OPERATIONS[1:]:
+            for k in range(samples):
+                for size in sizes:
+                    timed[size, operation].append(await _timed(calls(size, k)[operation]))
+        rows = [ScaleRow(size, op, summarize(ns, sum(ns) / 1e9)) for (size, op), ns in timed.items()]
+        for size in sizes:
             log(
                 f"  {size} contacts: "
                 + ", ".join(f"{r.operation} {r.latency.p50_ms:.3f} ms" for r in rows if r.size == size)
             )
-        await _check_found(store, ids)
+        for size in sizes:
+            await _check_found(stores[size], ids[size])
     finally:
-        await store.aclose()
-    return ScaleResult(sizes, rows, populate_s, _mib(db))
+        for store in stores.values():
+            await store.aclose()
+    return ScaleResult(sizes, rows, populate_s, _mib(files[sizes[-1]]))
 
 
 def _mib(path: Path) -> float:
