@@ -1,8 +1,9 @@
 """Scenarios 1 and 2: per-call overhead of contact-mcp's tools against a bare SDK server, transport by transport.
 
 Both servers are connected at once; each comparison warms both up, then runs A/B rounds (the order flips every
-round, ABBA..., so drift and machine noise land on both sides alike). A round is `n` calls, one at a time or from
-`concurrency` tasks sharing the one client session. Every call's result is checked: an error result stops the run,
+round, ABBA..., so drift and machine noise land on both sides alike). A round is `n` calls per side: one at a
+time, alternating call by call between the sides, or a batch from `concurrency` tasks sharing the one client
+session, one side's batch after the other's. Every call's result is checked: an error result stops the run,
 because an error path is not the path being measured.
 """
 
