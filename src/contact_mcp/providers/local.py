@@ -174,13 +174,18 @@ _INSERT_IDENTITY: Final = (
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
 _ID_BY_USERNAME: Final = "SELECT id FROM contacts WHERE username_key = ?"
+
+
+def _primary_value(contacts: str, kind: str) -> str:
+    """SQL for the value of a contact's primary method of `kind`; `contacts` names the contacts row."""
+    return f"(SELECT value FROM methods WHERE contact_seq = {contacts}.seq AND kind = '{kind}' AND is_primary)"
+
+
 # The match row carries everything the update path compares and the summary needs, primaries included, so an
 # update is one SELECT and at most one UPDATE inside its transaction.
 _UPSERT_COLUMNS: Final = (
     "seq, id, user_id, username, name, display_name, locale, profile_picture, companies, custom_fields, roles, "
-    "subscribed_to_changelog, "
-    "(SELECT value FROM methods WHERE contact_seq = contacts.seq AND kind = 'email' AND is_primary), "
-    "(SELECT value FROM methods WHERE contact_seq = contacts.seq AND kind = 'phone' AND is_primary)"
+    f"subscribed_to_changelog, {_primary_value('contacts', 'email')}, {_primary_value('contacts', 'phone')}"
 )
 _UPSERT_BY_USER_ID: Final = f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE user_id = ?"
 # The oldest contact holding the email as its primary, else the oldest holding it at all. CROSS JOIN keeps the
@@ -207,8 +212,7 @@ _IDENTITIES_OF: Final = (
 )
 _SUMMARY_COLUMNS: Final = (
     "c.seq, c.id, coalesce(c.name, c.display_name), c.username, c.user_id, "
-    "(SELECT value FROM methods WHERE contact_seq = c.seq AND kind = 'email' AND is_primary), "
-    "(SELECT value FROM methods WHERE contact_seq = c.seq AND kind = 'phone' AND is_primary)"
+    f"{_primary_value('c', 'email')}, {_primary_value('c', 'phone')}"
 )
 _FIND_IN_METHODS: Final = "c.seq IN (SELECT contact_seq FROM methods WHERE value = ? AND kind = ?)"
 
@@ -690,13 +694,14 @@ class LocalStore(Provider):
         ):
             changes["subscribed_to_changelog"] = call.subscribed_to_changelog
         assert isinstance(seq, int)
-        email_changed = call.email is not None and call.email != email
-        if email_changed:
-            self._make_primary(db, seq, "email", str(call.email), now)
-        phone_changed = call.phone is not None and call.phone != phone
-        if phone_changed:
-            self._make_primary(db, seq, "phone", str(call.phone), now)
-        if not (changes or email_changed or phone_changed):
+        primaries_changed = False
+        if call.email is not None and call.email != email:
+            self._make_primary(db, seq, "email", call.email, now)
+            primaries_changed = True
+        if call.phone is not None and call.phone != phone:
+            self._make_primary(db, seq, "phone", call.phone, now)
+            primaries_changed = True
+        if not (changes or primaries_changed):
             return False
         changes["updated_at"] = now
         assignments = ", ".join(f"{column} = ?" for column in changes)
