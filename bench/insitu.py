@@ -6,7 +6,7 @@ inside real stdio server processes (contact-mcp and the bare SDK baselines), dri
 calls, and prints each function's p50 next to the client-side p50. It answers "which of our functions should get
 faster" when a target in RESULTS.md is missed.
 
-`python -m bench.insitu [--calls N]`; the servers are `python -m bench.insitu --serve KIND`.
+`python -m bench.insitu [--calls N] [--in-flight K]`; the servers are `python -m bench.insitu --serve KIND`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import argparse
 import atexit
 import collections
 import functools
+import gc
 import json
 import os
 import runpy
@@ -33,6 +34,16 @@ from bench.stats import percentile
 
 _samples: dict[str, list[int]] = collections.defaultdict(list)
 _SKIP = 100  # warm-up calls left out of each function's p50
+_gc = {"ns": 0, "started": 0, "calls": 0}
+GC_LABEL = "garbage collection, mean per tool call"
+
+
+def _count_gc(phase: str, info: dict[str, Any]) -> None:
+    """A collection can land in any call, so GC is reported as its mean share of a call, not as a p50."""
+    if phase == "start":
+        _gc["started"] = time.perf_counter_ns()
+    else:
+        _gc["ns"] += time.perf_counter_ns() - _gc["started"]
 
 
 def _timed(owner: Any, name: str, label: str) -> None:
@@ -69,6 +80,7 @@ def _timed_call_tool(owner: Any) -> None:
     @functools.wraps(original)
     async def timed(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter_ns()
+        _gc["calls"] += 1
         try:
             return await original(self, name, *args, **kwargs)
         finally:
@@ -85,12 +97,15 @@ def _is_async(fn: Callable[..., Any]) -> bool:
 
 def _dump(path: str) -> None:
     p50 = {label: percentile(sorted(s[min(_SKIP, len(s) // 5) :]), 0.5) / 1e3 for label, s in _samples.items() if s}
+    if _gc["calls"]:
+        p50[GC_LABEL] = _gc["ns"] / _gc["calls"] / 1e3
     Path(path).write_text(json.dumps(p50))
 
 
 def serve(kind: str) -> None:
     """Run one server over stdio with timers in place; write the p50s (µs) to $INSITU_OUT at exit."""
     atexit.register(_dump, os.environ["INSITU_OUT"])
+    gc.callbacks.append(_count_gc)
     from mcp.server.mcpserver import MCPServer
 
     _timed_call_tool(MCPServer)
@@ -142,28 +157,44 @@ def _person(i: int, pool: int) -> dict[str, Any]:
     }
 
 
-Call = tuple[str, Client, str, Callable[[int], dict[str, Any]]]
+ArgsFn = Callable[[int], dict[str, Any]]
+Call = tuple[str, Client, str, ArgsFn]
 
 
-async def _drive(calls: list[Call], n: int) -> dict[str, float]:
-    """Interleaved rounds of each call; the client-side p50 of each, in µs."""
+async def _batch(call: Call, numbers: range, in_flight: int, keep: list[int] | None) -> None:
+    """Calls number `numbers`, `in_flight` at a time; each call's latency (ns) goes to `keep` unless it is None."""
+    label, client, tool, args = call
+    pending = iter(numbers)
+
+    async def worker() -> None:
+        for i in pending:
+            started = time.perf_counter_ns()
+            result = await client.call_tool(tool, args(i))
+            elapsed = time.perf_counter_ns() - started
+            if result.is_error:
+                raise RuntimeError(f"{label}: {result.content}")
+            if keep is not None:
+                keep.append(elapsed)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(in_flight):
+            group.start_soon(worker)
+
+
+async def _drive(calls: list[Call], n: int, in_flight: int) -> dict[str, float]:
+    """Interleaved rounds of each call, `in_flight` at a time on one session; the client-side p50 of each, in µs.
+    The first round warms up and is not kept."""
     seen: dict[str, list[int]] = {label: [] for label, *_ in calls}
     rounds = 6
+    per_round = n // rounds
     for round_no in range(rounds):
-        for label, client, tool, args in calls:
-            for i in range(n // rounds):
-                arguments = args(i + round_no * n)
-                started = time.perf_counter_ns()
-                result = await client.call_tool(tool, arguments)
-                elapsed = time.perf_counter_ns() - started
-                if result.is_error:
-                    raise RuntimeError(f"{label}: {result.content}")
-                if round_no:
-                    seen[label].append(elapsed)
+        for call in calls:
+            numbers = range(round_no * n, round_no * n + per_round)
+            await _batch(call, numbers, in_flight, seen[call[0]] if round_no else None)
     return {label: percentile(sorted(s), 0.5) / 1e3 for label, s in seen.items()}
 
 
-async def local(n: int, tmp: Path) -> dict[str, dict[str, float]]:
+async def local(n: int, in_flight: int, tmp: Path) -> dict[str, dict[str, float]]:
     ours_out, base_out = tmp / "ours.json", tmp / "trivial.json"
     ours_env = {"CONTACT_MCP_DB": str(tmp / "insitu.db")}
     async with (
@@ -187,11 +218,12 @@ async def local(n: int, tmp: Path) -> dict[str, dict[str, float]]:
                 ("client: bare SDK ping (get arguments)", base, "ping", get),
             ],
             n,
+            in_flight,
         )
     return {"client": client, "contact-mcp": _read(ours_out), "bare SDK": _read(base_out)}
 
 
-async def provider(n: int, tmp: Path) -> dict[str, dict[str, float]]:
+async def provider(n: int, in_flight: int, tmp: Path) -> dict[str, dict[str, float]]:
     from tests.fakes.featurebase import API_KEY
 
     ours_out, base_out = tmp / "ours-fb.json", tmp / "provider.json"
@@ -209,6 +241,7 @@ async def provider(n: int, tmp: Path) -> dict[str, dict[str, float]]:
                     ("client: bare SDK upsert_contact (same POST)", base, "upsert_contact", upsert),
                 ],
                 n,
+                in_flight,
             )
     return {"client": client, "contact-mcp": _read(ours_out), "bare SDK": _read(base_out)}
 
@@ -221,27 +254,29 @@ def _read(path: Path) -> dict[str, float]:
 
 
 def _print(title: str, table: dict[str, dict[str, float]]) -> None:
-    print(f"\n### {title}\n\n| where | p50 µs |\n|---|---|")
+    print(f"\n### {title}\n\n| where | µs (p50 unless it says mean) |\n|---|---|")
     for side, rows in table.items():
         for label, value in rows.items():
             print(f"| {label if side == 'client' else f'{side} — {label}'} | {value:,.0f} |")
 
 
-async def _main(n: int) -> None:
+async def _main(n: int, in_flight: int) -> None:
+    calls = "one call at a time" if in_flight == 1 else f"{in_flight} calls in flight"
     with tempfile.TemporaryDirectory(prefix="contact-mcp-insitu-") as tmp:
-        _print("Local store tools over stdio", await local(n, Path(tmp)))
-        _print("Provider tool (Featurebase fake) over stdio", await provider(n, Path(tmp)))
+        _print(f"Local store tools over stdio, {calls}", await local(n, in_flight, Path(tmp)))
+        _print(f"Provider tool (Featurebase fake) over stdio, {calls}", await provider(n, in_flight, Path(tmp)))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.insitu", description=__doc__)
     parser.add_argument("--calls", type=int, default=1500, help="calls per kind of call (default 1500)")
+    parser.add_argument("--in-flight", type=int, default=1, help="calls in flight on one session (default 1)")
     parser.add_argument("--serve", choices=("ours", "ours-fb", "trivial", "provider"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
     else:
-        anyio.run(_main, args.calls)
+        anyio.run(_main, args.calls, args.in_flight)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.ablation import validation_off
+from mcp import Client
+
+from contact_mcp import build_server, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = {
@@ -79,7 +83,7 @@ def test_only_runs_the_chosen_scenario(tmp_path: Path) -> None:
 @pytest.mark.timeout(60)
 def test_insitu_profile_reports_our_functions_next_to_the_baseline() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bench.insitu", "--calls", "30"],
+        [sys.executable, "-m", "bench.insitu", "--calls", "30", "--in-flight", "4"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -93,5 +97,43 @@ def test_insitu_profile_reports_our_functions_next_to_the_baseline() -> None:
         "| contact-mcp — LocalStore.upsert_contact |",
         "| contact-mcp — HttpProvider._send_once (one HTTP exchange) |",
         "| bare SDK — httpx2 AsyncClient.post (one HTTP exchange) |",
+        "| contact-mcp — garbage collection, mean per tool call |",
+        "| bare SDK — garbage collection, mean per tool call |",
     ):
         assert row in done.stdout
+    assert "4 calls in flight" in done.stdout
+
+
+@pytest.mark.timeout(60)
+def test_ablation_compares_contact_mcp_with_and_without_validation() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ablation", "--calls", "10", "--rounds", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=55,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("| local store", "| Feat"))]
+    assert [row.split(" | ")[1:3] for row in rows] == [
+        ["1", "as shipped"],
+        ["1", "validation off"],
+        ["1", "as shipped"],
+        ["1", "validation off"],
+        ["32", "as shipped"],
+        ["32", "validation off"],
+    ]
+
+
+@pytest.mark.anyio
+async def test_validation_off_reaches_the_running_tools_and_is_undone(tmp_path: Path) -> None:
+    server = build_server(load_settings(db=str(tmp_path / "ablation.db"), providers=("local",)))
+    async with Client(server) as client:
+        with validation_off():
+            accepted = await client.call_tool("upsert_contact", {"email": "not an email", "phone": "12"})
+        rejected = await client.call_tool("upsert_contact", {"email": "still not an email"})
+
+    assert not accepted.is_error
+    assert rejected.is_error

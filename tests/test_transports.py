@@ -3,6 +3,7 @@ security (bearer token, DNS-rebinding protection, refusal to serve beyond loopba
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import socket
@@ -20,6 +21,7 @@ import anyio
 import httpx2
 import mcp_types
 import pytest
+import uvicorn
 from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import Client
 from mcp.client.sse import sse_client
@@ -234,6 +236,27 @@ def test_stdio_start_up_and_shut_down_output_is_diverted_to_stderr() -> None:
     assert done.stdout == b"wire\n"
     for text in (b"start-up print", b"start-up fd write", b"still buffered at the end"):
         assert text in done.stderr
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+def test_start_up_objects_are_frozen_before_serving(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, transport: Literal["stdio", "http"]
+) -> None:
+    """What start-up built is out of the collector's reach by the time the first request can arrive."""
+    frozen_when_serving: list[int] = []
+
+    def serve(*_args: object, **_kwargs: object) -> None:
+        frozen_when_serving.append(gc.get_freeze_count())
+
+    monkeypatch.setattr(anyio, "run", serve)
+    monkeypatch.setattr(uvicorn.Server, "run", serve)
+    gc.unfreeze()
+    try:
+        run(settings, transport=transport, port=_free_port())
+    finally:
+        gc.unfreeze()
+    assert len(frozen_when_serving) == 1
+    assert frozen_when_serving[0] > 10_000  # the SDK's and our modules, classes and schemas
 
 
 # ---------- streamable HTTP over a socket ----------

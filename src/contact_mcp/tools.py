@@ -5,8 +5,6 @@ Each tool is thin: Pydantic has validated the arguments against the signature; t
 Docstrings are sent to the model as descriptions, so they say only what a model needs to call the tool right.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any

@@ -9,6 +9,7 @@ configured, and `/healthz` answers without it. uvicorn runs with our logging (st
 
 from __future__ import annotations
 
+import gc
 import hmac
 import ipaddress
 import json
@@ -62,6 +63,7 @@ def run(
     configure_logging(settings.log_level)
     server = build_server(settings)
     app = build_http_app(server, settings, transport=transport, host=host)
+    freeze_start_up_heap()
     log.info("serving %s on %s port %d; bearer token %s", transport, host, port, "required" if token else "off")
     if host.strip().lower() in _WILDCARD_BINDS and not settings.allowed_hosts:
         # DNS-rebinding protection would answer 421 to every client that reaches us by a real name
@@ -95,6 +97,17 @@ def configure_logging(level: str) -> None:
     logging.captureWarnings(True)
 
 
+def freeze_start_up_heap() -> None:
+    """Take what start-up built out of the garbage collector's reach, just before serving.
+
+    Modules, classes and tool schemas (~90k objects with the SDK) live as long as the process, yet every full
+    collection walks them again: with 32 calls in flight that was ~0.1 ms of GC per call (bench/FINDINGS.md).
+    Frozen, they are never collected; what calls create still is. No `gc.collect()` first: on this machine it adds
+    ~60 ms to every launch to free ~300 objects start-up left unreachable.
+    """
+    gc.freeze()
+
+
 # ---------- stdio ----------
 
 
@@ -102,6 +115,7 @@ def _run_stdio(settings: Settings) -> None:
     with _stdout_diverted() as release_for_protocol:
         configure_logging(settings.log_level)
         server = build_server(settings)
+        freeze_start_up_heap()
         release_for_protocol()
         with suppress(KeyboardInterrupt):
             anyio.run(server.run_stdio_async)

@@ -1,0 +1,130 @@
+"""What the in-memory misses are made of: contact-mcp against the bare SDK, with and without its validation.
+
+In-memory, client and server share one thread, so every microsecond of the tool is on the critical path and the
+ratios are at their highest. This runs the in-memory comparisons of scenarios 1 and 2 twice in turn: once as
+shipped, once with `normalize_email` and `normalize_phone` (email-validator and phonenumbers) replaced by the
+identity. The benchmark's values are already canonical, so the calls do the same work otherwise. What is left of
+the gap without validation is the store write, the SDK's handling of our signature and result, and our own code.
+
+Diagnostic only: it changes what the tools do, so it never runs as part of `python -m bench` or RESULTS.md.
+`python -m bench.ablation [--calls N] [--rounds R]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+import anyio
+from mcp import Client
+from tests.fakes.featurebase import API_KEY
+
+import contact_mcp.tools as tools
+from bench import baseline_server
+from bench.overhead import OverheadCounts, Workload, _person, _upserts, compare
+from bench.procs import fake_featurebase
+from bench.stats import median
+from contact_mcp import build_server, load_settings
+
+POOL = 64
+
+
+@contextmanager
+def validation_off() -> Iterator[None]:
+    """The tools look these names up at call time, so swapping the module attributes reaches every server."""
+    email, phone = tools.normalize_email, tools.normalize_phone
+
+    def same_email(raw: str, *, field: str) -> str:
+        return raw
+
+    def same_phone(raw: str, *, field: str, default_region: str | None = None) -> str:
+        return raw
+
+    tools.normalize_email, tools.normalize_phone = same_email, same_phone
+    try:
+        yield
+    finally:
+        tools.normalize_email, tools.normalize_phone = email, phone
+
+
+Ratios = tuple[list[float], list[float]]  # per-round p50 ratios, per-round throughput ratios
+
+
+async def _pair(
+    scenario: str, ours: Client, base: Client, base_tool: str, concurrency: int, counts: OverheadCounts
+) -> dict[str, Ratios]:
+    """As shipped and without validation, twice each in turn (ABAB), each against the same baseline."""
+    got: dict[str, Ratios] = {"as shipped": ([], []), "validation off": ([], [])}
+    for label in ("as shipped", "validation off", "as shipped", "validation off"):
+        with validation_off() if label == "validation off" else nullcontext():
+            comparison = await compare(
+                scenario,
+                "upsert_contact",
+                "memory",
+                Workload(ours, "upsert_contact", _upserts(POOL)),
+                Workload(base, base_tool, _upserts(POOL)),
+                concurrency,
+                counts,
+            )
+        got[label][0].extend(comparison.round_p50_ratios)
+        got[label][1].extend(comparison.round_throughput_ratios)
+    return got
+
+
+async def run(counts: OverheadCounts) -> list[tuple[str, int, str, Ratios]]:
+    rows: list[tuple[str, int, str, Ratios]] = []
+    with tempfile.TemporaryDirectory(prefix="contact-mcp-ablation-") as tmp:
+        db = str(Path(tmp) / "ablation.db")
+        local = build_server(load_settings(db=db, providers=("local",), log_level="WARNING"))
+        async with Client(local) as ours, Client(baseline_server.trivial_server()) as base:
+            for i in range(POOL):
+                await ours.call_tool("upsert_contact", _person(i, POOL))
+            for label, ratios in (await _pair("local", ours, base, "ping", 1, counts)).items():
+                rows.append(("local store upsert_contact", 1, label, ratios))
+    with fake_featurebase() as url:
+        settings = load_settings(
+            providers=("featurebase",), featurebase_api_key=API_KEY, featurebase_base_url=url, log_level="WARNING"
+        )
+        provider = build_server(settings)
+        async with Client(provider) as ours, Client(baseline_server.provider_server(url, API_KEY)) as base:
+            for concurrency in (1, 32):
+                pair = await _pair("provider", ours, base, "upsert_contact", concurrency, counts)
+                for label, ratios in pair.items():
+                    rows.append(("Featurebase upsert_contact", concurrency, label, ratios))
+    return rows
+
+
+def _spread(values: list[float]) -> str:
+    return f"{median(values):.2f}× ({min(values):.2f}–{max(values):.2f})"
+
+
+def _print(rows: list[tuple[str, int, str, Ratios]]) -> None:
+    print("Median of the per-round ratios contact-mcp / bare SDK (range). Latency is judged with 1 call in flight,")
+    print("throughput with 32.\n")
+    print("| tool, in-memory | calls in flight | contact-mcp | p50 ratio | throughput ratio |")
+    print("|---|---|---|---|---|")
+    for tool, concurrency, label, (p50s, throughputs) in rows:
+        print(f"| {tool} | {concurrency} | {label} | {_spread(p50s)} | {_spread(throughputs)} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.ablation", description=__doc__)
+    parser.add_argument("--calls", type=int, default=150, help="sequential calls per side per round (default 150)")
+    parser.add_argument("--rounds", type=int, default=4, help="A/B rounds per comparison (default 4)")
+    args = parser.parse_args()
+    counts = OverheadCounts(
+        warmup=max(10, args.calls // 2),
+        rounds=args.rounds,
+        sequential_calls=args.calls,
+        concurrent_calls=args.calls * 2,
+        floor_calls=0,
+        pool=POOL,
+    )
+    _print(anyio.run(run, counts))
+
+
+if __name__ == "__main__":
+    main()
