@@ -3,8 +3,9 @@
 In-memory, client and server share one thread, so every microsecond of the tool is on the critical path and the
 ratios are at their highest. This runs the in-memory comparisons of scenarios 1 and 2 twice in turn: once as
 shipped, once with `normalize_email` and `normalize_phone` (email-validator and phonenumbers) replaced by the
-identity. The benchmark's values are already canonical, so the calls do the same work otherwise. What is left of
-the gap without validation is the store write, the SDK's handling of our signature and result, and our own code.
+identity. The benchmark's values are already canonical, so the calls do the same work otherwise. For the local
+store a third run also skips the SQLite write (`LocalStore.upsert_contact` answers from the call alone): what is
+left then is the SDK's handling of our signature and result, and our own thin code around the calls.
 
 Diagnostic only: it changes what the tools do, so it never runs as part of `python -m bench` or RESULTS.md.
 `python -m bench.ablation [--calls N] [--rounds R]`.
@@ -14,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import anyio
@@ -28,6 +29,8 @@ from bench.overhead import OverheadCounts, Workload, _person, _upserts, compare
 from bench.procs import fake_featurebase
 from bench.stats import median
 from contact_mcp import build_server, load_settings
+from contact_mcp.models import UpsertContactInput, UpsertResult
+from contact_mcp.providers.local import LocalStore
 
 POOL = 64
 
@@ -53,13 +56,49 @@ def validation_off() -> Iterator[None]:
 Ratios = tuple[list[float], list[float]]  # per-round p50 ratios, per-round throughput ratios
 
 
+@contextmanager
+def store_off() -> Iterator[None]:
+    """`upsert_contact` on the local store answers what it was asked, without touching SQLite."""
+    original = LocalStore.upsert_contact
+
+    async def answer(self: LocalStore, call: UpsertContactInput) -> UpsertResult:
+        return UpsertResult(
+            provider="local", outcome="updated", id=_SOME_ID, user_id=call.user_id, email=call.email, name=call.name
+        )
+
+    LocalStore.upsert_contact = answer
+    try:
+        yield
+    finally:
+        LocalStore.upsert_contact = original
+
+
+_SOME_ID = "00000000-0000-4000-8000-000000000000"
+SETTINGS: dict[str, Callable[[], AbstractContextManager[None]]] = {
+    "as shipped": nullcontext,
+    "validation off": validation_off,
+}
+
+
+@contextmanager
+def _both_off() -> Iterator[None]:
+    with validation_off(), store_off():
+        yield
+
+
 async def _pair(
-    scenario: str, ours: Client, base: Client, base_tool: str, concurrency: int, counts: OverheadCounts
+    scenario: str,
+    ours: Client,
+    base: Client,
+    base_tool: str,
+    concurrency: int,
+    counts: OverheadCounts,
+    settings: dict[str, Callable[[], AbstractContextManager[None]]],
 ) -> dict[str, Ratios]:
-    """As shipped and without validation, twice each in turn (ABAB), each against the same baseline."""
-    got: dict[str, Ratios] = {"as shipped": ([], []), "validation off": ([], [])}
-    for label in ("as shipped", "validation off", "as shipped", "validation off"):
-        with validation_off() if label == "validation off" else nullcontext():
+    """Each setting twice, in turn (ABCABC), each against the same baseline."""
+    got: dict[str, Ratios] = {label: ([], []) for label in settings}
+    for label in [*settings, *settings]:
+        with settings[label]():
             comparison = await compare(
                 scenario,
                 "upsert_contact",
@@ -82,7 +121,8 @@ async def run(counts: OverheadCounts) -> list[tuple[str, int, str, Ratios]]:
         async with Client(local) as ours, Client(baseline_server.trivial_server()) as base:
             for i in range(POOL):
                 await ours.call_tool("upsert_contact", _person(i, POOL))
-            for label, ratios in (await _pair("local", ours, base, "ping", 1, counts)).items():
+            local_settings = {**SETTINGS, "validation and SQLite write off": _both_off}
+            for label, ratios in (await _pair("local", ours, base, "ping", 1, counts, local_settings)).items():
                 rows.append(("local store upsert_contact", 1, label, ratios))
     with fake_featurebase() as url:
         settings = load_settings(
@@ -91,7 +131,7 @@ async def run(counts: OverheadCounts) -> list[tuple[str, int, str, Ratios]]:
         provider = build_server(settings)
         async with Client(provider) as ours, Client(baseline_server.provider_server(url, API_KEY)) as base:
             for concurrency in (1, 32):
-                pair = await _pair("provider", ours, base, "upsert_contact", concurrency, counts)
+                pair = await _pair("provider", ours, base, "upsert_contact", concurrency, counts, SETTINGS)
                 for label, ratios in pair.items():
                     rows.append(("Featurebase upsert_contact", concurrency, label, ratios))
     return rows

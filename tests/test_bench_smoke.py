@@ -120,6 +120,7 @@ def test_ablation_compares_contact_mcp_with_and_without_validation() -> None:
     assert [row.split(" | ")[1:3] for row in rows] == [
         ["1", "as shipped"],
         ["1", "validation off"],
+        ["1", "validation and SQLite write off"],
         ["1", "as shipped"],
         ["1", "validation off"],
         ["32", "as shipped"],
