@@ -46,7 +46,7 @@ FULL = Counts(
     overhead=OverheadCounts(
         warmup=200, rounds=8, sequential_calls=150, concurrent_calls=384, floor_calls=1000, pool=200
     ),
-    cold_runs=11,
+    cold_runs=21,  # single launches vary by ±100 ms on a 2-core VM; more of them steady the median
     import_runs=3,
     scale_sizes=(1_000, 10_000, 100_000),
     scale_samples=1_000,

@@ -112,6 +112,9 @@ class FindContactsInput:
 
 
 class Result(BaseModel):
+    # Built on first use, not at import: a stdio host pays start-up on every launch, and a session calls few tools.
+    model_config = ConfigDict(defer_build=True)
+
     provider: str
 
     keys: ClassVar[tuple[str, ...]] = ()
@@ -216,6 +219,8 @@ class CreatedContact(Result):
 
 
 class ContactMethod(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     id: str
     channel: str
     type: str | None = None
@@ -229,6 +234,8 @@ class ContactMethod(BaseModel):
 
 
 class Identity(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     id: str
     channel_type: str | None = None
     identifier: str
@@ -263,6 +270,8 @@ class Contact(Result):
 
 
 class ContactSummary(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     id: str
     name: str | None = None
     username: str | None = None

@@ -9,7 +9,10 @@ programs key on (`Result.keys`): they cost tokens on every turn, and results nev
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from types import NoneType, UnionType
+from typing import Any, Literal, Union, cast, get_args, get_origin
+
+from pydantic import BaseModel
 
 JsonSchema = dict[str, Any]
 
@@ -74,19 +77,31 @@ def portable_input_schema(schema: JsonSchema) -> JsonSchema:
     return ordered
 
 
-def _shallow(node: dict[str, Any]) -> dict[str, Any]:
-    options = node.get("anyOf")
-    if options is not None:
-        kept = _non_null(cast(list[Any], options))
-        node = kept[0] if len(kept) == 1 else {}
-    kind = node.get("type")
-    return {"type": kind} if isinstance(kind, str) else {}
+_JSON_SCALARS: dict[object, str] = {bool: "boolean", str: "string", int: "integer", float: "number"}
 
 
-def compact_output_schema(schema: JsonSchema | None, keys: Sequence[str]) -> JsonSchema | None:
-    """Only the `keys` fields, with their types: a true statement about every result (other fields may appear),
-    and a few dozen characters instead of hundreds."""
-    if schema is None:
-        return None
-    properties = cast(dict[str, Any], schema.get("properties", {}))
-    return {"type": "object", "properties": {name: _shallow(properties[name]) for name in keys if name in properties}}
+def json_type(annotation: object) -> str | None:
+    """The JSON type a field's values always have, or None when they may have several (the type stays open)."""
+    if isinstance(annotation, UnionType) or get_origin(annotation) is Union:
+        kinds = {json_type(arg) for arg in get_args(annotation) if arg is not NoneType}
+        return kinds.pop() if len(kinds) == 1 else None
+    if get_origin(annotation) is Literal:
+        kinds = {_JSON_SCALARS.get(cast(object, type(value))) for value in get_args(annotation)}
+        return kinds.pop() if len(kinds) == 1 else None
+    origin = cast(object, get_origin(annotation) or annotation)
+    if origin is list or origin is tuple:
+        return "array"
+    if origin is dict or (isinstance(origin, type) and issubclass(origin, BaseModel)):
+        return "object"
+    return _JSON_SCALARS.get(cast(object, origin))
+
+
+def compact_output_schema(model: type[BaseModel], keys: Sequence[str]) -> JsonSchema:
+    """Only the `keys` fields, with their JSON types: a true statement about every result (other fields may appear),
+    and a few dozen characters instead of hundreds. Read off the declared field types, so no JSON Schema of the
+    whole result is generated at start-up."""
+    properties: dict[str, Any] = {}
+    for name in keys:
+        kind = json_type(model.model_fields[name].annotation)
+        properties[name] = {"type": kind} if kind else {}
+    return {"type": "object", "properties": properties}

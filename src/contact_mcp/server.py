@@ -8,12 +8,13 @@ an unknown tool. Anything else is a bug and keeps the SDK's sanitised "Error exe
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Annotated, Any, get_args, get_origin
 
 import httpx2
 from mcp.server.mcpserver import Context, MCPServer
@@ -160,20 +161,31 @@ def _tool(operation: Operation, provider: str) -> Tool:
     spec = next(s for s in TOOLS if s.operation is operation)
     display = providers.provider_class(provider).display_name
     doc = " ".join((spec.fn.__doc__ or "").split())
+    # structured_output=False: the SDK would generate the result's full JSON Schema only for us to replace it;
+    # the model and the compact schema are set below, and the SDK validates every result against the model.
     tool = Tool.from_function(
         spec.fn,
         name=operation.value,
         title=spec.title,
         description=f"{doc} Provider: {display}.",
         annotations=annotations_for(spec, provider),
+        structured_output=False,
     )
     tool.parameters = portable_input_schema(tool.parameters)
-    output_model = tool.fn_metadata.output_model
-    keys: tuple[str, ...] = (
-        output_model.keys if isinstance(output_model, type) and issubclass(output_model, Result) else ()
-    )
-    tool.fn_metadata.output_schema = compact_output_schema(tool.fn_metadata.output_schema, keys)
+    result = result_model(spec.fn)
+    tool.fn_metadata.output_model = result
+    tool.fn_metadata.output_schema = compact_output_schema(result, result.keys)
     return tool
+
+
+def result_model(fn: Callable[..., Any]) -> type[Result]:
+    """The result a tool declares: `-> Annotated[CallToolResult, SomeResult]`."""
+    declared = inspect.signature(fn).return_annotation
+    args = get_args(declared)
+    model = args[1] if get_origin(declared) is Annotated and len(args) == 2 else None
+    if not (isinstance(model, type) and issubclass(model, Result)):
+        raise TypeError(f"{fn.__name__} must return Annotated[CallToolResult, <a Result model>]")
+    return model
 
 
 def build_server(
