@@ -161,3 +161,64 @@ def test_manifest_writes_every_file_into_the_given_directory(
         json.loads(text)
     out = capsys.readouterr().out
     assert all(name in out for name in manifests.FILES)
+
+
+# ---------- start-up: the collector is off while the process builds, frozen and back on when it serves ----------
+
+_ENTRY_PROBE = """
+import gc, sys
+import anyio
+import contact_mcp.__main__ as entry
+
+assert "mcp" not in sys.modules, "importing the package or the entry loaded the SDK"
+seen = {}
+
+def serve(*_args, **_kwargs):
+    seen["serving"] = (gc.isenabled(), gc.get_freeze_count())
+
+anyio.run = serve
+import contact_mcp.transport as transport  # the heavy imports, as main() would do them
+built = transport.build_server
+
+def build(settings):
+    seen["building"] = gc.isenabled()
+    return built(settings)
+
+transport.build_server = build
+sys.argv = ["contact-mcp", "serve"]
+try:
+    entry.main()
+except SystemExit:
+    pass
+print(seen["building"], *seen["serving"])
+"""
+
+
+def test_start_up_runs_without_the_collector_and_serving_runs_with_it(db_path: Path) -> None:
+    env = {**os.environ, "CONTACT_MCP_DB": str(db_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", _ENTRY_PROBE], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    building, serving, frozen = done.stdout.split()
+    assert (building, serving) == ("False", "True")
+    assert int(frozen) > 10_000
+
+
+def test_importing_the_package_loads_nothing_heavy_and_keeps_its_public_names() -> None:
+    probe = (
+        "import sys, contact_mcp\n"
+        "print(sorted(m for m in ('mcp', 'pydantic', 'pydantic_settings') if m in sys.modules))\n"
+        "print(contact_mcp.build_server.__module__, contact_mcp.ConfigError.__name__)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+
+    assert done.stdout.splitlines() == ["[]", "contact_mcp.server ConfigError"]
+
+
+def test_an_unknown_package_attribute_is_an_attribute_error() -> None:
+    import contact_mcp
+
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = contact_mcp.nope  # pyright: ignore[reportAttributeAccessIssue]

@@ -45,7 +45,7 @@ def test_host_config_launches_the_console_script_with_a_database(name: str, serv
 
 def test_the_configured_command_is_our_console_script() -> None:
     (script,) = entry_points(group="console_scripts", name="contact-mcp")
-    assert script.value == "contact_mcp.cli:main"
+    assert script.value == "contact_mcp.__main__:main"
 
 
 def run_example(name: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

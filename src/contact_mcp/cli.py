@@ -216,7 +216,7 @@ def _with_default_command(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the `contact-mcp` script and `python -m contact_mcp`."""
+    """The command line; `contact_mcp.__main__` runs it for the `contact-mcp` script and `python -m contact_mcp`."""
     args = build_parser().parse_args(_with_default_command(sys.argv[1:] if argv is None else argv))
     _configure_logging()
     try:
