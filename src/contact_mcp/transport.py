@@ -101,8 +101,8 @@ def freeze_start_up_heap() -> None:
     """Take what start-up built out of the garbage collector's reach and let the collector run, before serving.
 
     Modules, classes and tool schemas (~90k objects with the SDK) live as long as the process, yet every full
-    collection would walk them again: with 32 calls in flight the bare SDK server spends 36–72 µs a call in GC,
-    contact-mcp 22–41 µs frozen (`python -m bench.insitu --in-flight 32`). What calls create is still collected.
+    collection would walk them again: with 32 calls in flight the bare SDK server spends 34–60 µs a call in GC,
+    contact-mcp 21–36 µs frozen (`python -m bench.insitu --in-flight 32`). What calls create is still collected.
     No `gc.collect()` first: on our machines it adds ~60 ms to every launch to free ~300 objects (~1,500 when
     `contact_mcp.__main__` kept the collector off during start-up).
     """
