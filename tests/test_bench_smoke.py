@@ -80,18 +80,19 @@ def test_only_runs_the_chosen_scenario(tmp_path: Path) -> None:
     ]
 
 
+def run_diagnostic(module: str, *args: str) -> str:
+    """`python -m bench.<module> ...` from the repository root; its standard output."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=55, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
 @pytest.mark.timeout(60)
 def test_insitu_profile_reports_our_functions_next_to_the_baseline() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.insitu", "--calls", "30", "--in-flight", "4"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=55,
-        check=False,
-    )
+    stdout = run_diagnostic("bench.insitu", "--calls", "30", "--in-flight", "4")
 
-    assert done.returncode == 0, done.stderr[-3000:]
     for row in (
         "| client: contact-mcp upsert_contact |",
         "| contact-mcp — LocalStore.upsert_contact |",
@@ -100,23 +101,15 @@ def test_insitu_profile_reports_our_functions_next_to_the_baseline() -> None:
         "| contact-mcp — garbage collection, mean per tool call |",
         "| bare SDK — garbage collection, mean per tool call |",
     ):
-        assert row in done.stdout
-    assert "4 calls in flight" in done.stdout
+        assert row in stdout
+    assert "4 calls in flight" in stdout
 
 
 @pytest.mark.timeout(60)
 def test_ablation_compares_contact_mcp_with_and_without_validation() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.ablation", "--calls", "10", "--rounds", "2"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=55,
-        check=False,
-    )
+    stdout = run_diagnostic("bench.ablation", "--calls", "10", "--rounds", "2")
 
-    assert done.returncode == 0, done.stderr[-3000:]
-    rows = [line for line in done.stdout.splitlines() if line.startswith(("| local store", "| Feat"))]
+    rows = [line for line in stdout.splitlines() if line.startswith(("| local store", "| Feat"))]
     assert [row.split(" | ")[1:3] for row in rows] == [
         ["1", "as shipped"],
         ["1", "validation off"],
