@@ -19,7 +19,7 @@ import anyio
 from pydantic import SecretStr
 
 from contact_mcp.errors import ConfigError, ContactError
-from contact_mcp.settings import Settings, load_settings
+from contact_mcp.settings import Settings, env_name, load_settings
 
 log = logging.getLogger("contact_mcp")
 
@@ -90,12 +90,6 @@ def mask(secret: SecretStr) -> str:
     return f"****{value[-4:]}" if len(value) >= 12 else "****"
 
 
-def _alias(field: str) -> str:
-    alias = Settings.model_fields[field].validation_alias
-    choices = getattr(alias, "choices", None)
-    return str(choices[0]) if choices else field.upper()
-
-
 def _shown(value: object) -> str:
     if value is None:
         return "(not set)"
@@ -109,9 +103,9 @@ def _shown(value: object) -> str:
 def _print_settings(settings: Settings) -> None:
     print("Configuration:")
     names = list(Settings.model_fields)
-    width = max(len(_alias(name)) for name in names)
+    width = max(len(env_name(name)) for name in names)
     for name in names:
-        print(f"  {_alias(name):<{width}}  {_shown(getattr(settings, name))}")
+        print(f"  {env_name(name):<{width}}  {_shown(getattr(settings, name))}")
 
 
 async def _probe(name: str, settings: Settings) -> bool:

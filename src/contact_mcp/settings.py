@@ -141,7 +141,8 @@ class Settings(BaseSettings):
         return url, secret
 
 
-def _alias(field: str) -> str:
+def env_name(field: str) -> str:
+    """The environment variable a `Settings` field is read from."""
     info = Settings.model_fields.get(field)
     alias = info.validation_alias if info else None
     if isinstance(alias, AliasChoices):
@@ -157,5 +158,5 @@ def load_settings(**overrides: Any) -> Settings:
         problems: list[str] = []
         for err in exc.errors(include_input=False, include_url=False):
             field = str(err["loc"][0]) if err["loc"] else "?"
-            problems.append(f"{_alias(field)}: {err['msg']}")
+            problems.append(f"{env_name(field)}: {err['msg']}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
