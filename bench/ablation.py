@@ -25,9 +25,10 @@ from tests.fakes.featurebase import API_KEY
 
 import contact_mcp.tools as tools
 from bench import baseline_server
-from bench.overhead import OverheadCounts, Workload, _person, _upserts, compare
+from bench.overhead import OverheadCounts, Workload, compare
 from bench.procs import fake_featurebase
 from bench.stats import median
+from bench.workloads import person, upserts
 from contact_mcp import build_server, load_settings
 from contact_mcp.models import UpsertContactInput, UpsertResult
 from contact_mcp.providers.local import LocalStore
@@ -103,8 +104,8 @@ async def _pair(
                 scenario,
                 "upsert_contact",
                 "memory",
-                Workload(ours, "upsert_contact", _upserts(POOL)),
-                Workload(base, base_tool, _upserts(POOL)),
+                Workload(ours, "upsert_contact", upserts(POOL)),
+                Workload(base, base_tool, upserts(POOL)),
                 concurrency,
                 counts,
             )
@@ -120,7 +121,7 @@ async def run(counts: OverheadCounts) -> list[tuple[str, int, str, Ratios]]:
         local = build_server(load_settings(db=db, providers=("local",), log_level="WARNING"))
         async with Client(local) as ours, Client(baseline_server.trivial_server()) as base:
             for i in range(POOL):
-                await ours.call_tool("upsert_contact", _person(i, POOL))
+                await ours.call_tool("upsert_contact", person(i, POOL))
             local_settings = {**SETTINGS, "validation and SQLite write off": _both_off}
             for label, ratios in (await _pair("local", ours, base, "ping", 1, counts, local_settings)).items():
                 rows.append(("local store upsert_contact", 1, label, ratios))

@@ -31,6 +31,7 @@ from mcp import Client, StdioServerParameters
 
 from bench.procs import BASELINE_FILE, ROOT, fake_featurebase
 from bench.stats import percentile
+from bench.workloads import ArgsFn, person
 
 _samples: dict[str, list[int]] = collections.defaultdict(list)
 _SKIP = 100  # warm-up calls left out of each function's p50
@@ -147,17 +148,6 @@ def _params(kind: str, env: dict[str, str], out: Path) -> StdioServerParameters:
     )
 
 
-def _person(i: int, pool: int) -> dict[str, Any]:
-    who = i % pool
-    return {
-        "user_id": f"bench-{who}",
-        "email": f"bench.user{who}@example.com",
-        "name": f"Bench User {i}",
-        "phone": f"+1415555{who:04d}",
-    }
-
-
-ArgsFn = Callable[[int], dict[str, Any]]
 Call = tuple[str, Client, str, ArgsFn]
 
 
@@ -203,9 +193,9 @@ async def local(n: int, in_flight: int, tmp: Path) -> dict[str, dict[str, float]
     ):
         ids = []
         for i in range(200):
-            result = await ours.call_tool("upsert_contact", _person(i, 200))
+            result = await ours.call_tool("upsert_contact", person(i, 200))
             ids.append(str((result.structured_content or {})["id"]))
-        upsert = functools.partial(_person, pool=200)
+        upsert = functools.partial(person, pool=200)
 
         def get(i: int) -> dict[str, Any]:
             return {"contact_id": ids[i % len(ids)]}
@@ -234,7 +224,7 @@ async def provider(n: int, in_flight: int, tmp: Path) -> dict[str, dict[str, flo
             Client(_params("ours-fb", ours_env, ours_out)) as ours,
             Client(_params("provider", base_env, base_out)) as base,
         ):
-            upsert = functools.partial(_person, pool=64)
+            upsert = functools.partial(person, pool=64)
             client = await _drive(
                 [
                     ("client: contact-mcp upsert_contact (Featurebase)", ours, "upsert_contact", upsert),

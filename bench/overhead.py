@@ -24,9 +24,9 @@ from tests.fakes.featurebase import API_KEY
 from bench import baseline_server
 from bench.procs import TRANSPORTS, Transport, baseline_spec, connect, contact_mcp_spec, fake_featurebase
 from bench.stats import Summary, median, ratio, summarize
+from bench.workloads import ArgsFn, BenchError, gets, seed_contacts, upserts
 from contact_mcp import build_server, load_settings
 
-ArgsFn = Callable[[int], dict[str, Any]]
 CONCURRENCY = (1, 32)
 
 
@@ -87,10 +87,6 @@ class Comparison:
             "round_p50_ratios": self.round_p50_ratios,
             "round_throughput_ratios": self.round_throughput_ratios,
         }
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 async def run_calls(work: Workload, n: int, concurrency: int) -> tuple[list[int], float]:
@@ -170,17 +166,6 @@ async def compare(
     )
 
 
-def _person(i: int, pool: int) -> dict[str, Any]:
-    """A realistic upsert: the same contact again (from a pool) with a changed name, so each call writes."""
-    who = i % pool
-    return {
-        "user_id": f"bench-{who}",
-        "email": f"bench.user{who}@example.com",
-        "name": f"Bench User {i}",
-        "phone": f"+1415555{who:04d}",
-    }
-
-
 # ---------- scenario 1: the local store ----------
 
 
@@ -195,8 +180,8 @@ async def local_overhead(workdir: Path, counts: OverheadCounts, log: Callable[[s
         )
         base_spec = baseline_spec("trivial", {}, baseline_server.trivial_server)
         async with connect(ours_spec, transport) as ours, connect(base_spec, transport) as base:
-            ids = await _seed_contacts(ours.client, pool)
-            for operation, args in (("upsert_contact", _upserts(pool)), ("get_contact", _gets(ids))):
+            ids = await seed_contacts(ours.client, pool)
+            for operation, args in (("upsert_contact", upserts(pool)), ("get_contact", gets(ids))):
                 for concurrency in CONCURRENCY:
                     log(f"  local {operation} over {transport}, concurrency {concurrency}")
                     comparison = await compare(
@@ -210,24 +195,6 @@ async def local_overhead(workdir: Path, counts: OverheadCounts, log: Callable[[s
                     )
                     results.append(comparison)
     return results
-
-
-def _upserts(pool: int) -> ArgsFn:
-    return lambda i: _person(i, pool)
-
-
-def _gets(ids: list[str]) -> ArgsFn:
-    return lambda i: {"contact_id": ids[i % len(ids)]}
-
-
-async def _seed_contacts(client: Client, pool: int) -> list[str]:
-    ids: list[str] = []
-    for i in range(pool):
-        result = await client.call_tool("upsert_contact", _person(i, pool))
-        if result.is_error or not isinstance(result.structured_content, dict):
-            raise BenchError(f"seeding the store failed: {result.content}")
-        ids.append(str(result.structured_content["id"]))
-    return ids
 
 
 # ---------- scenario 2: a provider tool ----------
@@ -323,7 +290,7 @@ async def provider_overhead(
         lambda: baseline_server.provider_server(fake_url, API_KEY),
     )
     results: list[Comparison] = []
-    args = _upserts(64)  # a small pool keeps the fake's state (and so its work) constant
+    args = upserts(64)  # a small pool keeps the fake's state (and so its work) constant
     for transport in TRANSPORTS:
         async with connect(ours_spec, transport) as ours, connect(base_spec, transport) as base:
             for concurrency in CONCURRENCY:

@@ -1,0 +1,91 @@
+"""What the benchmarks ask the tools: the arguments of call number i, for each of contact-mcp's seven tools.
+
+Every generator is deterministic in `i`, so two servers given the same calls in the same order do the same work
+(the PostgreSQL and SQLite stores in `bench.backends`, contact-mcp and a baseline in `bench.overhead`), and every
+call succeeds: writes change something on every call (an error or a no-op is not the path being measured). The
+calls work on a pool of contacts seeded first (`seed_contacts`); the load generator's request bodies
+(`bench.loadgen`) are written from the same generators.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from mcp import Client
+
+ArgsFn = Callable[[int], dict[str, Any]]
+
+TOOLS = (
+    "get_contact",
+    "find_contacts",
+    "upsert_contact",
+    "set_verification",
+    "attach_contact",
+    "attach_identity",
+    "create_contact",
+)
+"""Reads first: the writes that add methods and identities would otherwise change what the reads return."""
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def person(i: int, pool: int) -> dict[str, Any]:
+    """A realistic upsert: the same contact again (from a pool) with a changed name, so each call writes."""
+    who = i % pool
+    return {
+        "user_id": f"bench-{who}",
+        "email": f"bench.user{who}@example.com",
+        "name": f"Bench User {i}",
+        "phone": f"+1415555{who:04d}",
+    }
+
+
+def upserts(pool: int) -> ArgsFn:
+    return lambda i: person(i, pool)
+
+
+def gets(ids: list[str]) -> ArgsFn:
+    return lambda i: {"contact_id": ids[i % len(ids)]}
+
+
+def tool_args(tool: str, ids: list[str]) -> ArgsFn:
+    """Arguments for call i of `tool` on the pool whose contacts have `ids` (seeded by `seed_contacts`)."""
+    pool = len(ids)
+
+    def who(i: int) -> int:
+        return i % pool
+
+    generators: dict[str, ArgsFn] = {
+        "get_contact": gets(ids),
+        "find_contacts": lambda i: {"email": f"bench.user{who(i)}@example.com"},
+        "upsert_contact": upserts(pool),
+        # Verified, then cleared on the next pass over the pool: every call changes the method's state.
+        "set_verification": lambda i: {
+            "contact_id": ids[who(i)],
+            "type": "email",
+            "value": f"bench.user{who(i)}@example.com",
+            "verified": (i // pool) % 2 == 0,
+        },
+        "attach_contact": lambda i: {
+            "end_user_id": ids[who(i)],
+            "channel": "email",
+            "value": f"bench.extra{i}@example.com",
+        },
+        "attach_identity": lambda i: {"contact_id": ids[who(i)], "identifier": f"+1628{i:07d}"},
+        "create_contact": lambda i: {"username": f"bench_new_{i}", "phone_number": f"+1650{i:07d}"},
+    }
+    return generators[tool]
+
+
+async def seed_contacts(client: Client, pool: int) -> list[str]:
+    """Store the pool's contacts through the tool; their ids, in pool order."""
+    ids: list[str] = []
+    for i in range(pool):
+        result = await client.call_tool("upsert_contact", person(i, pool))
+        if result.is_error or not isinstance(result.structured_content, dict):
+            raise BenchError(f"seeding the store failed: {result.content}")
+        ids.append(str(result.structured_content["id"]))
+    return ids
