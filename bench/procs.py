@@ -47,10 +47,12 @@ class ServerSpec:
         return " ".join(self.argv("stdio", 0)[1:3])
 
 
-def contact_mcp_spec(env: Mapping[str, str], build: Callable[[], Any]) -> ServerSpec:
+def contact_mcp_spec(env: Mapping[str, str], build: Callable[[], Any], http_args: tuple[str, ...] = ()) -> ServerSpec:
+    """`http_args` are extra `serve` flags over HTTP (`--stateless` for the replicas)."""
+
     def argv(transport: Literal["stdio", "http"], port: int) -> list[str]:
         args = [sys.executable, "-m", "contact_mcp", "serve", "--transport", transport]
-        return [*args, "--port", str(port)] if transport == "http" else args
+        return [*args, "--port", str(port), *http_args] if transport == "http" else args
 
     return ServerSpec("contact-mcp", build, argv, {"CONTACT_MCP_LOG_LEVEL": "WARNING", **env})
 
@@ -107,13 +109,25 @@ def stop(proc: subprocess.Popen[Any]) -> None:
 @contextmanager
 def http_process(spec: ServerSpec) -> Iterator[tuple[str, int]]:
     """Serve `spec` over streamable HTTP on a free loopback port; yield its MCP URL and process id."""
-    port = free_port()
-    proc = subprocess.Popen(spec.argv("http", port), cwd=ROOT, env=clean_env(spec.env), stdin=subprocess.DEVNULL)
+    with http_replicas(spec, 1) as [(port, pid)]:
+        yield f"http://127.0.0.1:{port}/mcp", pid
+
+
+@contextmanager
+def http_replicas(spec: ServerSpec, count: int) -> Iterator[list[tuple[int, int]]]:
+    """`count` processes serving `spec` over streamable HTTP, started together; yield each one's (port, pid)."""
+    procs: list[tuple[int, subprocess.Popen[bytes]]] = []
     try:
-        _wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}/mcp", proc.pid
+        for _ in range(count):
+            port = free_port()
+            argv = spec.argv("http", port)
+            procs.append((port, subprocess.Popen(argv, cwd=ROOT, env=clean_env(spec.env), stdin=subprocess.DEVNULL)))
+        for port, proc in procs:
+            _wait_for_port(port, proc)
+        yield [(port, proc.pid) for port, proc in procs]
     finally:
-        stop(proc)
+        for _, proc in procs:
+            stop(proc)
 
 
 def stdio_params(spec: ServerSpec) -> StdioServerParameters:

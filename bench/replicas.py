@@ -1,0 +1,392 @@
+"""Scenario 7: calls/s with 64 concurrent clients on one and on three stateless replicas sharing one database.
+
+Three `contact-mcp serve --transport http --stateless` processes run on one store (PostgreSQL in the full run) for
+the whole scenario. `wrk` (`bench.loadgen`) keeps 64 keep-alive connections busy, sent either all to the first
+replica or spread over the three (thread i to replica i % 3); the two set-ups alternate run by run (ABBA), so
+machine drift falls on both. Idle replicas cost nothing, so "one replica" is the first of the three alone.
+
+Around every run the CPU time of each party is read (the replicas, PostgreSQL's processes, wrk, the whole machine),
+so the report can say what bounds the throughput; then `py-spy` samples one replica under each set-up (`--gil`:
+only the thread holding the GIL, so the samples per second say how busy the interpreter was) to show where its
+time goes.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+from mcp import Client
+
+from bench.loadgen import Era, WrkRun, bodies_file, run_wrk
+from bench.procs import contact_mcp_spec, http_replicas
+from bench.stats import median, ratio
+from bench.workloads import BenchError, seed_contacts, tool_args
+
+REPLICA_TOOLS = ("get_contact", "upsert_contact")
+PYSPY_INSTALL_HINT = "py-spy is not installed (`pip install py-spy`, in the dev extra)"
+
+
+@dataclass(frozen=True)
+class ReplicaCounts:
+    replicas: int
+    connections: int
+    threads: int  # wrk threads; thread i talks to replica i % replicas, so each gets its share of connections
+    pool: int
+    bodies: int
+    warmup_s: float
+    round_s: float
+    rounds: int
+    profile_s: float
+
+
+@dataclass(frozen=True)
+class CpuShare:
+    """CPU seconds each party spent during one run, and the run's wall time."""
+
+    wall_s: float
+    replicas_s: float
+    database_s: float
+    wrk_s: float
+    machine_busy_s: float  # every process on the machine, user + system (+ irq)
+    cores: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "wall_s": self.wall_s,
+            "replicas_s": self.replicas_s,
+            "database_s": self.database_s,
+            "wrk_s": self.wrk_s,
+            "machine_busy_s": self.machine_busy_s,
+            "cores": self.cores,
+        }
+
+
+@dataclass(frozen=True)
+class ReplicaRun:
+    wrk: WrkRun
+    cpu: CpuShare
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"wrk": self.wrk.as_dict(), "cpu": self.cpu.as_dict()}
+
+
+@dataclass
+class ReplicaComparison:
+    tool: str
+    era: Era
+    replicas: int
+    one: list[ReplicaRun] = field(default_factory=list["ReplicaRun"])
+    many: list[ReplicaRun] = field(default_factory=list["ReplicaRun"])
+
+    @staticmethod
+    def calls_per_s(runs: list[ReplicaRun]) -> float:
+        return sum(r.wrk.requests for r in runs) / sum(r.wrk.seconds for r in runs)
+
+    @property
+    def ratio(self) -> float:
+        return ratio(self.calls_per_s(self.many), self.calls_per_s(self.one))
+
+    @property
+    def round_ratios(self) -> list[float]:
+        return [ratio(m.wrk.calls_per_s, o.wrk.calls_per_s) for o, m in zip(self.one, self.many, strict=True)]
+
+    @staticmethod
+    def p50_ms(runs: list[ReplicaRun]) -> float:
+        return median([r.wrk.p50_ms for r in runs])
+
+    @staticmethod
+    def cpu_ms_per_call(runs: list[ReplicaRun]) -> dict[str, float]:
+        calls = sum(r.wrk.requests for r in runs)
+        return {
+            "replicas": 1000 * sum(r.cpu.replicas_s for r in runs) / calls,
+            "database": 1000 * sum(r.cpu.database_s for r in runs) / calls,
+            "wrk": 1000 * sum(r.cpu.wrk_s for r in runs) / calls,
+        }
+
+    @staticmethod
+    def machine_busy(runs: list[ReplicaRun]) -> float:
+        """Share of all cores busy during the runs (0..1)."""
+        return sum(r.cpu.machine_busy_s for r in runs) / sum(r.cpu.wall_s * r.cpu.cores for r in runs)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tool": self.tool,
+            "era": self.era,
+            "replicas": self.replicas,
+            "one": [r.as_dict() for r in self.one],
+            "many": [r.as_dict() for r in self.many],
+            "calls_per_s_one": self.calls_per_s(self.one),
+            "calls_per_s_many": self.calls_per_s(self.many),
+            "ratio": self.ratio,
+            "round_ratios": self.round_ratios,
+            "cpu_ms_per_call_one": self.cpu_ms_per_call(self.one),
+            "cpu_ms_per_call_many": self.cpu_ms_per_call(self.many),
+            "machine_busy_one": self.machine_busy(self.one),
+            "machine_busy_many": self.machine_busy(self.many),
+        }
+
+
+@dataclass(frozen=True)
+class Profile:
+    """py-spy's samples of one replica while `replicas` replicas served `tool` (only the GIL holder's stacks)."""
+
+    tool: str
+    replicas: int
+    seconds: float
+    rate: int
+    samples: int
+    by_package: list[tuple[str, float]]  # share of samples whose innermost frame is in that package
+    by_function: list[tuple[str, float]]  # innermost frames, the most sampled first
+    inclusive: list[tuple[str, float]]  # share of samples with any frame in that package
+    error: str | None = None
+
+    @property
+    def gil_busy(self) -> float:
+        """Share of the wall time some thread of the replica held the GIL (ran Python)."""
+        expected = self.seconds * self.rate
+        return self.samples / expected if expected else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tool": self.tool,
+            "replicas": self.replicas,
+            "seconds": self.seconds,
+            "rate": self.rate,
+            "samples": self.samples,
+            "gil_busy": self.gil_busy,
+            "by_package": self.by_package,
+            "by_function": self.by_function,
+            "inclusive": self.inclusive,
+            "error": self.error,
+        }
+
+
+@dataclass
+class ReplicaResult:
+    database: str  # "PostgreSQL 15.x" or "SQLite"
+    counts: ReplicaCounts
+    comparisons: list[ReplicaComparison]
+    profiles: list[Profile]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "comparisons": [c.as_dict() for c in self.comparisons],
+            "profiles": [p.as_dict() for p in self.profiles],
+        }
+
+
+def _cpu_s(pids: Sequence[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def _family(pid: int | None) -> list[int]:
+    """A process and its children (PostgreSQL's postmaster and its backends); [] for None."""
+    if pid is None:
+        return []
+    try:
+        root = psutil.Process(pid)
+        return [pid, *(child.pid for child in root.children(recursive=True))]
+    except psutil.Error:
+        return []
+
+
+def _machine_busy_s() -> float:
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def _measured_run(
+    ports: Sequence[int], replica_pids: Sequence[int], database_pid: int | None, run: Callable[[], WrkRun]
+) -> ReplicaRun:
+    replicas_before, database_before = _cpu_s(replica_pids), _cpu_s(_family(database_pid))
+    machine_before, started = _machine_busy_s(), time.perf_counter()
+    wrk = run()
+    wall = time.perf_counter() - started
+    cpu = CpuShare(
+        wall_s=wall,
+        replicas_s=_cpu_s(replica_pids) - replicas_before,
+        database_s=_cpu_s(_family(database_pid)) - database_before,
+        wrk_s=wrk.cpu_s,
+        machine_busy_s=_machine_busy_s() - machine_before,
+        cores=psutil.cpu_count() or 1,
+    )
+    return ReplicaRun(wrk, cpu)
+
+
+async def replica_throughput(
+    db: str,
+    database: str,
+    database_pid: int | None,
+    era: Era,
+    counts: ReplicaCounts,
+    workdir: Path,
+    log: Callable[[str], None],
+) -> ReplicaResult:
+    """`db` is the CONTACT_MCP_DB every replica shares; `database_pid` its server's process (None for SQLite)."""
+    env = {"CONTACT_MCP_DB": db, "CONTACT_MCP_PROVIDERS": "local"}
+    # The 2025 era needs the SDK's stateless mode to answer without a session; 2026-07-28 requests never have one.
+    spec = contact_mcp_spec(env, lambda: None, ("--stateless",) if era != "2026-07-28" else ())
+    comparisons: list[ReplicaComparison] = []
+    profiles: list[Profile] = []
+    with http_replicas(spec, counts.replicas) as replicas:
+        ports = [port for port, _ in replicas]
+        pids = [pid for _, pid in replicas]
+        async with Client(f"http://127.0.0.1:{ports[0]}/mcp") as client:
+            ids = await seed_contacts(client, counts.pool)
+        for tool in REPLICA_TOOLS:
+            bodies = bodies_file(workdir, tool, tool_args(tool, ids), counts.bodies, era)
+            comparison = ReplicaComparison(tool, era, counts.replicas)
+
+            def wrk_on(targets: Sequence[int], seconds: float, tool: str = tool, bodies: Path = bodies) -> WrkRun:
+                return run_wrk(
+                    targets,
+                    tool,
+                    bodies,
+                    era,
+                    connections=counts.connections,
+                    threads=counts.threads,
+                    duration_s=seconds,
+                )
+
+            log(f"  {tool}: warm-up on {len(ports)} replicas")
+            wrk_on(ports, counts.warmup_s)
+            for round_no in range(counts.rounds):
+                order = [1, counts.replicas] if round_no % 2 == 0 else [counts.replicas, 1]
+                for n in order:
+                    run = _measured_run(ports[:n], pids, database_pid, lambda n=n: wrk_on(ports[:n], counts.round_s))
+                    (comparison.one if n == 1 else comparison.many).append(run)
+                    log(f"    {tool}, {n} replica(s): {run.wrk.calls_per_s:,.0f} calls/s, p50 {run.wrk.p50_ms:.1f} ms")
+            comparisons.append(comparison)
+            log(
+                f"  {tool}: {comparison.calls_per_s(comparison.one):,.0f} → "
+                f"{comparison.calls_per_s(comparison.many):,.0f} calls/s (×{comparison.ratio:.2f})"
+            )
+        if counts.profile_s > 0:
+            tool = REPLICA_TOOLS[-1]
+            bodies = bodies_file(workdir, tool, tool_args(tool, ids), counts.bodies, era)
+            for n in (1, counts.replicas):
+                profiles.append(
+                    _profiled(
+                        pids[0],
+                        tool,
+                        n,
+                        counts.profile_s,
+                        workdir,
+                        lambda n=n: run_wrk(
+                            ports[:n],
+                            tool,
+                            bodies,
+                            era,
+                            connections=counts.connections,
+                            threads=counts.threads,
+                            duration_s=counts.profile_s + 2,
+                        ),
+                    )
+                )
+    return ReplicaResult(database, counts, comparisons, profiles)
+
+
+# ---------- the profile ----------
+
+PROFILE_RATE = 200
+_TOP = 12
+
+
+def _profiled(pid: int, tool: str, replicas: int, seconds: float, workdir: Path, load: Callable[[], WrkRun]) -> Profile:
+    """py-spy on replica `pid` for `seconds` while `load()` runs wrk (which lasts a little longer)."""
+    pyspy = shutil.which("py-spy")
+    if pyspy is None:
+        return Profile(tool, replicas, seconds, PROFILE_RATE, 0, [], [], [], PYSPY_INSTALL_HINT)
+    out = workdir / f"pyspy-{replicas}.txt"
+    argv = [
+        pyspy,
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(max(1, round(seconds))),
+        "--rate",
+        str(PROFILE_RATE),
+        "--gil",
+        "--nonblocking",
+        "--format",
+        "raw",
+        "--output",
+        str(out),
+    ]
+    sampler = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        load()
+    finally:
+        _, stderr = sampler.communicate(timeout=seconds + 60)
+    if sampler.returncode != 0 or not out.exists():
+        return Profile(tool, replicas, seconds, PROFILE_RATE, 0, [], [], [], f"py-spy failed: {stderr.strip()[-300:]}")
+    return summarize_profile(out.read_text(), tool, replicas, seconds)
+
+
+def frame_package(frame: str) -> str:
+    """`func (path:line)` → the top-level package of the frame's module: `mcp`, `contact_mcp`, `asyncio (stdlib)`.
+
+    py-spy names files relative to their `sys.path` entry (`uvicorn/server.py`, `<frozen runpy>`).
+    """
+    location = frame.rpartition(" (")[2].rstrip(")").rpartition(":")[0]
+    location = location.removeprefix("<frozen ").removesuffix(">")
+    location = re.split(r"/lib/python3\.\d+/(?:site-packages/)?|/site-packages/", location)[-1]
+    name = location.lstrip("/").split("/", 1)[0].removesuffix(".py") or "?"
+    return f"{name} (stdlib)" if name in sys.stdlib_module_names else name
+
+
+def summarize_profile(raw: str, tool: str, replicas: int, seconds: float) -> Profile:
+    """py-spy's raw (collapsed) stacks → shares by innermost package and function, and inclusive by package."""
+    leaf_packages: Counter[str] = Counter()
+    leaf_functions: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [frame for frame in stack.split(";") if "(" in frame]
+        if not frames:
+            continue
+        total += count
+        leaf = frames[-1]
+        leaf_packages[frame_package(leaf)] += count
+        leaf_functions[leaf] += count
+        for package in {frame_package(frame) for frame in frames}:
+            inclusive[package] += count
+    if total == 0:
+        raise BenchError("py-spy recorded no samples")
+
+    def shares(counter: Counter[str]) -> list[tuple[str, float]]:
+        return [(name, n / total) for name, n in counter.most_common(_TOP)]
+
+    return Profile(
+        tool=tool,
+        replicas=replicas,
+        seconds=seconds,
+        rate=PROFILE_RATE,
+        samples=total,
+        by_package=shares(leaf_packages),
+        by_function=shares(leaf_functions),
+        inclusive=shares(inclusive),
+    )
