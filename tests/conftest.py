@@ -12,10 +12,13 @@ from mcp import Client
 from stamina.instrumentation import RetryDetails, get_on_retry_hooks, set_on_retry_hooks
 
 from contact_mcp import Settings, build_server, load_settings
+from tests.postgres_server import TEST_DB_ENV, PostgresServer, create_schema, drop_schema, with_schema
 
 # Prefixes of the environment variables our settings read; cleared for every test so the developer's shell
 # cannot leak in.
 _OUR_PREFIXES = ("CONTACT_MCP_", "FEATHER_", "TETHERAI_", "BLOOIO_", "FEATUREBASE_", "PROTOCOL_")
+# Read before `_clean_env` clears it: the user's own PostgreSQL for the store contract suite (tests/postgres_server.py).
+_USER_TEST_DB = os.environ.get(TEST_DB_ENV, "").strip() or None
 
 
 @pytest.fixture(autouse=True)
@@ -69,3 +72,48 @@ def settings(db_path: Path) -> Settings:
 async def client(settings: Settings) -> AsyncIterator[Client]:
     async with Client(build_server(settings), raise_exceptions=True) as c:
         yield c
+
+
+# ---------- PostgreSQL (tests/postgres_server.py) ----------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server this test session started (once), stopped and removed at the end."""
+    try:
+        server = PostgresServer.start_new()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A URL whose database is empty and this test's own (a fresh schema): on CONTACT_MCP_TEST_DB's server when
+    set, else on the server the suite started."""
+    if _USER_TEST_DB is not None:
+        base = _USER_TEST_DB
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        base = server.url()
+    schema = create_schema(base)
+    try:
+        yield with_schema(base, schema)
+    finally:
+        drop_schema(base, schema)
+
+
+@pytest.fixture
+def started_postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """Like `postgres_url`, but always on the server the suite started (tests that stop it or spread it over
+    server processes)."""
+    schema = create_schema(postgres_server.url())
+    try:
+        yield postgres_server.url(schema=schema)
+    finally:
+        if not postgres_server.running:
+            postgres_server.start()
+        drop_schema(postgres_server.url(), schema)

@@ -11,7 +11,7 @@ from contact_mcp.providers import select
 def test_defaults_need_no_configuration() -> None:
     settings = load_settings()
     assert settings.providers == ("local",)
-    assert settings.db.name == "contacts.db"
+    assert settings.db.endswith("contacts.db")
     assert settings.default_region is None
 
 

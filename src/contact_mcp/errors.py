@@ -5,7 +5,8 @@ Every anticipated failure is a `ContactError`; the tree is closed and each class
     ContactError
      ├── InvalidArgument      invalid_argument       the call is wrong: fix the named field
      ├── NotFound             not_found              an id or value does not exist
-     ├── Conflict             conflict               clashes with existing state (may carry existing_id)
+     ├── Conflict             conflict               clashes with existing state (may carry existing_id, and
+     │                                               candidates when two contacts are involved)
      ├── Unauthorized         unauthorized           the server's credential was refused (operator's problem)
      ├── RateLimited          rate_limited           retry after `retry_after_s`
      ├── ProviderUnavailable  provider_unavailable   provider down or unreachable
@@ -51,6 +52,7 @@ class ErrorInfo(BaseModel):
     provider: str | None = None
     status: int | None = None
     existing_id: str | None = None
+    candidates: list[str] | None = None
 
 
 class ConfigError(Exception):
@@ -74,6 +76,7 @@ class ContactError(Exception):
         provider: str | None = None,
         status: int | None = None,
         existing_id: str | None = None,
+        candidates: list[str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -84,6 +87,7 @@ class ContactError(Exception):
         self.provider = provider
         self.status = status
         self.existing_id = existing_id
+        self.candidates = candidates
 
     def info(self) -> ErrorInfo:
         return ErrorInfo(
@@ -96,6 +100,7 @@ class ContactError(Exception):
             provider=self.provider,
             status=self.status,
             existing_id=self.existing_id,
+            candidates=self.candidates,
         )
 
     def with_provider(self, provider: str) -> ContactError:

@@ -213,9 +213,14 @@ class CreatedContact(Result):
     display_name: str
     avatar_url: str | None = None
     created_at: str | None = None
+    phone_shared_with: list[str] | None = None
+    """Other contacts that already hold this phone number (families share phones), when any."""
 
     def summary(self) -> str:
-        return f"Created contact {self.username} ({self.phone_number}), id {self.id}."
+        shared = ""
+        if self.phone_shared_with:
+            shared = f" The phone is shared with contact(s) {', '.join(self.phone_shared_with)}."
+        return f"Created contact {self.username} ({self.phone_number}), id {self.id}.{shared}"
 
 
 class ContactMethod(BaseModel):

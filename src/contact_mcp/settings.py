@@ -19,9 +19,9 @@ HTTP_PROVIDERS = ("feather", "tetherai", "blooio", "featurebase", "protocol")
 KNOWN_PROVIDERS = ("local", *HTTP_PROVIDERS)
 
 
-def _default_db() -> Path:
+def _default_db() -> str:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "contact-mcp" / "contacts.db"
+    return str(Path(base) / "contact-mcp" / "contacts.db")
 
 
 def _env(name: str) -> Any:
@@ -34,13 +34,16 @@ class Settings(BaseSettings):
     providers: Annotated[tuple[str, ...], NoDecode] = Field(
         default=("local",), validation_alias=AliasChoices("CONTACT_MCP_PROVIDERS")
     )
-    db: Path = Field(default_factory=_default_db, validation_alias=AliasChoices("CONTACT_MCP_DB"))
+    db: str = Field(default_factory=_default_db, validation_alias=AliasChoices("CONTACT_MCP_DB"))
+    """The store: a SQLite file path, or a `postgresql://` / `postgres://` URL (which may hold a password)."""
+    db_pool_size: int = Field(default=10, ge=1, le=1000, validation_alias=AliasChoices("CONTACT_MCP_DB_POOL_SIZE"))
     default_region: str | None = _env("CONTACT_MCP_DEFAULT_REGION")
     http_token: SecretStr | None = _env("CONTACT_MCP_HTTP_TOKEN")
     allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), validation_alias=AliasChoices("CONTACT_MCP_ALLOWED_HOSTS")
     )
     log_level: str = Field(default="WARNING", validation_alias=AliasChoices("CONTACT_MCP_LOG_LEVEL"))
+    read_only: bool = Field(default=False, validation_alias=AliasChoices("CONTACT_MCP_READ_ONLY"))
 
     connect_timeout_s: float = Field(default=5.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_CONNECT_TIMEOUT"))
     read_timeout_s: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_READ_TIMEOUT"))
@@ -80,6 +83,14 @@ class Settings(BaseSettings):
             names = tuple(part.strip().lower() for part in value.split(",") if part.strip())
             return names or ("local",)
         return value
+
+    @field_validator("db")
+    @classmethod
+    def _db(cls, value: str) -> str:
+        text = value.strip()
+        if not text:
+            raise ValueError("must be a file path or a postgresql:// URL")
+        return text
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

@@ -438,7 +438,7 @@ class LocalStore(Provider):
 
     @classmethod
     def preflight(cls, settings: Settings) -> None:
-        _connect(settings.db, BUSY_TIMEOUT_MS).close()
+        _connect(Path(settings.db), BUSY_TIMEOUT_MS).close()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> LocalStore:
