@@ -2,7 +2,8 @@
 
 A `ServerSpec` says how to run one server (contact-mcp or a baseline) in-process, over stdio and over streamable
 HTTP; `connect()` opens one MCP `Client` to it on a transport and knows the server's process id, so the memory
-scenario can read its RSS. The Featurebase fake runs as its own process (`fake_featurebase()`).
+scenario can read its RSS. The Featurebase fake runs as its own process (`fake_featurebase()`); PostgreSQL is the
+one the tests start (`tests/postgres_server.py`: a throwaway cluster, durability off), an empty schema per store.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, Literal
 
 import psutil
 from mcp import Client, StdioServerParameters
+from tests.postgres_server import PostgresServer, create_schema, with_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE_FILE = ROOT / "bench" / "baseline_server.py"
@@ -199,3 +201,33 @@ def memory_of(pid: int) -> tuple[float, float]:
             if line.startswith("VmHWM:"):
                 peak = int(line.split()[1]) / 1024
     return rss, peak
+
+
+@dataclass(frozen=True)
+class Postgres:
+    """A throwaway PostgreSQL server: `database()` gives the URL of a new empty database (a schema) on it."""
+
+    server: PostgresServer
+
+    @property
+    def pid(self) -> int:
+        """The postmaster's process id (its backends are its children)."""
+        return int((self.server.data / "postmaster.pid").read_text().split()[0])
+
+    @property
+    def version(self) -> str:
+        return (self.server.data / "PG_VERSION").read_text().strip()
+
+    def database(self) -> str:
+        base = self.server.url()
+        return with_schema(base, create_schema(base))
+
+
+@contextmanager
+def postgres() -> Iterator[Postgres]:
+    """Start PostgreSQL as the test suite does (`RuntimeError` saying what to install when there is none)."""
+    server = PostgresServer.start_new()
+    try:
+        yield Postgres(server)
+    finally:
+        server.destroy()

@@ -74,8 +74,8 @@ def tool_args(tool: str, ids: list[str]) -> ArgsFn:
             "channel": "email",
             "value": f"bench.extra{i}@example.com",
         },
-        "attach_identity": lambda i: {"contact_id": ids[who(i)], "identifier": f"+1628{i:07d}"},
-        "create_contact": lambda i: {"username": f"bench_new_{i}", "phone_number": f"+1650{i:07d}"},
+        "attach_identity": lambda i: {"contact_id": ids[who(i)], "identifier": f"+1628{2_000_000 + i:07d}"},
+        "create_contact": lambda i: {"username": f"bench_new_{i}", "phone_number": f"+1650{2_000_000 + i:07d}"},
     }
     return generators[tool]
 
