@@ -23,8 +23,10 @@ from bench.coldstart import ColdStart, ImportProfile
 from bench.memory import MemoryRow
 from bench.overhead import FLOOR_LIMIT_MS, Comparison, Floor
 from bench.procs import ROOT
+from bench.report_store import StoreResults, section_off_loop, store_sections, store_targets
 from bench.scale import OPERATIONS, ScaleResult
 from bench.stats import median
+from bench.tables import Verdict, mark, round_spread, table
 
 PACKAGES = ("contact-mcp", "mcp", "mcp-types", "httpx2", "pydantic", "pydantic-core", "uvicorn", "starlette", "anyio")
 
@@ -51,24 +53,11 @@ class Results:
     imports: ImportProfile | None = None
     scale: ScaleResult | None = None
     memory: list[MemoryRow] = field(default_factory=list[MemoryRow])
+    store: StoreResults = field(default_factory=StoreResults)
 
     @property
     def floor_trusted(self) -> bool:
         return self.floor is not None and self.floor.state != "stalled"
-
-
-@dataclass(frozen=True)
-class Verdict:
-    target: str
-    measured: str
-    ok: bool | None  # None: not trustworthy (see the floor)
-
-    @property
-    def word(self) -> str:
-        return "UNTRUSTED" if self.ok is None else ("PASS" if self.ok else "MISS")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "measured": self.measured, "verdict": self.word}
 
 
 # ---------- machine and versions ----------
@@ -191,25 +180,10 @@ def targets(results: Results) -> list[Verdict]:
                 all(row.peak_growth <= MEMORY_GROWTH for row in ours),
             )
         )
-    return verdicts
+    return verdicts + store_targets(results.store, results.local)
 
 
 # ---------- Markdown ----------
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
-
-
-def _mark(ok: bool | None) -> str:
-    return "UNTRUSTED" if ok is None else ("PASS" if ok else "**MISS**")
-
-
-def _round_spread(ratios: list[float]) -> str:
-    """How far one round's ratio strays from another's in the same run: the noise the verdict sits in."""
-    return f"{min(ratios):.2f}–{max(ratios):.2f}×" if ratios else "–"
 
 
 def _comparison_table(
@@ -232,10 +206,10 @@ def _comparison_table(
     for c in rows:
         if c.concurrency == 1:
             ok: bool | None = c.p50_ratio <= p50_target
-            verdict = f"p50 ≤ {p50_target}×: {_mark(ok if trusted else None)}"
+            verdict = f"p50 ≤ {p50_target}×: {mark(ok if trusted else None)}"
         elif throughput_target is not None:
             ok = c.throughput_ratio >= throughput_target
-            verdict = f"calls/s ≥ {throughput_target}×: {_mark(ok if trusted else None)}"
+            verdict = f"calls/s ≥ {throughput_target}×: {mark(ok if trusted else None)}"
         else:
             verdict = "(informational)"
         body.append(
@@ -249,11 +223,11 @@ def _comparison_table(
                 f"{c.baseline.calls_per_s:,.0f}",
                 f"{c.p50_ratio:.2f}×",
                 f"{c.throughput_ratio:.2f}×",
-                _round_spread(c.round_p50_ratios if c.concurrency == 1 else c.round_throughput_ratios),
+                round_spread(c.round_p50_ratios if c.concurrency == 1 else c.round_throughput_ratios),
                 verdict,
             ]
         )
-    return _table(header, body)
+    return table(header, body)
 
 
 def _section_local(results: Results) -> list[str]:
@@ -323,7 +297,7 @@ def _section_cold(results: Results) -> list[str]:
             "alternating, from compiled bytecode (contact-mcp's package is compiled first: a launch does not write "
             "bytecode under PYTHONDONTWRITEBYTECODE) and after one untimed launch each (files cached).",
             "",
-            *_table(
+            *table(
                 ["server", "median ms", "min ms", "max ms"],
                 [
                     ["contact-mcp (`python -m contact_mcp serve`)", *_spread(cold.ours_ms)],
@@ -334,7 +308,7 @@ def _section_cold(results: Results) -> list[str]:
             "",
             f"Ratio: **{cold.ratio:.2f}×**, the median of the {len(cold.pair_ratios)} back-to-back launch pairs' "
             f"ratios (pairs {min(cold.pair_ratios):.2f}–{max(cold.pair_ratios):.2f}×; the ratio of the two medians "
-            f"is {cold.ratio_of_medians:.2f}×). Target ≤ {COLD_START}×: {_mark(cold.ratio <= COLD_START)}.",
+            f"is {cold.ratio_of_medians:.2f}×). Target ≤ {COLD_START}×: {mark(cold.ratio <= COLD_START)}.",
             "",
         ]
     profile = results.imports
@@ -347,7 +321,7 @@ def _section_cold(results: Results) -> list[str]:
             "",
             "Top entries by cumulative time (indent = nesting):",
             "",
-            *_table(
+            *table(
                 ["module", "self ms", "cumulative ms"],
                 [
                     [("&nbsp;&nbsp;" * e.depth) + f"`{e.module}`", f"{e.self_ms:.1f}", f"{e.cumulative_ms:.1f}"]
@@ -357,7 +331,7 @@ def _section_cold(results: Results) -> list[str]:
             "",
             "Imported by contact-mcp at start-up but never by the bare SDK server (self time, by top-level package):",
             "",
-            *_table(
+            *table(
                 ["package", "modules", "self ms"],
                 [[f"`{p}`", str(n), f"{ms:.1f}"] for p, n, ms in profile.extra_packages[:20]],
             ),
@@ -384,17 +358,17 @@ def _section_scale(results: Results) -> list[str]:
             if row.size == size and row.operation == op
         ]
         growth = scale.growth(op)
-        body.append([op, *cells, f"{growth:.2f}×", f"≤ {SCALE_GROWTH}×: {_mark(growth <= SCALE_GROWTH)}"])
+        body.append([op, *cells, f"{growth:.2f}×", f"≤ {SCALE_GROWTH}×: {mark(growth <= SCALE_GROWTH)}"])
     return [
         "## 4. Store scale",
         "",
         f"`LocalStore` in-process (no transport), one file per size filled through `upsert_contact` "
-        f"({scale.populate_s:.0f} s to populate all; {scale.file_mib:.1f} MiB at {scale.sizes[-1]:,} contacts). "
+        f"({scale.populate_s:.0f} s to populate all; {scale.storage_mib:.1f} MiB at {scale.sizes[-1]:,} contacts). "
         "Each operation is timed on the files in turn, one call on each, so drift in the machine's speed falls on "
         "every size alike. Inserts add new contacts (up to half the size again); the other operations use keys "
         "drawn uniformly from each file's contacts.",
         "",
-        *_table(header, body),
+        *table(header, body),
         "",
     ]
 
@@ -410,7 +384,7 @@ def _section_memory(results: Results) -> list[str]:
             f"{row.rss_mib[0]:.1f} / {row.peak_mib[0]:.1f}",
             f"{row.rss_mib[-1]:.1f} / {row.peak_mib[-1]:.1f}",
             f"{row.peak_growth:.3f}×",
-            f"≤ {MEMORY_GROWTH}×: {_mark(row.peak_growth <= MEMORY_GROWTH)}" if row.server == "contact-mcp" else "",
+            f"≤ {MEMORY_GROWTH}×: {mark(row.peak_growth <= MEMORY_GROWTH)}" if row.server == "contact-mcp" else "",
         ]
         for row in results.memory
     ]
@@ -421,7 +395,7 @@ def _section_memory(results: Results) -> list[str]:
         "session; contact-mcp alternates an upsert that creates a new contact with a get, the bare SDK server "
         "answers the same calls with `ping`).",
         "",
-        *_table(
+        *table(
             ["server", "transport", f"after {first:,} calls", f"after {last:,} calls", "peak growth", "target"], body
         ),
         "",
@@ -444,14 +418,14 @@ def markdown(results: Results) -> str:
     lines += [
         "## Targets",
         "",
-        *_table(["target", "measured", "verdict"], [[v.target, v.measured, _mark(v.ok)] for v in verdicts]),
+        *table(["target", "measured", "verdict"], [[v.target, v.measured, mark(v.ok)] for v in verdicts]),
         "",
         "Where a target is missed, [FINDINGS.md](FINDINGS.md) says what costs the time and what would fix it; "
         "`python -m bench.insitu` measures each of our functions inside the running server processes.",
         "",
         "## Machine and versions",
         "",
-        *_table(["", ""], [[key, value] for key, value in {**machine(), **versions()}.items()]),
+        *table(["", ""], [[key, value] for key, value in {**machine(), **versions()}.items()]),
         "",
         "## How it is measured",
         "",
@@ -473,10 +447,12 @@ def markdown(results: Results) -> str:
         "or `concurrent_calls` samples after `warmup` calls).",
         "",
         *_section_local(results),
+        *section_off_loop(results.local),
         *_section_provider(results),
         *_section_cold(results),
         *_section_scale(results),
         *_section_memory(results),
+        *store_sections(results.store),
     ]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -500,4 +476,5 @@ def as_json(results: Results) -> dict[str, Any]:
         "imports": results.imports.as_dict() if results.imports else None,
         "scale": results.scale.as_dict() if results.scale else None,
         "memory": [row.as_dict() for row in results.memory],
+        **results.store.as_dict(),
     }

@@ -1,8 +1,11 @@
 """`python -m bench`: run the scenarios, then write RESULTS.md and results.json.
 
 Scenarios: `local` (1, local store tool overhead), `provider` (2, provider tool overhead), `coldstart` (3),
-`scale` (4, store latency by size) and `memory` (5). `--only` picks some; `--quick` uses tiny counts so the smoke
-test can prove the whole pipeline works in seconds (its numbers mean nothing). Progress goes to stderr.
+`scale` (4, store latency by size), `memory` (5), and for the store that outgrows one machine, on a PostgreSQL
+the benchmark starts as the tests do: `postgres` (6, PostgreSQL vs SQLite store per tool), `replicas` (7, calls/s
+on one and three stateless replicas, driven by wrk), `scale-postgres` (8) and `import` (9, CSV import
+throughput). `--only` picks some; `--quick` uses tiny counts so the smoke test can prove the whole pipeline works
+in seconds (its numbers mean nothing). Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -14,21 +17,27 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import anyio
 
 from bench import baseline_server
+from bench.backends import store_backends
 from bench.coldstart import cold_start, import_profile
+from bench.importing import import_throughput
+from bench.loadgen import find_wrk
 from bench.memory import memory_growth
 from bench.overhead import OverheadCounts, local_overhead, provider_overhead, summary_line
-from bench.procs import ServerSpec, Transport, baseline_spec, contact_mcp_spec, fake_featurebase
+from bench.postgres_store import copy_floor, count_contacts, storage_mib
+from bench.procs import Postgres, ServerSpec, Transport, baseline_spec, contact_mcp_spec, fake_featurebase, postgres
+from bench.replicas import ReplicaCounts, replica_throughput
 from bench.report import Results, as_json, markdown
-from bench.scale import store_scale
+from bench.scale import file_mib, store_scale
 from contact_mcp import build_server, load_settings
 
-SCENARIOS = ("local", "provider", "coldstart", "scale", "memory")
+SCENARIOS = ("local", "provider", "coldstart", "scale", "memory", "postgres", "replicas", "scale-postgres", "import")
 HERE = Path(__file__).resolve().parent
 
 
@@ -40,6 +49,10 @@ class Counts:
     scale_sizes: tuple[int, ...]
     scale_samples: int
     memory_checkpoints: tuple[int, ...]
+    backends: OverheadCounts
+    replicas: ReplicaCounts
+    scale_postgres_sizes: tuple[int, ...]
+    import_rows: int
 
 
 FULL = Counts(
@@ -51,6 +64,20 @@ FULL = Counts(
     scale_sizes=(1_000, 10_000, 100_000),
     scale_samples=1_000,
     memory_checkpoints=(1_000, 20_000),
+    backends=OverheadCounts(warmup=30, rounds=6, sequential_calls=60, concurrent_calls=0, floor_calls=0, pool=200),
+    replicas=ReplicaCounts(
+        replicas=3,
+        connections=64,
+        threads=16,
+        pool=200,
+        bodies=4096,
+        warmup_s=3,
+        round_s=5,
+        rounds=6,
+        profile_s=5,
+    ),
+    scale_postgres_sizes=(1_000, 10_000, 100_000),
+    import_rows=100_000,
 )
 QUICK = Counts(
     overhead=OverheadCounts(warmup=3, rounds=2, sequential_calls=5, concurrent_calls=40, floor_calls=20, pool=5),
@@ -59,7 +86,42 @@ QUICK = Counts(
     scale_sizes=(40, 200),
     scale_samples=20,
     memory_checkpoints=(40, 120),
+    backends=OverheadCounts(warmup=2, rounds=2, sequential_calls=2, concurrent_calls=0, floor_calls=0, pool=3),
+    replicas=ReplicaCounts(
+        replicas=3,
+        connections=8,
+        threads=3,
+        pool=5,
+        bodies=20,
+        warmup_s=1,
+        round_s=1,
+        rounds=2,
+        profile_s=1,
+    ),
+    scale_postgres_sizes=(40, 200),
+    import_rows=300,
 )
+
+
+class Workspace:
+    """The run's temporary folder, and the PostgreSQL server the store scenarios share (started when first asked)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stack = ExitStack()
+        self._postgres: Postgres | None = None
+
+    def postgres(self) -> Postgres:
+        if self._postgres is None:
+            log("  starting PostgreSQL")
+            self._postgres = self._stack.enter_context(postgres())
+        return self._postgres
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
 
 
 def log(message: str) -> None:
@@ -81,22 +143,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def run_scenarios(chosen: Sequence[str], counts: Counts, workdir: Path, results: Results) -> None:
+async def run_scenarios(chosen: Sequence[str], counts: Counts, space: Workspace, results: Results) -> None:
     for scenario in SCENARIOS:
         if scenario in chosen:
             started = time.perf_counter()
-            await SCENARIO_RUNNERS[scenario](counts, workdir, results)
+            await SCENARIO_RUNNERS[scenario](counts, space, results)
             results.durations[scenario] = time.perf_counter() - started
 
 
-async def _local(counts: Counts, workdir: Path, results: Results) -> None:
+async def _local(counts: Counts, space: Workspace, results: Results) -> None:
     log("1. local store tool overhead")
-    results.local = await local_overhead(workdir, counts.overhead, log)
+    results.local = await local_overhead(space.path, counts.overhead, log)
     for comparison in results.local:
         log(summary_line(comparison))
 
 
-async def _provider(counts: Counts, workdir: Path, results: Results) -> None:
+async def _provider(counts: Counts, space: Workspace, results: Results) -> None:
     log("2. provider tool overhead")
     with fake_featurebase() as fake_url:
         results.floor, results.provider = await provider_overhead(fake_url, counts.overhead, log)
@@ -104,22 +166,23 @@ async def _provider(counts: Counts, workdir: Path, results: Results) -> None:
         log(summary_line(comparison))
 
 
-async def _coldstart(counts: Counts, workdir: Path, results: Results) -> None:
+async def _coldstart(counts: Counts, space: Workspace, results: Results) -> None:
     log("3. cold start")
-    ours = contact_mcp_spec({"CONTACT_MCP_DB": str(workdir / "cold.db")}, lambda: None)
+    ours = contact_mcp_spec({"CONTACT_MCP_DB": str(space.path / "cold.db")}, lambda: None)
     base = baseline_spec("trivial", {}, lambda: None)
     results.cold = await cold_start(ours, base, counts.cold_runs, log)
     results.imports = import_profile(ours, base, counts.import_runs)
 
 
-async def _scale(counts: Counts, workdir: Path, results: Results) -> None:
+async def _scale(counts: Counts, space: Workspace, results: Results) -> None:
     log("4. store scale")
-    results.scale = await store_scale(workdir / "scale.db", counts.scale_sizes, counts.scale_samples, log)
+    files = {size: str(space.path / f"scale-{size}.db") for size in counts.scale_sizes}
+    results.scale = await store_scale("SQLite", files, counts.scale_samples, log, file_mib)
 
 
-async def _memory(counts: Counts, workdir: Path, results: Results) -> None:
+async def _memory(counts: Counts, space: Workspace, results: Results) -> None:
     log("5. memory")
-    db = workdir / "memory.db"
+    db = space.path / "memory.db"
     ours = contact_mcp_spec(
         {"CONTACT_MCP_DB": str(db)}, lambda: build_server(load_settings(db=str(db), log_level="WARNING"))
     )
@@ -135,12 +198,54 @@ async def _memory(counts: Counts, workdir: Path, results: Results) -> None:
         results.memory.append(await memory_growth(spec, transport, counts.memory_checkpoints, is_ours, log))
 
 
-SCENARIO_RUNNERS: dict[str, Callable[[Counts, Path, Results], Awaitable[None]]] = {
+async def _postgres(counts: Counts, space: Workspace, results: Results) -> None:
+    log("6. PostgreSQL store vs SQLite store, per tool over streamable HTTP")
+    pg = space.postgres()
+    results.store.postgres_version = pg.version
+    results.store.backends = await store_backends(pg.database(), space.path, counts.backends, log)
+    for comparison in results.store.backends:
+        log(summary_line(comparison))
+
+
+async def _replicas(counts: Counts, space: Workspace, results: Results) -> None:
+    log("7. replicas: calls/s with 64 concurrent clients")
+    find_wrk()  # fail before starting anything if the load generator is missing
+    pg = space.postgres()
+    results.store.postgres_version = pg.version
+    results.store.replicas = await replica_throughput(
+        pg.database(), f"PostgreSQL {pg.version}", pg.pid, "2025-11-25", counts.replicas, space.path, log
+    )
+
+
+async def _scale_postgres(counts: Counts, space: Workspace, results: Results) -> None:
+    log("8. store scale on PostgreSQL")
+    pg = space.postgres()
+    results.store.postgres_version = pg.version
+    databases = {size: pg.database() for size in counts.scale_postgres_sizes}
+    results.store.scale = await store_scale(
+        "PostgreSQL", databases, counts.scale_samples, log, storage_mib, populate_concurrency=8
+    )
+
+
+async def _import(counts: Counts, space: Workspace, results: Results) -> None:
+    log("9. import throughput")
+    pg = space.postgres()
+    results.store.postgres_version = pg.version
+    results.store.importing = await import_throughput(
+        pg.database(), pg.database(), counts.import_rows, space.path, log, copy_floor, count_contacts
+    )
+
+
+SCENARIO_RUNNERS: dict[str, Callable[[Counts, Workspace, Results], Awaitable[None]]] = {
     "local": _local,
     "provider": _provider,
     "coldstart": _coldstart,
     "scale": _scale,
     "memory": _memory,
+    "postgres": _postgres,
+    "replicas": _replicas,
+    "scale-postgres": _scale_postgres,
+    "import": _import,
 }
 
 
@@ -151,8 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
     results = Results(command=command, quick=args.quick, counts=asdict(counts))
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="contact-mcp-bench-") as tmp:
-        anyio.run(run_scenarios, chosen, counts, Path(tmp), results)
+    with tempfile.TemporaryDirectory(prefix="contact-mcp-bench-") as tmp, Workspace(Path(tmp)) as space:
+        anyio.run(run_scenarios, chosen, counts, space, results)
     results.elapsed_s = time.perf_counter() - started
     out: Path = args.out
     json_path: Path = args.json or out.with_name("results.json")

@@ -1,11 +1,13 @@
-"""Scenario 4: how the local store's latency grows with its size (1k, 10k, 100k contacts).
+"""Scenarios 4 and 8: how the store's latency grows with its size (1k, 10k, 100k contacts), SQLite and PostgreSQL.
 
-One SQLite file per size, each grown through `LocalStore.upsert_contact` (in-process: this measures the store, not
-the transport). Then every operation is timed on all the files in turn, one call on each before the next call on
-any, so a machine that speeds up or slows down during the run affects every size alike. Inserting adds new contacts
-(up to half the size again, at most `samples`); the other operations use keys drawn uniformly from each file's
-first `size` contacts, so a larger store is not helped by a hot cache of a few rows: upsert of an existing contact
-(matched by user_id, with a changed name, so it writes), find by email, find by phone, and get by id.
+One database per size (a SQLite file; a PostgreSQL schema), each grown through `LocalStore.upsert_contact`
+(in-process: this measures the store, not the transport; `populate_concurrency` calls at a time, so PostgreSQL's
+pool fills the larger sizes faster). Then every operation is timed on all the stores in turn, one call on each
+before the next call on any, so a machine that speeds up or slows down during the run affects every size alike.
+Inserting adds new contacts (up to half the size again, at most `samples`); the other operations use keys drawn
+uniformly from each store's first `size` contacts, so a larger store is not helped by a hot cache of a few rows:
+upsert of an existing contact (matched by user_id, with a changed name, so it writes), find by email, find by
+phone, and get by id.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import anyio
 
 from bench.stats import Summary, ratio, summarize
 from contact_mcp.models import FindContactsInput, UpsertContactInput
@@ -36,10 +40,11 @@ class ScaleRow:
 
 @dataclass(frozen=True)
 class ScaleResult:
+    backend: str
     sizes: tuple[int, ...]
     rows: list[ScaleRow]
     populate_s: float
-    file_mib: float
+    storage_mib: float  # the largest store: its file, or its tables and indexes
 
     def p50(self, size: int, operation: str) -> float:
         return next(r.latency.p50_ms for r in self.rows if r.size == size and r.operation == operation)
@@ -50,10 +55,11 @@ class ScaleResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "backend": self.backend,
             "sizes": list(self.sizes),
             "rows": [row.as_dict() for row in self.rows],
             "populate_s": self.populate_s,
-            "file_mib": self.file_mib,
+            "storage_mib": self.storage_mib,
             "growth_p50": {op: self.growth(op) for op in OPERATIONS},
         }
 
@@ -76,20 +82,42 @@ async def _timed(call: Callable[[], Awaitable[object]]) -> int:
 Call = Callable[[], Awaitable[object]]
 
 
+async def _populate(store: LocalStore, size: int, concurrency: int) -> list[str]:
+    """Contacts 0..size-1, `concurrency` upserts at a time; their ids in order."""
+    ids = [""] * size
+    numbers = iter(range(size))
+
+    async def worker() -> None:
+        for i in numbers:
+            ids[i] = (await store.upsert_contact(contact(i))).id
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(concurrency):
+            tasks.start_soon(worker)
+    return ids
+
+
 async def store_scale(
-    db: Path, sizes: tuple[int, ...], samples: int, log: Callable[[str], None], seed: int = 7
+    backend: str,
+    locations: dict[int, str],
+    samples: int,
+    log: Callable[[str], None],
+    storage_mib: Callable[[str], float],
+    *,
+    populate_concurrency: int = 1,
+    seed: int = 7,
 ) -> ScaleResult:
-    """`db` names the first file; the others sit beside it, suffixed with their size."""
+    """`locations` maps each size to its empty database (a `CONTACT_MCP_DB` value); `storage_mib` measures one."""
     rng = random.Random(seed)
+    sizes = tuple(sorted(locations))
     stores: dict[int, LocalStore] = {}
     ids: dict[int, list[str]] = {}
-    files = {size: db.with_name(f"{db.stem}-{size}{db.suffix}") for size in sizes}
     started = time.perf_counter()
     try:
         for size in sizes:
-            stores[size] = LocalStore.open(files[size])
-            ids[size] = [(await stores[size].upsert_contact(contact(i))).id for i in range(size)]
-            log(f"  {size} contacts stored")
+            stores[size] = LocalStore.open(locations[size])
+            ids[size] = await _populate(stores[size], size, populate_concurrency)
+            log(f"  {size} contacts stored ({time.perf_counter() - started:.0f} s)")
         populate_s = time.perf_counter() - started
         timed: dict[tuple[int, str], list[int]] = {(size, op): [] for size in sizes for op in OPERATIONS}
         keys = {size: [rng.randrange(size) for _ in range(samples)] for size in sizes}
@@ -126,11 +154,12 @@ async def store_scale(
     finally:
         for store in stores.values():
             await store.aclose()
-    return ScaleResult(sizes, rows, populate_s, _mib(files[sizes[-1]]))
+    return ScaleResult(backend, sizes, rows, populate_s, storage_mib(locations[sizes[-1]]))
 
 
-def _mib(path: Path) -> float:
-    return path.stat().st_size / 2**20
+def file_mib(location: str) -> float:
+    """A SQLite store's size on disk (its file; the WAL is checkpointed when the store closes)."""
+    return Path(location).stat().st_size / 2**20
 
 
 async def _check_found(store: LocalStore, ids: list[str]) -> None:
