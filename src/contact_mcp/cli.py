@@ -19,7 +19,7 @@ import anyio
 from pydantic import SecretStr
 
 from contact_mcp.errors import ConfigError, ContactError
-from contact_mcp.settings import Settings, env_name, load_settings
+from contact_mcp.settings import Settings, env_name, load_settings, shown_db
 
 log = logging.getLogger("contact_mcp")
 
@@ -105,7 +105,9 @@ def _print_settings(settings: Settings) -> None:
     names = list(Settings.model_fields)
     width = max(len(env_name(name)) for name in names)
     for name in names:
-        print(f"  {env_name(name):<{width}}  {_shown(getattr(settings, name))}")
+        value = getattr(settings, name)
+        shown = shown_db(value) if name == "db" else _shown(value)  # a PostgreSQL URL may carry a password
+        print(f"  {env_name(name):<{width}}  {shown}")
 
 
 async def _probe(name: str, settings: Settings) -> bool:

@@ -1,0 +1,894 @@
+"""The PostgreSQL backend: the store in a database many server processes share (psycopg 3 async, psycopg_pool).
+
+It owns the database named by CONTACT_MCP_DB (`postgresql://` or `postgres://`): `preflight` connects, brings the
+schema up to date (`migrations/postgres.py`, under a transaction-scoped advisory lock) and proves it can write,
+turning anything unusable into a one-line `ConfigError` naming CONTACT_MCP_DB with the password masked. Calls run
+on an `AsyncConnectionPool` of up to CONTACT_MCP_DB_POOL_SIZE connections, opened on first use; statements are
+never prepared server-side and no session state is kept (`prepare_threshold=None`, only transaction-scoped
+locks), so PgBouncer in transaction mode can sit in between.
+
+**Two concurrent upserts of one email or one user id never make two contacts**, decided by the database:
+an upsert first takes a transaction-scoped advisory lock on each normalised key it matches on (`user_id:…`,
+`email:…`; create_contact likewise on the case-folded username), so upserts sharing a key run one after the other
+in every process and replica, and each reads what the previous one committed (READ COMMITTED: every statement sees
+the latest commits). A unique constraint cannot do this job alone: an email may sit on two contacts
+(attach_contact allows it), so there is no unique index on emails to `ON CONFLICT` against; and serialisable
+transactions would abort most of a burst of writers on a small table (its predicate locks cover whole index pages)
+only to retry them. The upsert then locks the candidate contact rows (`FOR UPDATE`, in row order) before reading
+them whole, and every other write locks its contact's row first, so merges never work on stale fields. Unique
+indexes (contact id, user_id, username, a method per contact and channel, one primary per kind, identities) are
+the database's last word: a write that loses a race there (`unique_violation`), a `serialization_failure` or a
+`deadlock_detected` reruns the whole call's transaction (stamina, a few attempts) and never reaches the agent.
+
+Failures: an unreachable database (no connection within CONTACT_MCP_CONNECT_TIMEOUT, a connection that broke) is a
+retryable `provider_unavailable`; a pooled connection found broken (the server restarted) is discarded with every
+other idle one and the call runs once more on a fresh connection, unless it broke while committing, when the
+outcome is unknown and the agent is told to read before retrying. The pool reconnects in the background, so the
+server recovers by itself when the database comes back. A read-only server or a missing privilege is a
+non-retryable `provider_unavailable` (the operator's to fix). Anything else is a bug and is not relabelled.
+
+Dead tuples, vacuum, backups and failover are the database's business (autovacuum and the operator's tooling).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Final, Literal, LiteralString, TypeVar
+
+import psycopg
+import psycopg_pool
+import stamina
+from psycopg import errors as pg_errors
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from contact_mcp.errors import ConfigError, ProviderUnavailable
+from contact_mcp.models import (
+    AttachContactInput,
+    AttachedContact,
+    AttachedIdentity,
+    AttachIdentityInput,
+    Contact,
+    ContactMethod,
+    ContactPage,
+    ContactSummary,
+    CreateContactInput,
+    CreatedContact,
+    FindContactsInput,
+    Identity,
+    Outcome,
+    SetVerificationInput,
+    UpsertContactInput,
+    UpsertResult,
+    VerificationResult,
+)
+from contact_mcp.settings import Settings, shown_db
+from contact_mcp.store import rules
+from contact_mcp.store.migrations.postgres import migrate
+from contact_mcp.store.records import ContactRecord, IdentityRecord, MethodRecord, RecordPage, check_record
+
+log = logging.getLogger("contact_mcp.store.postgres")
+
+_T = TypeVar("_T")
+Conn = psycopg.AsyncConnection[tuple[Any, ...]]
+Row = tuple[Any, ...]
+
+RETRY_ATTEMPTS: Final = 10
+"""Runs of one call's transaction when it loses a race (unique_violation, serialization_failure, deadlock)."""
+_MIN_POOL: Final = 1
+"""Connections the pool keeps open when idle; it grows on demand to CONTACT_MCP_DB_POOL_SIZE."""
+
+# ---------- statements ----------
+
+_SEQ_BY_ID_FOR_UPDATE: Final = "SELECT seq FROM contacts WHERE id = %s FOR UPDATE"
+_SEQ_BY_ID: Final = "SELECT seq FROM contacts WHERE id = %s"
+_TOUCH: Final = "UPDATE contacts SET updated_at = %s WHERE seq = %s"
+_CONTACT_COLUMNS: Final = (
+    "id, user_id, username, username_key, name, display_name, locale, profile_picture, companies, custom_fields, "
+    "roles, subscribed_to_changelog, search_text, created_at, updated_at"
+)
+_INSERT_CONTACT: Final[LiteralString] = (
+    f"INSERT INTO contacts ({_CONTACT_COLUMNS}) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, %s, %s, %s, %s) RETURNING seq"
+)
+_REPLACE_CONTACT: Final = (
+    "UPDATE contacts SET id = %s, user_id = %s, username = %s, username_key = %s, name = %s, display_name = %s, "
+    "locale = %s, profile_picture = %s, companies = %s::jsonb, custom_fields = %s::jsonb, roles = %s::jsonb, "
+    "subscribed_to_changelog = %s, search_text = %s, created_at = %s, updated_at = %s WHERE seq = %s"
+)
+_INSERT_METHOD: Final = (
+    "INSERT INTO methods (id, contact_seq, channel, type, kind, raw_value, value, is_primary, verified_at, "
+    "verification_source, verification_method, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+_METHOD_BY_CHANNEL_VALUE: Final = (
+    "SELECT seq, id, type, verified_at, verification_method FROM methods "
+    "WHERE contact_seq = %s AND channel = %s AND value = %s"
+)
+_PRIMARY_OF_KIND: Final = "SELECT seq, value FROM methods WHERE contact_seq = %s AND kind = %s AND is_primary"
+_METHOD_OF_KIND: Final = (
+    "SELECT seq FROM methods WHERE contact_seq = %s AND kind = %s AND value = %s "
+    "ORDER BY channel = %s DESC, seq LIMIT 1"
+)
+_VALUES_OF_KIND: Final[LiteralString] = (
+    "SELECT value FROM methods WHERE contact_seq = %s AND kind = %s GROUP BY value ORDER BY min(seq) LIMIT %s"
+)
+_SET_PRIMARY: Final = "UPDATE methods SET is_primary = %s WHERE seq = %s"
+_VERIFY_ATTACHED: Final = "UPDATE methods SET verified_at = %s, verification_method = %s WHERE seq = %s"
+# Only rows whose state differs are touched, so the row count says whether anything changed.
+_SET_VERIFICATION: Final = (
+    "UPDATE methods SET verified_at = %(at)s::text, verification_source = %(source)s::text, "
+    "verification_method = %(method)s::text "
+    "WHERE contact_seq = %(seq)s AND kind = %(kind)s AND value = %(value)s AND ("
+    "verified_at IS DISTINCT FROM %(at)s::text OR verification_source IS DISTINCT FROM %(source)s::text "
+    "OR verification_method IS DISTINCT FROM %(method)s::text)"
+)
+_HAS_METHOD_OF_KIND_VALUE: Final = "SELECT 1 FROM methods WHERE contact_seq = %s AND kind = %s AND value = %s LIMIT 1"
+_IDENTITY_BY_KEY: Final = (
+    "SELECT i.id, i.created_at, i.contact_seq, c.id FROM identities i JOIN contacts c ON c.seq = i.contact_seq "
+    "WHERE i.identifier = %s AND coalesce(i.channel_type, '') = %s AND coalesce(i.channel_id, '') = %s"
+)
+_INSERT_IDENTITY: Final = (
+    "INSERT INTO identities (id, contact_seq, channel_type, identifier, channel_id, created_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s)"
+)
+_ID_BY_USERNAME: Final = "SELECT id FROM contacts WHERE username_key = %s"
+_ID_BY_USER_ID: Final = "SELECT id FROM contacts WHERE user_id = %s"
+_PHONE_HOLDERS: Final[LiteralString] = (
+    "SELECT c.id FROM methods m JOIN contacts c ON c.seq = m.contact_seq WHERE m.value = %s AND m.kind = 'phone' "
+    "GROUP BY m.contact_seq, c.id ORDER BY m.contact_seq LIMIT %s"
+)
+# Each key once, in key order, so two calls needing the same locks never wait for each other in a cycle.
+_LOCK_KEYS: Final = (
+    "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT unnest(%s::bigint[]) AS k ORDER BY k) AS keys"
+)
+
+
+def _primary_value(contacts: LiteralString, kind: LiteralString) -> LiteralString:
+    """SQL for the value of a contact's primary method of `kind`; `contacts` names the contacts row."""
+    return f"(SELECT value FROM methods WHERE contact_seq = {contacts}.seq AND kind = '{kind}' AND is_primary)"
+
+
+_UPSERT_COLUMNS: Final[LiteralString] = (
+    "seq, id, user_id, username, name, display_name, locale, profile_picture, companies, custom_fields, roles, "
+    f"subscribed_to_changelog, {_primary_value('contacts', 'email')}, {_primary_value('contacts', 'phone')}"
+)
+# The oldest contact holding the email as its primary, else the oldest holding it at all.
+_BY_EMAIL: Final = (
+    "(SELECT contact_seq FROM methods WHERE value = %(email)s AND kind = 'email' "
+    "ORDER BY is_primary DESC, contact_seq LIMIT 1)"
+)
+_LOCK_UPSERT_CANDIDATES: Final[LiteralString] = (
+    f"SELECT seq FROM contacts WHERE user_id = %(user_id)s OR seq = {_BY_EMAIL} ORDER BY seq FOR UPDATE"
+)
+# Read after the rows are locked, so it sees what any writer that held them committed.
+_UPSERT_CANDIDATES: Final[LiteralString] = (
+    f"SELECT 'user_id', {_UPSERT_COLUMNS}, EXISTS (SELECT 1 FROM methods WHERE contact_seq = contacts.seq "
+    "AND kind = 'email' AND value = %(email)s) FROM contacts WHERE user_id = %(user_id)s "
+    f"UNION ALL SELECT 'email', {_UPSERT_COLUMNS}, false FROM contacts WHERE seq = {_BY_EMAIL}"
+)
+# A whole contact in one statement (one snapshot): its columns, its methods and identities as JSON arrays.
+_WHOLE_CONTACT: Final = (
+    "SELECT c.seq, c.id, c.user_id, c.username, c.name, c.display_name, c.locale, c.profile_picture, c.companies, "
+    "c.custom_fields, c.roles, c.subscribed_to_changelog, c.created_at, c.updated_at, "
+    "(SELECT coalesce(json_agg(json_build_array(m.id, m.channel, m.type, m.raw_value, m.value, m.is_primary, "
+    "m.verified_at, m.verification_source, m.verification_method, m.created_at) ORDER BY m.seq), '[]') "
+    "FROM methods m WHERE m.contact_seq = c.seq), "
+    "(SELECT coalesce(json_agg(json_build_array(i.id, i.channel_type, i.identifier, i.channel_id, i.created_at) "
+    "ORDER BY i.seq), '[]') FROM identities i WHERE i.contact_seq = c.seq) "
+    "FROM contacts c"
+)
+_CONTACT_BY_ID: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.id = %s"
+_CONTACT_BY_SEQ: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.seq = %s"
+_EXPORT_PAGE: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.seq > %s ORDER BY c.seq LIMIT %s"
+_SUMMARY_COLUMNS: Final[LiteralString] = (
+    "c.seq, c.id, coalesce(c.name, c.display_name), c.username, c.user_id, "
+    f"{_primary_value('c', 'email')}, {_primary_value('c', 'phone')}"
+)
+_FIND_IN_METHODS: Final = "c.seq IN (SELECT contact_seq FROM methods WHERE value = %s AND kind = %s)"
+_DELETE_METHODS: Final = "DELETE FROM methods WHERE contact_seq = %s"
+_DELETE_IDENTITIES: Final = "DELETE FROM identities WHERE contact_seq = %s"
+_JSON_COLUMNS: Final = frozenset({"companies", "custom_fields", "roles"})
+
+
+def lock_key(namespace: str, value: str) -> int:
+    """The advisory lock (one-bigint key space) guarding one normalised key, the same in every process."""
+    digest = hashlib.blake2b(f"{namespace}\x1f{value}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+# ---------- errors ----------
+
+
+def _one_line(text: str, password: str | None) -> str:
+    """A driver's message, fit for one log or error line: whitespace collapsed, the password (if any) masked."""
+    line = " ".join(text.split())
+    return line.replace(password, "****") if password else line
+
+
+def _password(url: str) -> str | None:
+    try:
+        password = conninfo_to_dict(url).get("password")
+    except psycopg.Error:
+        return None
+    return str(password) if password else None
+
+
+_OPERATOR_ERRORS: Final = (pg_errors.ReadOnlySqlTransaction, pg_errors.InsufficientPrivilege)
+_RACES: Final = (pg_errors.UniqueViolation, pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+
+
+class _BrokenConnection(Exception):
+    """A pooled connection broke before the call committed anything: running the call again is safe."""
+
+
+def _retry_on(exc: Exception) -> bool:
+    return isinstance(exc, (*_RACES, _BrokenConnection))
+
+
+def _unreachable(cause: str) -> ProviderUnavailable:
+    return ProviderUnavailable(
+        f"the contact database is unreachable ({cause})",
+        hint="The server reconnects by itself; retry in a few seconds",
+        retry_after_s=1.0,
+    )
+
+
+# ---------- start-up ----------
+
+
+def _connect_timeout(settings: Settings) -> int:
+    # libpq's connect_timeout is whole seconds, at least 2.
+    return max(2, math.ceil(settings.connect_timeout_s))
+
+
+def _prove_writable(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+    """Write (and roll back) the schema row: a read-only server or role fails here, at start-up."""
+    with conn.transaction(force_rollback=True):
+        conn.execute("UPDATE contact_mcp_schema SET version = version")
+
+
+def preflight(settings: Settings) -> None:
+    """Connect, migrate, prove writable (unless CONTACT_MCP_READ_ONLY); a `ConfigError` for anything unusable."""
+    where = shown_db(settings.db)
+    password = _password(settings.db)
+    try:
+        with psycopg.connect(
+            settings.db, autocommit=True, prepare_threshold=None, connect_timeout=_connect_timeout(settings)
+        ) as conn:
+            migrate(conn, where)
+            if not settings.read_only:
+                _prove_writable(conn)
+    except _OPERATOR_ERRORS as exc:
+        raise ConfigError(
+            f"CONTACT_MCP_DB={where} cannot be written by this role ({_one_line(str(exc), password)}); grant it "
+            "CREATE and write access on the database, or set CONTACT_MCP_READ_ONLY=1 on an up-to-date database"
+        ) from None
+    except psycopg.OperationalError as exc:
+        raise ConfigError(
+            f"CONTACT_MCP_DB={where}: cannot connect to PostgreSQL ({_one_line(str(exc), password)})"
+        ) from None
+    except psycopg.Error as exc:
+        raise ConfigError(
+            f"CONTACT_MCP_DB={where} is not a usable contact database ({_one_line(str(exc), password)}); "
+            "point CONTACT_MCP_DB at a new database or an existing contact-mcp database"
+        ) from None
+
+
+def open_backend(settings: Settings) -> PostgresBackend:
+    return PostgresBackend(settings)
+
+
+# ---------- reading rows ----------
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _stored(row: Sequence[Any]) -> rules.StoredContact:
+    (seq, id_, user_id, username, name, display_name, locale, picture, companies, custom, roles, subscribed,
+     email, phone) = row  # fmt: skip
+    return rules.StoredContact(
+        key=int(seq),
+        id=str(id_),
+        user_id=_text(user_id),
+        username=_text(username),
+        name=_text(name),
+        display_name=_text(display_name),
+        locale=_text(locale),
+        profile_picture=_text(picture),
+        companies=companies,
+        custom_fields=custom,
+        roles=roles,
+        subscribed_to_changelog=subscribed,
+        email=_text(email),
+        phone=_text(phone),
+    )
+
+
+def _record(row: Row) -> ContactRecord:
+    (_, id_, user_id, username, name, display_name, locale, picture, companies, custom, roles, subscribed,
+     created_at, updated_at, methods, identities) = row  # fmt: skip
+    return ContactRecord(
+        id=id_,
+        user_id=user_id,
+        username=username,
+        name=name,
+        display_name=display_name,
+        locale=locale,
+        profile_picture=picture,
+        companies=rules.parse_companies(companies),
+        custom_fields=rules.parse_custom_fields(custom),
+        roles=rules.parse_roles(roles),
+        subscribed_to_changelog=subscribed,
+        created_at=created_at,
+        updated_at=updated_at,
+        methods=[
+            MethodRecord(
+                id=m[0],
+                channel=m[1],
+                type=m[2],
+                raw_value=m[3],
+                value=m[4],
+                primary=m[5],
+                verified_at=m[6],
+                verification_source=m[7],
+                verification_method=m[8],
+                created_at=m[9],
+            )
+            for m in methods
+        ],
+        identities=[
+            IdentityRecord(id=i[0], channel_type=i[1], identifier=i[2], channel_id=i[3], created_at=i[4])
+            for i in identities
+        ],
+    )
+
+
+def _contact(record: ContactRecord) -> Contact:
+    return Contact(
+        provider=rules.PROVIDER,
+        id=record.id,
+        user_id=record.user_id,
+        username=record.username,
+        name=record.name,
+        display_name=record.display_name,
+        locale=record.locale,
+        profile_picture=record.profile_picture,
+        companies=record.companies,
+        custom_fields=record.custom_fields,
+        roles=record.roles,
+        subscribed_to_changelog=record.subscribed_to_changelog,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        methods=[
+            ContactMethod(
+                id=m.id,
+                channel=m.channel,
+                type=m.type,
+                raw_value=m.raw_value,
+                value=m.value,
+                primary=m.primary,
+                verified=m.verified_at is not None,
+                verified_at=m.verified_at,
+                verification_source=m.verification_source,
+                verification_method=m.verification_method,
+            )
+            for m in record.methods
+        ],
+        identities=[
+            Identity(
+                id=i.id,
+                channel_type=i.channel_type,
+                identifier=i.identifier,
+                channel_id=i.channel_id,
+                created_at=i.created_at,
+            )
+            for i in record.identities
+        ],
+    )
+
+
+def find_query(call: FindContactsInput, after: int) -> tuple[LiteralString, list[object]]:
+    """Filters AND together, in seq order after the cursor; one row beyond the page says whether more exist.
+    Exact filters drive the query through their indexes; a name search walks contacts in seq order and stops
+    once the page is full (as on SQLite)."""
+    where: list[LiteralString] = ["c.seq > %s"]
+    params: list[object] = [after]
+    if call.query is not None:
+        where.append("strpos(c.search_text, %s) > 0")
+        params.append(call.query.casefold())
+    if call.email is not None:
+        where.append(_FIND_IN_METHODS)
+        params += [call.email, "email"]
+    if call.phone is not None:
+        where.append(_FIND_IN_METHODS)
+        params += [call.phone, "phone"]
+    if call.username is not None:
+        where.append("c.username_key = %s")
+        params.append(rules.username_key(call.username))
+    if call.user_id is not None:
+        where.append("c.user_id = %s")
+        params.append(call.user_id)
+    params.append(call.limit + 1)
+    query = f"SELECT {_SUMMARY_COLUMNS} FROM contacts c WHERE {' AND '.join(where)} ORDER BY c.seq LIMIT %s"
+    return query, params
+
+
+# ---------- writing rows ----------
+
+
+async def _fetchone(
+    conn: Conn, query: LiteralString, params: Sequence[object] | Mapping[str, object] = ()
+) -> Row | None:
+    cursor = await conn.execute(query, params)
+    return await cursor.fetchone()
+
+
+async def _fetchall(
+    conn: Conn, query: LiteralString, params: Sequence[object] | Mapping[str, object] = ()
+) -> list[Row]:
+    cursor = await conn.execute(query, params)
+    return await cursor.fetchall()
+
+
+def _contact_values(new: rules.NewContact) -> tuple[object, ...]:
+    """The columns from user_id to search_text, in `_CONTACT_COLUMNS` order."""
+    return (
+        new.user_id,
+        new.username,
+        new.username_key,
+        new.name,
+        new.display_name,
+        new.locale,
+        new.profile_picture,
+        new.companies,
+        new.custom_fields,
+        new.roles,
+        new.subscribed_to_changelog,
+        new.search_text,
+    )
+
+
+async def _add_contact(conn: Conn, new: rules.NewContact, now: str) -> tuple[int, str]:
+    contact_id = rules.new_id()
+    row = await _fetchone(conn, _INSERT_CONTACT, (contact_id, *_contact_values(new), now, now))
+    assert row is not None
+    return int(row[0]), contact_id
+
+
+async def _add_method(
+    conn: Conn,
+    seq: int,
+    now: str,
+    *,
+    channel: str,
+    type_: str | None,
+    raw_value: str,
+    value: str,
+    primary: bool,
+    verified_at: str | None = None,
+    verification_method: str | None = None,
+) -> str:
+    uid = rules.new_id()
+    kind = rules.kind(channel, type_)
+    row = (uid, seq, channel, type_, kind, raw_value, value, primary, verified_at, None, verification_method, now)
+    await conn.execute(_INSERT_METHOD, row)
+    return uid
+
+
+async def _lock(conn: Conn, *keys: tuple[str, str | None]) -> None:
+    """Take the advisory locks on the normalised keys a call matches on (None values: no lock)."""
+    ids = [lock_key(namespace, value) for namespace, value in keys if value is not None]
+    if ids:
+        await conn.execute(_LOCK_KEYS, (ids,))
+
+
+async def _require_contact(
+    conn: Conn, contact_id: str, *, field: str = "contact_id", hint: str = rules.GET_HINT
+) -> tuple[int, str]:
+    """The contact's row number and canonical id, its row locked for this transaction; else `NotFound`."""
+    canonical = rules.canonical_id(contact_id)
+    row = await _fetchone(conn, _SEQ_BY_ID_FOR_UPDATE, (canonical,)) if canonical else None
+    if row is None or canonical is None:
+        raise rules.contact_not_found(contact_id, field=field, hint=hint)
+    return int(row[0]), canonical
+
+
+# ---------- the backend ----------
+
+
+class PostgresBackend:
+    """Contacts in a PostgreSQL database; see the module docstring for locks, retries and failures."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._where = shown_db(settings.db)
+        self._password = _password(settings.db)
+        self._pool_size = settings.db_pool_size
+        self._pool = psycopg_pool.AsyncConnectionPool(
+            settings.db,
+            kwargs={
+                "autocommit": True,  # reads are one statement; writes open their transaction explicitly
+                "prepare_threshold": None,
+                "connect_timeout": _connect_timeout(settings),
+            },
+            min_size=min(_MIN_POOL, settings.db_pool_size),
+            max_size=settings.db_pool_size,
+            timeout=settings.connect_timeout_s,
+            open=False,
+            name="contact-mcp",
+        )
+        self._opened = False
+        self._closed = False
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._opened:
+            await self._pool.close()
+
+    async def probe(self) -> str:
+        async def probe(conn: Conn) -> str:
+            row = await _fetchone(conn, "SELECT current_setting('server_version'), (SELECT count(*) FROM contacts)")
+            assert row is not None
+            return (
+                f"PostgreSQL {row[0]} at {self._where}: {row[1]} contact(s), "
+                f"pool of up to {self._pool_size} connection(s)"
+            )
+
+        return await self._run(probe, write=False)
+
+    # ---------- one call, one transaction, reruns for lost races ----------
+
+    async def _run(self, work: Callable[[Conn], Awaitable[_T]], *, write: bool) -> _T:
+        """Run `work` on a pooled connection, inside one transaction when it writes; rerun it when it lost a race
+        or its connection was found broken before committing."""
+        reconnected = False
+        try:
+            async for attempt in stamina.retry_context(
+                on=_retry_on, attempts=RETRY_ATTEMPTS, timeout=30.0, wait_initial=0.005, wait_max=0.25, wait_jitter=0.01
+            ):
+                with attempt:
+                    try:
+                        return await self._once(work, write=write)
+                    except _BrokenConnection as exc:
+                        if reconnected:
+                            raise _unreachable(self._line(exc.__cause__)) from exc.__cause__
+                        reconnected = True
+                        raise
+        except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as exc:
+            raise ProviderUnavailable(
+                "the contact database stayed too contended to finish the call",
+                hint="Many writers are changing the same contacts; retry in a moment",
+                retry_after_s=1.0,
+            ) from exc
+        raise AssertionError("unreachable: stamina returns or raises")  # pragma: no cover
+
+    async def _once(self, work: Callable[[Conn], Awaitable[_T]], *, write: bool) -> _T:
+        if not self._opened:
+            self._opened = True
+            await self._pool.open(wait=False)
+        try:
+            conn = await self._pool.getconn()
+        except psycopg_pool.PoolTimeout as exc:
+            raise _unreachable(f"no connection within {self._pool.timeout:g} s") from exc
+        committing = False
+        try:
+            if not write:
+                return await work(conn)
+            async with conn.transaction():
+                result = await work(conn)
+                committing = True  # leaving the block commits
+            return result
+        except _RACES:
+            raise  # (deadlock and serialization failures are OperationalErrors too) rerun by `_run`
+        except psycopg.OperationalError as exc:
+            if not conn.broken:
+                raise _unreachable(self._line(exc)) from exc  # e.g. a statement cancelled by the server
+            # The server restarted or the network dropped: the pool's idle connections are likely broken too.
+            await self._pool.check()
+            if committing:
+                raise ProviderUnavailable(
+                    "the connection to the contact database broke while committing; the write may have been saved",
+                    hint="Read the contact (get_contact or find_contacts) before retrying the write",
+                    retry_after_s=1.0,
+                ) from exc
+            raise _BrokenConnection from exc
+        except _OPERATOR_ERRORS as exc:
+            raise ProviderUnavailable(
+                f"the contact database refused the write ({self._line(exc)})",
+                hint="The operator must give the server's role write access to CONTACT_MCP_DB; reads still work",
+                retryable=False,
+            ) from exc
+        finally:
+            await self._pool.putconn(conn)
+
+    def _line(self, exc: BaseException | None) -> str:
+        return _one_line(str(exc), self._password) if exc is not None else "connection lost"
+
+    # ---------- attach_contact (Feather) ----------
+
+    async def attach_contact(self, call: AttachContactInput) -> AttachedContact:
+        async def work(conn: Conn) -> AttachedContact:
+            now = rules.now()
+            seq, _ = await _require_contact(conn, call.end_user_id, field="end_user_id", hint=rules.ATTACH_HINT)
+            row = await _fetchone(conn, _METHOD_BY_CHANNEL_VALUE, (seq, call.channel, call.normalized_value))
+            if row is None:
+                kind = rules.kind(call.channel, call.type)
+                first_of_kind = await _fetchone(conn, _PRIMARY_OF_KIND, (seq, kind)) is None
+                uid = await _add_method(
+                    conn,
+                    seq,
+                    now,
+                    channel=call.channel,
+                    type_=call.type,
+                    raw_value=call.raw_value,
+                    value=call.normalized_value,
+                    primary=first_of_kind,
+                    verified_at=now,
+                    verification_method=rules.ATTACH_VERIFICATION_METHOD,
+                )
+                await conn.execute(_TOUCH, (now, seq))
+                return rules.attached_contact(
+                    call, uid=uid, type_=call.type, verification_method=rules.ATTACH_VERIFICATION_METHOD, created=True
+                )
+            method_seq, uid, type_, verified_at, method = row
+            if verified_at is None:
+                # Attaching says the value is verified: an unverified method (say, from upsert) is promoted.
+                await conn.execute(_VERIFY_ATTACHED, (now, rules.ATTACH_VERIFICATION_METHOD, method_seq))
+                await conn.execute(_TOUCH, (now, seq))
+                method = rules.ATTACH_VERIFICATION_METHOD
+            return rules.attached_contact(call, uid=uid, type_=type_, verification_method=method, created=False)
+
+        return await self._run(work, write=True)
+
+    # ---------- attach_identity (Blooio) ----------
+
+    async def attach_identity(self, call: AttachIdentityInput) -> AttachedIdentity:
+        async def work(conn: Conn) -> AttachedIdentity:
+            now = rules.now()
+            seq, contact_id = await _require_contact(conn, call.contact_id)
+            row = await _fetchone(conn, _IDENTITY_BY_KEY, rules.identity_key(call))
+            if row is None:
+                identity_id = rules.new_id()
+                await conn.execute(
+                    _INSERT_IDENTITY, (identity_id, seq, call.channel_type, call.identifier, call.channel_id, now)
+                )
+                await conn.execute(_TOUCH, (now, seq))
+                return rules.attached_identity(
+                    call, contact_id=contact_id, identity_id=identity_id, created_at=now, created=True
+                )
+            identity_id, created_at, owner_seq, owner_id = row
+            if owner_seq != seq:
+                raise rules.identity_taken(call.identifier, owner_id)
+            return rules.attached_identity(
+                call, contact_id=contact_id, identity_id=identity_id, created_at=created_at, created=False
+            )
+
+        return await self._run(work, write=True)
+
+    # ---------- set_verification (TetherAI) ----------
+
+    async def set_verification(self, call: SetVerificationInput) -> VerificationResult:
+        async def work(conn: Conn) -> VerificationResult:
+            seq, contact_id = await _require_contact(conn, call.contact_id)
+            if await _fetchone(conn, _HAS_METHOD_OF_KIND_VALUE, (seq, call.type, call.value)) is None:
+                values = [
+                    str(row[0])
+                    for row in await _fetchall(conn, _VALUES_OF_KIND, (seq, call.type, rules.VALUES_IN_HINT))
+                ]
+                raise rules.value_not_found(call, values)
+            verified_at, source, method = rules.verification_state(call)
+            params = {"at": verified_at, "source": source, "method": method, "seq": seq}
+            # Every method carrying the value (the same number on sms and whatsapp, say) changes together.
+            cursor = await conn.execute(_SET_VERIFICATION, {**params, "kind": call.type, "value": call.value})
+            if cursor.rowcount:
+                await conn.execute(_TOUCH, (rules.now(), seq))
+            return rules.verification_result(call, contact_id)
+
+        return await self._run(work, write=True)
+
+    # ---------- upsert_contact (Featurebase) ----------
+
+    async def upsert_contact(self, call: UpsertContactInput) -> UpsertResult:
+        keys = {"user_id": call.user_id, "email": call.email}
+
+        async def work(conn: Conn) -> UpsertResult:
+            await _lock(conn, ("user_id", call.user_id), ("email", call.email))
+            await conn.execute(_LOCK_UPSERT_CANDIDATES, keys)
+            by_user_id = by_email = None
+            holds = False
+            for row in await _fetchall(conn, _UPSERT_CANDIDATES, keys):
+                if row[0] == "user_id":
+                    by_user_id, holds = _stored(row[1:15]), bool(row[15])
+                else:
+                    by_email = _stored(row[1:15])
+            target = rules.upsert_target(call, by_user_id=by_user_id, by_email=by_email, user_holds_email=holds)
+            now = rules.now()
+            if target is None:
+                seq, contact_id = await _add_contact(conn, rules.contact_from_upsert(call), now)
+                for kind, value in (("email", call.email), ("phone", call.phone)):
+                    if value is not None:
+                        await _add_method(
+                            conn, seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=True
+                        )
+                return rules.upsert_created(call, contact_id)
+            changes = rules.upsert_changes(target, call)
+            if changes.email is not None:
+                await _make_primary(conn, target.key, "email", changes.email, now)
+            if changes.phone is not None:
+                await _make_primary(conn, target.key, "phone", changes.phone, now)
+            if changes.changed:
+                columns = {**changes.columns, "updated_at": now}
+                assignments = sql.SQL(", ").join(
+                    sql.SQL("{} = {}::jsonb" if column in _JSON_COLUMNS else "{} = {}").format(
+                        sql.Identifier(column), sql.Placeholder()
+                    )
+                    for column in columns
+                )
+                statement = sql.SQL("UPDATE contacts SET {} WHERE seq = {}").format(assignments, sql.Placeholder())
+                await conn.execute(statement, (*columns.values(), target.key))
+            return rules.upsert_matched(call, target, changes)
+
+        return await self._run(work, write=True)
+
+    # ---------- create_contact (Protocol) ----------
+
+    async def create_contact(self, call: CreateContactInput) -> CreatedContact:
+        async def work(conn: Conn) -> CreatedContact:
+            now = rules.now()
+            new = rules.contact_from_create(call)
+            await _lock(conn, ("username", new.username_key))
+            existing = await _fetchone(conn, _ID_BY_USERNAME, (new.username_key,))
+            if existing is not None:
+                raise rules.username_taken(call.username, existing[0])
+            shared_with = [
+                str(row[0])
+                for row in await _fetchall(conn, _PHONE_HOLDERS, (call.phone_number, rules.SHARED_PHONE_LIMIT))
+            ]
+            seq, contact_id = await _add_contact(conn, new, now)
+            phone = call.phone_number
+            await _add_method(
+                conn, seq, now, channel="phone", type_="phone", raw_value=phone, value=phone, primary=True
+            )
+            return rules.created_contact(call, contact_id=contact_id, created_at=now, shared_with=shared_with)
+
+        return await self._run(work, write=True)
+
+    # ---------- get_contact, find_contacts ----------
+
+    async def get_contact(self, contact_id: str) -> Contact:
+        canonical = rules.canonical_id(contact_id)
+        if canonical is None:
+            raise rules.contact_not_found(contact_id)
+
+        async def work(conn: Conn) -> Row | None:
+            return await _fetchone(conn, _CONTACT_BY_ID, (canonical,))
+
+        row = await self._run(work, write=False)
+        if row is None:
+            raise rules.contact_not_found(contact_id)
+        return _contact(_record(row))
+
+    async def find_contacts(self, call: FindContactsInput) -> ContactPage:
+        after = rules.decode_cursor(call.cursor) if call.cursor is not None else 0
+        query, params = find_query(call, after)
+
+        async def work(conn: Conn) -> list[Row]:
+            return await _fetchall(conn, query, params)
+
+        rows = await self._run(work, write=False)
+        page = rows[: call.limit]
+        return ContactPage(
+            provider=rules.PROVIDER,
+            contacts=[
+                ContactSummary(
+                    id=str(r[1]),
+                    name=_text(r[2]),
+                    username=_text(r[3]),
+                    user_id=_text(r[4]),
+                    email=_text(r[5]),
+                    phone=_text(r[6]),
+                )
+                for r in page
+            ],
+            next_cursor=rules.encode_cursor(int(page[-1][0])) if len(rows) > call.limit else None,
+        )
+
+    # ---------- export and restore ----------
+
+    async def export_page(self, *, after: str | None, limit: int) -> RecordPage:
+        start = rules.decode_cursor(after) if after is not None else 0
+
+        async def work(conn: Conn) -> list[Row]:
+            return await _fetchall(conn, _EXPORT_PAGE, (start, limit + 1))
+
+        rows = await self._run(work, write=False)
+        page = rows[:limit]
+        return RecordPage(
+            records=[_record(row) for row in page],
+            after=rules.encode_cursor(int(page[-1][0])) if len(rows) > limit else None,
+        )
+
+    async def restore_contact(self, record: ContactRecord) -> Outcome:
+        checked = check_record(record)
+
+        async def work(conn: Conn) -> Outcome:
+            return await _restore(conn, checked)
+
+        return await self._run(work, write=True)
+
+
+async def _make_primary(conn: Conn, seq: int, kind: Literal["email", "phone"], value: str, now: str) -> None:
+    """Make `value` (not the current primary) the contact's primary of `kind`, adding it as a method if new."""
+    current = await _fetchone(conn, _PRIMARY_OF_KIND, (seq, kind))
+    existing = await _fetchone(conn, _METHOD_OF_KIND, (seq, kind, value, kind))
+    if current is not None:
+        await conn.execute(_SET_PRIMARY, (False, current[0]))
+    if existing is not None:
+        await conn.execute(_SET_PRIMARY, (True, existing[0]))
+    else:
+        await _add_method(conn, seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=True)
+
+
+async def _restore(conn: Conn, record: ContactRecord) -> Outcome:
+    row = await _fetchone(conn, _SEQ_BY_ID_FOR_UPDATE, (record.id,))
+    seq: int | None = int(row[0]) if row is not None else None
+    if seq is not None:
+        current = await _fetchone(conn, _CONTACT_BY_SEQ, (seq,))
+        if current is not None and _record(current) == record:
+            return "unchanged"
+    if record.user_id is not None:
+        owner = await _fetchone(conn, _ID_BY_USER_ID, (record.user_id,))
+        if owner is not None and owner[0] != record.id:
+            raise rules.user_id_taken(record.user_id, owner[0])
+    new = rules.NewContact(
+        user_id=record.user_id,
+        username=record.username,
+        name=record.name,
+        display_name=record.display_name,
+        locale=record.locale,
+        profile_picture=record.profile_picture,
+        companies=rules.companies_json(record.companies),
+        custom_fields=rules.custom_fields_json(record.custom_fields),
+        roles=rules.roles_json(record.roles),
+        subscribed_to_changelog=record.subscribed_to_changelog,
+    )
+    if record.username is not None:
+        owner = await _fetchone(conn, _ID_BY_USERNAME, (new.username_key,))
+        if owner is not None and owner[0] != record.id:
+            raise rules.username_taken(record.username, owner[0])
+    for identity in record.identities:
+        key = (identity.identifier, identity.channel_type or "", identity.channel_id or "")
+        owner = await _fetchone(conn, _IDENTITY_BY_KEY, key)
+        if owner is not None and owner[3] != record.id:
+            raise rules.identity_taken(identity.identifier, owner[3])
+    if seq is None:
+        inserted = await _fetchone(
+            conn, _INSERT_CONTACT, (record.id, *_contact_values(new), record.created_at, record.updated_at)
+        )
+        assert inserted is not None
+        seq = int(inserted[0])
+        outcome: Outcome = "created"
+    else:
+        await conn.execute(_DELETE_METHODS, (seq,))
+        await conn.execute(_DELETE_IDENTITIES, (seq,))
+        await conn.execute(
+            _REPLACE_CONTACT, (record.id, *_contact_values(new), record.created_at, record.updated_at, seq)
+        )
+        outcome = "updated"
+    for m in record.methods:
+        await conn.execute(
+            _INSERT_METHOD,
+            (
+                m.id, seq, m.channel, m.type, rules.kind(m.channel, m.type), m.raw_value, m.value, m.primary,
+                m.verified_at, m.verification_source, m.verification_method, m.created_at,
+            ),
+        )  # fmt: skip
+    for i in record.identities:
+        await conn.execute(_INSERT_IDENTITY, (i.id, seq, i.channel_type, i.identifier, i.channel_id, i.created_at))
+    return outcome
