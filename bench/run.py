@@ -30,7 +30,7 @@ from bench.importing import import_throughput
 from bench.loadgen import find_wrk
 from bench.memory import memory_growth
 from bench.overhead import OverheadCounts, local_overhead, provider_overhead, summary_line
-from bench.postgres_store import copy_floor, count_contacts, storage_mib
+from bench.postgres_store import bulk_contacts, copy_floor, count_contacts, storage_mib
 from bench.procs import Postgres, ServerSpec, Transport, baseline_spec, contact_mcp_spec, fake_featurebase, postgres
 from bench.replicas import ReplicaCounts, replica_throughput
 from bench.report import Results, as_json, markdown
@@ -223,7 +223,7 @@ async def _scale_postgres(counts: Counts, space: Workspace, results: Results) ->
     results.store.postgres_version = pg.version
     databases = {size: pg.database() for size in counts.scale_postgres_sizes}
     results.store.scale = await store_scale(
-        "PostgreSQL", databases, counts.scale_samples, log, storage_mib, populate_concurrency=8
+        "PostgreSQL", databases, counts.scale_samples, log, storage_mib, bulk=bulk_contacts
     )
 
 
