@@ -28,7 +28,7 @@ import psutil
 from mcp import Client
 
 from bench.loadgen import Era, WrkRun, bodies_file, run_wrk
-from bench.procs import contact_mcp_spec, http_replicas
+from bench.procs import ROOT, contact_mcp_spec, http_replicas
 from bench.stats import median, ratio
 from bench.workloads import BenchError, seed_contacts, tool_args
 
@@ -197,15 +197,19 @@ def _cpu_s(pids: Sequence[int]) -> float:
     return total
 
 
-def _family(pid: int | None) -> list[int]:
-    """A process and its children (PostgreSQL's postmaster and its backends); [] for None."""
+def _family_cpu_s(pid: int | None) -> float:
+    """CPU seconds of a process, its live children and the children it has reaped (PostgreSQL's postmaster: its
+    backends come and go as pools reconnect, and a backend that exits takes its CPU time to the postmaster's
+    `cutime`); 0 for None."""
     if pid is None:
-        return []
+        return 0.0
     try:
         root = psutil.Process(pid)
-        return [pid, *(child.pid for child in root.children(recursive=True))]
+        times = root.cpu_times()
+        live = [child.pid for child in root.children(recursive=True)]
     except psutil.Error:
-        return []
+        return 0.0
+    return times.user + times.system + times.children_user + times.children_system + _cpu_s(live)
 
 
 def _machine_busy_s() -> float:
@@ -216,14 +220,14 @@ def _machine_busy_s() -> float:
 def _measured_run(
     ports: Sequence[int], replica_pids: Sequence[int], database_pid: int | None, run: Callable[[], WrkRun]
 ) -> ReplicaRun:
-    replicas_before, database_before = _cpu_s(replica_pids), _cpu_s(_family(database_pid))
+    replicas_before, database_before = _cpu_s(replica_pids), _family_cpu_s(database_pid)
     machine_before, started = _machine_busy_s(), time.perf_counter()
     wrk = run()
     wall = time.perf_counter() - started
     cpu = CpuShare(
         wall_s=wall,
         replicas_s=_cpu_s(replica_pids) - replicas_before,
-        database_s=_cpu_s(_family(database_pid)) - database_before,
+        database_s=_family_cpu_s(database_pid) - database_before,
         wrk_s=wrk.cpu_s,
         machine_busy_s=_machine_busy_s() - machine_before,
         cores=psutil.cpu_count() or 1,
@@ -327,6 +331,7 @@ def _profiled(pid: int, tool: str, replicas: int, seconds: float, workdir: Path,
         str(PROFILE_RATE),
         "--gil",
         "--nonblocking",
+        "--full-filenames",
         "--format",
         "raw",
         "--output",
@@ -345,11 +350,12 @@ def _profiled(pid: int, tool: str, replicas: int, seconds: float, workdir: Path,
 def frame_package(frame: str) -> str:
     """`func (path:line)` → the top-level package of the frame's module: `mcp`, `contact_mcp`, `asyncio (stdlib)`.
 
-    py-spy names files relative to their `sys.path` entry (`uvicorn/server.py`, `<frozen runpy>`).
+    Frames name their file by its full path (`--full-filenames`) or as `<frozen runpy>`.
     """
     location = frame.rpartition(" (")[2].rstrip(")").rpartition(":")[0]
     location = location.removeprefix("<frozen ").removesuffix(">")
     location = re.split(r"/lib/python3\.\d+/(?:site-packages/)?|/site-packages/", location)[-1]
+    location = location.removeprefix(f"{ROOT}/").removeprefix("src/")  # an editable install: src/contact_mcp
     name = location.lstrip("/").split("/", 1)[0].removesuffix(".py") or "?"
     return f"{name} (stdlib)" if name in sys.stdlib_module_names else name
 
