@@ -458,6 +458,13 @@ class LocalStore(Provider):
         (mode,) = self._db.execute("PRAGMA journal_mode").fetchone()
         return f"SQLite {sqlite3.sqlite_version} at {self._path}: {count} contact(s), journal_mode={mode}"
 
+    async def ready(self) -> None:
+        # The open connection keeps working on an unlinked file, so a vanished file (a detached volume, a deleted
+        # path) is checked for by name: new connections and the next process would not find the data.
+        if not self._path.exists():
+            raise ProviderUnavailable(f"the contact database {self._path} is gone", retry_after_s=5.0)
+        self._db.execute("SELECT 1 FROM contacts LIMIT 1").fetchall()
+
     # ---------- transactions ----------
 
     @contextmanager
