@@ -177,14 +177,14 @@ def serve(*_args, **_kwargs):
     seen["serving"] = (gc.isenabled(), gc.get_freeze_count())
 
 anyio.run = serve
-import contact_mcp.transport as transport  # the heavy imports, as main() would do them
-built = transport.build_server
+import contact_mcp.serve.stdio as stdio  # the heavy imports, as main() would do them
+built = stdio.build_server
 
 def build(settings):
     seen["building"] = gc.isenabled()
     return built(settings)
 
-transport.build_server = build
+stdio.build_server = build
 sys.argv = ["contact-mcp", "serve"]
 try:
     entry.main()

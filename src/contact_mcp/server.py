@@ -17,6 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any, get_args, get_origin
 
 import httpx2
+from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
@@ -114,6 +115,21 @@ class ContactServer(MCPServer[AppState]):
         super().__init__(tools=tools, **kwargs)
         self.routing = dict(routing)
         self._accepted = {tool.name: frozenset(tool.parameters.get("properties", {})) for tool in tools}
+        self.opened: tuple[providers.Provider, ...] = ()
+        """The providers the lifespan opened, while it is open (what readiness asks)."""
+
+    @property
+    def lowlevel(self) -> Server[Any]:
+        """The SDK's low-level server, for transports that enter the lifespan once and serve every connection on
+        it (`serve/`); `MCPServer` hands it only to its own app builders."""
+        return self._lowlevel_server
+
+    async def check_ready(self) -> None:
+        """Readiness: raise unless the lifespan is open and each open provider's cheap local check passes."""
+        if not self.opened:
+            raise RuntimeError("the providers are not open (starting or stopping)")
+        for provider in self.opened:
+            await provider.ready()
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
@@ -211,6 +227,9 @@ def build_server(
                 provider = providers.build_provider(name, settings, transport=transport_for.get(name))
                 stack.push_async_callback(provider.aclose)
                 opened[name] = provider
+            if isinstance(server, ContactServer):
+                server.opened = tuple(opened.values())
+                stack.callback(setattr, server, "opened", ())
             yield AppState(
                 providers={op: opened[name] for op, name in routing.items()},
                 default_region=settings.default_region,
