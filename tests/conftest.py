@@ -90,20 +90,24 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.destroy()
 
 
-@pytest.fixture
-def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A URL whose database is empty and this test's own (a fresh schema): on CONTACT_MCP_TEST_DB's server when
-    set, else on the server the suite started."""
+@pytest.fixture(scope="session")
+def postgres_base_url(request: pytest.FixtureRequest) -> str:
+    """The PostgreSQL the store contract suite runs on: CONTACT_MCP_TEST_DB's server when set, else the one the
+    suite started (started only when a test needs it)."""
     if _USER_TEST_DB is not None:
-        base = _USER_TEST_DB
-    else:
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        base = server.url()
-    schema = create_schema(base)
+        return _USER_TEST_DB
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.url()
+
+
+@pytest.fixture
+def postgres_url(postgres_base_url: str) -> Iterator[str]:
+    """A URL whose database is empty and this test's own (a fresh schema) on `postgres_base_url`'s server."""
+    schema = create_schema(postgres_base_url)
     try:
-        yield with_schema(base, schema)
+        yield with_schema(postgres_base_url, schema)
     finally:
-        drop_schema(base, schema)
+        drop_schema(postgres_base_url, schema)
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import psycopg
 from psycopg import sql
@@ -258,6 +258,11 @@ def with_schema(url: str, schema: str) -> str:
     """`url` with its unqualified tables in `schema` (libpq's `options`; the backend sees a plain URL)."""
     separator = "&" if "?" in url else "?"
     return f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
+
+
+def schema_of(url: str) -> str:
+    """The schema a `with_schema` URL names."""
+    return unquote(url.rsplit("search_path", 1)[1]).lstrip("=")
 
 
 def create_schema(url: str) -> str:

@@ -8,17 +8,19 @@ suite on another backend, add it to `BACKENDS` and to `store_backend`'s params.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Protocol
 
+import psycopg
 import pytest
 from mcp import Client
 
 from contact_mcp import Settings, build_server, load_settings
 from contact_mcp.server import ContactServer
 from contact_mcp.store import LocalStore
+from tests.postgres_server import create_schema, drop_schema, schema_of, with_schema
 
 
 class BackendUnderTest(Protocol):
@@ -41,19 +43,45 @@ class SqliteUnderTest:
                 conn.executescript("DELETE FROM identities; DELETE FROM methods; DELETE FROM contacts;")
 
 
-BACKENDS: dict[str, BackendUnderTest] = {"sqlite": SqliteUnderTest()}
+class PostgresUnderTest:
+    """A schema of its own per module on the suite's PostgreSQL (or CONTACT_MCP_TEST_DB's), dropped after it."""
+
+    def __init__(self) -> None:
+        self.base = ""  # set by `store_db`: the server's URL, known only once its session fixture ran
+
+    def new_database(self, folder: Path) -> str:
+        return with_schema(self.base, create_schema(self.base))
+
+    def wipe(self, db: str) -> None:
+        with psycopg.connect(db, autocommit=True) as conn:
+            if conn.execute("SELECT to_regclass('contacts')").fetchone() != (None,):
+                conn.execute("TRUNCATE identities, methods, contacts RESTART IDENTITY")
+
+    def drop(self, db: str) -> None:
+        drop_schema(self.base, schema_of(db))
 
 
-@pytest.fixture(scope="module", params=["sqlite"])
+BACKENDS: dict[str, BackendUnderTest] = {"sqlite": SqliteUnderTest(), "postgres": PostgresUnderTest()}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def store_backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     return name
 
 
 @pytest.fixture(scope="module")
-def store_db(store_backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+def store_db(
+    store_backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[str]:
     """The module's database on the backend under test (CONTACT_MCP_DB)."""
-    return BACKENDS[store_backend].new_database(tmp_path_factory.mktemp(store_backend))
+    backend = BACKENDS[store_backend]
+    if isinstance(backend, PostgresUnderTest):
+        backend.base = request.getfixturevalue("postgres_base_url")
+    db = backend.new_database(tmp_path_factory.mktemp(store_backend))
+    yield db
+    if isinstance(backend, PostgresUnderTest):
+        backend.drop(db)
 
 
 @pytest.fixture(scope="module")

@@ -117,11 +117,14 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]], where: str) -> None:
         raise _too_new(version, where)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", MIGRATION_LOCK)
-        # Another replica may have migrated while we waited for the lock.
-        version = schema_version(conn)
+        # Another replica may have migrated while we waited for the lock. Not `to_regclass` here: it takes no lock,
+        # so inside a transaction begun before that replica committed it may answer from a stale catalog cache;
+        # CREATE TABLE IF NOT EXISTS and the SELECT lock the names they look up, which refreshes it.
+        conn.execute(_VERSION_TABLE)
+        row = conn.execute("SELECT version FROM contact_mcp_schema").fetchone()
+        version = int(str(row[0])) if row is not None else 0
         if version > SCHEMA_VERSION:
             raise _too_new(version, where)
-        conn.execute(_VERSION_TABLE)
         for statements in MIGRATIONS[version:]:
             for statement in statements:
                 conn.execute(statement)
