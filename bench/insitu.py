@@ -118,7 +118,7 @@ def serve(kind: str) -> None:
         return
     import contact_mcp.tools as tools
     from contact_mcp.providers.http import HttpProvider
-    from contact_mcp.providers.local import LocalStore
+    from contact_mcp.store import LocalStore
 
     for name in ("normalize_email", "normalize_phone", "normalize_uuid", "_ok"):
         _timed(tools, name, f"tools.{name}")
