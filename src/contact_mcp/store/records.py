@@ -8,8 +8,6 @@ writes it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from contact_mcp.errors import InvalidArgument
@@ -69,20 +67,6 @@ class RecordPage(BaseModel):
 
     records: list[ContactRecord]
     after: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ImportContactInput:
-    """One contact of new data (a CSV row, a vCard) as `contact-mcp import` hands it to the store: normalised like
-    the tools' arguments (emails and phones canonical and distinct, blanks dropped). The first email and the first
-    phone are the ones an upsert makes primary; the others are added as further, unverified methods."""
-
-    emails: tuple[str, ...] = ()
-    phones: tuple[str, ...] = ()
-    name: str | None = None
-    user_id: str | None = None
-    username: str | None = None
-    locale: str | None = None
 
 
 def check_record(record: ContactRecord) -> ContactRecord:
