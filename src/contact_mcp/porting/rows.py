@@ -14,7 +14,8 @@ from typing import Final
 
 from contact_mcp.errors import ContactError, InvalidArgument
 from contact_mcp.normalize import normalize_email, normalize_phone
-from contact_mcp.store.records import ContactRecord, ImportContactInput
+from contact_mcp.store.records import ContactRecord
+from contact_mcp.store.rules import ImportContactInput
 
 Source = dict[str, str] | str
 """A row as it stood in the file, for the rejected-rows file: a CSV row's cells by column, or a vCard's text or a
