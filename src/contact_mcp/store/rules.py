@@ -651,7 +651,11 @@ def import_changes(
     """Merge a row into its contact as an upsert does, plus the row's username (`username_owner`: the id of the
     contact holding it, if any; another contact's is a `Conflict`) and the row's further emails and phones the
     contact lacks (`held`: the (kind, value) pairs of its methods)."""
-    upsert = upsert_changes(stored, import_upsert(call))
+    merge = import_upsert(call)
+    keyed_by_phone_and_name = not (call.emails or call.user_id is not None or call.username is not None)
+    if keyed_by_phone_and_name and name_key(call.name) == name_key(stored.name or stored.display_name):
+        merge = replace(merge, name=None)  # the name matched, ignoring case and spacing: it is not an edit
+    upsert = upsert_changes(stored, merge)
     columns = dict(upsert.columns)
     if call.username is not None and call.username != stored.username:
         if username_owner is not None and username_owner != stored.id:
