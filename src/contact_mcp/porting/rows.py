@@ -15,7 +15,7 @@ from typing import Final
 from contact_mcp.errors import ContactError, InvalidArgument
 from contact_mcp.normalize import normalize_email, normalize_phone
 from contact_mcp.store.records import ContactRecord
-from contact_mcp.store.rules import ImportContactInput
+from contact_mcp.store.rules import ImportContactInput, name_key, username_key
 
 Source = dict[str, str] | str
 """A row as it stood in the file, for the rejected-rows file: a CSV row's cells by column, or a vCard's text or a
@@ -76,6 +76,10 @@ class NormalisedRow:
     contact: ImportContactInput
 
 
+def source_of(row: RestoreRow | NormalisedRow) -> Source:
+    return row.record.model_dump_json(exclude_none=True) if isinstance(row, RestoreRow) else row.source
+
+
 def rejection(line: int, source: Source, error: ContactError) -> RejectedRow:
     return RejectedRow(line=line, reason=error.message, source=source, field=error.field, hint=error.hint)
 
@@ -123,3 +127,45 @@ def normalise(row: NewDataRow, *, default_region: str | None) -> NormalisedRow |
     if not (contact.emails or contact.user_id or contact.username or (contact.phones and contact.name)):
         return RejectedRow(line=row.line, reason=MISSING_KEY_REASON, source=row.source)
     return NormalisedRow(line=row.line, source=row.source, contact=contact)
+
+
+class FileKeys:
+    """The keys that rows of one file have already imported a contact by, so a second row for the same contact is
+    rejected naming the first: the two rows would otherwise overwrite each other on every run, and importing the
+    file twice would not leave it unchanged. Keys: an exported contact's id; a row's emails, user_id, username
+    (ignoring case), or, for a row keyed by phone and name, each phone with the name."""
+
+    def __init__(self) -> None:
+        self._lines: dict[tuple[str, str], int] = {}
+
+    @staticmethod
+    def keys(row: RestoreRow | NormalisedRow) -> list[tuple[str, str]]:
+        if isinstance(row, RestoreRow):
+            return [("id", row.record.id)]
+        contact = row.contact
+        keys = [("email", email) for email in contact.emails]
+        if contact.user_id is not None:
+            keys.append(("user_id", contact.user_id))
+        if contact.username is not None:
+            keys.append(("username", username_key(contact.username) or ""))
+        if not keys:
+            keys = [("phone and name", f"{phone} {name_key(contact.name)}") for phone in contact.phones]
+        return keys
+
+    def earlier(self, row: RestoreRow | NormalisedRow) -> RejectedRow | None:
+        """The rejection of `row` if an earlier row imported its contact by one of its keys."""
+        for kind, value in self.keys(row):
+            line = self._lines.get((kind, value))
+            if line is not None:
+                return RejectedRow(
+                    line=row.line,
+                    reason=f"the row names the same contact as line {line} ({kind} {value})",
+                    source=source_of(row),
+                    field=None if kind == "phone and name" else kind,
+                    hint="Merge the two rows into one, then import the file again",
+                )
+        return None
+
+    def claim(self, row: RestoreRow | NormalisedRow) -> None:
+        for key in self.keys(row):
+            self._lines.setdefault(key, row.line)

@@ -23,7 +23,7 @@ from contact_mcp.errors import Conflict, ContactError, InvalidArgument, NotFound
 from contact_mcp.models import Outcome
 from contact_mcp.porting.readers import Format, count_rows, detect_format, read_rows
 from contact_mcp.porting.report import RejectedFile, Summary, Ticker, progress_bar
-from contact_mcp.porting.rows import RejectedRow, RestoreRow, Row, normalise, rejection
+from contact_mcp.porting.rows import FileKeys, RejectedRow, RestoreRow, Row, normalise, rejection, source_of
 from contact_mcp.store.records import ContactRecord
 from contact_mcp.store.rules import ImportContactInput
 
@@ -87,8 +87,9 @@ async def import_rows(
 ) -> None:
     """Import `rows` in order, counting each in `done` as it completes (so a caller interrupted mid-way can say
     where); rejected rows go to `rejected`."""
+    seen = FileKeys()
     for row in rows:
-        outcome = await _import_row(store, row, default_region=default_region)
+        outcome = await _import_row(store, row, default_region=default_region, seen=seen)
         if isinstance(outcome, RejectedRow):
             rejected.write(outcome)
             done.summary.rejected += 1
@@ -99,21 +100,26 @@ async def import_rows(
             ticker.advance()
 
 
-async def _import_row(store: Importer, row: Row, *, default_region: str | None) -> Outcome | RejectedRow:
+async def _import_row(
+    store: Importer, row: Row, *, default_region: str | None, seen: FileKeys
+) -> Outcome | RejectedRow:
     if isinstance(row, RejectedRow):
         return row
-    if isinstance(row, RestoreRow):
-        try:
-            return await store.restore(row.record)
-        except _ROW_ERRORS as exc:
-            return rejection(row.line, row.record.model_dump_json(exclude_none=True), exc)
-    ready = normalise(row, default_region=default_region)
+    ready = row if isinstance(row, RestoreRow) else normalise(row, default_region=default_region)
     if isinstance(ready, RejectedRow):
         return ready
+    duplicate = seen.earlier(ready)
+    if duplicate is not None:
+        return duplicate
     try:
-        return await store.import_contact(ready.contact)
+        if isinstance(ready, RestoreRow):
+            outcome = await store.restore(ready.record)
+        else:
+            outcome = await store.import_contact(ready.contact)
     except _ROW_ERRORS as exc:
-        return rejection(row.line, row.source, exc)
+        return rejection(ready.line, source_of(ready), exc)
+    seen.claim(ready)
+    return outcome
 
 
 def default_rejected_path(path: Path) -> Path:
