@@ -32,12 +32,12 @@ from bench.procs import ROOT, contact_mcp_spec, http_replicas
 from bench.stats import median, ratio
 from bench.workloads import BenchError, seed_contacts, tool_args
 
-REPLICA_TOOLS = ("get_contact", "upsert_contact")
 PYSPY_INSTALL_HINT = "py-spy is not installed (`pip install py-spy`, in the dev extra)"
 
 
 @dataclass(frozen=True)
 class ReplicaCounts:
+    tools: tuple[str, ...]  # the last one is profiled
     replicas: int
     connections: int
     threads: int  # wrk threads; thread i talks to replica i % replicas, so each gets its share of connections
@@ -255,7 +255,7 @@ async def replica_throughput(
         pids = [pid for _, pid in replicas]
         async with Client(f"http://127.0.0.1:{ports[0]}/mcp") as client:
             ids = await seed_contacts(client, counts.pool)
-        for tool in REPLICA_TOOLS:
+        for tool in counts.tools:
             bodies = bodies_file(workdir, tool, tool_args(tool, ids), counts.bodies, era)
             comparison = ReplicaComparison(tool, era, counts.replicas)
 
@@ -270,8 +270,9 @@ async def replica_throughput(
                     duration_s=seconds,
                 )
 
-            log(f"  {tool}: warm-up on {len(ports)} replicas")
-            wrk_on(ports, counts.warmup_s)
+            if counts.warmup_s > 0:
+                log(f"  {tool}: warm-up on {len(ports)} replicas")
+                wrk_on(ports, counts.warmup_s)
             for round_no in range(counts.rounds):
                 order = [1, counts.replicas] if round_no % 2 == 0 else [counts.replicas, 1]
                 for n in order:
@@ -284,7 +285,7 @@ async def replica_throughput(
                 f"{comparison.calls_per_s(comparison.many):,.0f} calls/s (×{comparison.ratio:.2f})"
             )
         if counts.profile_s > 0:
-            tool = REPLICA_TOOLS[-1]
+            tool = counts.tools[-1]
             bodies = bodies_file(workdir, tool, tool_args(tool, ids), counts.bodies, era)
             for n in (1, counts.replicas):
                 profiles.append(
@@ -301,7 +302,7 @@ async def replica_throughput(
                             era,
                             connections=counts.connections,
                             threads=counts.threads,
-                            duration_s=counts.profile_s + 2,
+                            duration_s=counts.profile_s + 1,
                         ),
                     )
                 )

@@ -48,6 +48,7 @@ from contact_mcp.providers.base import Provider
 from contact_mcp.settings import Settings, load_settings
 from contact_mcp.store.backend import Backend, BackendModule
 from contact_mcp.store.records import ContactRecord
+from contact_mcp.store.rules import ImportContactInput
 
 if TYPE_CHECKING:
     import httpx2
@@ -153,3 +154,7 @@ class LocalStore(Provider):
     async def restore(self, record: ContactRecord) -> Outcome:
         """Put one exported contact back as it was (idempotent); see `Backend.restore_contact`."""
         return await self.backend.restore_contact(record)
+
+    async def import_contact(self, call: ImportContactInput) -> Outcome:
+        """One row of new data, matched and merged like an upsert (idempotent); see `Backend.import_contact`."""
+        return await self.backend.import_contact(call)

@@ -37,6 +37,7 @@ from contact_mcp.models import (
 )
 from contact_mcp.settings import Settings
 from contact_mcp.store.records import ContactRecord, RecordPage
+from contact_mcp.store.rules import ImportContactInput
 
 
 class Backend(Protocol):
@@ -68,6 +69,14 @@ class Backend(Protocol):
         contact already equals the record (restoring twice changes nothing); else `updated` (the stored contact
         is replaced by the record). Validated by `records.check_record`; a user_id, username or identity held
         by another contact is a `Conflict`, with nothing written."""
+        ...
+
+    async def import_contact(self, call: ImportContactInput) -> Outcome:
+        """One row of new data from `contact-mcp import` (CSV, vCard), in one transaction: matched by
+        `rules.import_target` (an email or user_id as upsert_contact matches; else the username; else the phone and
+        name together), then created (`rules.contact_from_import`, `rules.import_methods`) or merged
+        (`rules.import_changes`). `unchanged` when the contact already holds everything the row says, so importing
+        a file twice changes nothing. Conflicts are upsert's, plus a username held by another contact."""
         ...
 
     async def probe(self) -> str:
