@@ -16,7 +16,7 @@ import csv
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,7 +100,7 @@ async def import_throughput(
     rows: int,
     workdir: Path,
     log: Callable[[str], None],
-    floor: Callable[[str, Path], tuple[float, float]],
+    floor: Callable[[str, Path], Awaitable[tuple[float, float]]],
     count: Callable[[str], int],
 ) -> ImportResult:
     """Import `rows` CSV rows into the empty `import_db`; the floor writes them into the empty `floor_db`.
@@ -108,7 +108,7 @@ async def import_throughput(
     `floor(db, csv)` returns (normalise seconds, copy seconds); `count(db)` the contacts stored.
     """
     csv_path = write_csv(workdir / f"import-{rows}.csv", rows)
-    normalise_s, copy_s = floor(floor_db, csv_path)
+    normalise_s, copy_s = await floor(floor_db, csv_path)
     log(f"  floor: normalise {normalise_s:.1f} s + COPY {copy_s:.1f} s for {rows:,} rows")
     import_s = timed_import(import_db, csv_path)
     stored = count(import_db)

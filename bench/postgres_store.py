@@ -50,12 +50,12 @@ def normalised_rows(csv_path: Path) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def copy_floor(url: str, csv_path: Path) -> tuple[float, float]:
+async def copy_floor(url: str, csv_path: Path) -> tuple[float, float]:
     """(seconds normalising, seconds writing with COPY) for the rows of `csv_path` into the empty store at `url`.
 
     The store migrates the database first (untimed), so the floor writes into the same tables and indexes.
     """
-    anyio.run(migrate, url)
+    await migrate(url)
     started = time.perf_counter()
     rows = normalised_rows(csv_path)
     normalise_s = time.perf_counter() - started

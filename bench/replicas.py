@@ -348,16 +348,27 @@ def _profiled(pid: int, tool: str, replicas: int, seconds: float, workdir: Path,
     return summarize_profile(out.read_text(), tool, replicas, seconds)
 
 
+def _module_path(location: str) -> str:
+    """A frame's file as its module path: `uvicorn/server.py`, `contact_mcp/store/postgres.py`, `runpy`."""
+    location = location.removeprefix("<frozen ").removesuffix(">")
+    location = re.split(r"/lib/python3\.\d+/(?:site-packages/)?|/site-packages/", location)[-1]
+    return location.removeprefix(f"{ROOT}/").removeprefix("src/")  # an editable install: src/contact_mcp
+
+
+def short_frame(frame: str) -> str:
+    """`func (/full/path/site-packages/pkg/mod.py:12)` → `func (pkg/mod.py:12)`."""
+    function, _, rest = frame.rpartition(" (")
+    location, _, line = rest.rstrip(")").rpartition(":")
+    return f"{function} ({_module_path(location)}:{line})"
+
+
 def frame_package(frame: str) -> str:
     """`func (path:line)` → the top-level package of the frame's module: `mcp`, `contact_mcp`, `asyncio (stdlib)`.
 
     Frames name their file by its full path (`--full-filenames`) or as `<frozen runpy>`.
     """
     location = frame.rpartition(" (")[2].rstrip(")").rpartition(":")[0]
-    location = location.removeprefix("<frozen ").removesuffix(">")
-    location = re.split(r"/lib/python3\.\d+/(?:site-packages/)?|/site-packages/", location)[-1]
-    location = location.removeprefix(f"{ROOT}/").removeprefix("src/")  # an editable install: src/contact_mcp
-    name = location.lstrip("/").split("/", 1)[0].removesuffix(".py") or "?"
+    name = _module_path(location).lstrip("/").split("/", 1)[0].removesuffix(".py") or "?"
     return f"{name} (stdlib)" if name in sys.stdlib_module_names else name
 
 
@@ -378,7 +389,7 @@ def summarize_profile(raw: str, tool: str, replicas: int, seconds: float) -> Pro
         total += count
         leaf = frames[-1]
         leaf_packages[frame_package(leaf)] += count
-        leaf_functions[leaf] += count
+        leaf_functions[short_frame(leaf)] += count
         for package in {frame_package(frame) for frame in frames}:
             inclusive[package] += count
     if total == 0:

@@ -264,7 +264,7 @@ def section_replicas(results: StoreResults) -> list[str]:
     n = counts.replicas
     era = replicas.comparisons[0].era if replicas.comparisons else ""
     lines = [
-        "## 7. Replicas: calls/s with 64 concurrent clients",
+        f"## 7. Replicas: calls/s with {counts.connections} concurrent clients",
         "",
         f"{n} `contact-mcp serve --transport http"
         + (" --stateless" if era != "2026-07-28" else "")
