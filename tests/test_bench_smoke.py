@@ -1,5 +1,8 @@
 """The benchmark cannot rot: `python -m bench --quick` runs every scenario end to end and writes its tables.
 
+The store scenarios (6-9) start PostgreSQL as the store tests do and drive replicas with wrk; without wrk the run
+fails saying how to install it.
+
 Tiny counts, output in a temporary folder (never the committed bench/RESULTS.md), and no timing assertions: these
 tests check that each scenario ran and reported, not what it measured.
 """
@@ -14,6 +17,9 @@ from typing import Any
 
 import pytest
 from bench.ablation import validation_off
+from bench.loadgen import request_body, request_headers, write_bodies
+from bench.replicas import summarize_profile
+from bench.workloads import TOOLS
 from mcp import Client
 
 from contact_mcp import build_server, load_settings
@@ -25,6 +31,13 @@ SECTIONS = {
     "coldstart": "## 3. Cold start",
     "scale": "## 4. Store scale",
     "memory": "## 5. Memory",
+}
+CLASSIC = ("local", "provider", "coldstart", "scale", "memory")
+STORE_SECTIONS = {
+    "postgres": "## 6. PostgreSQL store against the SQLite store",
+    "replicas": "## 7. Replicas: calls/s with",
+    "scale-postgres": "## 8. Store scale on PostgreSQL",
+    "import": "## 9. Import throughput",
 }
 
 
@@ -44,7 +57,7 @@ def run_bench(tmp_path: Path, *args: str) -> tuple[str, dict[str, Any]]:
 
 @pytest.mark.timeout(120)
 def test_quick_run_writes_every_scenario_table_and_the_raw_numbers(tmp_path: Path) -> None:
-    report, raw = run_bench(tmp_path)
+    report, raw = run_bench(tmp_path, *(arg for scenario in CLASSIC for arg in ("--only", scenario)))
 
     for heading in SECTIONS.values():
         assert heading in report
@@ -65,7 +78,40 @@ def test_quick_run_writes_every_scenario_table_and_the_raw_numbers(tmp_path: Pat
         ("contact-mcp", "http"),
         ("bare SDK (trivial)", "stdio"),
     }
-    assert len(raw["targets"]) == 6
+    assert len(raw["targets"]) == 7  # the six, and what moving SQLite off the event loop cost
+    assert "### The SQLite store off the event loop: what it cost" in report
+    assert {(row["operation"], row["transport"]) for row in raw["local"] if row["concurrency"] == 1} >= {
+        ("upsert_contact", "stdio"),
+        ("get_contact", "http"),
+    }
+
+
+@pytest.mark.timeout(120)
+def test_quick_run_of_the_store_scenarios_on_postgresql(tmp_path: Path) -> None:
+    report, raw = run_bench(tmp_path, *(arg for scenario in STORE_SECTIONS for arg in ("--only", scenario)))
+
+    for heading in STORE_SECTIONS.values():
+        assert heading in report
+    assert raw["postgres_version"]
+    assert [row["operation"] for row in raw["backends"]] == list(TOOLS)
+    assert all(row["ours"]["calls"] > 0 and row["baseline"]["calls"] > 0 for row in raw["backends"])
+    [replicas] = raw["replicas"]["comparisons"]
+    assert replicas["replicas"] == 3 and replicas["era"] == "2025-11-25"
+    assert [run["wrk"]["replicas"] for run in replicas["one"] + replicas["many"]] == [1, 3]
+    assert all(
+        run["wrk"]["requests"] > 0 and run["cpu"]["replicas_s"] > 0 for run in replicas["one"] + replicas["many"]
+    )
+    assert [(p["replicas"], p["error"]) for p in raw["replicas"]["profiles"]] == [(1, None), (3, None)]
+    assert all(p["samples"] > 0 and p["by_package"] for p in raw["replicas"]["profiles"])
+    assert len(raw["scale_postgres"]["rows"]) == 2 * 5
+    assert raw["import"]["stored"] == raw["import"]["rows"] > 0
+    assert [target["target"].split(" ")[0] for target in raw["targets"]] == [
+        "PostgreSQL",
+        "3",
+        "PostgreSQL",
+        "`import`",
+        "`import`",
+    ]
 
 
 @pytest.mark.timeout(60)
@@ -131,3 +177,32 @@ async def test_validation_off_reaches_the_running_tools_and_is_undone(tmp_path: 
 
     assert not accepted.is_error
     assert rejected.is_error
+
+
+def test_profile_summary_shares_samples_by_innermost_package() -> None:
+    loop = "Handle._run (/usr/lib/python3.11/asyncio/events.py:80)"
+    raw = (
+        f"{loop};call (/v/lib/python3.11/site-packages/mcp/server.py:3) 3\n"
+        f"{loop};upsert ({ROOT}/src/contact_mcp/store/postgres.py:9) 1\n"
+    )
+
+    profile = summarize_profile(raw, "upsert_contact", 3, seconds=1.0)
+
+    assert profile.samples == 4
+    assert profile.by_package == [("mcp", 0.75), ("contact_mcp", 0.25)]
+    assert dict(profile.inclusive)["asyncio (stdlib)"] == 1.0
+    assert profile.by_function[0] == ("call (mcp/server.py:3)", 0.75)
+    assert profile.gil_busy == 4 / (1.0 * profile.rate)
+
+
+def test_load_generator_bodies_speak_each_protocol_era(tmp_path: Path) -> None:
+    path = write_bodies(tmp_path / "bodies.jsonl", "get_contact", lambda i: {"contact_id": f"c{i}"}, 3, "2026-07-28")
+
+    bodies = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [body["params"]["arguments"]["contact_id"] for body in bodies] == ["c0", "c1", "c2"]
+    assert {body["method"] for body in bodies} == {"tools/call"}
+    assert bodies[0]["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] == "2026-07-28"
+    assert request_headers("get_contact", "2026-07-28")["Mcp-Name"] == "get_contact"
+    legacy = request_body("get_contact", {}, 1, "2025-11-25")
+    assert "_meta" not in legacy["params"]
+    assert "Mcp-Name" not in request_headers("get_contact", "2025-11-25")
