@@ -19,6 +19,7 @@ from typing import Any
 
 import psutil
 
+from bench.carry import Carried, splice
 from bench.coldstart import ColdStart, ImportProfile
 from bench.memory import MemoryRow
 from bench.overhead import FLOOR_LIMIT_MS, Comparison, Floor
@@ -54,6 +55,7 @@ class Results:
     scale: ScaleResult | None = None
     memory: list[MemoryRow] = field(default_factory=list[MemoryRow])
     store: StoreResults = field(default_factory=StoreResults)
+    carried: Carried | None = None  # what a partial run keeps from the report it replaces
 
     @property
     def floor_trusted(self) -> bool:
@@ -418,7 +420,14 @@ def markdown(results: Results) -> str:
     lines += [
         "## Targets",
         "",
-        *table(["target", "measured", "verdict"], [[v.target, v.measured, mark(v.ok)] for v in verdicts]),
+        *table(
+            ["target", "measured", "verdict"],
+            [[v.target, v.measured, mark(v.ok)] for v in verdicts]
+            + [
+                [t["target"], t["measured"], "**MISS**" if t["verdict"] == "MISS" else t["verdict"]]
+                for t in (results.carried.targets if results.carried else [])
+            ],
+        ),
         "",
         "Where a target is missed, [FINDINGS.md](FINDINGS.md) says what costs the time and what would fix it; "
         "`python -m bench.insitu` measures each of our functions inside the running server processes.",
@@ -454,10 +463,20 @@ def markdown(results: Results) -> str:
         *_section_memory(results),
         *store_sections(results.store),
     ]
-    return "\n".join(lines).rstrip() + "\n"
+    text = "\n".join(lines).rstrip() + "\n"
+    return splice(text, results.carried) if results.carried else text
 
 
 def as_json(results: Results) -> dict[str, Any]:
+    fresh = _fresh_json(results)
+    carried = results.carried
+    if carried is None:
+        return fresh
+    raw = {key: value for key, value in carried.raw.items() if not fresh.get(key)}
+    return {**fresh, **raw, "targets": fresh["targets"] + carried.targets, "carried": carried.label}
+
+
+def _fresh_json(results: Results) -> dict[str, Any]:
     return {
         "command": results.command,
         "quick": results.quick,

@@ -25,6 +25,7 @@ import anyio
 
 from bench import baseline_server
 from bench.backends import store_backends
+from bench.carry import carry
 from bench.coldstart import cold_start, import_profile
 from bench.importing import import_throughput
 from bench.loadgen import find_wrk
@@ -263,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results.elapsed_s = time.perf_counter() - started
     out: Path = args.out
     json_path: Path = args.json or out.with_name("results.json")
+    if not args.quick:  # a partial run keeps the other scenarios' last numbers, marked as such
+        results.carried = carry(out, json_path, set(chosen), SCENARIOS)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(markdown(results))
     json_path.write_text(json.dumps(as_json(results), indent=2) + "\n")

@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 from bench.ablation import validation_off
+from bench.carry import carry, splice
 from bench.loadgen import request_body, request_headers, write_bodies
 from bench.replicas import summarize_profile
+from bench.run import SCENARIOS
 from bench.workloads import TOOLS
 from mcp import Client
 
@@ -206,3 +208,23 @@ def test_load_generator_bodies_speak_each_protocol_era(tmp_path: Path) -> None:
     legacy = request_body("get_contact", {}, 1, "2025-11-25")
     assert "_meta" not in legacy["params"]
     assert "Mcp-Name" not in request_headers("get_contact", "2025-11-25")
+
+
+def test_a_partial_run_carries_the_other_sections_marked_with_their_run() -> None:
+    committed_md, committed_json = ROOT / "bench" / "RESULTS.md", ROOT / "bench" / "results.json"
+    old = json.loads(committed_json.read_text())
+
+    carried = carry(committed_md, committed_json, {"scale"}, SCENARIOS)
+
+    assert carried is not None and carried.commit == old["commit"]
+    assert {1, 2, 3, 5} <= set(carried.sections)
+    assert all("*Not measured in this run: carried from the run at" in text for text in carried.sections.values())
+    assert not any(t["target"].startswith("Store p50 at") for t in carried.targets)
+    assert any(t["target"].startswith("Cold start") for t in carried.targets)
+    assert "scale" not in carried.raw and carried.raw["memory"] == old["memory"]
+    fresh = "# report\n\n## Targets\n\n## 4. Store scale\n\nnew numbers\n"
+    spliced = splice(fresh, carried)
+    headings = [line for line in spliced.splitlines() if line.startswith("## ")]
+    assert headings[0] == "## Targets"
+    assert [h.split(".")[0] for h in headings[1:6]] == ["## 1", "## 2", "## 3", "## 4", "## 5"]
+    assert "new numbers" in spliced
