@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,8 @@ PYSPY_INSTALL_HINT = "py-spy is not installed (`pip install py-spy`, in the dev 
 
 @dataclass(frozen=True)
 class ReplicaCounts:
-    tools: tuple[str, ...]  # the last one is profiled
+    workloads: tuple[tuple[Era, str], ...]  # (protocol era of the requests, tool)
+    profiled: tuple[Era, str]
     replicas: int
     connections: int
     threads: int  # wrk threads; thread i talks to replica i % replicas, so each gets its share of connections
@@ -217,9 +219,7 @@ def _machine_busy_s() -> float:
     return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
-def _measured_run(
-    ports: Sequence[int], replica_pids: Sequence[int], database_pid: int | None, run: Callable[[], WrkRun]
-) -> ReplicaRun:
+def _measured_run(replica_pids: Sequence[int], database_pid: int | None, run: Callable[[], WrkRun]) -> ReplicaRun:
     replicas_before, database_before = _cpu_s(replica_pids), _family_cpu_s(database_pid)
     machine_before, started = _machine_busy_s(), time.perf_counter()
     wrk = run()
@@ -239,15 +239,14 @@ async def replica_throughput(
     db: str,
     database: str,
     database_pid: int | None,
-    era: Era,
     counts: ReplicaCounts,
     workdir: Path,
     log: Callable[[str], None],
 ) -> ReplicaResult:
     """`db` is the CONTACT_MCP_DB every replica shares; `database_pid` its server's process (None for SQLite)."""
     env = {"CONTACT_MCP_DB": db, "CONTACT_MCP_PROVIDERS": "local"}
-    # The 2025 era needs the SDK's stateless mode to answer without a session; 2026-07-28 requests never have one.
-    spec = contact_mcp_spec(env, lambda: None, ("--stateless",) if era != "2026-07-28" else ())
+    # Stateless: 2025-era requests need it to be answered without a session; 2026-07-28 ones never have one.
+    spec = contact_mcp_spec(env, lambda: None, ("--stateless",))
     comparisons: list[ReplicaComparison] = []
     profiles: list[Profile] = []
     with http_replicas(spec, counts.replicas) as replicas:
@@ -255,57 +254,42 @@ async def replica_throughput(
         pids = [pid for _, pid in replicas]
         async with Client(f"http://127.0.0.1:{ports[0]}/mcp") as client:
             ids = await seed_contacts(client, counts.pool)
-        for tool in counts.tools:
+
+        def wrk_on(targets: Sequence[int], era: Era, tool: str, bodies: Path, seconds: float) -> WrkRun:
+            return run_wrk(
+                targets,
+                tool,
+                bodies,
+                era,
+                connections=counts.connections,
+                threads=counts.threads,
+                duration_s=seconds,
+            )
+
+        for era, tool in counts.workloads:
             bodies = bodies_file(workdir, tool, tool_args(tool, ids), counts.bodies, era)
             comparison = ReplicaComparison(tool, era, counts.replicas)
-
-            def wrk_on(targets: Sequence[int], seconds: float, tool: str = tool, bodies: Path = bodies) -> WrkRun:
-                return run_wrk(
-                    targets,
-                    tool,
-                    bodies,
-                    era,
-                    connections=counts.connections,
-                    threads=counts.threads,
-                    duration_s=seconds,
-                )
-
             if counts.warmup_s > 0:
-                log(f"  {tool}: warm-up on {len(ports)} replicas")
-                wrk_on(ports, counts.warmup_s)
+                log(f"  {tool} ({era}): warm-up on {len(ports)} replicas")
+                wrk_on(ports, era, tool, bodies, counts.warmup_s)
             for round_no in range(counts.rounds):
                 order = [1, counts.replicas] if round_no % 2 == 0 else [counts.replicas, 1]
                 for n in order:
-                    run = _measured_run(ports[:n], pids, database_pid, lambda n=n: wrk_on(ports[:n], counts.round_s))
+                    load = partial(wrk_on, ports[:n], era, tool, bodies, counts.round_s)
+                    run = _measured_run(pids, database_pid, load)
                     (comparison.one if n == 1 else comparison.many).append(run)
-                    log(f"    {tool}, {n} replica(s): {run.wrk.calls_per_s:,.0f} calls/s, p50 {run.wrk.p50_ms:.1f} ms")
+                    log(f"    {n} replica(s): {run.wrk.calls_per_s:,.0f} calls/s, p50 {run.wrk.p50_ms:.1f} ms")
             comparisons.append(comparison)
             log(
-                f"  {tool}: {comparison.calls_per_s(comparison.one):,.0f} → "
+                f"  {tool} ({era}): {comparison.calls_per_s(comparison.one):,.0f} → "
                 f"{comparison.calls_per_s(comparison.many):,.0f} calls/s (×{comparison.ratio:.2f})"
             )
         if counts.profile_s > 0:
-            tool = counts.tools[-1]
+            era, tool = counts.profiled
             bodies = bodies_file(workdir, tool, tool_args(tool, ids), counts.bodies, era)
             for n in (1, counts.replicas):
-                profiles.append(
-                    _profiled(
-                        pids[0],
-                        tool,
-                        n,
-                        counts.profile_s,
-                        workdir,
-                        lambda n=n: run_wrk(
-                            ports[:n],
-                            tool,
-                            bodies,
-                            era,
-                            connections=counts.connections,
-                            threads=counts.threads,
-                            duration_s=counts.profile_s + 1,
-                        ),
-                    )
-                )
+                load = partial(wrk_on, ports[:n], era, tool, bodies, counts.profile_s + 1)
+                profiles.append(_profiled(pids[0], tool, n, counts.profile_s, workdir, load))
     return ReplicaResult(database, counts, comparisons, profiles)
 
 

@@ -80,7 +80,8 @@ def store_targets(results: StoreResults, local: list[Comparison]) -> list[Verdic
         verdicts.append(
             Verdict(
                 f"{n} replicas ≥ {REPLICA_SPEEDUP}× one replica's calls/s, 64 concurrent clients ({replicas.database})",
-                f"worst {worst_r.ratio:.2f}× ({worst_r.tool}: {worst_r.calls_per_s(worst_r.one):,.0f} → "
+                f"worst {worst_r.ratio:.2f}× ({worst_r.tool}, {worst_r.era} client: "
+                f"{worst_r.calls_per_s(worst_r.one):,.0f} → "
                 f"{worst_r.calls_per_s(worst_r.many):,.0f} calls/s)",
                 all(c.ratio >= REPLICA_SPEEDUP for c in replicas.comparisons),
             )
@@ -215,9 +216,9 @@ def _profile_lines(profile: Profile) -> list[str]:
     if profile.error is not None:
         return [f"Profile with {profile.replicas} replica(s): not taken: {profile.error}.", ""]
     return [
-        f"**{profile.replicas} replica(s) serving**: py-spy sampled the first replica for {profile.seconds:.0f} s "
-        f"at {profile.rate}/s, only the thread holding the GIL: it held it {100 * profile.gil_busy:.0f}% of the "
-        f"time ({profile.samples} samples).",
+        f"**{profile.replicas} replica(s) serving {profile.tool}**: py-spy sampled the first replica for "
+        f"{profile.seconds:.0f} s at {profile.rate}/s, only the thread holding the GIL: it held it "
+        f"{100 * profile.gil_busy:.0f}% of the time ({profile.samples} samples).",
         "",
         *table(
             ["innermost frame in", "share of samples", "any frame in", "share of samples"],
@@ -247,6 +248,7 @@ def section_replicas(results: StoreResults) -> list[str]:
         body.append(
             [
                 c.tool,
+                c.era,
                 f"{c.calls_per_s(c.one):,.0f}",
                 f"{c.p50_ms(c.one):.1f}",
                 f"{c.calls_per_s(c.many):,.0f}",
@@ -257,20 +259,20 @@ def section_replicas(results: StoreResults) -> list[str]:
             ]
         )
     cpu_body = [
-        [c.tool, label, *_cpu_cells(c, one)]
+        [c.tool, c.era, label, *_cpu_cells(c, one)]
         for c in replicas.comparisons
         for label, one in (("1 replica", True), (f"{c.replicas} replicas", False))
     ]
     n = counts.replicas
-    era = replicas.comparisons[0].era if replicas.comparisons else ""
     lines = [
         f"## 7. Replicas: calls/s with {counts.connections} concurrent clients",
         "",
-        f"{n} `contact-mcp serve --transport http"
-        + (" --stateless" if era != "2026-07-28" else "")
-        + f"` processes on one {replicas.database} store. `wrk` keeps {counts.connections} keep-alive "
-        f"connections busy from {counts.threads} threads (`bench/wrk_tools_call.lua`: JSON-RPC `tools/call` "
-        f"posted as a {era} client, without `initialize`; thread i talks to replica i % {n}, as a round-robin "
+        f"{n} `contact-mcp serve --transport http --stateless` processes on one {replicas.database} store. `wrk` "
+        f"keeps {counts.connections} keep-alive connections busy from {counts.threads} threads "
+        "(`bench/wrk_tools_call.lua`: JSON-RPC `tools/call` posted without `initialize`, as a 2025-11-25 client, "
+        "which the SDK's stateless mode answers with one SSE event, or as a 2026-07-28 client, sessionless by "
+        "protocol: the `_meta` envelope and the `Mcp-Method`/`Mcp-Name` headers, answered with plain JSON; "
+        f"thread i talks to replica i % {n}, as a round-robin "
         f"balancer with keep-alive would spread them), either all to the first replica or spread over the "
         f"{n}; the two set-ups alternate run by run ({counts.rounds} runs of {counts.round_s:.0f} s each after a "
         f"{counts.warmup_s:.0f} s warm-up per tool), so drift falls on both. Every answer is checked for an "
@@ -280,6 +282,7 @@ def section_replicas(results: StoreResults) -> list[str]:
         *table(
             [
                 "tool",
+                "client era",
                 "1 replica calls/s",
                 "p50 ms",
                 f"{n} replicas calls/s",
@@ -297,7 +300,15 @@ def section_replicas(results: StoreResults) -> list[str]:
         "generator is not what is measured), and how busy the machine's cores were:",
         "",
         *table(
-            ["tool", "set-up", "replicas ms CPU/call", "PostgreSQL ms CPU/call", "wrk ms CPU/call", "cores busy"],
+            [
+                "tool",
+                "client era",
+                "set-up",
+                "replicas ms CPU/call",
+                "PostgreSQL ms CPU/call",
+                "wrk ms CPU/call",
+                "cores busy",
+            ],
             cpu_body,
         ),
         "",

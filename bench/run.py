@@ -67,7 +67,12 @@ FULL = Counts(
     memory_checkpoints=(1_000, 20_000),
     backends=OverheadCounts(warmup=30, rounds=6, sequential_calls=60, concurrent_calls=0, floor_calls=0, pool=200),
     replicas=ReplicaCounts(
-        tools=("get_contact", "upsert_contact"),
+        workloads=(
+            ("2025-11-25", "get_contact"),
+            ("2025-11-25", "upsert_contact"),
+            ("2026-07-28", "get_contact"),
+        ),
+        profiled=("2025-11-25", "upsert_contact"),
         replicas=3,
         connections=64,
         threads=16,
@@ -90,7 +95,8 @@ QUICK = Counts(
     memory_checkpoints=(40, 120),
     backends=OverheadCounts(warmup=2, rounds=2, sequential_calls=2, concurrent_calls=0, floor_calls=0, pool=3),
     replicas=ReplicaCounts(
-        tools=("upsert_contact",),
+        workloads=(("2025-11-25", "upsert_contact"),),
+        profiled=("2025-11-25", "upsert_contact"),
         replicas=3,
         connections=6,
         threads=3,
@@ -216,7 +222,7 @@ async def _replicas(counts: Counts, space: Workspace, results: Results) -> None:
     pg = space.postgres()
     results.store.postgres_version = pg.version
     results.store.replicas = await replica_throughput(
-        pg.database(), f"PostgreSQL {pg.version}", pg.pid, "2025-11-25", counts.replicas, space.path, log
+        pg.database(), f"PostgreSQL {pg.version}", pg.pid, counts.replicas, space.path, log
     )
 
 
