@@ -149,7 +149,7 @@ class Profile:
     samples: int
     by_package: list[tuple[str, float]]  # share of samples whose innermost frame is in that package
     by_function: list[tuple[str, float]]  # innermost frames, the most sampled first
-    inclusive: list[tuple[str, float]]  # share of samples with any frame in that package
+    inclusive: list[tuple[str, float]]  # share of samples with a frame in that package below the event loop
     error: str | None = None
 
     @property
@@ -296,6 +296,7 @@ async def replica_throughput(
 # ---------- the profile ----------
 
 PROFILE_RATE = 200
+_LOOP_CALLBACK = "Handle._run ("
 _TOP = 12
 
 
@@ -374,7 +375,10 @@ def summarize_profile(raw: str, tool: str, replicas: int, seconds: float) -> Pro
         leaf = frames[-1]
         leaf_packages[frame_package(leaf)] += count
         leaf_functions[short_frame(leaf)] += count
-        for package in {frame_package(frame) for frame in frames}:
+        # Below the event loop's callback runner: the process's start-up frames (our CLI, uvicorn's run) are in
+        # every stack and would say nothing.
+        below = next((k + 1 for k, frame in enumerate(frames) if frame.startswith(_LOOP_CALLBACK)), len(frames))
+        for package in {frame_package(frame) for frame in frames[below:]}:
             inclusive[package] += count
     if total == 0:
         raise BenchError("py-spy recorded no samples")

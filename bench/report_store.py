@@ -221,7 +221,7 @@ def _profile_lines(profile: Profile) -> list[str]:
         f"{100 * profile.gil_busy:.0f}% of the time ({profile.samples} samples).",
         "",
         *table(
-            ["innermost frame in", "share of samples", "any frame in", "share of samples"],
+            ["innermost frame in", "share of samples", "any frame below the event loop in", "share of samples"],
             [
                 [f"`{leaf}`", f"{100 * share:.1f}%", f"`{inc}`", f"{100 * inc_share:.1f}%"]
                 for (leaf, share), (inc, inc_share) in zip(profile.by_package, profile.inclusive, strict=False)
