@@ -23,19 +23,20 @@ from pathlib import Path
 
 import anyio
 
-from bench import baseline_server
+from bench import baseline_server, postgres_store, sqlite_store
 from bench.backends import store_backends
 from bench.carry import carry
 from bench.coldstart import cold_start, import_profile
-from bench.importing import import_throughput
+from bench.importing import import_throughput, write_csv
 from bench.loadgen import find_wrk
 from bench.memory import memory_growth
 from bench.overhead import OverheadCounts, local_overhead, provider_overhead, summary_line
-from bench.postgres_store import bulk_contacts, copy_floor, count_contacts, storage_mib
+from bench.postgres_store import bulk_contacts, copy_contacts, storage_mib
 from bench.procs import Postgres, ServerSpec, Transport, baseline_spec, contact_mcp_spec, fake_featurebase, postgres
 from bench.replicas import ReplicaCounts, replica_throughput
 from bench.report import Results, as_json, markdown
-from bench.scale import file_mib, store_scale
+from bench.scale import store_scale
+from bench.sqlite_store import file_mib, insert_contacts
 from contact_mcp import build_server, load_settings
 
 SCENARIOS = ("local", "provider", "coldstart", "scale", "memory", "postgres", "replicas", "scale-postgres", "import")
@@ -54,6 +55,7 @@ class Counts:
     replicas: ReplicaCounts
     scale_postgres_sizes: tuple[int, ...]
     import_rows: int
+    import_backends: tuple[str, ...]
 
 
 FULL = Counts(
@@ -85,6 +87,7 @@ FULL = Counts(
     ),
     scale_postgres_sizes=(1_000, 10_000, 100_000),
     import_rows=100_000,
+    import_backends=("SQLite", "PostgreSQL"),
 )
 QUICK = Counts(
     overhead=OverheadCounts(warmup=3, rounds=2, sequential_calls=5, concurrent_calls=40, floor_calls=20, pool=5),
@@ -109,6 +112,7 @@ QUICK = Counts(
     ),
     scale_postgres_sizes=(40, 200),
     import_rows=300,
+    import_backends=("SQLite", "PostgreSQL"),
 )
 
 
@@ -238,11 +242,16 @@ async def _scale_postgres(counts: Counts, space: Workspace, results: Results) ->
 
 async def _import(counts: Counts, space: Workspace, results: Results) -> None:
     log("9. import throughput")
-    pg = space.postgres()
-    results.store.postgres_version = pg.version
-    results.store.importing = await import_throughput(
-        pg.database(), pg.database(), counts.import_rows, space.path, log, copy_floor, count_contacts
-    )
+    csv_path = write_csv(space.path / f"import-{counts.import_rows}.csv", counts.import_rows)
+    for backend in counts.import_backends:
+        if backend == "PostgreSQL":
+            pg = space.postgres()
+            results.store.postgres_version = pg.version
+            dbs, write, count = (pg.database(), pg.database()), ("COPY", copy_contacts), postgres_store.count_contacts
+        else:
+            dbs = (str(space.path / "import.db"), str(space.path / "import-floor.db"))
+            write, count = ("executemany", insert_contacts), sqlite_store.count_contacts
+        results.store.importing.append(await import_throughput(backend, *dbs, csv_path, log, write, count))
 
 
 SCENARIO_RUNNERS: dict[str, Callable[[Counts, Workspace, Results], Awaitable[None]]] = {

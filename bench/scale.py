@@ -17,9 +17,9 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from bench.importing import ContactRow
 from bench.stats import Summary, ratio, summarize
 from contact_mcp.models import FindContactsInput, UpsertContactInput
 from contact_mcp.store import LocalStore
@@ -63,8 +63,6 @@ class ScaleResult:
         }
 
 
-ContactRow = tuple[str, str, str, str]
-"""(email, phone, name, user_id), normalised."""
 BulkWriter = Callable[[str, list[ContactRow]], Awaitable[list[str]]]
 """Writes the rows into the empty store at a location; their ids in order."""
 
@@ -153,11 +151,6 @@ async def store_scale(
         for store in stores.values():
             await store.aclose()
     return ScaleResult(backend, sizes, rows, populate_s, storage_mib(locations[sizes[-1]]))
-
-
-def file_mib(location: str) -> float:
-    """A SQLite store's size on disk (its file; the WAL is checkpointed when the store closes)."""
-    return Path(location).stat().st_size / 2**20
 
 
 async def _check_found(store: LocalStore, ids: list[str]) -> None:

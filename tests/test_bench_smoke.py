@@ -106,11 +106,17 @@ def test_quick_run_of_the_store_scenarios_on_postgresql(tmp_path: Path) -> None:
     assert [(p["replicas"], p["error"]) for p in raw["replicas"]["profiles"]] == [(1, None), (3, None)]
     assert all(p["samples"] > 0 and p["by_package"] for p in raw["replicas"]["profiles"])
     assert len(raw["scale_postgres"]["rows"]) == 2 * 5
-    assert raw["import"]["stored"] == raw["import"]["rows"] > 0
+    assert [(row["backend"], row["writer"]) for row in raw["import"]] == [
+        ("SQLite", "executemany"),
+        ("PostgreSQL", "COPY"),
+    ]
+    assert all(row["stored"] == row["rows"] > 0 for row in raw["import"])
     assert [target["target"].split(" ")[0] for target in raw["targets"]] == [
         "PostgreSQL",
         "3",
         "PostgreSQL",
+        "`import`",
+        "`import`",
         "`import`",
         "`import`",
     ]
