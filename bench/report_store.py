@@ -14,6 +14,7 @@ from bench.overhead import Comparison
 from bench.replicas import Profile, ReplicaComparison, ReplicaResult
 from bench.scale import OPERATIONS, ScaleResult
 from bench.tables import Verdict, mark, round_spread, table
+from contact_mcp.settings import Settings
 
 POSTGRES_P50 = 1.5
 REPLICA_SPEEDUP = 1.3
@@ -266,7 +267,8 @@ def section_replicas(results: StoreResults) -> list[str]:
     lines = [
         f"## 7. Replicas: calls/s with {counts.connections} concurrent clients",
         "",
-        f"{n} `contact-mcp serve --transport http --stateless` processes on one {replicas.database} store. `wrk` "
+        f"{n} `contact-mcp serve --transport http --stateless` processes on one {replicas.database} store, each "
+        f"with the default pool of up to {Settings.model_fields['db_pool_size'].default} connections. `wrk` "
         f"keeps {counts.connections} keep-alive connections busy from {counts.threads} threads "
         "(`bench/wrk_tools_call.lua`: JSON-RPC `tools/call` posted without `initialize`, as a 2025-11-25 client, "
         "which the SDK's stateless mode answers with one SSE event, or as a 2026-07-28 client, sessionless by "

@@ -82,7 +82,7 @@ FULL = Counts(
         bodies=4096,
         warmup_s=3,
         round_s=5,
-        rounds=6,
+        rounds=4,
         profile_s=5,
     ),
     scale_postgres_sizes=(1_000, 10_000, 100_000),
