@@ -116,6 +116,19 @@ class ReplicaComparison:
         }
 
     @staticmethod
+    def replica_cores(runs: list[ReplicaRun]) -> float:
+        """Cores the replicas kept busy together (1.0: one core's worth)."""
+        return sum(r.cpu.replicas_s for r in runs) / sum(r.cpu.wall_s for r in runs)
+
+    @property
+    def ceiling(self) -> float:
+        """The most any number of replicas could reach over one on this machine, at one replica's CPU cost per
+        call: every core busy with replicas, database and load generator, over one replica's calls/s."""
+        cost_ms = sum(self.cpu_ms_per_call(self.one).values())
+        cores = self.one[0].cpu.cores if self.one else 1
+        return ratio(1000 * cores / cost_ms, self.calls_per_s(self.one)) if cost_ms else 0.0
+
+    @staticmethod
     def machine_busy(runs: list[ReplicaRun]) -> float:
         """Share of all cores busy during the runs (0..1)."""
         return sum(r.cpu.machine_busy_s for r in runs) / sum(r.cpu.wall_s * r.cpu.cores for r in runs)
@@ -133,6 +146,9 @@ class ReplicaComparison:
             "round_ratios": self.round_ratios,
             "cpu_ms_per_call_one": self.cpu_ms_per_call(self.one),
             "cpu_ms_per_call_many": self.cpu_ms_per_call(self.many),
+            "replica_cores_one": self.replica_cores(self.one),
+            "replica_cores_many": self.replica_cores(self.many),
+            "ceiling": self.ceiling,
             "machine_busy_one": self.machine_busy(self.one),
             "machine_busy_many": self.machine_busy(self.many),
         }

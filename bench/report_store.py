@@ -208,6 +208,7 @@ def _cpu_cells(c: ReplicaComparison, runs_one: bool) -> list[str]:
         f"{cpu['replicas']:.2f}",
         f"{cpu['database']:.2f}",
         f"{cpu['wrk']:.3f}",
+        f"{c.replica_cores(runs):.2f}",
         f"{100 * c.machine_busy(runs):.0f}%",
     ]
 
@@ -255,6 +256,7 @@ def section_replicas(results: StoreResults) -> list[str]:
                 f"{c.p50_ms(c.many):.1f}",
                 f"{c.ratio:.2f}×",
                 round_spread(c.round_ratios),
+                f"{c.ceiling:.2f}×",
                 f"≥ {REPLICA_SPEEDUP}×: {mark(c.ratio >= REPLICA_SPEEDUP)}",
             ]
         )
@@ -290,6 +292,7 @@ def section_replicas(results: StoreResults) -> list[str]:
                 "p50 ms",
                 "ratio",
                 "per run pair (min–max)",
+                "ceiling on this machine",
                 "target",
             ],
             body,
@@ -298,7 +301,10 @@ def section_replicas(results: StoreResults) -> list[str]:
         "### What bounds it",
         "",
         "CPU time per call, read from each party's processes around every run (`wrk`'s own cost shows the load "
-        "generator is not what is measured), and how busy the machine's cores were:",
+        "generator is not what is measured), how many cores' worth of CPU the replicas used together, and how busy "
+        "the machine's cores were. The *ceiling* in the table above is what more replicas could reach at best on "
+        "this machine at one replica's CPU cost per call: all its cores busy with replicas, PostgreSQL and wrk "
+        "(cores × 1000 / the three ms CPU/call), over one replica's calls/s.",
         "",
         *table(
             [
@@ -308,7 +314,8 @@ def section_replicas(results: StoreResults) -> list[str]:
                 "replicas ms CPU/call",
                 "PostgreSQL ms CPU/call",
                 "wrk ms CPU/call",
-                "cores busy",
+                "replicas' cores",
+                "machine's cores busy",
             ],
             cpu_body,
         ),
