@@ -1,14 +1,16 @@
 """Scenario 7: calls/s with 64 concurrent clients on one and on three stateless replicas sharing one database.
 
 Three `contact-mcp serve --transport http --stateless` processes run on one store (PostgreSQL in the full run) for
-the whole scenario. `wrk` (`bench.loadgen`) keeps 64 keep-alive connections busy, sent either all to the first
-replica or spread over the three (thread i to replica i % 3); the two set-ups alternate run by run (ABBA), so
-machine drift falls on both. Idle replicas cost nothing, so "one replica" is the first of the three alone.
+the whole scenario. For each workload (a tool, called as a 2025-era or a 2026-07-28 client), `wrk`
+(`bench.loadgen`) keeps 64 keep-alive connections busy, sent either all to the first replica or spread over the
+three (thread i to replica i % 3); the two set-ups alternate run by run (ABBA), so machine drift falls on both.
+Idle replicas cost nothing, so "one replica" is the first of the three alone.
 
 Around every run the CPU time of each party is read (the replicas, PostgreSQL's processes, wrk, the whole machine),
-so the report can say what bounds the throughput; then `py-spy` samples one replica under each set-up (`--gil`:
-only the thread holding the GIL, so the samples per second say how busy the interpreter was) to show where its
-time goes.
+so the report can say what bounds the throughput; then `py-spy` samples one replica under each set-up to show
+where its time goes. It samples only the thread holding the GIL (`--gil`), so its share of the wall time is how
+busy the interpreter was; work that releases the GIL (socket I/O, psycopg's C parts, the kernel) is in the CPU
+times but not in the samples.
 """
 
 from __future__ import annotations
