@@ -20,7 +20,7 @@ operator (`ConfigError`, raised at start-up); bugs are for us and are never caug
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, ConfigDict
@@ -97,6 +97,22 @@ class ContactError(Exception):
             status=self.status,
             existing_id=self.existing_id,
         )
+
+    def evolve(self, **changes: Any) -> Self:
+        """A new error of the same kind with some facts added or changed: an error is never edited once built, so a
+        caller that learns more (which argument a 404 was about) builds a new one from the old."""
+        facts: dict[str, Any] = {
+            "field": self.field,
+            "hint": self.hint,
+            "retryable": self.retryable,
+            "retry_after_s": self.retry_after_s,
+            "provider": self.provider,
+            "status": self.status,
+            "existing_id": self.existing_id,
+        }
+        message = changes.pop("message", self.message)
+        facts.update(changes)
+        return type(self)(message, **facts)
 
     def with_provider(self, provider: str) -> ContactError:
         if self.provider is None:
