@@ -20,12 +20,13 @@ import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import httpx2
 import stamina
 
-from contact_mcp.errors import ContactError, ProviderError, ProviderTimeout, ProviderUnavailable
+from contact_mcp.errors import ContactError, InvalidArgument, ProviderError, ProviderTimeout, ProviderUnavailable
+from contact_mcp.models import FindContactsInput
 from contact_mcp.providers.base import Provider
 from contact_mcp.providers.http.errors import (
     RETRY_STATUSES,
@@ -40,6 +41,8 @@ from contact_mcp.settings import Settings
 
 log = logging.getLogger("contact_mcp.http")
 
+FILTERS = ("email", "phone", "username", "user_id", "query")
+"""find_contacts' filters, in the order an error names them."""
 _NEVER_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
 
 
@@ -121,7 +124,39 @@ class HttpProvider(Provider):
             scrubber=Scrubber.from_settings(settings),
         )
 
+    find_filters: ClassVar[tuple[str, ...]] = ()
+    """The find_contacts filters the provider's API can serve (besides limit and cursor)."""
+    filter_required: ClassVar[bool] = False
+    """Whether the provider's find needs one of its filters (it has no list of everything)."""
+
     # ---------- for subclasses ----------
+
+    def check_filters(self, call: FindContactsInput) -> list[str]:
+        """The filters a find gives, after refusing one the API cannot serve: never a scan of a whole list."""
+        given = [name for name in FILTERS if getattr(call, name) is not None]
+        served = ", ".join(self.find_filters)
+        can = (
+            f"{self.display_name} finds contacts by {served} only"
+            if served
+            else (f"{self.display_name} only lists contacts, without filters")
+        )
+        refused = [name for name in given if name not in self.find_filters]
+        if refused:
+            omit = f"; omit {', '.join(refused)}"
+            raise InvalidArgument(
+                f"{self.display_name} cannot filter contacts by {', '.join(refused)}",
+                field=refused[0],
+                hint=f"{can}{omit}",
+                provider=self.name,
+            )
+        if self.filter_required and not given:
+            raise InvalidArgument(
+                f"{self.display_name} cannot list every contact: give a filter",
+                field=self.find_filters[0],
+                hint=can,
+                provider=self.name,
+            )
+        return given
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"}

@@ -136,7 +136,11 @@ def decode_cursor(cursor: str, provider: str, kind: str, *, maximum: int = 10_00
                 return value
             if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= maximum:
                 return value
-    raise InvalidArgument(
+    raise invalid_cursor(provider)
+
+
+def invalid_cursor(provider: str) -> InvalidArgument:
+    return InvalidArgument(
         "cursor is not a cursor this server issued for this provider",
         field="cursor",
         hint=_CURSOR_HINT,
