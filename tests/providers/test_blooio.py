@@ -15,8 +15,9 @@ import pytest
 from contact_mcp import providers
 from contact_mcp.errors import ConfigError, ContactError, ErrorCode
 from contact_mcp.models import AttachedIdentity, AttachIdentityInput, ChannelType, Operation
-from contact_mcp.providers.blooio import MAX_IDENTITY_PAGES, BlooioClient, iso_from_epoch_ms
+from contact_mcp.providers.blooio import MAX_IDENTITY_PAGES, BlooioClient
 from contact_mcp.providers.http import HttpOptions
+from contact_mcp.providers.http.wire import iso_from_epoch_ms
 from contact_mcp.settings import load_settings
 from tests.fakes.blooio import DEFAULT_KEY, BlooioFake, running
 from tests.fakes.harness import Fault, free_port
@@ -551,7 +552,7 @@ def test_registry_maps_blooio_to_this_client() -> None:
     assert (factory.name, factory.display_name, factory.operations) == (
         "blooio",
         "Blooio",
-        frozenset({Operation.ATTACH_IDENTITY}),
+        frozenset({Operation.ATTACH_IDENTITY, Operation.GET_CONTACT, Operation.FIND_CONTACTS}),
     )
 
 

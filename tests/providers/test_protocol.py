@@ -552,10 +552,14 @@ def test_enabling_protocol_without_a_base_url_names_the_variable() -> None:
         select(settings)
 
 
-def test_protocol_serves_only_create_contact(base_url: str) -> None:
+def test_protocol_serves_create_contact_and_the_reads(base_url: str) -> None:
     settings = load_settings(providers="protocol", protocol_api_key=KEY, protocol_base_url=base_url)
 
-    assert {op.value: name for op, name in select(settings).items()} == {"create_contact": "protocol"}
+    assert {op.value: name for op, name in select(settings).items()} == {
+        "create_contact": "protocol",
+        "get_contact": "protocol",
+        "find_contacts": "protocol",
+    }
 
 
 # ---------- the fake itself, as the docs describe Protocol ----------

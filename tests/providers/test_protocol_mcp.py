@@ -57,8 +57,10 @@ def posts(fake: ProtocolFake) -> list[RecordedRequest]:
 # ---------- in-process ----------
 
 
-async def test_only_create_contact_is_listed_and_names_protocol(mcp: Client) -> None:
-    [tool] = (await mcp.list_tools()).tools
+async def test_create_contact_and_the_reads_are_listed_and_name_protocol(mcp: Client) -> None:
+    tool, *reads = (await mcp.list_tools()).tools
+
+    assert [t.name for t in reads] == ["get_contact", "find_contacts"]
 
     assert tool.name == "create_contact"
     assert tool.description is not None

@@ -73,11 +73,11 @@ def _error(result: Any) -> dict[str, Any]:
 # ---------- in-process ----------
 
 
-async def test_only_set_verification_is_listed_and_names_tetherai(mcp: Client) -> None:
+async def test_set_verification_and_the_reads_are_listed_and_name_tetherai(mcp: Client) -> None:
     tools = (await mcp.list_tools()).tools
 
-    assert [tool.name for tool in tools] == ["set_verification"]
-    (tool,) = tools
+    assert [tool.name for tool in tools] == ["set_verification", "get_contact", "find_contacts"]
+    tool = tools[0]
     assert tool.description is not None
     assert tool.description.endswith("Provider: TetherAI.")
     assert tool.annotations is not None
@@ -142,7 +142,7 @@ async def test_unknown_contact_is_a_structured_not_found(mcp: Client, fake: Teth
         "code": "not_found",
         "message": "Contact not found",
         "field": "contact_id",
-        "hint": "No TetherAI contact has this contact_id; check the id (the contact's 24-hex _id)",
+        "hint": "No TetherAI contact has this contact_id; check the id (the contact's 24-hex _id, from find_contacts)",
         "retryable": False,
         "provider": "tetherai",
         "status": 404,
