@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,32 +15,17 @@ from mcp.client.stdio import stdio_client
 from mcp.types import CallToolResult
 
 from contact_mcp import build_server, load_settings
-from tests.fakes.blooio import DEFAULT_KEY, BlooioFake, running
+from tests.fakes.blooio import DEFAULT_KEY, BlooioFake
 from tests.fakes.harness import Fault
 from tests.results import error_of, text
 from tests.stdio_server import server_params
 
 pytestmark = pytest.mark.anyio
 
+PROVIDER = "blooio"
+
 KEY = DEFAULT_KEY
 _TLS = ssl.create_default_context()  # one TLS context for every in-process server: building one costs ~0.15 s
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[BlooioFake, str]]:
-    with running() as pair:
-        yield pair
-
-
-@pytest.fixture
-def fake(served: tuple[BlooioFake, str]) -> BlooioFake:
-    served[0].reset()
-    return served[0]
-
-
-@pytest.fixture
-def base_url(served: tuple[BlooioFake, str]) -> str:
-    return served[1]
 
 
 def blooio_server(base_url: str, db_path: Path) -> Client:

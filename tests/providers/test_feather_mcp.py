@@ -4,7 +4,6 @@ real `python -m contact_mcp serve` over stdio), both against the Feather fake on
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +15,15 @@ from mcp.types import CallToolResult
 
 from contact_mcp import build_server, load_settings
 from tests.fakes.feather import API_KEY, RATE_LIMITED_BODY, UNAUTHORIZED_BODY, FeatherFake, validation_error
-from tests.fakes.harness import Fault, serve
+from tests.fakes.harness import Fault
 from tests.results import error_of, text
 from tests.stdio_server import server_params
 
 pytestmark = pytest.mark.anyio
 
+PROVIDER = "feather"
+
 CONTACTS = "/contacts"
-
-
-@pytest.fixture(scope="module")
-def fake() -> FeatherFake:
-    return FeatherFake()
-
-
-@pytest.fixture(scope="module")
-def base_url(fake: FeatherFake) -> Iterator[str]:
-    with serve(fake.app) as url:
-        yield url
 
 
 @pytest.fixture

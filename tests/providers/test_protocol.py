@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
@@ -29,32 +29,16 @@ from contact_mcp.models import CreateContactInput
 from contact_mcp.providers import build_provider, select
 from contact_mcp.providers.http import HttpOptions
 from contact_mcp.providers.protocol import ProtocolClient
-from tests.fakes.harness import Fault, RecordedRequest, free_port, serve
-from tests.fakes.protocol import ProtocolFake
+from tests.fakes.harness import Fault, RecordedRequest, free_port
+from tests.fakes.protocol import API_KEY, ProtocolFake
 
 pytestmark = pytest.mark.anyio
 
-KEY = "pk_live_Zq8yT3secretvalue"
+PROVIDER = "protocol"
+
+KEY = API_KEY
 CONFLICT_BODY = {"error": {"code": "conflict", "message": "A contact with this username already exists."}}
 SMALL = HttpOptions(connect_timeout_s=2.0, read_timeout_s=0.5, max_response_bytes=64_000)
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[ProtocolFake, str]]:
-    fake = ProtocolFake(KEY)
-    with serve(fake.app) as url:
-        yield fake, url
-
-
-@pytest.fixture
-def fake(served: tuple[ProtocolFake, str]) -> ProtocolFake:
-    served[0].reset()
-    return served[0]
-
-
-@pytest.fixture
-def base_url(served: tuple[ProtocolFake, str]) -> str:
-    return served[1]
 
 
 @pytest.fixture
