@@ -74,6 +74,7 @@ class FeaturebaseClient(HttpProvider):
     operations = frozenset({Operation.UPSERT_CONTACT, Operation.GET_CONTACT, Operation.FIND_CONTACTS})
     find_filters = ("user_id",)
     filter_required = True
+    paginates = False
 
     def __init__(
         self,

@@ -56,6 +56,7 @@ class ProtocolClient(HttpProvider):
     )
     find_filters: ClassVar[tuple[str, ...]] = ("username",)
     filter_required: ClassVar[bool] = True
+    paginates: ClassVar[bool] = False
 
     # ---------- create ----------
 

@@ -36,6 +36,7 @@ from contact_mcp.providers.http.errors import (
     parse_error_body,
     parse_retry_after,
 )
+from contact_mcp.providers.http.wire import invalid_cursor
 from contact_mcp.redact import Scrubber, display_url
 from contact_mcp.settings import Settings
 
@@ -128,6 +129,8 @@ class HttpProvider(Provider):
     """The find_contacts filters the provider's API can serve (besides limit and cursor)."""
     filter_required: ClassVar[bool] = False
     """Whether the provider's find needs one of its filters (it has no list of everything)."""
+    paginates: ClassVar[bool] = True
+    """Whether the provider's find answers page by page (else every match comes in one answer)."""
 
     # ---------- for subclasses ----------
 
@@ -149,6 +152,8 @@ class HttpProvider(Provider):
                 hint=f"{can}{omit}",
                 provider=self.name,
             )
+        if call.cursor is not None and not self.paginates:
+            raise invalid_cursor(self.name)
         if self.filter_required and not given:
             raise InvalidArgument(
                 f"{self.display_name} cannot list every contact: give a filter",
