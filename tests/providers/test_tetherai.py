@@ -11,7 +11,7 @@ import httpx2
 import pytest
 
 from contact_mcp.errors import ContactError, ErrorCode
-from contact_mcp.models import MethodType, SetVerificationInput, VerificationResult
+from contact_mcp.models import FindContactsInput, MethodType, SetVerificationInput, VerificationResult
 from contact_mcp.providers.http import HttpOptions
 from contact_mcp.providers.tetherai import TetherAIClient, contact_values, verify_body
 from tests.fakes.harness import Fault, serve
@@ -679,3 +679,28 @@ async def test_fake_clears_when_verified_at_is_omitted(base_url: str, fake: Teth
 
     assert cleared.json()["message"] == "Phone number verification cleared"
     assert fake.entry(contact_id, "phone", PHONE)["verificationSource"] is None
+
+
+# ---------- reads ----------
+
+
+async def test_get_contact_maps_entries_with_primary_and_verification(
+    client: TetherAIClient, fake: TetherAIFake, contact_id: str
+) -> None:
+    await client.set_verification(verify(contact_id))
+    contact = await client.get_contact(contact_id.upper())
+    assert (contact.id, contact.name) == (contact_id, "Alex Morgan")
+    phones = [(m.value, m.primary, m.verified) for m in contact.methods if m.type == "phone"]
+    assert phones == [(PHONE, True, True), (OTHER_PHONE, False, False)]
+    (email,) = [m for m in contact.methods if m.type == "email"]
+    assert (email.value, email.verified, email.id, email.raw_value) == (EMAIL, False, None, None)
+
+
+async def test_find_lists_pages_by_page_and_size(client: TetherAIClient, fake: TetherAIFake) -> None:
+    ids = [fake.add_contact(first_name=f"C{n}", emails=[f"c{n}@example.com"]) for n in range(3)]
+    first = await client.find_contacts(FindContactsInput(limit=2))
+    assert fake.requests[-1].query == "page=1&size=2"
+    assert [c.email for c in first.contacts] == ["c0@example.com", "c1@example.com"]
+    second = await client.find_contacts(FindContactsInput(limit=2, cursor=first.next_cursor))
+    assert fake.requests[-1].query == "page=2&size=2"
+    assert [c.id for c in first.contacts + second.contacts] == ids and second.next_cursor is None
