@@ -584,6 +584,22 @@ async def test_probe_against_a_wrong_base_url_names_the_variable(fake: TetherAIF
     assert "TETHERAI_BASE_URL" in caught.value.hint
 
 
+async def test_a_base_url_with_credentials_is_shown_masked(fake: TetherAIFake, base_url: str) -> None:
+    """The bare-404 message names the host; the URL's user:password and query string stay out of it."""
+    host = base_url.removeprefix("http://")
+    provider = make_client(f"http://ops:url-password-42@{host}/not-the-root?sig=query-secret-9")
+    try:
+        with pytest.raises(ContactError) as caught:
+            await provider.probe()
+    finally:
+        await provider.aclose()
+    assert (
+        caught.value.message
+        == f"TetherAI has no endpoint at this path (HTTP 404 from http://***@{host}/not-the-root?***)"
+    )
+    assert "url-password-42" not in str(caught.value.info()) and "query-secret-9" not in str(caught.value.info())
+
+
 async def test_bare_404_is_a_base_url_problem_not_an_unknown_contact(
     base_url: str, fake: TetherAIFake, contact_id: str
 ) -> None:
