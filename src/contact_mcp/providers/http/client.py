@@ -134,7 +134,7 @@ class HttpProvider(Provider):
 
     # ---------- for subclasses ----------
 
-    def check_filters(self, call: FindContactsInput) -> list[str]:
+    def check_filters(self, call: FindContactsInput) -> None:
         """The filters a find gives, after refusing one the API cannot serve: never a scan of a whole list."""
         given = [name for name in FILTERS if getattr(call, name) is not None]
         served = ", ".join(self.find_filters)
@@ -161,7 +161,6 @@ class HttpProvider(Provider):
                 hint=can,
                 provider=self.name,
             )
-        return given
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"}
