@@ -17,7 +17,7 @@ from contact_mcp.errors import ConfigError, ContactError, ErrorCode
 from contact_mcp.models import AttachedIdentity, AttachIdentityInput, ChannelType, FindContactsInput, Operation
 from contact_mcp.providers.blooio import MAX_IDENTITY_PAGES, BlooioClient
 from contact_mcp.providers.http import HttpOptions
-from contact_mcp.providers.http.wire import iso_from_epoch_ms
+from contact_mcp.providers.http.wire import encode_cursor, iso_from_epoch_ms
 from contact_mcp.settings import load_settings
 from tests.fakes.blooio import DEFAULT_KEY, BlooioFake
 from tests.fakes.harness import Fault, free_port
@@ -648,3 +648,7 @@ async def test_unfiltered_find_passes_blooios_own_cursor_and_a_search_pages_by_o
     with pytest.raises(ContactError):
         # A search's cursor is an offset: it does not continue an unfiltered list.
         await blooio.find_contacts(FindContactsInput(limit=2, cursor=searched.next_cursor))
+    forged = encode_cursor("blooio", "offset", "not-a-number")
+    with pytest.raises(ContactError) as info:
+        await blooio.find_contacts(FindContactsInput(query="SAM", cursor=forged))
+    assert (info.value.info().code, info.value.field) == (ErrorCode.INVALID_ARGUMENT, "cursor")
