@@ -42,6 +42,7 @@ class StoreResults:
     replicas: ReplicaResult | None = None
     scale: ScaleResult | None = None
     importing: list[ImportResult] = field(default_factory=list[ImportResult])
+    import_failures: dict[str, str] = field(default_factory=dict[str, str])  # backend -> what failed
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +51,7 @@ class StoreResults:
             "replicas": self.replicas.as_dict() if self.replicas else None,
             "scale_postgres": self.scale.as_dict() if self.scale else None,
             "import": [result.as_dict() for result in self.importing],
+            "import_failures": self.import_failures,
         }
 
 
@@ -112,6 +114,15 @@ def store_targets(results: StoreResults, local: list[Comparison]) -> list[Verdic
                 f"{imp.import_s:.1f} s for {imp.rows:,} rows"
                 + ("" if imp.rows == IMPORT_ROWS else f" (≈{per_100k:.1f} s per 100k)"),
                 per_100k < IMPORT_SECONDS,
+            )
+        )
+    for backend, failure in results.import_failures.items():
+        verdicts.append(
+            Verdict(
+                f"`import` of {IMPORT_ROWS:,} CSV rows ≥ {IMPORT_FLOOR}× its floor, in under {IMPORT_SECONDS:.0f} s "
+                f"({backend})",
+                f"not measured: the import failed ({_first_line(failure)})",
+                False,
             )
         )
     rows = off_loop_rows(local)
@@ -356,10 +367,15 @@ def section_scale(results: StoreResults) -> list[str]:
     ]
 
 
+def _first_line(text: str, limit: int = 200) -> str:
+    line = text.strip().splitlines()[-1] if text.strip() else ""
+    return line[:limit]
+
+
 def section_import(results: StoreResults) -> list[str]:
-    if not results.importing:
+    if not results.importing and not results.import_failures:
         return []
-    rows = results.importing[0].rows
+    rows = results.importing[0].rows if results.importing else IMPORT_ROWS
     body: list[list[str]] = []
     for imp in results.importing:
         body += [
@@ -384,6 +400,11 @@ def section_import(results: StoreResults) -> list[str]:
         "run's contacts are counted afterwards.",
         "",
         *table(["store", "", "seconds", "contacts/s", "import / floor", "target"], body),
+        "",
+        *(
+            f"**{backend}: not measured.** `contact-mcp import` failed: `{_first_line(failure)}`"
+            for backend, failure in results.import_failures.items()
+        ),
         "",
     ]
 
