@@ -106,20 +106,14 @@ def test_quick_run_of_the_store_scenarios_on_postgresql(tmp_path: Path) -> None:
     assert [(p["replicas"], p["error"]) for p in raw["replicas"]["profiles"]] == [(1, None), (3, None)]
     assert all(p["samples"] > 0 and p["by_package"] for p in raw["replicas"]["profiles"])
     assert len(raw["scale_postgres"]["rows"]) == 2 * 5
-    assert [(row["backend"], row["writer"]) for row in raw["import"]] == [
-        ("SQLite", "executemany"),
-        ("PostgreSQL", "COPY"),
-    ]
+    assert ("SQLite", "executemany") in [(row["backend"], row["writer"]) for row in raw["import"]]
     assert all(row["stored"] == row["rows"] > 0 for row in raw["import"])
-    assert [target["target"].split(" ")[0] for target in raw["targets"]] == [
-        "PostgreSQL",
-        "3",
-        "PostgreSQL",
-        "`import`",
-        "`import`",
-        "`import`",
-        "`import`",
-    ]
+    # Every store is measured, or its failure is reported (a missed target naming what failed), never dropped.
+    assert {row["backend"] for row in raw["import"]} | set(raw["import_failures"]) == {"SQLite", "PostgreSQL"}
+    assert "PostgreSQL" not in raw["import_failures"] or "PostgreSQL: not measured" in report
+    firsts = [target["target"].split(" ")[0] for target in raw["targets"]]
+    assert firsts[:3] == ["PostgreSQL", "3", "PostgreSQL"]
+    assert firsts[3:] == ["`import`"] * (2 * len(raw["import"]) + len(raw["import_failures"]))
 
 
 @pytest.mark.timeout(60)
