@@ -50,6 +50,9 @@ JSON_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
+_NOTE = "Not measured in this run:"
+
+
 @dataclass
 class Carried:
     commit: str
@@ -96,12 +99,14 @@ def carry(markdown_path: Path, json_path: Path, ran: set[str], scenarios: tuple[
         number = SECTION_NUMBERS[scenario]
         if number in old_sections:
             heading, _, body = old_sections[number].partition("\n")
-            carried.sections[number] = f"{heading}\n\n*Not measured in this run: {carried.label}.*\n{body}"
+            # A section the previous report itself carried keeps the note naming the run that measured it.
+            note = "" if _NOTE in body else f"\n*{_NOTE} {carried.label}.*\n"
+            carried.sections[number] = f"{heading}\n{note}{body}"
         for key in JSON_KEYS[scenario]:
             if old.get(key):
                 carried.raw[key] = old[key]
     carried.targets = [
-        {**t, "measured": f"{t['measured']} ({carried.label})"}
+        {**t, "measured": t["measured"] if "(carried from" in t["measured"] else f"{t['measured']} ({carried.label})"}
         for t in old.get("targets", [])
         if _scenario_of(str(t.get("target", ""))) in missing
     ]
