@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     providers: Annotated[tuple[str, ...], NoDecode] = Field(
         default=("local",), validation_alias=AliasChoices("CONTACT_MCP_PROVIDERS")
     )
-    db: str = Field(default_factory=_default_db, validation_alias=AliasChoices("CONTACT_MCP_DB"))
+    db: str = Field(default_factory=_default_db, validation_alias=AliasChoices("CONTACT_MCP_DB"), repr=False)
     """The store: a SQLite file path, or a `postgresql://` / `postgres://` URL (which may hold a password)."""
     db_pool_size: int = Field(default=10, ge=1, le=1000, validation_alias=AliasChoices("CONTACT_MCP_DB_POOL_SIZE"))
     default_region: str | None = _env("CONTACT_MCP_DEFAULT_REGION")

@@ -38,6 +38,7 @@ import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, Literal, LiteralString, TypeVar
 
+import anyio
 import psycopg
 import psycopg_pool
 import stamina
@@ -605,7 +606,9 @@ class PostgresBackend:
                 retryable=False,
             ) from exc
         finally:
-            await self._pool.putconn(conn)
+            # Shielded: in a cancelled scope every await re-raises, and an unreturned connection is lost to the pool.
+            with anyio.CancelScope(shield=True):
+                await self._pool.putconn(conn)
 
     def _line(self, exc: BaseException | None) -> str:
         return _one_line(str(exc), self._password) if exc is not None else "connection lost"
