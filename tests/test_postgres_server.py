@@ -34,11 +34,9 @@ def test_initdb_on_path_is_found(tmp_path: Path) -> None:
     assert find_bindir(path=str(bindir), debian_root=tmp_path / "none") == bindir
 
 
-def test_no_postgresql_is_a_failure_saying_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("tests.postgres_server.find_bindir", lambda: None)
+def test_no_postgresql_is_a_failure_saying_what_to_install(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError) as caught:
-        PostgresServer.start_new()
+        PostgresServer.start_new(path=str(tmp_path), debian_root=tmp_path)
 
     assert str(caught.value) == INSTALL_HINT
     assert "apt-get install postgresql" in INSTALL_HINT
-    assert find_bindir(path=str(tmp_path), debian_root=tmp_path) is None
