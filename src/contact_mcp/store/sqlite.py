@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
@@ -132,7 +132,8 @@ def _primary_value(contacts: str, kind: str) -> str:
 # update is one SELECT per key and at most one UPDATE inside its transaction.
 _UPSERT_COLUMNS: Final = (
     "seq, id, user_id, username, name, display_name, locale, profile_picture, companies, custom_fields, roles, "
-    f"subscribed_to_changelog, {_primary_value('contacts', 'email')}, {_primary_value('contacts', 'phone')}"
+    f"subscribed_to_changelog, {_primary_value('contacts', 'email')} AS email, "
+    f"{_primary_value('contacts', 'phone')} AS phone"
 )
 _UPSERT_BY_USER_ID: Final = f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE user_id = ?"
 # The oldest contact holding the email as its primary, else the oldest holding it at all.
@@ -158,8 +159,8 @@ _IDENTITIES_OF: Final = (
     "WHERE contact_seq BETWEEN ? AND ? ORDER BY contact_seq, seq"
 )
 _SUMMARY_COLUMNS: Final = (
-    "c.seq, c.id, coalesce(c.name, c.display_name), c.username, c.user_id, "
-    f"{_primary_value('c', 'email')}, {_primary_value('c', 'phone')}"
+    "c.seq, c.id, coalesce(c.name, c.display_name) AS name, c.username, c.user_id, "
+    f"{_primary_value('c', 'email')} AS email, {_primary_value('c', 'phone')} AS phone"
 )
 _FIND_IN_METHODS: Final = "c.seq IN (SELECT contact_seq FROM methods WHERE value = ? AND kind = ?)"
 _DELETE_METHODS: Final = "DELETE FROM methods WHERE contact_seq = ?"
@@ -323,31 +324,14 @@ def _add_method(
     return uid
 
 
-def _stored(row: Sequence[object]) -> rules.StoredContact:
-    (seq, id_, user_id, username, name, display_name, locale, picture, companies, custom, roles, subscribed,
-     email, phone) = row  # fmt: skip
-    assert isinstance(seq, int)
-    assert isinstance(companies, str) and isinstance(custom, str) and isinstance(roles, str)
-    return rules.StoredContact(
-        key=seq,
-        id=str(id_),
-        user_id=_text(user_id),
-        username=_text(username),
-        name=_text(name),
-        display_name=_text(display_name),
-        locale=_text(locale),
-        profile_picture=_text(picture),
-        companies=companies,
-        custom_fields=custom,
-        roles=roles,
-        subscribed_to_changelog=None if subscribed is None else bool(subscribed),
-        email=_text(email),
-        phone=_text(phone),
-    )
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
+def _stored(cursor: sqlite3.Cursor) -> rules.StoredContact | None:
+    """The upsert candidate a `_UPSERT_COLUMNS` query found, if any."""
+    for row in _named(cursor):
+        subscribed = row.pop("subscribed_to_changelog")
+        return rules.StoredContact(
+            key=row.pop("seq"), subscribed_to_changelog=None if subscribed is None else bool(subscribed), **row
+        )
+    return None
 
 
 def find_query(call: FindContactsInput, after: int) -> tuple[str, list[object]]:
@@ -585,13 +569,8 @@ class SqliteBackend:
 
     async def upsert_contact(self, call: UpsertContactInput) -> UpsertResult:
         def work(db: sqlite3.Connection) -> UpsertResult:
-            by_user_id = by_email = None
-            if call.user_id is not None:
-                row = db.execute(_UPSERT_BY_USER_ID, (call.user_id,)).fetchone()
-                by_user_id = _stored(row) if row is not None else None
-            if call.email is not None:
-                row = db.execute(_UPSERT_BY_EMAIL, (call.email,)).fetchone()
-                by_email = _stored(row) if row is not None else None
+            by_user_id = _stored(db.execute(_UPSERT_BY_USER_ID, (call.user_id,))) if call.user_id is not None else None
+            by_email = _stored(db.execute(_UPSERT_BY_EMAIL, (call.email,))) if call.email is not None else None
             holds = (
                 by_user_id is not None
                 and by_email is not None
@@ -669,26 +648,15 @@ class SqliteBackend:
         after = rules.decode_cursor(call.cursor) if call.cursor is not None else 0
         sql, params = find_query(call, after)
 
-        def work(db: sqlite3.Connection) -> list[Sequence[object]]:
-            return db.execute(sql, params).fetchall()  # one statement: its own read transaction
+        def work(db: sqlite3.Connection) -> list[dict[str, Any]]:
+            return _named(db.execute(sql, params))  # one statement: its own read transaction
 
         rows = await self._run(work, begin=None)
         page = rows[: call.limit]
-        last = page[-1][0] if page else None
         return ContactPage(
             provider=rules.PROVIDER,
-            contacts=[
-                ContactSummary(
-                    id=str(r[1]),
-                    name=_text(r[2]),
-                    username=_text(r[3]),
-                    user_id=_text(r[4]),
-                    email=_text(r[5]),
-                    phone=_text(r[6]),
-                )
-                for r in page
-            ],
-            next_cursor=rules.encode_cursor(last) if len(rows) > call.limit and isinstance(last, int) else None,
+            contacts=[ContactSummary.model_validate(row) for row in page],
+            next_cursor=rules.encode_cursor(page[-1]["seq"]) if len(rows) > call.limit else None,
         )
 
     # ---------- export and restore ----------
