@@ -53,13 +53,11 @@ from contact_mcp.models import (
     AttachedIdentity,
     AttachIdentityInput,
     Contact,
-    ContactMethod,
     ContactPage,
     ContactSummary,
     CreateContactInput,
     CreatedContact,
     FindContactsInput,
-    Identity,
     Outcome,
     SetVerificationInput,
     UpsertContactInput,
@@ -69,7 +67,15 @@ from contact_mcp.models import (
 from contact_mcp.settings import Settings, shown_db
 from contact_mcp.store import rules
 from contact_mcp.store.migrations.postgres import migrate
-from contact_mcp.store.records import ContactRecord, IdentityRecord, MethodRecord, RecordPage, check_record
+from contact_mcp.store.records import (
+    ContactRecord,
+    RecordPage,
+    StoredFields,
+    check_record,
+    contact_from,
+    record_from,
+    stored_fields,
+)
 
 log = logging.getLogger("contact_mcp.store.postgres")
 
@@ -170,15 +176,22 @@ _UPSERT_CANDIDATES: Final[LiteralString] = (
     "AND kind = 'email' AND value = %(email)s) FROM contacts WHERE user_id = %(user_id)s "
     f"UNION ALL SELECT 'email', {_UPSERT_COLUMNS}, false FROM contacts WHERE seq = {_BY_EMAIL}"
 )
-# A whole contact in one statement (one snapshot): its columns, its methods and identities as JSON arrays.
+# A whole contact in one statement (one snapshot): its columns, its methods and identities as JSON arrays of
+# objects keyed like the record's fields.
+_WHOLE_COLUMNS: Final = (
+    "seq", "id", "user_id", "username", "name", "display_name", "locale", "profile_picture", "companies",
+    "custom_fields", "roles", "subscribed_to_changelog", "created_at", "updated_at",
+)  # fmt: skip
 _WHOLE_CONTACT: Final = (
     "SELECT c.seq, c.id, c.user_id, c.username, c.name, c.display_name, c.locale, c.profile_picture, c.companies, "
     "c.custom_fields, c.roles, c.subscribed_to_changelog, c.created_at, c.updated_at, "
-    "(SELECT coalesce(json_agg(json_build_array(m.id, m.channel, m.type, m.raw_value, m.value, m.is_primary, "
-    "m.verified_at, m.verification_source, m.verification_method, m.created_at) ORDER BY m.seq), '[]') "
-    "FROM methods m WHERE m.contact_seq = c.seq), "
-    "(SELECT coalesce(json_agg(json_build_array(i.id, i.channel_type, i.identifier, i.channel_id, i.created_at) "
-    "ORDER BY i.seq), '[]') FROM identities i WHERE i.contact_seq = c.seq) "
+    "(SELECT coalesce(json_agg(json_build_object('id', m.id, 'channel', m.channel, 'type', m.type, "
+    "'raw_value', m.raw_value, 'value', m.value, 'primary', m.is_primary, 'verified_at', m.verified_at, "
+    "'verification_source', m.verification_source, 'verification_method', m.verification_method, "
+    "'created_at', m.created_at) ORDER BY m.seq), '[]') FROM methods m WHERE m.contact_seq = c.seq), "
+    "(SELECT coalesce(json_agg(json_build_object('id', i.id, 'channel_type', i.channel_type, "
+    "'identifier', i.identifier, 'channel_id', i.channel_id, 'created_at', i.created_at) ORDER BY i.seq), '[]') "
+    "FROM identities i WHERE i.contact_seq = c.seq) "
     "FROM contacts c"
 )
 _CONTACT_BY_ID: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.id = %s"
@@ -310,87 +323,10 @@ def _stored(row: Sequence[Any]) -> rules.StoredContact:
     )
 
 
-def _record(row: Row) -> ContactRecord:
-    (_, id_, user_id, username, name, display_name, locale, picture, companies, custom, roles, subscribed,
-     created_at, updated_at, methods, identities) = row  # fmt: skip
-    return ContactRecord(
-        id=id_,
-        user_id=user_id,
-        username=username,
-        name=name,
-        display_name=display_name,
-        locale=locale,
-        profile_picture=picture,
-        companies=rules.parse_companies(companies),
-        custom_fields=rules.parse_custom_fields(custom),
-        roles=rules.parse_roles(roles),
-        subscribed_to_changelog=subscribed,
-        created_at=created_at,
-        updated_at=updated_at,
-        methods=[
-            MethodRecord(
-                id=m[0],
-                channel=m[1],
-                type=m[2],
-                raw_value=m[3],
-                value=m[4],
-                primary=m[5],
-                verified_at=m[6],
-                verification_source=m[7],
-                verification_method=m[8],
-                created_at=m[9],
-            )
-            for m in methods
-        ],
-        identities=[
-            IdentityRecord(id=i[0], channel_type=i[1], identifier=i[2], channel_id=i[3], created_at=i[4])
-            for i in identities
-        ],
-    )
-
-
-def _contact(record: ContactRecord) -> Contact:
-    return Contact(
-        provider=rules.PROVIDER,
-        id=record.id,
-        user_id=record.user_id,
-        username=record.username,
-        name=record.name,
-        display_name=record.display_name,
-        locale=record.locale,
-        profile_picture=record.profile_picture,
-        companies=record.companies,
-        custom_fields=record.custom_fields,
-        roles=record.roles,
-        subscribed_to_changelog=record.subscribed_to_changelog,
-        created_at=record.created_at,
-        updated_at=record.updated_at,
-        methods=[
-            ContactMethod(
-                id=m.id,
-                channel=m.channel,
-                type=m.type,
-                raw_value=m.raw_value,
-                value=m.value,
-                primary=m.primary,
-                verified=m.verified_at is not None,
-                verified_at=m.verified_at,
-                verification_source=m.verification_source,
-                verification_method=m.verification_method,
-            )
-            for m in record.methods
-        ],
-        identities=[
-            Identity(
-                id=i.id,
-                channel_type=i.channel_type,
-                identifier=i.identifier,
-                channel_id=i.channel_id,
-                created_at=i.created_at,
-            )
-            for i in record.identities
-        ],
-    )
+def _fields(row: Row) -> StoredFields:
+    """A `_WHOLE_CONTACT` row as the record's fields."""
+    *columns, methods, identities = row
+    return stored_fields(dict(zip(_WHOLE_COLUMNS, columns, strict=True)), methods, identities)
 
 
 def find_query(call: FindContactsInput, after: int) -> tuple[LiteralString, list[object]]:
@@ -775,7 +711,7 @@ class PostgresBackend:
         row = await self._run(work, write=False)
         if row is None:
             raise rules.contact_not_found(contact_id)
-        return _contact(_record(row))
+        return contact_from(_fields(row))
 
     async def find_contacts(self, call: FindContactsInput) -> ContactPage:
         after = rules.decode_cursor(call.cursor) if call.cursor is not None else 0
@@ -813,7 +749,7 @@ class PostgresBackend:
         rows = await self._run(work, write=False)
         page = rows[:limit]
         return RecordPage(
-            records=[_record(row) for row in page],
+            records=[record_from(_fields(row)) for row in page],
             after=rules.encode_cursor(int(page[-1][0])) if len(rows) > limit else None,
         )
 
@@ -843,7 +779,7 @@ async def _restore(conn: Conn, record: ContactRecord) -> Outcome:
     seq: int | None = int(row[0]) if row is not None else None
     if seq is not None:
         current = await _fetchone(conn, _CONTACT_BY_SEQ, (seq,))
-        if current is not None and _record(current) == record:
+        if current is not None and record_from(_fields(current)) == record:
             return "unchanged"
     if record.user_id is not None:
         owner = await _fetchone(conn, _ID_BY_USER_ID, (record.user_id,))
