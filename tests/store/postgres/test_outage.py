@@ -5,21 +5,14 @@ reconnects in the background). On the PostgreSQL the suite started, which this t
 from __future__ import annotations
 
 import anyio
-import psycopg
 import pytest
 from mcp import Client
 
 from tests.postgres_server import PostgresServer
 from tests.stdio_server import server_params
+from tests.store.postgres.calls import counts
 
 pytestmark = pytest.mark.anyio
-
-
-def counts(url: str) -> tuple[int, int]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("SELECT (SELECT count(*) FROM contacts), (SELECT count(*) FROM methods)").fetchone()
-    assert row is not None
-    return row[0], row[1]
 
 
 async def test_the_server_rides_out_a_database_outage(
@@ -55,4 +48,4 @@ async def test_the_server_rides_out_a_database_outage(
 
     assert after.structured_content is not None and not after.is_error, after.content
     assert after.structured_content["outcome"] == "created"
-    assert counts(started_postgres_url) == (2, 2)
+    assert counts(started_postgres_url) == {"contacts": 2, "methods": 2, "identities": 0}

@@ -5,15 +5,14 @@ concurrent calls on the same keys leave exactly one winner."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
-import anyio
 import psycopg
 import pytest
 from mcp import Client
 from psycopg import sql
 
 from contact_mcp import build_server, load_settings
+from tests.store.postgres.calls import gather, scalar
 
 pytestmark = pytest.mark.anyio
 
@@ -40,12 +39,6 @@ async def client(postgres_url: str) -> AsyncIterator[Client]:
 def inject(url: str, *, code: str, times: int) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(sql.SQL(_INJECT).format(times=sql.Literal(times), code=sql.Literal(code)))
-
-
-def scalar(url: str, query: Any) -> object:
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(query).fetchone()
-    return row[0] if row else None
 
 
 @pytest.mark.parametrize("code", ["serialization_failure", "deadlock_detected", "unique_violation"])
@@ -78,21 +71,6 @@ async def test_a_race_lost_every_time_is_a_retryable_provider_unavailable(client
     assert scalar(postgres_url, "SELECT count(*) FROM contacts") == 0
 
 
-async def gather(client: Client, calls: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Every call at once; each result's structured content (an error's is {"error": ...})."""
-    results: list[dict[str, Any]] = [{} for _ in calls]
-
-    async def run(index: int, tool: str, arguments: dict[str, Any]) -> None:
-        result = await client.call_tool(tool, arguments)
-        assert result.structured_content is not None
-        results[index] = result.structured_content
-
-    async with anyio.create_task_group() as group:
-        for index, (tool, arguments) in enumerate(calls):
-            group.start_soon(run, index, tool, arguments)
-    return results
-
-
 async def test_concurrent_creates_of_one_username_make_one_contact(client: Client, postgres_url: str) -> None:
     names = ["ann", "bob", "cy", "dee"]
     calls = [
@@ -102,7 +80,7 @@ async def test_concurrent_creates_of_one_username_make_one_contact(client: Clien
         )
         for k in range(32)
     ]
-    results = await gather(client, calls)
+    results = await gather([(client, tool, args) for tool, args in calls])
 
     created = [r for r in results if "error" not in r]
     conflicts = [r["error"] for r in results if "error" in r]
@@ -116,9 +94,9 @@ async def test_concurrent_creates_of_one_username_make_one_contact(client: Clien
 async def test_concurrent_attaches_of_one_identity_to_many_contacts_attach_it_once(
     client: Client, postgres_url: str
 ) -> None:
-    contacts = await gather(client, [("upsert_contact", {"email": f"p{k}@example.com"}) for k in range(8)])
-    attach = [("attach_identity", {"contact_id": c["id"], "identifier": "+14155550100"}) for c in contacts * 3]
-    results = await gather(client, attach)
+    contacts = await gather([(client, "upsert_contact", {"email": f"p{k}@example.com"}) for k in range(8)])
+    attach = [(client, "attach_identity", {"contact_id": c["id"], "identifier": "+14155550100"}) for c in contacts * 3]
+    results = await gather(attach)
 
     winners = {r["contact_id"] for r in results if "error" not in r}
     assert len(winners) == 1

@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, AsyncExitStack, ExitStack, asynccontextmanager
 from typing import Any
 
-import anyio
 import httpx2
 import psycopg
 import pytest
@@ -20,6 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.http_server import http_server
 from tests.postgres_server import PostgresServer, create_schema, drop_schema
+from tests.store.postgres.calls import counts, gather
 
 pytestmark = pytest.mark.anyio
 
@@ -29,15 +29,6 @@ EMAILS = [f"user{i}@example.com" for i in range(8)]
 USER_IDS = [f"u-{i}" for i in range(8)]
 PHONES = [f"+1415555010{i}" for i in range(8)]
 USERNAMES = ["ann", "bob", "cy", "dee"]
-
-
-def counts(url: str) -> dict[str, int]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT (SELECT count(*) FROM contacts), (SELECT count(*) FROM methods), (SELECT count(*) FROM identities)"
-        ).fetchone()
-    assert row is not None
-    return dict(zip(("contacts", "methods", "identities"), row, strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -80,21 +71,6 @@ async def http_clients(bases: list[str]) -> AsyncIterator[list[Client]]:
             transport = streamable_http_client(f"{bases[c % len(bases)]}/mcp", http_client=http)
             clients.append(await stack.enter_async_context(Client(transport)))
         yield clients
-
-
-async def gather(calls: list[tuple[Client, str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Every call at once; each result's structured content (an error's is {"error": ...})."""
-    results: list[dict[str, Any]] = [{} for _ in calls]
-
-    async def run(index: int, client: Client, tool: str, arguments: dict[str, Any]) -> None:
-        result = await client.call_tool(tool, arguments)
-        assert result.structured_content is not None, result.content
-        results[index] = result.structured_content
-
-    async with anyio.create_task_group() as group:
-        for index, (client, tool, arguments) in enumerate(calls):
-            group.start_soon(run, index, client, tool, arguments)
-    return results
 
 
 def writer_call(k: int) -> tuple[str, dict[str, Any]]:

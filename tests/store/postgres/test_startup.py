@@ -4,7 +4,6 @@ refused, and every unusable CONTACT_MCP_DB a one-line `ConfigError` naming the v
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import psycopg
 import pytest
@@ -14,17 +13,12 @@ from contact_mcp import ConfigError, build_server, load_settings
 from contact_mcp.store import postgres
 from contact_mcp.store.migrations.postgres import SCHEMA_VERSION
 from tests.fakes.harness import free_port
+from tests.store.postgres.calls import scalar
 from tests.test_cli import exit_code, run_cli
 
 pytestmark = pytest.mark.anyio
 
 PASSWORD = "s3cret-Pw-9f2c"
-
-
-def scalar(url: str, query: Any) -> object:
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(query).fetchone()
-    return row[0] if row else None
 
 
 def with_password(url: str) -> str:
