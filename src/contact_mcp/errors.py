@@ -59,7 +59,9 @@ class ConfigError(Exception):
     """A start-up problem for the operator: bad or missing environment, unusable paths."""
 
 
-_FACTS = frozenset({"message", "field", "hint", "retryable", "retry_after_s", "provider", "status", "existing_id"})
+_FACTS = frozenset(
+    {"message", "field", "hint", "retryable", "retry_after_s", "provider", "status", "existing_id", "candidates"}
+)
 
 
 class ContactError(Exception):
@@ -123,6 +125,7 @@ class ContactError(Exception):
             "provider": self.provider,
             "status": self.status,
             "existing_id": self.existing_id,
+            "candidates": self.candidates,
         }
         message = changes.pop("message", self.message)
         facts.update(changes)
