@@ -6,7 +6,6 @@ import pytest
 
 from contact_mcp import ConfigError, build_server, load_settings
 from contact_mcp.providers import select
-from contact_mcp.settings import shown_db
 
 
 def test_defaults_need_no_configuration() -> None:
@@ -69,21 +68,3 @@ def test_two_providers_for_one_tool_is_a_start_up_error_naming_both() -> None:
     assert "local" in str(info.value)
     assert "featurebase" in str(info.value)
     assert "upsert_contact" in str(info.value)
-
-
-@pytest.mark.parametrize(
-    ("db", "shown"),
-    [
-        ("postgresql://ann:s3cret@db:5432/contacts", "postgresql://ann:****@db:5432/contacts"),
-        ("postgres://ann:p%40ss@db/contacts?sslmode=require", "postgres://ann:****@db/contacts?sslmode=require"),
-        (
-            "postgresql://ann@db/contacts?password=s3cret&sslmode=require",
-            "postgresql://ann@db/contacts?password=****&sslmode=require",
-        ),
-        ("postgresql://db/contacts", "postgresql://db/contacts"),
-        ("/var/lib/contacts.db", "/var/lib/contacts.db"),
-    ],
-)
-def test_a_database_url_is_shown_without_its_password(db: str, shown: str) -> None:
-    assert shown_db(db) == shown
-    assert "s3cret" not in repr(load_settings(db=db))

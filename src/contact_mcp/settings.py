@@ -7,10 +7,8 @@ is a `ConfigError` naming the variable, never echoing what it held.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -152,26 +150,6 @@ class Settings(BaseSettings):
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"{upper}_BASE_URL must start with http:// or https://")
         return url, secret
-
-
-_PASSWORD_PARAM = re.compile(r"(?i)([?&]password=)[^&#]*")
-
-
-def shown_db(db: str) -> str:
-    """CONTACT_MCP_DB as it may be printed (doctor, errors, logs): a URL's password, in its userinfo or a
-    `password=` parameter, becomes `****`; a path is shown as it is."""
-    try:
-        parts = urlsplit(db)
-    except ValueError:
-        return "(a URL that cannot be parsed)"
-    if not parts.scheme or parts.scheme.lower() not in ("postgresql", "postgres"):
-        return db
-    netloc = parts.netloc
-    userinfo, at, host = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        netloc = f"{userinfo.split(':', 1)[0]}:****@{host}"
-    query = _PASSWORD_PARAM.sub(r"\1****", "?" + parts.query)[1:] if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def env_name(field: str) -> str:

@@ -44,6 +44,7 @@ from contact_mcp.models import (
     UpsertResult,
     VerificationResult,
 )
+from contact_mcp.normalize import normalize_uuid
 from contact_mcp.providers.base import Provider
 from contact_mcp.settings import Settings, load_settings
 from contact_mcp.store.backend import Backend, BackendModule
@@ -116,6 +117,9 @@ class LocalStore(Provider):
     async def probe(self) -> str:
         return await self.backend.probe()
 
+    async def ready(self) -> None:
+        await self.backend.ready()
+
     async def attach_contact(self, call: AttachContactInput) -> AttachedContact:
         return await self.backend.attach_contact(call)
 
@@ -132,7 +136,9 @@ class LocalStore(Provider):
         return await self.backend.create_contact(call)
 
     async def get_contact(self, contact_id: str) -> Contact:
-        return await self.backend.get_contact(contact_id)
+        # The store's ids are UUIDs: anything else is a malformed argument (other providers' ids differ, so the
+        # tool leaves this check to whoever serves it).
+        return await self.backend.get_contact(normalize_uuid(contact_id, field="contact_id"))
 
     async def find_contacts(self, call: FindContactsInput) -> ContactPage:
         return await self.backend.find_contacts(call)

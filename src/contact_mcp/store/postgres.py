@@ -44,7 +44,6 @@ import psycopg_pool
 import stamina
 from psycopg import errors as pg_errors
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
 from contact_mcp.errors import ConfigError, ProviderUnavailable
 from contact_mcp.models import (
@@ -64,7 +63,8 @@ from contact_mcp.models import (
     UpsertResult,
     VerificationResult,
 )
-from contact_mcp.settings import Settings, shown_db
+from contact_mcp.redact import database_password, display_url
+from contact_mcp.settings import Settings
 from contact_mcp.store import rules
 from contact_mcp.store.migrations.postgres import migrate
 from contact_mcp.store.records import (
@@ -222,14 +222,6 @@ def _one_line(text: str, password: str | None) -> str:
     return line.replace(password, "****") if password else line
 
 
-def _password(url: str) -> str | None:
-    try:
-        password = conninfo_to_dict(url).get("password")
-    except psycopg.Error:
-        return None
-    return str(password) if password else None
-
-
 _OPERATOR_ERRORS: Final = (pg_errors.ReadOnlySqlTransaction, pg_errors.InsufficientPrivilege)
 _RACES: Final = (pg_errors.UniqueViolation, pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 
@@ -266,8 +258,8 @@ def _prove_writable(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
 
 def preflight(settings: Settings) -> None:
     """Connect, migrate, prove writable (unless CONTACT_MCP_READ_ONLY); a `ConfigError` for anything unusable."""
-    where = shown_db(settings.db)
-    password = _password(settings.db)
+    where = display_url(settings.db)
+    password = database_password(settings.db)
     try:
         with psycopg.connect(
             settings.db, autocommit=True, prepare_threshold=None, connect_timeout=_connect_timeout(settings)
@@ -442,8 +434,8 @@ class PostgresBackend:
     """Contacts in a PostgreSQL database; see the module docstring for locks, retries and failures."""
 
     def __init__(self, settings: Settings) -> None:
-        self._where = shown_db(settings.db)
-        self._password = _password(settings.db)
+        self._where = display_url(settings.db)
+        self._password = database_password(settings.db)
         self._pool_size = settings.db_pool_size
         self._pool = psycopg_pool.AsyncConnectionPool(
             settings.db,

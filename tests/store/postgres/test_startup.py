@@ -59,7 +59,7 @@ def test_a_database_newer_than_the_code_is_a_start_up_error(postgres_url: str) -
         build_server(settings)
 
     message = str(caught.value)
-    assert message.startswith("CONTACT_MCP_DB=postgresql://postgres:****@127.0.0.1")
+    assert message.startswith("CONTACT_MCP_DB=postgresql://***@127.0.0.1")
     assert f"schema version {SCHEMA_VERSION + 1}, newer than this contact-mcp understands" in message
     assert PASSWORD not in message
 
@@ -72,7 +72,7 @@ def test_an_unreachable_database_is_one_line_naming_the_variable_without_the_pas
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("contact-mcp: CONTACT_MCP_DB=postgresql://postgres:****@127.0.0.1:")
+    assert lines[0].startswith("contact-mcp: CONTACT_MCP_DB=postgresql://***@127.0.0.1:")
     assert "cannot connect to PostgreSQL" in lines[0]
     assert PASSWORD not in done.stderr
 
@@ -119,7 +119,7 @@ def test_doctor_masks_the_password_and_probes_the_database(
     out, err = capsys.readouterr()
 
     assert PASSWORD not in out + err
-    assert "postgresql://postgres:****@127.0.0.1" in out
+    assert "postgresql://***@127.0.0.1" in out
     probe = next(line for line in out.splitlines() if line.strip().startswith("local"))
     assert "ok" in probe
     assert "PostgreSQL" in probe
