@@ -89,7 +89,9 @@ class ContactError(Exception):
         self.existing_id = existing_id
         self.candidates = candidates
 
-    def info(self) -> ErrorInfo:
+    def info(self, *, provider: str | None = None) -> ErrorInfo:
+        """The payload an agent receives. `provider` is the one the call was routed to, named when the error does
+        not name its own (an argument the tool refused before any provider was asked)."""
         return ErrorInfo(
             code=self.code,
             message=self.message,
@@ -97,16 +99,11 @@ class ContactError(Exception):
             hint=self.hint,
             retryable=self.retryable,
             retry_after_s=self.retry_after_s,
-            provider=self.provider,
+            provider=self.provider or provider,
             status=self.status,
             existing_id=self.existing_id,
             candidates=self.candidates,
         )
-
-    def with_provider(self, provider: str) -> ContactError:
-        if self.provider is None:
-            self.provider = provider
-        return self
 
 
 class InvalidArgument(ContactError):

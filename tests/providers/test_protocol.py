@@ -26,9 +26,10 @@ from contact_mcp.errors import (
     Unauthorized,
 )
 from contact_mcp.models import CreateContactInput
-from contact_mcp.providers import build_provider, select
+from contact_mcp.providers import build_provider
 from contact_mcp.providers.http import HttpOptions
 from contact_mcp.providers.protocol import ProtocolClient
+from contact_mcp.tools.plan import make_plan
 from tests.fakes.harness import Fault, RecordedRequest, free_port, serve
 from tests.fakes.protocol import ProtocolFake
 
@@ -549,13 +550,15 @@ def test_enabling_protocol_without_a_base_url_names_the_variable() -> None:
     settings = load_settings(providers="protocol", protocol_api_key=KEY)
 
     with pytest.raises(ConfigError, match="PROTOCOL_BASE_URL"):
-        select(settings)
+        make_plan(settings)
 
 
 def test_protocol_serves_only_create_contact(base_url: str) -> None:
     settings = load_settings(providers="protocol", protocol_api_key=KEY, protocol_base_url=base_url)
 
-    assert {op.value: name for op, name in select(settings).items()} == {"create_contact": "protocol"}
+    assert {route.spec.name: route.providers for route in make_plan(settings).routes} == {
+        "create_contact": ("protocol",)
+    }
 
 
 # ---------- the fake itself, as the docs describe Protocol ----------
