@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import anyio
@@ -15,13 +15,16 @@ import pytest
 from contact_mcp import providers
 from contact_mcp.errors import ConfigError, ContactError, ErrorCode
 from contact_mcp.models import AttachedIdentity, AttachIdentityInput, ChannelType, Operation
-from contact_mcp.providers.blooio import MAX_IDENTITY_PAGES, BlooioClient, iso_from_epoch_ms
+from contact_mcp.providers.blooio import MAX_IDENTITY_PAGES, BlooioClient
 from contact_mcp.providers.http import HttpOptions
+from contact_mcp.providers.http.wire import iso_from_epoch_ms
 from contact_mcp.settings import load_settings
-from tests.fakes.blooio import DEFAULT_KEY, BlooioFake, running
+from tests.fakes.blooio import DEFAULT_KEY, BlooioFake
 from tests.fakes.harness import Fault, free_port
 
 pytestmark = pytest.mark.anyio
+
+PROVIDER = "blooio"
 
 KEY = DEFAULT_KEY
 PHONE = "+14155550123"
@@ -34,18 +37,6 @@ def make_client(base_url: str) -> BlooioClient:
     return BlooioClient(
         base_url=base_url, api_key=KEY, options=OPTIONS, transport=httpx2.AsyncHTTPTransport(verify=_TLS)
     )
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[BlooioFake, str]]:
-    with running() as pair:
-        yield pair
-
-
-@pytest.fixture
-def fake(served: tuple[BlooioFake, str]) -> BlooioFake:
-    served[0].reset()
-    return served[0]
 
 
 @pytest.fixture
@@ -551,7 +542,7 @@ def test_registry_maps_blooio_to_this_client() -> None:
     assert (factory.name, factory.display_name, factory.operations) == (
         "blooio",
         "Blooio",
-        frozenset({Operation.ATTACH_IDENTITY}),
+        frozenset({Operation.ATTACH_IDENTITY, Operation.GET_CONTACT, Operation.FIND_CONTACTS}),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -25,23 +25,14 @@ from contact_mcp.models import AttachContactInput, AttachedContact
 from contact_mcp.providers.feather import FeatherClient
 from contact_mcp.providers.http import HttpOptions
 from tests.fakes.feather import API_KEY, ORG_NAME, RATE_LIMITED_BODY, UNAUTHORIZED_BODY, FeatherFake, validation_error
-from tests.fakes.harness import Fault, free_port, serve
+from tests.fakes.harness import Fault, free_port
 
 pytestmark = pytest.mark.anyio
 
+PROVIDER = "feather"
+
 OPTIONS = HttpOptions(connect_timeout_s=1.0, read_timeout_s=0.5, max_response_bytes=64_000)
 CONTACTS = "/contacts"
-
-
-@pytest.fixture(scope="module")
-def fake() -> FeatherFake:
-    return FeatherFake()
-
-
-@pytest.fixture(scope="module")
-def base_url(fake: FeatherFake) -> Iterator[str]:
-    with serve(fake.app) as url:
-        yield url
 
 
 @pytest.fixture

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx2
 import pytest
 
 from tests.fakes.feather import API_KEY, ORG_NAME, UNAUTHORIZED_BODY, FeatherFake
-from tests.fakes.harness import serve
 
 pytestmark = pytest.mark.anyio
 
-
-@pytest.fixture(scope="module")
-def fake() -> FeatherFake:
-    return FeatherFake()
-
-
-@pytest.fixture(scope="module")
-def base_url(fake: FeatherFake) -> Iterator[str]:
-    with serve(fake.app) as url:
-        yield url
+PROVIDER = "feather"
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
@@ -30,32 +30,16 @@ from contact_mcp.providers import build_provider
 from contact_mcp.providers.http import HttpOptions
 from contact_mcp.providers.protocol import ProtocolClient
 from contact_mcp.tools.plan import make_plan
-from tests.fakes.harness import Fault, RecordedRequest, free_port, serve
-from tests.fakes.protocol import ProtocolFake
+from tests.fakes.harness import Fault, RecordedRequest, free_port
+from tests.fakes.protocol import API_KEY, ProtocolFake
 
 pytestmark = pytest.mark.anyio
 
-KEY = "pk_live_Zq8yT3secretvalue"
+PROVIDER = "protocol"
+
+KEY = API_KEY
 CONFLICT_BODY = {"error": {"code": "conflict", "message": "A contact with this username already exists."}}
 SMALL = HttpOptions(connect_timeout_s=2.0, read_timeout_s=0.5, max_response_bytes=64_000)
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[ProtocolFake, str]]:
-    fake = ProtocolFake(KEY)
-    with serve(fake.app) as url:
-        yield fake, url
-
-
-@pytest.fixture
-def fake(served: tuple[ProtocolFake, str]) -> ProtocolFake:
-    served[0].reset()
-    return served[0]
-
-
-@pytest.fixture
-def base_url(served: tuple[ProtocolFake, str]) -> str:
-    return served[1]
 
 
 @pytest.fixture
@@ -553,11 +537,13 @@ def test_enabling_protocol_without_a_base_url_names_the_variable() -> None:
         make_plan(settings)
 
 
-def test_protocol_serves_only_create_contact(base_url: str) -> None:
+def test_protocol_serves_create_contact_and_the_reads(base_url: str) -> None:
     settings = load_settings(providers="protocol", protocol_api_key=KEY, protocol_base_url=base_url)
 
     assert {route.spec.name: route.providers for route in make_plan(settings).routes} == {
-        "create_contact": ("protocol",)
+        "create_contact": ("protocol",),
+        "get_contact": ("protocol",),
+        "find_contacts": ("protocol",),
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
@@ -19,6 +19,8 @@ from tests.fakes.tetherai import TOKEN, TetherAIFake, user_id_for
 
 pytestmark = pytest.mark.anyio
 
+PROVIDER = "tetherai"
+
 PHONE = "+14165550100"
 OTHER_PHONE = "+14165550199"
 EMAIL = "alex.morgan@example.com"
@@ -28,33 +30,15 @@ OPTIONS = HttpOptions(read_timeout_s=0.4, max_response_bytes=64_000, connect_tim
 _TLS = ssl.create_default_context()
 
 
-def make_client(url: str, api_key: str = TOKEN) -> TetherAIClient:
+def make_client(base_url: str, api_key: str = TOKEN) -> TetherAIClient:
     return TetherAIClient(
-        base_url=url, api_key=api_key, options=OPTIONS, transport=httpx2.AsyncHTTPTransport(verify=_TLS)
+        base_url=base_url, api_key=api_key, options=OPTIONS, transport=httpx2.AsyncHTTPTransport(verify=_TLS)
     )
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[TetherAIFake, str]]:
-    fake = TetherAIFake()
-    with serve(fake.app) as url:
-        yield fake, url
-
-
 @pytest.fixture
-def fake(served: tuple[TetherAIFake, str]) -> TetherAIFake:
-    served[0].reset()
-    return served[0]
-
-
-@pytest.fixture
-def url(served: tuple[TetherAIFake, str]) -> str:
-    return served[1]
-
-
-@pytest.fixture
-async def client(url: str) -> AsyncIterator[TetherAIClient]:
-    provider = make_client(url)
+async def client(base_url: str) -> AsyncIterator[TetherAIClient]:
+    provider = make_client(base_url)
     yield provider
     await provider.aclose()
 
@@ -273,8 +257,8 @@ async def test_unexpected_success_body_is_a_provider_error(
 # ---------- errors from the provider ----------
 
 
-async def test_wrong_token_is_unauthorized_and_not_retried(url: str, fake: TetherAIFake, contact_id: str) -> None:
-    provider = make_client(url, "wrong-token")
+async def test_wrong_token_is_unauthorized_and_not_retried(base_url: str, fake: TetherAIFake, contact_id: str) -> None:
+    provider = make_client(base_url, "wrong-token")
     try:
         error = await failure(provider, verify(contact_id))
     finally:
@@ -576,8 +560,8 @@ async def test_probe_lists_one_contact_with_the_token(client: TetherAIClient, fa
     assert sent.headers["authorization"] == f"Bearer {TOKEN}"
 
 
-async def test_probe_with_wrong_token_raises_unauthorized(url: str, fake: TetherAIFake) -> None:
-    provider = make_client(url, "nope")
+async def test_probe_with_wrong_token_raises_unauthorized(base_url: str, fake: TetherAIFake) -> None:
+    provider = make_client(base_url, "nope")
     try:
         with pytest.raises(ContactError) as caught:
             await provider.probe()
@@ -587,8 +571,8 @@ async def test_probe_with_wrong_token_raises_unauthorized(url: str, fake: Tether
     assert caught.value.code is ErrorCode.UNAUTHORIZED
 
 
-async def test_probe_against_a_wrong_base_url_names_the_variable(fake: TetherAIFake, url: str) -> None:
-    provider = make_client(f"{url}/not-the-root")
+async def test_probe_against_a_wrong_base_url_names_the_variable(fake: TetherAIFake, base_url: str) -> None:
+    provider = make_client(f"{base_url}/not-the-root")
     try:
         with pytest.raises(ContactError) as caught:
             await provider.probe()
@@ -601,9 +585,9 @@ async def test_probe_against_a_wrong_base_url_names_the_variable(fake: TetherAIF
 
 
 async def test_bare_404_is_a_base_url_problem_not_an_unknown_contact(
-    url: str, fake: TetherAIFake, contact_id: str
+    base_url: str, fake: TetherAIFake, contact_id: str
 ) -> None:
-    provider = make_client(f"{url}/tenant")
+    provider = make_client(f"{base_url}/tenant")
     try:
         error = await failure(provider, verify(contact_id))
     finally:
@@ -637,9 +621,9 @@ async def test_token_never_appears_in_results_errors_or_logs(
 # ---------- the fake itself (so the contract above rests on a faithful server) ----------
 
 
-async def test_fake_normalises_values_and_offers_the_documented_neighbours(url: str, fake: TetherAIFake) -> None:
+async def test_fake_normalises_values_and_offers_the_documented_neighbours(base_url: str, fake: TetherAIFake) -> None:
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    async with httpx2.AsyncClient(base_url=url, headers=auth) as http:
+    async with httpx2.AsyncClient(base_url=base_url, headers=auth) as http:
         created = await http.post(
             "/api/contact",
             json={"phoneNumber": "(416) 555-0100", "firstName": "Alex", "lastName": "Morgan", "email": "A@X.example"},
@@ -676,20 +660,20 @@ async def test_fake_normalises_values_and_offers_the_documented_neighbours(url: 
     ],
 )
 async def test_fake_validates_the_verify_body(
-    url: str, fake: TetherAIFake, body: dict[str, Any], status: int, code: str
+    base_url: str, fake: TetherAIFake, body: dict[str, Any], status: int, code: str
 ) -> None:
     contact_id = fake.add_contact(phones=[PHONE])
-    async with httpx2.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+    async with httpx2.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
         answer = await http.patch(f"/api/contacts/{contact_id}/verify-contact-methods", json=body)
 
     assert answer.status_code == status
     assert answer.json()["error"]["code"] == code
 
 
-async def test_fake_clears_when_verified_at_is_omitted(url: str, fake: TetherAIFake) -> None:
+async def test_fake_clears_when_verified_at_is_omitted(base_url: str, fake: TetherAIFake) -> None:
     contact_id = fake.add_contact(phones=[PHONE])
     path = f"/api/contacts/{contact_id}/verify-contact-methods"
-    async with httpx2.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+    async with httpx2.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
         await http.patch(path, json={"type": "phone", "value": PHONE, "verifiedAt": WHEN, "verificationSource": "x"})
         cleared = await http.patch(path, json={"type": "phone", "value": "416-555-0100"})
 
