@@ -139,7 +139,8 @@ async def test_a_read_served_by_several_providers_takes_a_required_provider_enum
         assert schema["properties"]["provider"]["type"] == "string"
         assert "provider" in schema["required"]
         assert (tools[name].description or "").endswith("Provider: local, Blooio.")
-        assert tools[name].annotations is not None and tools[name].annotations.open_world_hint is True
+        hints = tools[name].annotations
+        assert hints is not None and hints.open_world_hint is True
     assert "provider" not in tools["upsert_contact"].input_schema["properties"]
 
 
