@@ -6,11 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from contact_mcp.models import FindContactsInput
+from contact_mcp.providers.blooio import BlooioClient
+from contact_mcp.providers.feather import FeatherClient
+from contact_mcp.providers.featurebase import FeaturebaseClient
 from contact_mcp.providers.http import HttpOptions, HttpProvider
+from contact_mcp.providers.protocol import ProtocolClient
+from contact_mcp.providers.tetherai import TetherAIClient
 from tests.fakes import blooio, feather, featurebase, protocol, tetherai
 from tests.fakes.harness import Fault, RecordedRequest, serve
 
@@ -43,7 +48,6 @@ class ProviderCase:
     unsupported: str
     """A find_contacts filter the provider's API cannot serve."""
     paginates: bool
-    extra: dict[str, Any] = field(default_factory=dict[str, Any])
 
     def settings(self, base_url: str, db_path: str, **overrides: Any) -> dict[str, Any]:
         return {
@@ -51,7 +55,6 @@ class ProviderCase:
             f"{self.name}_api_key": self.api_key,
             f"{self.name}_base_url": base_url,
             "db": db_path,
-            **self.extra,
             **overrides,
         }
 
@@ -121,31 +124,13 @@ def _seed_protocol(fake: protocol.ProtocolFake, n: int) -> Seeded:
     )
 
 
-def _client_classes() -> dict[str, type[HttpProvider]]:
-    from contact_mcp.providers.blooio import BlooioClient
-    from contact_mcp.providers.feather import FeatherClient
-    from contact_mcp.providers.featurebase import FeaturebaseClient
-    from contact_mcp.providers.protocol import ProtocolClient
-    from contact_mcp.providers.tetherai import TetherAIClient
-
-    return {
-        "feather": FeatherClient,
-        "tetherai": TetherAIClient,
-        "blooio": BlooioClient,
-        "featurebase": FeaturebaseClient,
-        "protocol": ProtocolClient,
-    }
-
-
-_CLASSES = _client_classes()
-
 CASES: dict[str, ProviderCase] = {
     "feather": ProviderCase(
         name="feather",
         api_key=feather.API_KEY,
         make=feather.FeatherFake,
         serve=_serve_app,
-        client_class=_CLASSES["feather"],
+        client_class=FeatherClient,
         seed=_seed_feather,
         missing_id="0b6d1c5e-0000-4000-8000-000000000000",
         bad_id="not-a-uuid",
@@ -157,7 +142,7 @@ CASES: dict[str, ProviderCase] = {
         api_key=tetherai.TOKEN,
         make=tetherai.TetherAIFake,
         serve=_serve_app,
-        client_class=_CLASSES["tetherai"],
+        client_class=TetherAIClient,
         seed=_seed_tetherai,
         missing_id="64b2c3d4e5f6ffffffffffff",
         bad_id="64b2c3d4e5f6",
@@ -169,7 +154,7 @@ CASES: dict[str, ProviderCase] = {
         api_key=blooio.DEFAULT_KEY,
         make=blooio.BlooioFake,
         serve=_serve_blooio,
-        client_class=_CLASSES["blooio"],
+        client_class=BlooioClient,
         seed=_seed_blooio,
         missing_id="ct_doesnotexist",
         bad_id="cid_123",
@@ -181,7 +166,7 @@ CASES: dict[str, ProviderCase] = {
         api_key=featurebase.API_KEY,
         make=featurebase.FeaturebaseFake,
         serve=_serve_app,
-        client_class=_CLASSES["featurebase"],
+        client_class=FeaturebaseClient,
         seed=_seed_featurebase,
         missing_id="676f0f6765bdaa7d7d760fff",
         bad_id="usr_123",
@@ -193,7 +178,7 @@ CASES: dict[str, ProviderCase] = {
         api_key=protocol.API_KEY,
         make=protocol.ProtocolFake,
         serve=_serve_app,
-        client_class=_CLASSES["protocol"],
+        client_class=ProtocolClient,
         seed=_seed_protocol,
         missing_id="AAAAAAAAAAAAAAAA",
         bad_id="short",

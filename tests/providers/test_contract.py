@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -73,7 +74,7 @@ async def test_a_filter_the_api_cannot_serve_is_refused_naming_those_it_can(
     call = replace(FindContactsInput(), **{case.unsupported: "x@example.com"})
     info = (await failure(client.find_contacts(call))).info()
     assert (info.code, info.field, info.provider) == (ErrorCode.INVALID_ARGUMENT, case.unsupported, case.name)
-    served = provider_class(case.name).find_filters  # type: ignore[attr-defined]
+    served = case.client_class.find_filters
     assert info.hint is not None
     assert all(name in info.hint for name in served)
     assert requests(fake) == []
@@ -191,3 +192,13 @@ async def test_an_unusable_answer_is_a_provider_error(
     push(fake, Fault(kind, size=100_000))
     info = (await failure(client.get_contact(case.seed(fake, 1).id))).info()
     assert (info.code, info.provider) == (ErrorCode.PROVIDER_ERROR, case.name)
+
+
+def test_the_readme_names_the_filters_each_provider_declares(case: ProviderCase) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    reads = readme.split("### Reads on each provider", 1)[1]
+    display = {"tetherai": "TetherAI"}.get(case.name, case.name.capitalize())
+    row = next(line for line in reads.splitlines() if line.startswith(f"| {display} | "))
+    filters_cell = row.split(" | ")[2]
+    named = {name for name in ("email", "phone", "username", "user_id", "query") if f"`{name}`" in filters_cell}
+    assert named == set(case.client_class.find_filters), row

@@ -24,7 +24,7 @@ from contact_mcp.errors import (
     RateLimited,
     Unauthorized,
 )
-from contact_mcp.models import Company, UpsertContactInput
+from contact_mcp.models import Company, FindContactsInput, UpsertContactInput
 from contact_mcp.providers.featurebase import FeaturebaseClient, argument_name
 from contact_mcp.providers.http import HttpOptions
 from tests.fakes.featurebase import API_KEY, FeaturebaseFake, error_body, user_hash
@@ -724,3 +724,40 @@ async def test_the_fake_serves_reads_and_deletes_with_rate_limit_headers_on_ever
     assert answers[6].json()["error"]["param"] == "Featurebase-Version"
     for answer in answers:
         assert {"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"} <= set(answer.headers)
+
+
+# ---------- reads ----------
+
+
+async def test_get_contact_maps_featurebases_contact(fb: FeaturebaseClient, fake: FeaturebaseFake) -> None:
+    seeded = fake.seed_contact(
+        user_id="usr_1",
+        email="ada@example.com",
+        name="Ada",
+        phone="+14155550123",
+        locale="en",
+        roles=["role_vip"],
+        customFields={"plan": "pro"},
+        companies=[{"id": "comp_1", "name": "Acme", "plan": "enterprise", "monthlySpend": 5000}],
+    )
+    contact = await fb.get_contact(seeded["id"].upper())
+    assert (contact.id, contact.user_id, contact.name, contact.locale) == (seeded["id"], "usr_1", "Ada", "en")
+    assert (contact.roles, contact.custom_fields) == (["role_vip"], {"plan": "pro"})
+    assert [(m.type, m.value) for m in contact.methods] == [("email", "ada@example.com"), ("phone", "+14155550123")]
+    assert [(c.id, c.name, c.plan, c.monthly_spend) for c in contact.companies] == [
+        ("comp_1", "Acme", "enterprise", 5000)
+    ]
+
+
+async def test_find_by_user_id_is_one_contact_or_none(fb: FeaturebaseClient, fake: FeaturebaseFake) -> None:
+    seeded = fake.seed_contact(user_id="usr/1 x", email="ada@example.com")
+    page = await fb.find_contacts(FindContactsInput(user_id="usr/1 x"))
+    assert [(c.id, c.user_id, c.email) for c in page.contacts] == [(seeded["id"], "usr/1 x", "ada@example.com")]
+    assert fake.app.requests[-1].path == "/v2/contacts/by-user-id/usr/1 x"
+    assert (await fb.find_contacts(FindContactsInput(user_id="nobody"))).contacts == []
+
+
+async def test_find_without_user_id_is_refused(fb: FeaturebaseClient, fake: FeaturebaseFake) -> None:
+    with pytest.raises(ContactError) as info:
+        await fb.find_contacts(FindContactsInput())
+    assert (info.value.info().code.value, info.value.field) == ("invalid_argument", "user_id")

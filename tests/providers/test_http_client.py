@@ -440,5 +440,7 @@ def test_a_cursor_round_trips_and_refuses_another_providers_or_kinds() -> None:
         with pytest.raises(ContactError) as info:
             wire.decode_cursor(cursor, provider, kind)
         assert (info.value.info().code, info.value.field) == (ErrorCode.INVALID_ARGUMENT, "cursor")
-    with pytest.raises(ContactError):
-        wire.decode_cursor(wire.encode_cursor("dummy", "offset", 10**12), "dummy", "offset")
+    assert wire.decode_cursor(wire.encode_cursor("dummy", "offset", 40), "dummy", "offset", numeric=True) == 40
+    for wrong, numeric in (("abc", True), (10**12, True), (7, False), ("", False)):
+        with pytest.raises(ContactError):
+            wire.decode_cursor(wire.encode_cursor("dummy", "offset", wrong), "dummy", "offset", numeric=numeric)

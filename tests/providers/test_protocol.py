@@ -25,7 +25,7 @@ from contact_mcp.errors import (
     RateLimited,
     Unauthorized,
 )
-from contact_mcp.models import CreateContactInput
+from contact_mcp.models import CreateContactInput, FindContactsInput
 from contact_mcp.providers import build_provider
 from contact_mcp.providers.http import HttpOptions
 from contact_mcp.providers.protocol import ProtocolClient
@@ -581,3 +581,31 @@ async def test_fake_reads_gets_and_deletes_contacts_by_id(fake: ProtocolFake, ba
     assert deleted.status_code == 204
     assert (gone.status_code, gone.json()["error"]["code"]) == (404, "not_found")
     assert (anonymous.status_code, anonymous.json()["error"]["code"]) == (401, "unauthorized")
+
+
+# ---------- reads ----------
+
+
+async def test_get_contact_maps_protocols_contact(protocol: ProtocolClient, fake: ProtocolFake) -> None:
+    seeded = fake.seed("lin", "+14155550123", display_name="Lin", avatar_url="https://example.com/a.png")
+    contact = await protocol.get_contact(seeded["id"])
+    assert (contact.id, contact.username, contact.display_name, contact.profile_picture) == (
+        seeded["id"],
+        "lin",
+        "Lin",
+        "https://example.com/a.png",
+    )
+    assert [(m.type, m.value) for m in contact.methods] == [("phone", "+14155550123")]
+    assert contact.created_at is not None and contact.created_at.endswith("Z")
+
+
+async def test_find_by_username_or_nothing(protocol: ProtocolClient, fake: ProtocolFake) -> None:
+    seeded = fake.seed("lin")
+    page = await protocol.find_contacts(FindContactsInput(username="lin"))
+    assert [(c.id, c.username) for c in page.contacts] == [(seeded["id"], "lin")]
+    assert (await protocol.find_contacts(FindContactsInput(username="nobody"))).contacts == []
+    fake.lookup_style = "object"
+    assert (await protocol.find_contacts(FindContactsInput(username="nobody"))).contacts == []
+    with pytest.raises(ContactError) as info:
+        await protocol.find_contacts(FindContactsInput())
+    assert (info.value.info().code.value, info.value.field) == ("invalid_argument", "username")

@@ -11,7 +11,7 @@ import httpx2
 import pytest
 
 from contact_mcp.errors import ContactError, ErrorCode
-from contact_mcp.models import MethodType, SetVerificationInput, VerificationResult
+from contact_mcp.models import FindContactsInput, MethodType, SetVerificationInput, VerificationResult
 from contact_mcp.providers.http import HttpOptions
 from contact_mcp.providers.tetherai import TetherAIClient, contact_values, verify_body
 from tests.fakes.harness import Fault, serve
@@ -584,6 +584,22 @@ async def test_probe_against_a_wrong_base_url_names_the_variable(fake: TetherAIF
     assert "TETHERAI_BASE_URL" in caught.value.hint
 
 
+async def test_a_base_url_with_credentials_is_shown_masked(fake: TetherAIFake, base_url: str) -> None:
+    """The bare-404 message names the host; the URL's user:password and query string stay out of it."""
+    host = base_url.removeprefix("http://")
+    provider = make_client(f"http://ops:url-password-42@{host}/not-the-root?sig=query-secret-9")
+    try:
+        with pytest.raises(ContactError) as caught:
+            await provider.probe()
+    finally:
+        await provider.aclose()
+    assert (
+        caught.value.message
+        == f"TetherAI has no endpoint at this path (HTTP 404 from http://***@{host}/not-the-root?***)"
+    )
+    assert "url-password-42" not in str(caught.value.info()) and "query-secret-9" not in str(caught.value.info())
+
+
 async def test_bare_404_is_a_base_url_problem_not_an_unknown_contact(
     base_url: str, fake: TetherAIFake, contact_id: str
 ) -> None:
@@ -679,3 +695,28 @@ async def test_fake_clears_when_verified_at_is_omitted(base_url: str, fake: Teth
 
     assert cleared.json()["message"] == "Phone number verification cleared"
     assert fake.entry(contact_id, "phone", PHONE)["verificationSource"] is None
+
+
+# ---------- reads ----------
+
+
+async def test_get_contact_maps_entries_with_primary_and_verification(
+    client: TetherAIClient, fake: TetherAIFake, contact_id: str
+) -> None:
+    await client.set_verification(verify(contact_id))
+    contact = await client.get_contact(contact_id.upper())
+    assert (contact.id, contact.name) == (contact_id, "Alex Morgan")
+    phones = [(m.value, m.primary, m.verified) for m in contact.methods if m.type == "phone"]
+    assert phones == [(PHONE, True, True), (OTHER_PHONE, False, False)]
+    (email,) = [m for m in contact.methods if m.type == "email"]
+    assert (email.value, email.verified, email.id, email.raw_value) == (EMAIL, False, None, None)
+
+
+async def test_find_lists_pages_by_page_and_size(client: TetherAIClient, fake: TetherAIFake) -> None:
+    ids = [fake.add_contact(first_name=f"C{n}", emails=[f"c{n}@example.com"]) for n in range(3)]
+    first = await client.find_contacts(FindContactsInput(limit=2))
+    assert fake.requests[-1].query == "page=1&size=2"
+    assert [c.email for c in first.contacts] == ["c0@example.com", "c1@example.com"]
+    second = await client.find_contacts(FindContactsInput(limit=2, cursor=first.next_cursor))
+    assert fake.requests[-1].query == "page=2&size=2"
+    assert [c.id for c in first.contacts + second.contacts] == ids and second.next_cursor is None

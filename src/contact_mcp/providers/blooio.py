@@ -115,7 +115,9 @@ class BlooioClient(HttpProvider):
         kind = "offset" if call.query is not None else "cursor"
         if call.query is not None:
             params["q"] = call.query
-        position = decode_cursor(call.cursor, self.name, kind) if call.cursor is not None else None
+        position = (
+            decode_cursor(call.cursor, self.name, kind, numeric=kind == "offset") if call.cursor is not None else None
+        )
         if position is not None:
             params["offset" if kind == "offset" else "cursor"] = str(position)
         _, payload = await self.request("GET", "/contacts", replayable=True, params=params)

@@ -259,7 +259,7 @@ class FeatherClient(HttpProvider):
         except ValidationError as exc:
             fields = sorted({".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors(include_input=False)})
             raise ProviderError(
-                f"Feather's {what} did not have the documented shape (problem with: {', '.join(fields)})",
+                f"Feather's {what} did not have the documented shape (problem with: {self.scrub(', '.join(fields))})",
                 provider=self.name,
                 hint="Feather's API may have changed; the operator should check the provider's answer",
             ) from None

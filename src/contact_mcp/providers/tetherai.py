@@ -207,7 +207,7 @@ class TetherAIClient(HttpProvider):
         except ValidationError:
             raise self._unreadable("its answer lacks message or data.contact._id") from None
         if parsed.message not in MESSAGES:
-            raise self._unreadable(f"its message {parsed.message[:80]!r} is not one of the documented four")
+            raise self._unreadable(f"its message {self.scrub(parsed.message[:80])!r} is not one of the documented four")
         entry = _matching_entry(parsed.data.contact.entries(call.type), call.value)
         if entry is None:
             raise self._unreadable(f"its answer does not list {call.value} among the contact's {call.type} entries")

@@ -2,8 +2,9 @@
 retries (stamina), secret scrubbing of everything the provider says, and the single place where HTTP failures
 become `ContactError`s (mapped by `errors.error_for_status`, built once after the retries have run).
 
-A subclass supplies `auth_headers()` and builds requests with `request()`, which returns the parsed JSON of a
-2xx answer or raises a `ContactError`. Retry rules (PROVIDERS.md, "Where the docs are silent"):
+A subclass supplies `auth_headers()`, declares the find_contacts filters its API serves (`find_filters`,
+checked by `check_filters`), and builds requests with `request()`, which returns the parsed JSON of a 2xx answer
+or raises a `ContactError`. Retry rules (PROVIDERS.md, "Where the docs are silent"):
 
 * a request that never left (connect error/timeout, pool timeout) is always retried: it cannot have had effect;
 * 429, 502, 503, 504 and dropped/timed-out connections are retried only when the caller says the operation is
@@ -84,6 +85,13 @@ class _StatusFailure(Exception):
 class HttpProvider(Provider):
     """Shared plumbing of the provider API clients."""
 
+    find_filters: ClassVar[tuple[str, ...]] = ()
+    """The find_contacts filters the provider's API can serve (besides limit and cursor)."""
+    filter_required: ClassVar[bool] = False
+    """Whether the provider's find needs one of its filters (it has no list of everything)."""
+    paginates: ClassVar[bool] = True
+    """Whether the provider's find answers page by page (else every match comes in one answer)."""
+
     def __init__(
         self,
         *,
@@ -125,16 +133,9 @@ class HttpProvider(Provider):
             scrubber=Scrubber.from_settings(settings),
         )
 
-    find_filters: ClassVar[tuple[str, ...]] = ()
-    """The find_contacts filters the provider's API can serve (besides limit and cursor)."""
-    filter_required: ClassVar[bool] = False
-    """Whether the provider's find needs one of its filters (it has no list of everything)."""
-    paginates: ClassVar[bool] = True
-    """Whether the provider's find answers page by page (else every match comes in one answer)."""
-
     # ---------- for subclasses ----------
 
-    def check_filters(self, call: FindContactsInput) -> list[str]:
+    def check_filters(self, call: FindContactsInput) -> None:
         """The filters a find gives, after refusing one the API cannot serve: never a scan of a whole list."""
         given = [name for name in FILTERS if getattr(call, name) is not None]
         served = ", ".join(self.find_filters)
@@ -161,7 +162,6 @@ class HttpProvider(Provider):
                 hint=can,
                 provider=self.name,
             )
-        return given
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"}

@@ -120,9 +120,12 @@ def encode_cursor(provider: str, kind: str, value: str | int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, provider: str, kind: str, *, maximum: int = 10_000_000) -> str | int:
-    """The position in a cursor `encode_cursor` made for this provider and kind; `InvalidArgument` otherwise (a forged
-    cursor, one from another provider, a number out of range)."""
+def decode_cursor(
+    cursor: str, provider: str, kind: str, *, numeric: bool = False, maximum: int = 10_000_000
+) -> str | int:
+    """The position in a cursor `encode_cursor` made for this provider and kind: a number in 0..maximum when
+    `numeric`, else a non-empty string; `InvalidArgument` otherwise (a forged cursor, one from another provider or
+    kind, a number out of range)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         decoded: object = json.loads(raw)
@@ -132,9 +135,9 @@ def decode_cursor(cursor: str, provider: str, kind: str, *, maximum: int = 10_00
         parts = cast(list[object], decoded)
         if len(parts) == 3 and parts[0] == provider and parts[1] == kind:
             value = parts[2]
-            if isinstance(value, str) and value:
+            if not numeric and isinstance(value, str) and value:
                 return value
-            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= maximum:
+            if numeric and isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= maximum:
                 return value
     raise invalid_cursor(provider)
 
