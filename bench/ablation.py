@@ -30,7 +30,7 @@ from bench.procs import fake_featurebase
 from bench.stats import median
 from contact_mcp import build_server, load_settings
 from contact_mcp.models import UpsertContactInput, UpsertResult
-from contact_mcp.providers.local import LocalStore
+from contact_mcp.store import LocalStore
 
 POOL = 64
 

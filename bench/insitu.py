@@ -117,7 +117,7 @@ def serve(kind: str) -> None:
         runpy.run_path(str(BASELINE_FILE), run_name="__main__")
         return
     from contact_mcp.providers.http import HttpProvider
-    from contact_mcp.providers.local import LocalStore
+    from contact_mcp.store import LocalStore
     from contact_mcp.tools import reads, table, writes
 
     for name in ("normalize_email", "normalize_phone", "normalize_uuid", "success"):

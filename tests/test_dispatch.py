@@ -65,7 +65,7 @@ async def _base_arguments(client: Client) -> dict[str, dict[str, Any]]:
     }
 
 
-_VOLATILE = ("created_at", "updated_at", "verified_at", "id", "username", "created", "outcome")
+_VOLATILE = ("created_at", "updated_at", "verified_at", "id", "username", "created", "outcome", "phone_shared_with")
 
 
 def _stable(data: dict[str, Any]) -> dict[str, Any]:

@@ -34,8 +34,9 @@ async def _client(names: list[str], fakes: Any, db_path: Path) -> AsyncIterator[
         fake, url = fakes.get(name)
         fake.reset()
         served[name] = fake
-        case = CASES[name]
-        overrides |= {f"{name}_api_key": case.api_key, f"{name}_base_url": url, **case.extra}
+        overrides |= {
+            key: value for key, value in CASES[name].settings(url, str(db_path)).items() if key != "providers"
+        }
     async with Client(build_server(load_settings(**overrides))) as client:
         yield client, served
 

@@ -20,7 +20,7 @@ from contact_mcp.settings import Settings
 __all__ = ["Provider", "ProviderFactory", "build_provider", "provider_class"]
 
 _REGISTRY: dict[str, str] = {
-    "local": "contact_mcp.providers.local:LocalStore",
+    "local": "contact_mcp.store:LocalStore",
     "feather": "contact_mcp.providers.feather:FeatherClient",
     "tetherai": "contact_mcp.providers.tetherai:TetherAIClient",
     "blooio": "contact_mcp.providers.blooio:BlooioClient",
