@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import jsonschema
 from mcp.types import CallToolResult, TextContent
 
 
@@ -36,3 +37,17 @@ def error_of(result: CallToolResult) -> dict[str, Any]:
     assert result.structured_content is not None
     error: dict[str, Any] = result.structured_content["error"]
     return error
+
+
+def assert_described(data: Any, schema: dict[str, Any], path: str = "$") -> None:
+    """`data` is valid against the published output `schema`, and the schema describes every key it holds, at any
+    depth (a result carrying a field its schema does not list fails: the schema is meant to be complete)."""
+    if path == "$":
+        jsonschema.validate(data, schema)
+    if isinstance(data, dict) and "properties" in schema:
+        for key, value in data.items():
+            assert key in schema["properties"], f"{path}.{key} is not in the output schema"
+            assert_described(value, schema["properties"][key], f"{path}.{key}")
+    elif isinstance(data, list) and "items" in schema:
+        for index, item in enumerate(data):
+            assert_described(item, schema["items"], f"{path}[{index}]")

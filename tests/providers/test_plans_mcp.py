@@ -12,16 +12,19 @@ from mcp import Client
 
 from contact_mcp import build_server, load_settings
 from tests.providers.cases import CASES
-from tests.results import json_text
+from tests.results import assert_described, json_text
 
 pytestmark = pytest.mark.anyio
 
 
 async def call(client: Client, tool: str, arguments: dict[str, Any], *, provider: str) -> dict[str, Any]:
+    """A successful call served by `provider`, whose result its text carries and its output schema describes."""
     result = await client.call_tool(tool, arguments)
     assert result.is_error is not True, result.content
     data = json_text(result)
     assert data["provider"] == provider
+    (listed,) = [t for t in (await client.list_tools()).tools if t.name == tool]
+    assert_described(data, listed.output_schema or {})
     return data
 
 
