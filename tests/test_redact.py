@@ -87,6 +87,7 @@ def test_database_password(target: str, password: str | None) -> None:
         ("https://api.example.com/#k=abc", "https://api.example.com/#***"),
         ("postgresql:/app:pw@db.example/contacts", "postgresql://***@db.example/contacts"),
         ("/var/lib/contacts.db", "/var/lib/contacts.db"),
+        ("/home/me@corp/contacts.db", "/home/me@corp/contacts.db"),
     ],
 )
 def test_display_url_masks_userinfo_and_query(url: str, shown: str) -> None:

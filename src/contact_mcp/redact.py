@@ -104,9 +104,7 @@ def display_url(url: str) -> str:
     except ValueError:
         return _MASK
     if not parts.scheme or not parts.netloc:
-        # Not a URL we can take apart (a SQLite path, say): show it unless it hides credentials in some other way.
-        if "@" in text or "?" in text:
-            return _MASK
+        # Not a URL (a SQLite path, say): nothing in it authenticates anyone.
         return text
     netloc = parts.netloc
     if "@" in netloc:

@@ -15,7 +15,7 @@ from mcp import Client
 from contact_mcp import build_server, load_settings
 from contact_mcp.redact import REDACTED
 from tests.fakes.harness import Fault
-from tests.providers.cases import ProviderCase, push
+from tests.providers.cases import CASES, ProviderCase, push
 from tests.results import error_of
 
 pytestmark = pytest.mark.anyio
@@ -112,3 +112,17 @@ async def test_a_provider_quoting_our_key_reaches_neither_the_result_nor_the_log
     shown = str(result.model_dump()) + caplog.text
     assert case.api_key not in shown
     assert REDACTED in caplog.text
+
+
+async def test_several_providers_start_together_and_the_first_serves_the_reads(fakes: Any, db_path: Path) -> None:
+    """Until the plan gives the reads a `provider` argument, the first enabled provider serves them; each write tool
+    stays with the one provider that serves it (before, two providers serving the reads refused to start)."""
+    settings: dict[str, Any] = {}
+    for name in ("featurebase", "blooio", "tetherai"):
+        settings.update(CASES[name].settings(fakes.get(name)[1], str(db_path)))
+    settings["providers"] = "featurebase,blooio,tetherai"
+    async with Client(build_server(load_settings(**settings))) as client:
+        tools = {tool.name: tool.description or "" for tool in (await client.list_tools()).tools}
+    assert set(tools) == {"upsert_contact", "attach_identity", "set_verification", "get_contact", "find_contacts"}
+    assert tools["get_contact"].endswith("Provider: Featurebase.")
+    assert tools["attach_identity"].endswith("Provider: Blooio.")
