@@ -199,7 +199,7 @@ def test_doctor_prints_the_plan_with_the_selection(
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip() and line.split()[0] in TOOL_NAMES}
     assert "local" in lines["get_contact"] and "local" in lines["find_contacts"]
     for name in WRITES:
-        assert "not served" in lines[name]
+        assert "not selected" in lines[name]
 
 
 def test_manifest_renders_the_full_local_plan_whatever_the_environment_selects(tmp_path: Path) -> None:
@@ -207,3 +207,13 @@ def test_manifest_renders_the_full_local_plan_whatever_the_environment_selects(t
         "manifest", "--check", env={"CONTACT_MCP_READ_ONLY": "true", "CONTACT_MCP_EXCLUDE_TOOLS": "get_contact"}
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_the_plan_in_words_says_why_a_tool_is_missing() -> None:
+    settings = load_settings(providers="local,blooio", exclude_tools="create_contact", **KEYS)
+    lines = {line.split()[0]: line for line in make_plan(settings).lines()}
+    assert lines["attach_identity"].split()[1:] == ["blooio", "(Blooio)"]
+    assert lines["get_contact"].endswith("local, blooio (Blooio)  (provider argument)")
+    assert lines["create_contact"].endswith("not selected")
+    alone = {line.split()[0]: line for line in make_plan(load_settings(providers="blooio", **KEYS)).lines()}
+    assert alone["create_contact"].endswith("not served by an enabled provider")

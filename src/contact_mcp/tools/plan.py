@@ -36,6 +36,8 @@ class Route:
 class Plan:
     routes: tuple[Route, ...]
     """The tools served, in table order."""
+    unselected: frozenset[str] = frozenset()
+    """Tools the selection left out (whether or not a provider serves them)."""
 
     @property
     def enabled(self) -> tuple[str, ...]:
@@ -50,7 +52,8 @@ class Plan:
         for name in TOOL_NAMES:
             route = served.get(name)
             if route is None:
-                out.append(f"{name:<{width}}  not served")
+                why = "not selected" if name in self.unselected else "not served by an enabled provider"
+                out.append(f"{name:<{width}}  {why}")
                 continue
             shown = ", ".join(_shown(provider) for provider in route.providers)
             choice = "  (provider argument)" if route.takes_provider else ""
@@ -106,8 +109,10 @@ def make_plan(settings: Settings) -> Plan:
     keep = _checked_names(settings.tools, "tools")
     drop = _checked_names(settings.exclude_tools, "exclude_tools")
     routes: list[Route] = []
+    unselected: set[str] = set()
     for spec in TOOLS:
         if not _selected(spec, settings, keep, drop):
+            unselected.add(spec.name)
             continue
         serving = _servers(spec, settings.providers)
         if serving:
@@ -119,7 +124,7 @@ def make_plan(settings: Settings) -> Plan:
             + _selection_words(settings)
             + " selects none; widen the selection or enable a provider that serves the tools you want"
         )
-    return Plan(tuple(routes))
+    return Plan(tuple(routes), frozenset(unselected))
 
 
 def _selection_words(settings: Settings) -> str:
