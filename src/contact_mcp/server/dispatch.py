@@ -117,13 +117,13 @@ class ContactServer(MCPServer[AppState]):
 
     def __init__(self, *, tools: list[Tool], routing: Mapping[str, tuple[str, ...]], **kwargs: Any) -> None:
         super().__init__(tools=tools, middleware=[arguments_must_be_an_object], **kwargs)
-        self.routing = {name: tuple(names) for name, names in routing.items()}
+        self._routing = {name: tuple(names) for name, names in routing.items()}
         """Tool name → the providers serving it (several when the tool takes a `provider` argument)."""
         self._accepted = {tool.name: frozenset(tool.parameters.get("properties", {})) for tool in tools}
 
     def _provider_of(self, name: str, arguments: Mapping[str, Any]) -> str | None:
         """The provider a call is routed to: the tool's only one, or the valid `provider` argument it names."""
-        serving = self.routing.get(name, ())
+        serving = self._routing.get(name, ())
         if len(serving) == 1:
             return serving[0]
         chosen = arguments.get(PROVIDER_ARGUMENT)
