@@ -59,7 +59,9 @@ class ConfigError(Exception):
     """A start-up problem for the operator: bad or missing environment, unusable paths."""
 
 
-_FACTS = frozenset({"message", "field", "hint", "retryable", "retry_after_s", "provider", "status", "existing_id"})
+_FACTS = frozenset(
+    {"message", "field", "hint", "retryable", "retry_after_s", "provider", "status", "existing_id", "candidates"}
+)
 
 
 class ContactError(Exception):
