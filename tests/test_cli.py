@@ -230,7 +230,7 @@ def test_importing_the_package_loads_nothing_heavy_and_keeps_its_public_names() 
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
 
-    assert done.stdout.splitlines() == ["[]", "contact_mcp.server ConfigError"]
+    assert done.stdout.splitlines() == ["[]", "contact_mcp.server.build ConfigError"]
 
 
 def test_an_unknown_package_attribute_is_an_attribute_error() -> None:
