@@ -66,6 +66,7 @@ from contact_mcp.models import (
 from contact_mcp.redact import database_password, display_url
 from contact_mcp.settings import Settings
 from contact_mcp.store import rules
+from contact_mcp.store.backend import Backend
 from contact_mcp.store.migrations.postgres import migrate
 from contact_mcp.store.records import (
     ContactRecord,
@@ -283,7 +284,7 @@ def preflight(settings: Settings) -> None:
         ) from None
 
 
-def open_backend(settings: Settings) -> PostgresBackend:
+def open_backend(settings: Settings) -> Backend:
     return PostgresBackend(settings)
 
 
@@ -470,6 +471,14 @@ class PostgresBackend:
             )
 
         return await self._run(probe, write=False)
+
+    async def ready(self) -> None:
+        """One cheap read: an unreachable database is the `provider_unavailable` every call would give."""
+
+        async def ready(conn: Conn) -> None:
+            await conn.execute("SELECT 1 FROM contacts LIMIT 1")
+
+        await self._run(ready, write=False)
 
     # ---------- one call, one transaction, reruns for lost races ----------
 

@@ -8,6 +8,8 @@ import anyio
 import pytest
 from mcp import Client
 
+from contact_mcp.errors import ProviderUnavailable
+from contact_mcp.store import LocalStore
 from tests.postgres_server import PostgresServer
 from tests.stdio_server import server_params
 from tests.store.postgres.calls import counts
@@ -49,3 +51,26 @@ async def test_the_server_rides_out_a_database_outage(
     assert after.structured_content is not None and not after.is_error, after.content
     assert after.structured_content["outcome"] == "created"
     assert counts(started_postgres_url) == {"contacts": 2, "methods": 2, "identities": 0}
+
+
+async def test_readiness_fails_while_the_database_is_down_and_returns_with_it(
+    postgres_server: PostgresServer, started_postgres_url: str
+) -> None:
+    store = LocalStore.open(started_postgres_url)
+    try:
+        await store.ready()
+        postgres_server.stop()
+        try:
+            with pytest.raises(ProviderUnavailable):
+                await store.ready()
+        finally:
+            postgres_server.start()
+        with anyio.fail_after(60):
+            while True:
+                try:
+                    await store.ready()
+                    break
+                except ProviderUnavailable:
+                    await anyio.sleep(0.2)
+    finally:
+        await store.aclose()
