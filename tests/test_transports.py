@@ -28,10 +28,10 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from contact_mcp.errors import ConfigError
-from contact_mcp.server import build_server
-from contact_mcp.settings import Settings, load_settings
 from contact_mcp.serve import run
 from contact_mcp.serve.http import build_http_app
+from contact_mcp.server import build_server
+from contact_mcp.settings import Settings, load_settings
 from tests.stdio_server import server_params
 
 pytestmark = pytest.mark.anyio
@@ -391,6 +391,28 @@ def test_blank_token_is_refused_even_on_loopback(db_path: Path, token: str) -> N
     with pytest.raises(ConfigError, match="CONTACT_MCP_HTTP_TOKEN") as caught:
         build_http_app(build_server(settings), settings, transport="http", host="127.0.0.1")
     assert "empty" in str(caught.value)
+
+
+@pytest.mark.parametrize("token", ["x", "y" * 31], ids=["one-char", "31-chars"])
+def test_a_short_token_is_refused_off_loopback_and_accepted_on_it(db_path: Path, token: str) -> None:
+    settings = load_settings(db=str(db_path), http_token=token)
+    with pytest.raises(ConfigError, match="at least 32") as caught:
+        build_http_app(build_server(settings), settings, transport="http", host="0.0.0.0")
+    assert token not in str(caught.value).replace("at least 32", "")
+    build_http_app(build_server(settings), settings, transport="http", host="127.0.0.1")
+
+
+def test_a_32_character_token_serves_off_loopback(db_path: Path) -> None:
+    settings = load_settings(db=str(db_path), http_token="z" * 32)
+    build_http_app(build_server(settings), settings, transport="http", host="0.0.0.0")
+
+
+async def test_the_configured_token_is_stripped_like_the_presented_one(db_path: Path) -> None:
+    """An env file often leaves a trailing newline: the token still matches what clients send."""
+    settings = load_settings(db=str(db_path), http_token=f"  {TOKEN}\n")
+    async with _asgi(settings, host="0.0.0.0", base_url="http://127.0.0.1:8000") as http:
+        assert (await _post_init(http, **AUTH)).status_code == 200
+        assert (await _post_init(http, Authorization=f"Bearer {TOKEN}x")).status_code == 401
 
 
 @asynccontextmanager

@@ -56,18 +56,19 @@ def _indented(text: str) -> str:
 
 
 class RateLimit(logging.Filter):
-    """At most `burst` records per `per_s` seconds for each (logger, message template); the next record let
+    """At most `burst` records per `per_s` seconds for each (logger, level); the next record let
     through after a quiet spell says how many were dropped. For loggers that speak once per rejected request."""
 
     def __init__(self, *, burst: int = 5, per_s: float = 60.0) -> None:
         super().__init__()
         self._burst = burst
         self._per_s = per_s
-        self._windows: dict[tuple[str, str], tuple[float, int, int]] = {}  # key -> (window start, passed, dropped)
+        self._windows: dict[tuple[str, int], tuple[float, int, int]] = {}  # key -> (window start, passed, dropped)
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        key = (record.name, str(record.msg))
+        # Keyed by logger and level, not by text: the SDK formats values into its messages (f-strings).
+        key = (record.name, record.levelno)
         now = time.monotonic()
         with self._lock:
             start, passed, dropped = self._windows.get(key, (now, 0, 0))

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from mcp.client.streamable_http import streamable_http_client
 from tests.fakes.feather import API_KEY, FeatherFake
 from tests.fakes.harness import Fault, serve
 from tests.http_server import Spawned, spawn_http
+from tests.serve.polling import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -38,7 +38,8 @@ FORGED = "2026-12-03 10:00:00,000 WARNING contact_mcp: admin login"
 
 
 def _call(request_id: int, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
+    params = {"name": name, "arguments": arguments}
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
 
 
 def _json_rpc(response: httpx2.Response) -> dict[str, Any]:
@@ -110,7 +111,9 @@ async def test_stateless_health_says_so(replicas: list[Spawned]) -> None:
     ],
     ids=["batch", "null", "invalid-message", "not-json"],
 )
-async def test_a_malformed_body_is_a_400_without_pydantics_dump(replicas: list[Spawned], body: bytes, code: int) -> None:
+async def test_a_malformed_body_is_a_400_without_pydantics_dump(
+    replicas: list[Spawned], body: bytes, code: int
+) -> None:
     async with httpx2.AsyncClient(timeout=10) as http:
         response = await http.post(f"{replicas[0].base}/mcp", content=body, headers=LEGACY)
     assert response.status_code == 400
@@ -129,8 +132,8 @@ async def test_readiness_fails_while_the_store_is_gone_and_health_stays_up(tmp_p
     with spawn_http({"CONTACT_MCP_DB": str(db)}, tmp_path / "server.log") as server:
         async with httpx2.AsyncClient(base_url=server.base, timeout=10) as http:
             assert (await http.get("/readyz")).status_code == 200
-            for path in tmp_path.glob("contacts.db*"):
-                path.unlink()
+            for path in await anyio.to_thread.run_sync(lambda: list(tmp_path.glob("contacts.db*"))):
+                await anyio.Path(path).unlink()
             ready = await http.get("/readyz")
             health = await http.get("/healthz")
     assert ready.status_code == 503
@@ -144,6 +147,13 @@ def feather() -> Iterator[tuple[FeatherFake, str]]:
     fake = FeatherFake()
     with serve(fake.app) as url:
         yield fake, url
+
+
+def _reached_contacts(fake: FeatherFake) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return any(request.path.endswith("/contacts") for request in fake.requests)
+
+    return check
 
 
 def _feather_env(url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -164,26 +174,23 @@ async def test_sigterm_fails_readiness_at_once_lets_the_call_in_flight_finish_th
     end_user = fake.add_end_user(display_name="Drain")
     fake.app.push(Fault("slow", delay=2.0, path_contains="/contacts"))
     call = _call(2, "attach_contact", {"end_user_id": end_user, "channel": "email", "value": "drain@example.com"})
+    answers: list[httpx2.Response] = []
     with spawn_http(_feather_env(url, tmp_path), tmp_path / "server.log", "--stateless") as server:
-        async with httpx2.AsyncClient(base_url=server.base, timeout=30) as http:
-            async with anyio.create_task_group() as tasks:
-                answers: list[httpx2.Response] = []
+        async with httpx2.AsyncClient(base_url=server.base, timeout=30) as http, anyio.create_task_group() as tasks:
 
-                async def attach() -> None:
-                    answers.append(await http.post("/mcp", json=call, headers=LEGACY))
+            async def attach() -> None:
+                answers.append(await http.post("/mcp", json=call, headers=LEGACY))
 
-                tasks.start_soon(attach)
-                with anyio.fail_after(10):  # the slow POST has reached the provider: the call is in flight
-                    while not any(r.path.endswith("/contacts") for r in fake.requests):
-                        await anyio.sleep(0.02)
-                server.proc.send_signal(signal.SIGTERM)
-                await anyio.sleep(0.3)
-                ready = await http.get("/readyz")
-                health = await http.get("/healthz")
-            assert (ready.status_code, ready.json()) == (503, {"ready": False, "reason": "draining"})
-            assert health.status_code == 200
-            assert health.json()["draining"] is True
-            assert health.json()["in_flight"] == 1
+            async def unready() -> bool:
+                return (await http.get("/readyz")).status_code == 503
+
+            tasks.start_soon(attach)
+            await eventually(_reached_contacts(fake))  # the slow POST has reached the provider: in flight
+            server.proc.send_signal(signal.SIGTERM)
+            await eventually(unready, within_s=1)
+            health = await http.get("/healthz")
+            assert (health.status_code, health.json()["draining"], health.json()["in_flight"]) == (200, True, 1)
+            assert (await http.get("/readyz")).json() == {"ready": False, "reason": "draining"}
         result = _json_rpc(answers[0])["result"]
         assert result.get("isError") is not True
         assert result["structuredContent"]["created"] is True
@@ -205,9 +212,7 @@ async def test_draining_is_bounded_by_the_drain_timeout(feather: tuple[FeatherFa
                     await http.post("/mcp", json=call, headers=LEGACY)
 
             tasks.start_soon(attach)
-            with anyio.fail_after(10):
-                while not any(r.path.endswith("/contacts") for r in fake.requests):
-                    await anyio.sleep(0.02)
+            await eventually(_reached_contacts(fake))
             server.proc.send_signal(signal.SIGTERM)
             # 0.5 s of draining, then at most uvicorn's 5 s for open connections: far less than the 60 s call
             assert await anyio.to_thread.run_sync(lambda: server.proc.wait(timeout=20)) == 0
