@@ -56,7 +56,7 @@ def _indented(text: str) -> str:
 
 
 class RateLimit(logging.Filter):
-    """At most `burst` records per `per_s` seconds for each (logger, level); the next record let
+    """At most `burst` warnings (or worse) per `per_s` seconds for each (logger, level); the next record let
     through after a quiet spell says how many were dropped. For loggers that speak once per rejected request."""
 
     def __init__(self, *, burst: int = 5, per_s: float = 60.0) -> None:
@@ -67,6 +67,8 @@ class RateLimit(logging.Filter):
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:  # what an operator asked for by lowering the level is kept whole
+            return True
         # Keyed by logger and level, not by text: the SDK formats values into its messages (f-strings).
         key = (record.name, record.levelno)
         now = time.monotonic()

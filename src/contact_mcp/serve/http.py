@@ -51,6 +51,8 @@ from contact_mcp.server import ContactServer, build_server
 from contact_mcp.settings import Settings
 
 log = logging.getLogger("contact_mcp.serve.http")
+# A load balancer asks every few seconds: while the store is down, one line per probe would be a flood.
+_readiness_log = logging.getLogger("contact_mcp.serve.readiness")
 
 TOKEN_ENV = "CONTACT_MCP_HTTP_TOKEN"
 MIN_TOKEN_LENGTH = 32
@@ -67,7 +69,12 @@ _READY_TIMEOUT_S = 2.0
 _RETRY_AFTER_S = 5
 # The SDK's loggers that speak once per rejected request (a foreign Host, a bad session id): a flood of them
 # would otherwise be a flood of stderr.
-_NOISY_LOGGERS = ("mcp.server.transport_security", "mcp.server.streamable_http_manager", "mcp.server.sse")
+_NOISY_LOGGERS = (
+    "mcp.server.transport_security",
+    "mcp.server.streamable_http_manager",
+    "mcp.server.sse",
+    _readiness_log.name,
+)
 
 HttpTransport = Literal["sse", "http"]
 
@@ -159,9 +166,11 @@ class Lifecycle:
                 reason = exc.message
             except Exception as exc:
                 reason = f"readiness check failed: {type(exc).__name__}"
-                log.warning("readiness check failed", exc_info=True)
+                _readiness_log.warning("not ready: %s", reason, exc_info=True)
+                return reason
             else:
                 return None
+        _readiness_log.warning("not ready: %s", reason)
         return reason
 
 

@@ -25,6 +25,7 @@ import anyio.to_thread
 import mcp_types
 import pydantic_core
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
@@ -37,7 +38,7 @@ log = logging.getLogger("contact_mcp.serve.stdio")
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
-_MAX_LINE = 16 * 1024 * 1024  # what one line may hold before it is refused unread (the HTTP body limit is 4 MiB)
+_MAX_LINE = DEFAULT_MAX_REQUEST_BODY_SIZE  # one message, as over HTTP (4 MiB); a longer line is refused unparsed
 
 
 def run_stdio(settings: Settings) -> None:
@@ -66,7 +67,7 @@ def wire() -> Generator[tuple[BinaryIO, BinaryIO], None, None]:
     os.close(null)
     os.dup2(2, 1)
     try:
-        with open(wire_in, "rb", buffering=0, closefd=False) as stdin, open(wire_out, "wb", closefd=False) as stdout:
+        with open(wire_in, "rb", closefd=False) as stdin, open(wire_out, "wb", closefd=False) as stdout:
             yield cast(BinaryIO, stdin), cast(BinaryIO, stdout)
     finally:
         sys.stdout.flush()  # whatever `print()` left buffered lands on stderr, then the caller gets its stdout back
@@ -92,7 +93,7 @@ async def channel(stdin: BinaryIO, stdout: BinaryIO) -> AsyncGenerator[Streams]:
 
     async def read_lines() -> None:
         async with to_server, to_client.clone() as replies:
-            while line := await anyio.to_thread.run_sync(stdin.readline, _MAX_LINE + 1, abandon_on_cancel=True):
+            while line := await anyio.to_thread.run_sync(_read_line, stdin, abandon_on_cancel=True):
                 if not line.strip():
                     continue
                 message = _parse(line)
@@ -120,6 +121,15 @@ async def channel(stdin: BinaryIO, stdout: BinaryIO) -> AsyncGenerator[Streams]:
             await to_client.aclose()
 
 
+def _read_line(stdin: BinaryIO) -> bytes:
+    """The next line; a line over the limit comes back cut (and is refused), its rest read and dropped."""
+    line = stdin.readline(_MAX_LINE + 1)
+    if len(line) > _MAX_LINE and not line.endswith(b"\n"):
+        while (rest := stdin.readline(65536)) and not rest.endswith(b"\n"):
+            pass
+    return line
+
+
 def _write(stdout: BinaryIO, data: bytes) -> None:
     stdout.write(data)
     stdout.flush()
@@ -128,7 +138,7 @@ def _write(stdout: BinaryIO, data: bytes) -> None:
 def _parse(line: bytes) -> mcp_types.JSONRPCMessage | mcp_types.JSONRPCError:
     """The message on `line`, or the JSON-RPC error that answers it (logged once as a WARNING)."""
     if len(line) > _MAX_LINE:
-        return _rejected(INVALID_REQUEST, f"Invalid Request: a message may hold at most {_MAX_LINE} bytes", None)
+        return _rejected(INVALID_REQUEST, f"Invalid Request: a message may be at most {_MAX_LINE} bytes", None)
     try:
         return mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False)
     except ValidationError:
