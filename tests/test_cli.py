@@ -222,3 +222,11 @@ def test_an_unknown_package_attribute_is_an_attribute_error() -> None:
 
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = contact_mcp.nope  # pyright: ignore[reportAttributeAccessIssue]
+
+
+@pytest.mark.parametrize("transport", ["stdio", "sse"])
+def test_stateless_applies_to_streamable_http_only(transport: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--transport", transport, "--stateless"])
+    assert exited.value.code == 2
+    assert "--stateless applies to --transport http only" in capsys.readouterr().err

@@ -34,8 +34,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if cast(bool, args.stateless) and args.transport != "http":
         raise ConfigError("--stateless applies to --transport http only (stdio and SSE connections are sessions)")
     settings = load_settings()
-    configure_logging(settings.log_level)
-    from contact_mcp import serve
+    from contact_mcp import serve  # sets logging to settings.log_level itself
 
     serve.run(
         settings,
