@@ -67,8 +67,8 @@ _WILDCARD_BINDS = ("", "0.0.0.0", "::", "[::]")
 _STREAMS_GRACE_S = 5
 _READY_TIMEOUT_S = 2.0
 _RETRY_AFTER_S = 5
-# The SDK's loggers that speak once per rejected request (a foreign Host, a bad session id): a flood of them
-# would otherwise be a flood of stderr.
+# Loggers that warn once per rejected request (a foreign Host, a bad session id) or per failed readiness probe:
+# a flood of those would otherwise be a flood of stderr.
 _NOISY_LOGGERS = (
     "mcp.server.transport_security",
     "mcp.server.streamable_http_manager",
