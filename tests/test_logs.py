@@ -97,3 +97,13 @@ def test_configure_logging_replaces_any_earlier_handler() -> None:
     root = logging.getLogger()
     assert len(root.handlers) == 1
     assert root.level == logging.INFO
+
+
+def test_a_rate_limit_without_tracebacks_keeps_the_exception_on_the_line() -> None:
+    try:
+        raise ValueError("bad 100% body")
+    except ValueError:
+        record = logging.LogRecord("mcp.x", logging.ERROR, __file__, 1, "Failed %s", ("parse",), sys.exc_info())
+    assert RateLimit(tracebacks=False).filter(record) is True
+    assert record.exc_info is None
+    assert record.getMessage() == "Failed parse: ValueError('bad 100% body')"

@@ -59,8 +59,9 @@ class RateLimit(logging.Filter):
     """At most `burst` warnings (or worse) per `per_s` seconds for each (logger, level); the next record let
     through after a quiet spell says how many were dropped. For loggers that speak once per rejected request."""
 
-    def __init__(self, *, burst: int = 5, per_s: float = 60.0) -> None:
+    def __init__(self, *, burst: int = 5, per_s: float = 60.0, tracebacks: bool = True) -> None:
         super().__init__()
+        self._tracebacks = tracebacks
         self._burst = burst
         self._per_s = per_s
         self._windows: dict[tuple[str, int], tuple[float, int, int]] = {}  # key -> (window start, passed, dropped)
@@ -82,6 +83,10 @@ class RateLimit(logging.Filter):
             self._windows[key] = (start, passed + 1, 0)
         if dropped:
             record.msg = f"{record.msg} ({dropped} more like this in the last {self._per_s:g} s not logged)"
+        if not self._tracebacks and record.exc_info:
+            # A client's malformed request is not our bug: its type and message say enough.
+            record.msg = f"{record.msg}: " + repr(record.exc_info[1]).replace("%", "%%")
+            record.exc_info = record.exc_text = None
         return True
 
 
@@ -95,9 +100,9 @@ def configure_logging(level: str = "WARNING") -> None:
     logging.captureWarnings(True)
 
 
-def rate_limit(*names: str, burst: int = 5, per_s: float = 60.0) -> None:
+def rate_limit(*names: str, burst: int = 5, per_s: float = 60.0, tracebacks: bool = True) -> None:
     """Attach one `RateLimit` to each named logger (idempotent)."""
     for name in names:
         logger = logging.getLogger(name)
         if not any(isinstance(existing, RateLimit) for existing in logger.filters):
-            logger.addFilter(RateLimit(burst=burst, per_s=per_s))
+            logger.addFilter(RateLimit(burst=burst, per_s=per_s, tracebacks=tracebacks))

@@ -262,6 +262,32 @@ async def test_sse_foreign_host_requests_are_a_few_warning_lines_not_tracebacks(
     assert all(" WARNING " in line for line in rejections)
 
 
+async def test_sse_malformed_messages_are_a_400_json_rpc_error_and_a_line_each_not_a_traceback(
+    sse_server: Spawned,
+) -> None:
+    async with (
+        httpx2.AsyncClient(base_url=sse_server.base, timeout=10) as http,
+        http.stream("GET", "/sse") as stream,
+    ):
+        events = stream.aiter_lines()  # one iterator for the stream's life: leaving it would close the stream
+
+        async def next_data() -> str:
+            while not (line := await anext(events)).startswith("data:"):
+                pass
+            return line[5:].strip()
+
+        endpoint = await next_data()
+        for body, code in ((b"[]", -32600), (b"null", -32600), (b"{not json", -32700)):
+            response = await http.post(endpoint, content=body, headers={"Content-Type": "application/json"})
+            assert response.status_code == 400
+            assert response.json()["error"]["code"] == code
+        assert (await http.post(endpoint, json=INIT)).status_code == 202  # the session goes on
+        assert json.loads(await next_data())["result"]["serverInfo"]["name"] == "contact-mcp"
+    log = sse_server.log.read_text()
+    assert "Traceback" not in log
+    assert len([line for line in log.splitlines() if "answered a malformed message" in line]) == 3
+
+
 def _open_database_files(pid: int, db: Path) -> int:
     fds = Path(f"/proc/{pid}/fd")
     return sum(1 for fd in fds.iterdir() if os.path.realpath(fd) == str(db))
