@@ -50,6 +50,7 @@ from contact_mcp.models import (
     UpsertResult,
     VerificationResult,
 )
+from contact_mcp.normalize import normalize_uuid
 from contact_mcp.providers.base import Provider
 from contact_mcp.settings import Settings
 
@@ -760,7 +761,7 @@ class LocalStore(Provider):
     # ---------- get_contact ----------
 
     async def get_contact(self, contact_id: str) -> Contact:
-        canonical = _canonical_id(contact_id)
+        canonical = _canonical_id(normalize_uuid(contact_id, field="contact_id"))
         with self._transaction("BEGIN") as db:
             row = db.execute(_CONTACT_BY_ID, (canonical,)).fetchone() if canonical else None
             if row is None:
