@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import anyio
+
 from contact_mcp.errors import ContactError
 from contact_mcp.porting.readers import Format
 from contact_mcp.porting.report import Summary
@@ -56,7 +58,7 @@ async def import_command(settings: Settings, path: Path, *, fmt: Format | None, 
     except ContactError as exc:
         print(f"contact-mcp: {stopped(done, exc)}", file=sys.stderr)
         return 1
-    except BaseException as exc:  # Ctrl-C arrives as a cancellation here; say how far the import got, then go on
+    except (KeyboardInterrupt, anyio.get_cancelled_exc_class()) as exc:  # Ctrl-C arrives as a cancellation
         print(f"contact-mcp: {stopped(done, exc)}", file=sys.stderr)
         raise
     finally:
