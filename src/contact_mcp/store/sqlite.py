@@ -4,12 +4,13 @@ It owns the file named by CONTACT_MCP_DB: `preflight` creates it (and its folder
 serves, proves it can write there (unless CONTACT_MCP_READ_ONLY), and turns an unusable path into a `ConfigError`.
 
 Off the loop, one hop per call: each call's whole transaction is one function run on a worker thread (anyio's
-thread pool behind a capacity-1 limiter), so a write waiting for another process's lock blocks no other client,
-and a call costs one thread hop, not one per statement. The limiter serialises the store's one connection (WAL,
-synchronous=NORMAL, foreign keys on, busy_timeout): calls never interleave mid-transaction. Each call is one
-transaction (writes `BEGIN IMMEDIATE ... COMMIT`, rolled back on any exception), so two processes on the same file
-queue for the write lock instead of losing or duplicating updates. A cancelled caller does not abandon its
-transaction: the thread finishes (commits or rolls back) before the next call runs.
+thread pool), so a write waiting for another process's lock blocks no other client, and a call costs one thread
+hop, not one per statement. Writes use the writer connection (WAL, synchronous=NORMAL, foreign keys on,
+busy_timeout), reads a second, query-only connection; a capacity-1 limiter per connection means calls never
+interleave mid-transaction, and in WAL mode reads never wait for a write. Each write is one `BEGIN IMMEDIATE ...
+COMMIT` transaction (rolled back on any exception), so two processes on the same file queue for the write lock
+instead of losing or duplicating updates; each read is one read transaction. A cancelled caller does not abandon
+its transaction: the thread finishes (commits or rolls back) before the connection's next call runs.
 
 Every exact lookup is indexed, so a call costs about the same at 1k and 100k contacts (tests/store/sqlite/).
 Statements are fixed module-level strings, so sqlite3's statement cache prepares each once per connection.
@@ -389,34 +390,98 @@ def find_query(call: FindContactsInput, after: int) -> tuple[str, list[object]]:
 # ---------- the backend ----------
 
 
-class SqliteBackend:
-    """Contacts in one SQLite file; see the module docstring for threads and transactions."""
+def _transaction(
+    db: sqlite3.Connection,
+    work: Callable[[sqlite3.Connection], _T],
+    begin: Literal["BEGIN IMMEDIATE", "BEGIN"] | None,
+) -> _T:
+    """One call's transaction on `db` (on the worker thread): committed, or rolled back on any exception, with the
+    database's retryable failures mapped to `ProviderUnavailable`."""
+    try:
+        if begin is None:
+            return work(db)
+        db.execute(begin)
+        result = work(db)
+        db.execute("COMMIT")
+        return result
+    except BaseException as exc:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+            raise ProviderUnavailable(
+                "the contact database is locked by another process",
+                hint="Another contact-mcp is writing to the same file; retry in a moment",
+                retry_after_s=1.0,
+            ) from exc
+        if isinstance(exc, sqlite3.OperationalError) and _is_unwritable(exc):
+            raise ProviderUnavailable(
+                "the contact database (CONTACT_MCP_DB) cannot be written",
+                hint="The operator must make CONTACT_MCP_DB writable; reads still work",
+                retryable=False,
+            ) from exc
+        raise
 
-    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
-        self._db = db
+
+class _Lane:
+    """One connection and the limiter that gives it to one call at a time."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.limiter = anyio.CapacityLimiter(1)
+
+
+def _reader(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, cached_statements=256, check_same_thread=False)
+    db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    db.execute("PRAGMA query_only = ON")
+    return db
+
+
+class SqliteBackend:
+    """Contacts in one SQLite file; see the module docstring for threads and transactions.
+
+    Two lanes: writes take the writer connection, reads the reader connection, each one call at a time. In WAL
+    mode a reader never waits for a writer, so a write queued behind another process's lock (up to the busy
+    timeout) delays other writes only; reads go on."""
+
+    def __init__(self, writer: sqlite3.Connection, reader: sqlite3.Connection, path: Path) -> None:
+        self._writer = _Lane(writer)
+        self._reader = _Lane(reader)
         self._path = path
-        self._limiter = anyio.CapacityLimiter(1)
         self._closed = False
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """The writer connection (tests read its settings and query plans)."""
+        return self._writer.db
 
     @classmethod
     def open(
         cls, path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, read_only: bool = False
     ) -> SqliteBackend:
-        return cls(connect(path, busy_timeout_ms=busy_timeout_ms, read_only=read_only), Path(path).expanduser())
+        writer = connect(path, busy_timeout_ms=busy_timeout_ms, read_only=read_only)
+        where = Path(path).expanduser()
+        try:
+            reader = _reader(where, busy_timeout_ms)
+        except sqlite3.Error as exc:
+            writer.close()
+            raise ConfigError(f"CONTACT_MCP_DB={where} cannot be opened for reading ({exc})") from None
+        return cls(writer, reader, where)
 
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
-        await anyio.to_thread.run_sync(self._close, limiter=self._limiter)
+        await anyio.to_thread.run_sync(self._reader.db.close, limiter=self._reader.limiter)
+        await anyio.to_thread.run_sync(self._close_writer, limiter=self._writer.limiter)
 
-    def _close(self) -> None:
+    def _close_writer(self) -> None:
         try:
-            self._db.execute("PRAGMA optimize")
+            self._writer.db.execute("PRAGMA optimize")
         except sqlite3.Error as exc:  # a read-only or vanished file must not fail shutdown (and lose a reply)
             log.debug("PRAGMA optimize skipped on CONTACT_MCP_DB=%s: %s", self._path, exc)
         finally:
-            self._db.close()
+            self._writer.db.close()
 
     async def probe(self) -> str:
         def probe(db: sqlite3.Connection) -> str:
@@ -431,36 +496,10 @@ class SqliteBackend:
     async def _run(
         self, work: Callable[[sqlite3.Connection], _T], *, begin: Literal["BEGIN IMMEDIATE", "BEGIN"] | None
     ) -> _T:
-        """Run `work` on the worker thread inside one transaction (`begin` None: its statements' own)."""
-        return await anyio.to_thread.run_sync(self._transaction, work, begin, limiter=self._limiter)
-
-    def _transaction(
-        self, work: Callable[[sqlite3.Connection], _T], begin: Literal["BEGIN IMMEDIATE", "BEGIN"] | None
-    ) -> _T:
-        db = self._db
-        try:
-            if begin is None:
-                return work(db)
-            db.execute(begin)
-            result = work(db)
-            db.execute("COMMIT")
-            return result
-        except BaseException as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
-                raise ProviderUnavailable(
-                    "the contact database is locked by another process",
-                    hint="Another contact-mcp is writing to the same file; retry in a moment",
-                    retry_after_s=1.0,
-                ) from exc
-            if isinstance(exc, sqlite3.OperationalError) and _is_unwritable(exc):
-                raise ProviderUnavailable(
-                    "the contact database (CONTACT_MCP_DB) cannot be written",
-                    hint="The operator must make CONTACT_MCP_DB writable; reads still work",
-                    retryable=False,
-                ) from exc
-            raise
+        """Run `work` on a worker thread inside one transaction: `BEGIN IMMEDIATE` on the writer, else on the
+        reader (`begin` None: each statement its own read transaction)."""
+        lane = self._writer if begin == "BEGIN IMMEDIATE" else self._reader
+        return await anyio.to_thread.run_sync(_transaction, lane.db, work, begin, limiter=lane.limiter)
 
     @staticmethod
     def _require_contact(

@@ -102,13 +102,16 @@ async def test_a_failure_mid_transaction_rolls_the_whole_call_back(db_path: Path
     assert totals == {"contacts": 1, "methods": 1, "identities": 0}
 
 
-async def test_a_write_waiting_for_the_lock_does_not_block_the_event_loop(
+async def test_a_write_waiting_for_the_lock_blocks_neither_the_event_loop_nor_reads(
     db_path: Path, holder: sqlite3.Connection
 ) -> None:
     """While a write waits for another process's lock, the server still answers: `tools/list` (which never
-    touches the database) completes while the upsert is still waiting. On the event loop, it could not."""
+    touches the database) and a read complete while the upsert is still waiting. On the event loop, neither could;
+    on one connection, the read would queue behind the write."""
     order: list[str] = []
     async with Client(build_server(load_settings(db=str(db_path)))) as client:
+        made = await client.call_tool("upsert_contact", {"email": "bob@example.com"})
+        assert made.structured_content is not None
         hold_write_lock(holder)
 
         async def upsert() -> None:
@@ -121,6 +124,9 @@ async def test_a_write_waiting_for_the_lock_does_not_block_the_event_loop(
             await anyio.sleep(0.05)  # let the upsert reach the lock
             await client.list_tools()
             order.append("tools/list")
+            read = await client.call_tool("get_contact", {"contact_id": made.structured_content["id"]})
+            assert not read.is_error, read.content
+            order.append("get_contact")
             holder.execute("COMMIT")
 
-    assert order == ["tools/list", "upsert"]
+    assert order == ["tools/list", "get_contact", "upsert"]
