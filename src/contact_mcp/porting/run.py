@@ -48,9 +48,16 @@ async def export_contacts(store: Exporter, out: TextIO) -> int:
     """Write every contact to `out`, one JSON object per line, oldest first; return how many."""
     count = 0
     async for batch in store.iter_records():
-        out.write("".join(record.model_dump_json(exclude_none=True) + "\n" for record in batch))
+        out.write("".join(map(_line, batch)))
         count += len(batch)
     return count
+
+
+def _line(record: ContactRecord) -> str:
+    # Custom fields in key order: PostgreSQL's jsonb keeps keys in an order of its own, and an export should read
+    # the same whichever backend holds the contacts.
+    canonical = record.model_copy(update={"custom_fields": dict(sorted(record.custom_fields.items()))})
+    return canonical.model_dump_json(exclude_none=True) + "\n"
 
 
 async def export_to_file(store: Exporter, path: Path) -> int:
