@@ -572,6 +572,12 @@ class ImportContactInput:
     locale: str | None = None
 
 
+ROW_ERRORS: Final = (InvalidArgument, Conflict, NotFound)
+"""What the rules refuse one row of an import with (its content, not the database): the row is rolled back alone
+and reported, and the import goes on."""
+RowError = InvalidArgument | Conflict | NotFound
+
+
 def import_upsert(call: ImportContactInput) -> UpsertContactInput:
     """The upsert a row of new data amounts to: its first email and first phone become the contact's primaries."""
     return UpsertContactInput(

@@ -761,6 +761,26 @@ class SqliteBackend:
     async def import_contact(self, call: rules.ImportContactInput) -> Outcome:
         return await self._run(lambda db: self._import(db, call), begin="BEGIN IMMEDIATE")
 
+    async def import_batch(
+        self, items: Sequence[ContactRecord | rules.ImportContactInput]
+    ) -> list[Outcome | rules.RowError]:
+        def work(db: sqlite3.Connection) -> list[Outcome | rules.RowError]:
+            answers: list[Outcome | rules.RowError] = []
+            for item in items:
+                db.execute("SAVEPOINT import_row")
+                try:
+                    if isinstance(item, ContactRecord):
+                        answers.append(_restore(db, check_record(item)))
+                    else:
+                        answers.append(self._import(db, item))
+                except rules.ROW_ERRORS as exc:
+                    db.execute("ROLLBACK TO import_row")
+                    answers.append(exc)
+                db.execute("RELEASE import_row")
+            return answers
+
+        return await self._run(work, begin="BEGIN IMMEDIATE")
+
     def _import(self, db: sqlite3.Connection, call: rules.ImportContactInput) -> Outcome:
         """One row of new data: match as `rules.import_target` says, then create or merge, in this one transaction."""
         by_keys = by_username = None
