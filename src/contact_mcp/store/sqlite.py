@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -34,13 +34,11 @@ from contact_mcp.models import (
     AttachedIdentity,
     AttachIdentityInput,
     Contact,
-    ContactMethod,
     ContactPage,
     ContactSummary,
     CreateContactInput,
     CreatedContact,
     FindContactsInput,
-    Identity,
     Outcome,
     SetVerificationInput,
     UpsertContactInput,
@@ -50,7 +48,15 @@ from contact_mcp.models import (
 from contact_mcp.settings import Settings
 from contact_mcp.store import rules
 from contact_mcp.store.migrations.sqlite import migrate, schema_version
-from contact_mcp.store.records import ContactRecord, IdentityRecord, MethodRecord, RecordPage, check_record
+from contact_mcp.store.records import (
+    ContactRecord,
+    RecordPage,
+    StoredFields,
+    check_record,
+    contact_from,
+    record_from,
+    stored_fields,
+)
 
 log = logging.getLogger("contact_mcp.store.sqlite")
 
@@ -126,7 +132,8 @@ def _primary_value(contacts: str, kind: str) -> str:
 # update is one SELECT per key and at most one UPDATE inside its transaction.
 _UPSERT_COLUMNS: Final = (
     "seq, id, user_id, username, name, display_name, locale, profile_picture, companies, custom_fields, roles, "
-    f"subscribed_to_changelog, {_primary_value('contacts', 'email')}, {_primary_value('contacts', 'phone')}"
+    f"subscribed_to_changelog, {_primary_value('contacts', 'email')} AS email, "
+    f"{_primary_value('contacts', 'phone')} AS phone"
 )
 _UPSERT_BY_USER_ID: Final = f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE user_id = ?"
 # The oldest contact holding the email as its primary, else the oldest holding it at all.
@@ -134,35 +141,28 @@ _UPSERT_BY_EMAIL: Final = (
     f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE seq = (SELECT contact_seq FROM methods "
     "WHERE value = ? AND kind = 'email' ORDER BY is_primary DESC, contact_seq LIMIT 1)"
 )
-_CONTACT_BY_ID: Final = (
-    "SELECT seq, id, user_id, username, name, display_name, locale, profile_picture, companies, custom_fields, "
-    "roles, subscribed_to_changelog, created_at, updated_at FROM contacts WHERE id = ?"
+# Whole contacts (get_contact, export), columns named as `records` names its fields.
+_RECORD_COLUMNS: Final = (
+    "seq, id, user_id, username, name, display_name, locale, profile_picture, companies, custom_fields, roles, "
+    "subscribed_to_changelog, created_at, updated_at"
 )
+_RECORD_BY_ID: Final = f"SELECT {_RECORD_COLUMNS} FROM contacts WHERE id = ?"
+_RECORDS_AFTER: Final = f"SELECT {_RECORD_COLUMNS} FROM contacts WHERE seq > ? ORDER BY seq LIMIT ?"
+# Methods and identities of a run of contacts, by row-number range (both indexed on contact_seq).
 _METHODS_OF: Final = (
-    "SELECT id, channel, type, raw_value, value, is_primary, verified_at, verification_source, verification_method "
-    "FROM methods WHERE contact_seq = ? ORDER BY seq"
+    'SELECT contact_seq, id, channel, type, raw_value, value, is_primary AS "primary", verified_at, '
+    "verification_source, verification_method, created_at FROM methods WHERE contact_seq BETWEEN ? AND ? "
+    "ORDER BY contact_seq, seq"
 )
 _IDENTITIES_OF: Final = (
-    "SELECT id, channel_type, identifier, channel_id, created_at FROM identities WHERE contact_seq = ? ORDER BY seq"
-)
-_SUMMARY_COLUMNS: Final = (
-    "c.seq, c.id, coalesce(c.name, c.display_name), c.username, c.user_id, "
-    f"{_primary_value('c', 'email')}, {_primary_value('c', 'phone')}"
-)
-_FIND_IN_METHODS: Final = "c.seq IN (SELECT contact_seq FROM methods WHERE value = ? AND kind = ?)"
-# Export reads a page of contacts, then their methods and identities by row-number range (both indexed).
-_EXPORT_CONTACTS: Final = (
-    "SELECT seq, id, user_id, username, name, display_name, locale, profile_picture, companies, custom_fields, "
-    "roles, subscribed_to_changelog, created_at, updated_at FROM contacts WHERE seq > ? ORDER BY seq LIMIT ?"
-)
-_EXPORT_METHODS: Final = (
-    "SELECT contact_seq, id, channel, type, raw_value, value, is_primary, verified_at, verification_source, "
-    "verification_method, created_at FROM methods WHERE contact_seq BETWEEN ? AND ? ORDER BY contact_seq, seq"
-)
-_EXPORT_IDENTITIES: Final = (
     "SELECT contact_seq, id, channel_type, identifier, channel_id, created_at FROM identities "
     "WHERE contact_seq BETWEEN ? AND ? ORDER BY contact_seq, seq"
 )
+_SUMMARY_COLUMNS: Final = (
+    "c.seq, c.id, coalesce(c.name, c.display_name) AS name, c.username, c.user_id, "
+    f"{_primary_value('c', 'email')} AS email, {_primary_value('c', 'phone')} AS phone"
+)
+_FIND_IN_METHODS: Final = "c.seq IN (SELECT contact_seq FROM methods WHERE value = ? AND kind = ?)"
 _DELETE_METHODS: Final = "DELETE FROM methods WHERE contact_seq = ?"
 # contact-mcp import: the contacts holding a phone (oldest first; every one, since the row's name picks among them),
 # and the emails and phones a contact holds.
@@ -332,31 +332,18 @@ def _add_method(
     return uid
 
 
-def _stored(row: Sequence[object]) -> rules.StoredContact:
-    (seq, id_, user_id, username, name, display_name, locale, picture, companies, custom, roles, subscribed,
-     email, phone) = row  # fmt: skip
-    assert isinstance(seq, int)
-    assert isinstance(companies, str) and isinstance(custom, str) and isinstance(roles, str)
-    return rules.StoredContact(
-        key=seq,
-        id=str(id_),
-        user_id=_text(user_id),
-        username=_text(username),
-        name=_text(name),
-        display_name=_text(display_name),
-        locale=_text(locale),
-        profile_picture=_text(picture),
-        companies=companies,
-        custom_fields=custom,
-        roles=roles,
-        subscribed_to_changelog=None if subscribed is None else bool(subscribed),
-        email=_text(email),
-        phone=_text(phone),
-    )
+def _stored(cursor: sqlite3.Cursor) -> rules.StoredContact | None:
+    """The upsert candidate a `_UPSERT_COLUMNS` query found, if any."""
+    return next(_stored_all(cursor), None)
 
 
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
+def _stored_all(cursor: sqlite3.Cursor) -> Iterator[rules.StoredContact]:
+    """Every candidate a `_UPSERT_COLUMNS` query found, in its order."""
+    for row in _named(cursor):
+        subscribed = row.pop("subscribed_to_changelog")
+        yield rules.StoredContact(
+            key=row.pop("seq"), subscribed_to_changelog=None if subscribed is None else bool(subscribed), **row
+        )
 
 
 def find_query(call: FindContactsInput, after: int) -> tuple[str, list[object]]:
@@ -618,13 +605,8 @@ class SqliteBackend:
     @staticmethod
     def _upsert_target(db: sqlite3.Connection, call: UpsertContactInput) -> rules.StoredContact | None:
         """Read what `rules.upsert_target` needs and ask it (upsert_contact, and import's rows with email/user_id)."""
-        by_user_id = by_email = None
-        if call.user_id is not None:
-            row = db.execute(_UPSERT_BY_USER_ID, (call.user_id,)).fetchone()
-            by_user_id = _stored(row) if row is not None else None
-        if call.email is not None:
-            row = db.execute(_UPSERT_BY_EMAIL, (call.email,)).fetchone()
-            by_email = _stored(row) if row is not None else None
+        by_user_id = _stored(db.execute(_UPSERT_BY_USER_ID, (call.user_id,))) if call.user_id is not None else None
+        by_email = _stored(db.execute(_UPSERT_BY_EMAIL, (call.email,))) if call.email is not None else None
         holds = (
             by_user_id is not None
             and by_email is not None
@@ -669,56 +651,13 @@ class SqliteBackend:
         if canonical is None:
             raise rules.contact_not_found(contact_id)
 
-        def work(db: sqlite3.Connection) -> tuple[Sequence[object], list[Sequence[object]], list[Sequence[object]]]:
-            row = db.execute(_CONTACT_BY_ID, (canonical,)).fetchone()
-            if row is None:
+        def work(db: sqlite3.Connection) -> StoredFields:
+            found = _stored_contacts(db, _named(db.execute(_RECORD_BY_ID, (canonical,))))
+            if not found:
                 raise rules.contact_not_found(contact_id)
-            return row, db.execute(_METHODS_OF, (row[0],)).fetchall(), db.execute(_IDENTITIES_OF, (row[0],)).fetchall()
+            return found[0]
 
-        row, methods, identities = await self._run(work, begin="BEGIN")
-        (_, id_, user_id, username, name, display_name, locale, picture, companies, custom, roles, subscribed,
-         created_at, updated_at) = row  # fmt: skip
-        return Contact(
-            provider=rules.PROVIDER,
-            id=str(id_),
-            user_id=_text(user_id),
-            username=_text(username),
-            name=_text(name),
-            display_name=_text(display_name),
-            locale=_text(locale),
-            profile_picture=_text(picture),
-            companies=rules.parse_companies(str(companies)),
-            custom_fields=rules.parse_custom_fields(str(custom)),
-            roles=rules.parse_roles(str(roles)),
-            subscribed_to_changelog=None if subscribed is None else bool(subscribed),
-            created_at=str(created_at),
-            updated_at=str(updated_at),
-            methods=[
-                ContactMethod(
-                    id=str(m[0]),
-                    channel=str(m[1]),
-                    type=_text(m[2]),
-                    raw_value=str(m[3]),
-                    value=str(m[4]),
-                    primary=bool(m[5]),
-                    verified=m[6] is not None,
-                    verified_at=_text(m[6]),
-                    verification_source=_text(m[7]),
-                    verification_method=_text(m[8]),
-                )
-                for m in methods
-            ],
-            identities=[
-                Identity(
-                    id=str(i[0]),
-                    channel_type=_text(i[1]),
-                    identifier=str(i[2]),
-                    channel_id=_text(i[3]),
-                    created_at=str(i[4]),
-                )
-                for i in identities
-            ],
-        )
+        return contact_from(await self._run(work, begin="BEGIN"))
 
     # ---------- find_contacts ----------
 
@@ -726,26 +665,15 @@ class SqliteBackend:
         after = rules.decode_cursor(call.cursor) if call.cursor is not None else 0
         sql, params = find_query(call, after)
 
-        def work(db: sqlite3.Connection) -> list[Sequence[object]]:
-            return db.execute(sql, params).fetchall()  # one statement: its own read transaction
+        def work(db: sqlite3.Connection) -> list[dict[str, Any]]:
+            return _named(db.execute(sql, params))  # one statement: its own read transaction
 
         rows = await self._run(work, begin=None)
         page = rows[: call.limit]
-        last = page[-1][0] if page else None
         return ContactPage(
             provider=rules.PROVIDER,
-            contacts=[
-                ContactSummary(
-                    id=str(r[1]),
-                    name=_text(r[2]),
-                    username=_text(r[3]),
-                    user_id=_text(r[4]),
-                    email=_text(r[5]),
-                    phone=_text(r[6]),
-                )
-                for r in page
-            ],
-            next_cursor=rules.encode_cursor(last) if len(rows) > call.limit and isinstance(last, int) else None,
+            contacts=[ContactSummary.model_validate(row) for row in page],
+            next_cursor=rules.encode_cursor(page[-1]["seq"]) if len(rows) > call.limit else None,
         )
 
     # ---------- export and restore ----------
@@ -789,11 +717,10 @@ class SqliteBackend:
             by_keys = self._upsert_target(db, rules.import_upsert(call))
         else:
             if call.username is not None:
-                row = db.execute(_UPSERT_BY_USERNAME, (rules.username_key(call.username),)).fetchone()
-                by_username = _stored(row) if row is not None else None
+                by_username = _stored(db.execute(_UPSERT_BY_USERNAME, (rules.username_key(call.username),)))
             if by_username is None and call.name is not None:
                 for phone in call.phones:
-                    holders += [_stored(row) for row in db.execute(_UPSERT_BY_PHONE, (phone,))]
+                    holders += _stored_all(db.execute(_UPSERT_BY_PHONE, (phone,)))
                 holders.sort(key=lambda holder: holder.key)
         target = rules.import_target(call, by_keys=by_keys, by_username=by_username, phone_holders=holders)
         owner = db.execute(_ID_BY_USERNAME, (rules.username_key(call.username),)).fetchone() if call.username else None
@@ -821,65 +748,41 @@ class SqliteBackend:
         return "updated"
 
 
+def _named(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def _stored_contacts(db: sqlite3.Connection, rows: list[dict[str, Any]]) -> list[StoredFields]:
+    """Whole contacts for contact rows (`_RECORD_COLUMNS`, in seq order), their methods and identities read in one
+    range query each."""
+    if not rows:
+        return []
+    span = (rows[0]["seq"], rows[-1]["seq"])
+    methods: dict[int, list[dict[str, Any]]] = {}
+    for method in _named(db.execute(_METHODS_OF, span)):
+        methods.setdefault(method.pop("contact_seq"), []).append(method)
+    identities: dict[int, list[dict[str, Any]]] = {}
+    for identity in _named(db.execute(_IDENTITIES_OF, span)):
+        identities.setdefault(identity.pop("contact_seq"), []).append(identity)
+    return [stored_fields(row, methods.get(row["seq"], []), identities.get(row["seq"], [])) for row in rows]
+
+
 def _export_page(db: sqlite3.Connection, after: int, limit: int) -> RecordPage:
-    contacts = db.execute(_EXPORT_CONTACTS, (after, limit + 1)).fetchall()
-    page = contacts[:limit]
-    if not page:
-        return RecordPage(records=[])
-    first, last = page[0][0], page[-1][0]
-    methods: dict[int, list[MethodRecord]] = {}
-    for m in db.execute(_EXPORT_METHODS, (first, last)):
-        methods.setdefault(m[0], []).append(
-            MethodRecord(
-                id=m[1],
-                channel=m[2],
-                type=m[3],
-                raw_value=m[4],
-                value=m[5],
-                primary=bool(m[6]),
-                verified_at=m[7],
-                verification_source=m[8],
-                verification_method=m[9],
-                created_at=m[10],
-            )
-        )
-    identities: dict[int, list[IdentityRecord]] = {}
-    for i in db.execute(_EXPORT_IDENTITIES, (first, last)):
-        identities.setdefault(i[0], []).append(
-            IdentityRecord(id=i[1], channel_type=i[2], identifier=i[3], channel_id=i[4], created_at=i[5])
-        )
-    records = [
-        ContactRecord(
-            id=c[1],
-            user_id=c[2],
-            username=c[3],
-            name=c[4],
-            display_name=c[5],
-            locale=c[6],
-            profile_picture=c[7],
-            companies=rules.parse_companies(c[8]),
-            custom_fields=rules.parse_custom_fields(c[9]),
-            roles=rules.parse_roles(c[10]),
-            subscribed_to_changelog=None if c[11] is None else bool(c[11]),
-            created_at=c[12],
-            updated_at=c[13],
-            methods=methods.get(c[0], []),
-            identities=identities.get(c[0], []),
-        )
-        for c in page
-    ]
-    return RecordPage(records=records, after=rules.encode_cursor(last) if len(contacts) > limit else None)
-
-
-def _read_record(db: sqlite3.Connection, seq: int) -> ContactRecord:
-    (record,) = _export_page(db, seq - 1, 1).records
-    return record
+    rows = _named(db.execute(_RECORDS_AFTER, (after, limit + 1)))
+    page = rows[:limit]
+    return RecordPage(
+        records=[record_from(fields) for fields in _stored_contacts(db, page)],
+        after=rules.encode_cursor(page[-1]["seq"]) if len(rows) > limit else None,
+    )
 
 
 def _restore(db: sqlite3.Connection, record: ContactRecord) -> Outcome:
     row = db.execute(_SEQ_BY_ID, (record.id,)).fetchone()
     seq: int | None = row[0] if row is not None else None
-    if seq is not None and _read_record(db, seq) == record:
+    if seq is not None and [
+        record_from(f) for f in _stored_contacts(db, _named(db.execute(_RECORD_BY_ID, (record.id,))))
+    ] == [record]:
         return "unchanged"
     if record.user_id is not None:
         owner = db.execute(_ID_BY_USER_ID, (record.user_id,)).fetchone()
