@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import signal
 import sqlite3
 import subprocess
@@ -118,33 +119,41 @@ def test_the_progress_bar_is_drawn_when_stderr_is_a_terminal(tmp_path: Path) -> 
     assert "3/3" in text
 
 
-def test_an_import_killed_mid_file_leaves_whole_contacts_and_running_it_again_finishes(tmp_path: Path) -> None:
-    rows = 3000
-    path = tmp_path / "big.csv"
+def _big_csv(path: Path, rows: int) -> None:
+    """`rows` contacts of two emails and two phones each."""
     with path.open("w") as out:
         out.write("email,email2,phone,phone2,name\n")
         for n in range(rows):
-            out.write(
-                f"p{n}@example.com,p{n}@work.example,+1415{2000000 + 2 * n:07d},+1415{2000001 + 2 * n:07d},P{n}\n"
-            )
-    db = tmp_path / "c.db"
+            phone = 4152000000 + 2 * n
+            out.write(f"p{n}@example.com,p{n}@work.example,+1{phone},+1{phone + 1},P{n}\n")
+
+
+def _start_import(path: Path, db: Path) -> subprocess.Popen[str]:
+    """The import running in a child, once it has written its first contacts."""
     assert run_cli("export", env=_env(db)).returncode == 0  # creates the schema, so the file can be watched
     child = subprocess.Popen(
         [sys.executable, "-m", "contact_mcp", "import", str(path)],
         env={**os.environ, **_env(db)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    try:
-        deadline = time.monotonic() + 60
-        while len(_contacts(db)) < 20 and time.monotonic() < deadline and child.poll() is None:
-            time.sleep(0.005)
-        child.send_signal(signal.SIGKILL)
-    finally:
-        child.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while not _contacts(db) and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.005)
+    return child
+
+
+def test_an_import_killed_mid_file_leaves_whole_contacts_and_running_it_again_finishes(tmp_path: Path) -> None:
+    rows = 3000
+    path, db = tmp_path / "big.csv", tmp_path / "c.db"
+    _big_csv(path, rows)
+    child = _start_import(path, db)
+    child.send_signal(signal.SIGKILL)
+    child.communicate(timeout=30)
 
     cut = _contacts(db)
-    assert 20 <= len(cut) < rows, "the import was not cut mid-file"
+    assert 0 < len(cut) < rows, "the import was not cut mid-file"
     assert {methods for _, methods in cut} == {4}  # every contact there is whole: 2 emails and 2 phones
 
     again = run_cli("import", str(path), env=_env(db), timeout=240)
@@ -155,3 +164,27 @@ def test_an_import_killed_mid_file_leaves_whole_contacts_and_running_it_again_fi
     assert len(finished) == rows
     assert {methods for _, methods in finished} == {4}
     assert finished[: len(cut)] == cut
+
+
+def test_ctrl_c_stops_the_import_saying_how_far_it_got(tmp_path: Path) -> None:
+    rows = 2000
+    path, db = tmp_path / "big.csv", tmp_path / "c.db"
+    _big_csv(path, rows)
+    child = _start_import(path, db)
+    child.send_signal(signal.SIGINT)
+    stdout, stderr = child.communicate(timeout=30)
+
+    cut = _contacts(db)
+    assert child.returncode == 130
+    assert stdout == ""
+    said = re.fullmatch(
+        r"contact-mcp: import stopped after line (\d+) \(interrupted\); so far (\d+) created, 0 updated, "
+        r"0 unchanged, 0 rejected\. The rows up to that line are imported, each whole: run the same import again "
+        r"to finish\n",
+        stderr,
+    )
+    assert said is not None, stderr
+    # What it says is imported is (a batch committing as Ctrl-C arrives may be there without being counted).
+    assert int(said[1]) == int(said[2]) + 1 <= len(cut) + 1
+    assert 0 < len(cut) < rows
+    assert {methods for _, methods in cut} == {4}

@@ -220,6 +220,6 @@ def stopped(done: Progress, error: BaseException) -> str:
     """One line for an import that did not finish."""
     why = error.message if isinstance(error, ContactError) else "interrupted"
     return (
-        f"import stopped after line {done.line} ({why}); so far {done.summary.line()}. Every row before it is "
-        "imported whole: run the same import again to finish"
+        f"import stopped after line {done.line} ({why}); so far {done.summary.line()}. The rows up to that line "
+        "are imported, each whole: run the same import again to finish"
     )
