@@ -96,13 +96,14 @@ def read_rows(path: Path, fmt: Format) -> Iterator[Row]:
 
 
 def count_rows(path: Path, fmt: Format) -> int:
-    """How many rows `read_rows` will yield, about (for the progress bar); reading it also proves the file decodes."""
+    """How many rows `read_rows` will yield (for the progress bar); reading them also proves the file decodes."""
     with _open(path) as handle:
         if fmt == "jsonl":
             return sum(1 for line in handle if line.strip())
         if fmt == "vcf":
             return sum(1 for line in handle if line.strip().upper() == "BEGIN:VCARD")
-        return max(sum(1 for _ in csv.reader(handle, delimiter=_delimiter(handle))) - 1, 0)
+        rows = csv.reader(handle, delimiter=_delimiter(handle))
+        return max(sum(1 for cells in rows if any(cell.strip() for cell in cells)) - 1, 0)
 
 
 # ---------- JSONL ----------
