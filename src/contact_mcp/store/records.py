@@ -21,7 +21,7 @@ from contact_mcp.store import rules
 
 
 class MethodRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     id: str
     channel: str
@@ -36,7 +36,7 @@ class MethodRecord(BaseModel):
 
 
 class IdentityRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     id: str
     channel_type: str | None = None
@@ -46,7 +46,7 @@ class IdentityRecord(BaseModel):
 
 
 class ContactRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     id: str
     user_id: str | None = None
@@ -68,7 +68,7 @@ class ContactRecord(BaseModel):
 class RecordPage(BaseModel):
     """One batch of an export, in the store's order; `after` continues it (None: that was the last batch)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     records: list[ContactRecord]
     after: str | None = None

@@ -1,7 +1,8 @@
 """The SQLite backend: the store in one file (stdlib `sqlite3`), its database work done off the event loop.
 
 It owns the file named by CONTACT_MCP_DB: `preflight` creates it (and its folder) and the schema before the server
-serves, proves it can write there (unless CONTACT_MCP_READ_ONLY), and turns an unusable path into a `ConfigError`.
+serves, proves it can write there (unless CONTACT_MCP_READ_ONLY), and turns an unusable path into a `ConfigError`;
+a file that becomes unwritable later makes writes a structured `provider_unavailable`, and closing never fails.
 
 Off the loop, one hop per call: each call's whole transaction is one function run on a worker thread (anyio's
 thread pool), so a write waiting for another process's lock blocks no other client, and a call costs one thread
@@ -230,9 +231,11 @@ def _prove_writable(db: sqlite3.Connection) -> None:
         db.execute("ROLLBACK")
 
 
-def connect(path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, read_only: bool = False) -> sqlite3.Connection:
+def connect(
+    path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, read_only: bool = False, prove_writable: bool = False
+) -> sqlite3.Connection:
     """Open (creating file, folder and schema on first use) and configure a connection; `ConfigError` if unusable.
-    Unless `read_only`, prove the file can be written."""
+    `prove_writable` (start-up, unless read-only): write and roll back, so an unwritable file fails now."""
     path = Path(path).expanduser()
     _prepare_folder(path)
     try:
@@ -251,7 +254,7 @@ def connect(path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, read_on
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
         migrate(db, str(path))
-        if not read_only:
+        if prove_writable:
             _prove_writable(db)
     except sqlite3.Error as exc:
         db.close()
@@ -272,7 +275,8 @@ def connect(path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, read_on
 
 
 def preflight(settings: Settings) -> None:
-    connect(settings.db, read_only=settings.read_only).close()
+    # Only here: opening a store for a session must not queue for the write lock behind another process.
+    connect(settings.db, read_only=settings.read_only, prove_writable=not settings.read_only).close()
 
 
 def open_backend(settings: Settings) -> SqliteBackend:

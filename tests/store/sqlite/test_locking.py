@@ -130,3 +130,18 @@ async def test_a_write_waiting_for_the_lock_blocks_neither_the_event_loop_nor_re
             holder.execute("COMMIT")
 
     assert order == ["tools/list", "get_contact", "upsert"]
+
+
+async def test_a_session_opens_while_another_process_holds_the_write_lock(
+    db_path: Path, holder: sqlite3.Connection
+) -> None:
+    """Start-up proves the file writable once; opening the store for a session takes no write lock."""
+    server = build_server(load_settings(db=str(db_path)))
+    hold_write_lock(holder)
+    try:
+        async with Client(server) as client:
+            page = await client.call_tool("find_contacts", {})
+    finally:
+        holder.execute("ROLLBACK")
+
+    assert not page.is_error, page.content
