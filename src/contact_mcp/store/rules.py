@@ -590,8 +590,10 @@ def import_upsert(call: ImportContactInput) -> UpsertContactInput:
 
 
 def name_key(name: str | None) -> str | None:
-    """Names compared for phone-and-name matching: ignoring case and spacing."""
-    return " ".join(name.casefold().split()) or None if name is not None else None
+    """Names compared for phone-and-name matching: ignoring case and spacing (None: no name to compare)."""
+    if name is None:
+        return None
+    return " ".join(name.casefold().split()) or None
 
 
 def import_target(
