@@ -112,11 +112,11 @@ def test_vcard_bad_cards_are_rejected_with_their_line_and_the_rest_are_read(tmp_
 
 def test_csv_header_names_fields_in_any_spelling_and_rows_carry_their_line(tmp_path: Path) -> None:
     text = (
-        "\ufeffE-mail,Phone Number,NAME,User ID,username,Locale,email2,phone_2\r\n"
-        "ann@example.com,+14155550100,Ann,u1,ann,en,ann@work.example,+14155550101\r\n"
+        "\ufeffemail2,E-mail,Phone Number,NAME,User ID,username,Locale,phone_2\r\n"
+        "ann@work.example,ann@example.com,+14155550100,Ann,u1,ann,en,+14155550101\r\n"
         "\r\n"
-        '"bob@example.com",,"Bob ""Bobby"" Jones\r\nthe second",,,,,\r\n'
-        ",+14155550102,Mom,,,,,\r\n"
+        ',"bob@example.com",,"Bob ""Bobby"" Jones\r\nthe second",,,,\r\n'
+        ",,+14155550102,Mom,,,,\r\n"
     )
     path = _write(tmp_path, "people.csv", text)
     ann, bob, mom = _rows(path)
