@@ -12,7 +12,6 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
 
@@ -170,7 +169,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     _configure_logging(settings.log_level)
     from contact_mcp.porting.commands import export_command
 
-    return anyio.run(export_command, settings, cast(Path | None, args.out))
+    return export_command(settings, cast(Path | None, args.out))
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -179,14 +178,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     from contact_mcp.porting.commands import import_command
 
     fmt = cast(str, args.format)
-    return anyio.run(
-        partial(
-            import_command,
-            settings,
-            cast(Path, args.file),
-            fmt=None if fmt == "auto" else cast("Format", fmt),
-            rejected=cast(Path | None, args.rejected),
-        )
+    return import_command(
+        settings,
+        cast(Path, args.file),
+        fmt=None if fmt == "auto" else cast("Format", fmt),
+        rejected=cast(Path | None, args.rejected),
     )
 
 

@@ -76,7 +76,7 @@ def test_a_file_that_cannot_be_imported_is_one_line_and_exit_2_with_nothing_writ
     path.write_text("Name,Given Name\nAnn,Ann\n")
 
     done = run_cli("import", str(path), env=_env(tmp_path / "c.db"))
-    missing = run_cli("import", str(tmp_path / "nope.vcf"), env=_env(tmp_path / "c.db"))
+    missing = run_cli("import", str(tmp_path / "nope.vcf"), env=_env(tmp_path / "elsewhere" / "c.db"))
 
     assert done.returncode == 2
     assert done.stderr.startswith("contact-mcp: ")
@@ -85,6 +85,28 @@ def test_a_file_that_cannot_be_imported_is_one_line_and_exit_2_with_nothing_writ
     assert _contacts(tmp_path / "c.db") == []
     assert missing.returncode == 2
     assert "cannot read" in missing.stderr
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_export_into_a_pipe_its_reader_closes_early_ends_quietly(tmp_path: Path) -> None:
+    source = tmp_path / "people.csv"
+    source.write_text("email\n" + "".join(f"p{n}@example.com\n" for n in range(3000)))
+    env = {**os.environ, **_env(tmp_path / "a.db")}
+    assert run_cli("import", str(source), env=env).returncode == 0
+
+    pipeline = subprocess.run(
+        f"{sys.executable} -m contact_mcp export | head -c 100 > /dev/null; echo ${{PIPESTATUS[0]}}",
+        shell=True,
+        executable="/bin/bash",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert pipeline.stdout.strip() in ("0", "1")  # 0 if it finished writing before head left
+    assert "Traceback" not in pipeline.stderr
 
 
 def test_the_progress_bar_is_drawn_when_stderr_is_a_terminal(tmp_path: Path) -> None:
