@@ -104,11 +104,16 @@ def _shown(value: object) -> str:
 
 
 def _print_settings(settings: Settings) -> None:
+    from contact_mcp.redact import display_url
+
     print("Configuration:")
     names = list(Settings.model_fields)
     width = max(len(env_name(name)) for name in names)
     for name in names:
-        print(f"  {env_name(name):<{width}}  {_shown(getattr(settings, name))}")
+        value = getattr(settings, name)
+        # A URL may carry a password (user:secret@host) or a key in its query string: shown masked.
+        shown = display_url(str(value)) if value is not None and (name == "db" or name.endswith("_url")) else None
+        print(f"  {env_name(name):<{width}}  {shown or _shown(value)}")
 
 
 async def _probe(name: str, settings: Settings) -> bool:
@@ -121,8 +126,11 @@ async def _probe(name: str, settings: Settings) -> bool:
         print(f"  {name:<12} FAIL  {exc.code.value}: {exc.message}")
         return False
     except Exception as exc:
+        from contact_mcp.redact import Scrubber
+
         log.debug("probe of %s raised", name, exc_info=True)
-        print(f"  {name:<12} FAIL  unexpected {type(exc).__name__}: {exc}")
+        # A library's text is foreign: it may quote a credential.
+        print(f"  {name:<12} FAIL  unexpected {type(exc).__name__}: {Scrubber.from_settings(settings)(str(exc))}")
         return False
     finally:
         await provider.aclose()

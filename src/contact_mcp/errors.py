@@ -21,7 +21,7 @@ operator (`ConfigError`, raised at start-up); bugs are for us and are never caug
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, ConfigDict
@@ -59,8 +59,14 @@ class ConfigError(Exception):
     """A start-up problem for the operator: bad or missing environment, unusable paths."""
 
 
+_FACTS = frozenset(
+    {"message", "field", "hint", "retryable", "retry_after_s", "provider", "status", "existing_id", "candidates"}
+)
+
+
 class ContactError(Exception):
-    """Base of every failure the model is meant to read and act on."""
+    """Base of every failure the model is meant to read and act on. Its facts are fixed once it is built (where
+    they are known): a caller that learns more builds a new error with `evolve`."""
 
     code: ClassVar[ErrorCode] = ErrorCode.PROVIDER_ERROR
     default_retryable: ClassVar[bool] = False
@@ -103,10 +109,30 @@ class ContactError(Exception):
             candidates=self.candidates,
         )
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _FACTS and name in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}.{name} is fixed once the error is built; use evolve()")
+        super().__setattr__(name, value)
+
+    def evolve(self, **changes: Any) -> Self:
+        """A new error of the same kind with some facts added or changed: an error is never edited once built, so a
+        caller that learns more (which argument a 404 was about) builds a new one from the old."""
+        facts: dict[str, Any] = {
+            "field": self.field,
+            "hint": self.hint,
+            "retryable": self.retryable,
+            "retry_after_s": self.retry_after_s,
+            "provider": self.provider,
+            "status": self.status,
+            "existing_id": self.existing_id,
+            "candidates": self.candidates,
+        }
+        message = changes.pop("message", self.message)
+        facts.update(changes)
+        return type(self)(message, **facts)
+
     def with_provider(self, provider: str) -> ContactError:
-        if self.provider is None:
-            self.provider = provider
-        return self
+        return self if self.provider is not None else self.evolve(provider=provider)
 
 
 class InvalidArgument(ContactError):

@@ -223,16 +223,17 @@ class CreatedContact(Result):
         return f"Created contact {self.username} ({self.phone_number}), id {self.id}.{shared}"
 
 
+# A provider fills what its API says; what it does not say stays absent (None), never invented.
 class ContactMethod(BaseModel):
     model_config = ConfigDict(defer_build=True)
 
-    id: str
+    id: str | None = None
     channel: str
     type: str | None = None
-    raw_value: str
+    raw_value: str | None = None
     value: str
-    primary: bool
-    verified: bool
+    primary: bool | None = None
+    verified: bool | None = None
     verified_at: str | None = None
     verification_source: str | None = None
     verification_method: str | None = None
@@ -245,7 +246,7 @@ class Identity(BaseModel):
     channel_type: str | None = None
     identifier: str
     channel_id: str | None = None
-    created_at: str
+    created_at: str | None = None
 
 
 class Contact(Result):
@@ -264,8 +265,11 @@ class Contact(Result):
     custom_fields: dict[str, CustomValue] = Field(default_factory=dict[str, CustomValue])
     roles: list[str] = Field(default_factory=list[str])
     subscribed_to_changelog: bool | None = None
-    created_at: str
-    updated_at: str
+    status: str | None = None
+    merged_into: str | None = None
+    tags: list[str] | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
     methods: list[ContactMethod] = Field(default_factory=list[ContactMethod])
     identities: list[Identity] = Field(default_factory=list[Identity])
 

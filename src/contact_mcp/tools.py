@@ -257,8 +257,8 @@ async def get_contact(
     ctx: Context[AppState],
 ) -> Annotated[CallToolResult, Contact]:
     """Get a contact with its methods and identities."""
-    contact = await _provider(ctx, Operation.GET_CONTACT).get_contact(normalize_uuid(contact_id, field="contact_id"))
-    return _ok(contact)
+    # Each provider checks its own id format (the local store a UUID, Blooio a ct_ id, ...).
+    return _ok(await _provider(ctx, Operation.GET_CONTACT).get_contact(contact_id.strip()))
 
 
 async def find_contacts(

@@ -28,6 +28,9 @@ _REGISTRY: dict[str, str] = {
 }
 
 
+_READS = frozenset({Operation.GET_CONTACT, Operation.FIND_CONTACTS})
+
+
 class ProviderFactory(Protocol):
     name: str
     display_name: str
@@ -56,6 +59,10 @@ def select(settings: Settings) -> dict[Operation, str]:
         if name in HTTP_PROVIDERS:
             settings.credentials(name)
         for operation in factory.operations:
+            if operation in chosen and operation in _READS:
+                # Several providers may serve the reads; the first enabled one does until the plan (with a
+                # `provider` argument on the reads) replaces this selection.
+                continue
             if operation in chosen:
                 raise ConfigError(
                     f"CONTACT_MCP_PROVIDERS: both {chosen[operation]} and {name} serve {operation}; enable only one"

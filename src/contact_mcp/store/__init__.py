@@ -44,6 +44,7 @@ from contact_mcp.models import (
     UpsertResult,
     VerificationResult,
 )
+from contact_mcp.normalize import normalize_uuid
 from contact_mcp.providers.base import Provider
 from contact_mcp.settings import Settings, load_settings
 from contact_mcp.store.backend import Backend, BackendModule
@@ -133,7 +134,8 @@ class LocalStore(Provider):
         return await self.backend.create_contact(call)
 
     async def get_contact(self, contact_id: str) -> Contact:
-        return await self.backend.get_contact(contact_id)
+        # The tool hands every provider the id as sent (each checks its own format): the store's ids are UUIDs.
+        return await self.backend.get_contact(normalize_uuid(contact_id, field="contact_id"))
 
     async def find_contacts(self, call: FindContactsInput) -> ContactPage:
         return await self.backend.find_contacts(call)
