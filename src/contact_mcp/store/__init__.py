@@ -118,6 +118,9 @@ class LocalStore(Provider):
     async def probe(self) -> str:
         return await self.backend.probe()
 
+    async def ready(self) -> None:
+        await self.backend.ready()
+
     async def attach_contact(self, call: AttachContactInput) -> AttachedContact:
         return await self.backend.attach_contact(call)
 
@@ -134,7 +137,8 @@ class LocalStore(Provider):
         return await self.backend.create_contact(call)
 
     async def get_contact(self, contact_id: str) -> Contact:
-        # The tool hands every provider the id as sent (each checks its own format): the store's ids are UUIDs.
+        # The store's ids are UUIDs: anything else is a malformed argument (other providers' ids differ, so the
+        # tool leaves this check to whoever serves it).
         return await self.backend.get_contact(normalize_uuid(contact_id, field="contact_id"))
 
     async def find_contacts(self, call: FindContactsInput) -> ContactPage:

@@ -93,6 +93,11 @@ class Backend(Protocol):
         """A one-line description for `contact-mcp doctor` (never a password)."""
         ...
 
+    async def ready(self) -> None:
+        """Readiness (a load balancer asks every few seconds): a cheap check that the database answers; raise
+        `ProviderUnavailable` when it does not. Added after the first interface (additive)."""
+        ...
+
     async def aclose(self) -> None:
         """Release the database; twice is harmless; never raises for a database that cannot be written."""
         ...

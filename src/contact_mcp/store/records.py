@@ -9,7 +9,6 @@ get_contact shows) validate.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -97,8 +96,6 @@ def check_record(record: ContactRecord) -> ContactRecord:
     return record if canonical == record.id else record.model_copy(update={"id": canonical})
 
 
-_JSON_COLUMNS = ("companies", "custom_fields", "roles")
-
 StoredFields = dict[str, Any]
 """A whole contact as plain values, named as `ContactRecord`'s fields: what a backend reads, before it becomes
 a record (export, restore) or the agent's view (get_contact); each is one validation."""
@@ -110,9 +107,10 @@ def stored_fields(
     """From a backend's rows, columns named as the record's fields (the contact row may carry its `seq`; JSON
     columns may be JSON text or already decoded)."""
     fields = {name: value for name, value in row.items() if name != "seq"}
-    for name in _JSON_COLUMNS:
-        if isinstance(fields[name], str):
-            fields[name] = json.loads(fields[name])
+    # Parsed straight from JSON text by pydantic (faster than json.loads, then validating the Python values).
+    fields["companies"] = rules.parse_companies(fields["companies"])
+    fields["custom_fields"] = rules.parse_custom_fields(fields["custom_fields"])
+    fields["roles"] = rules.parse_roles(fields["roles"])
     return {**fields, "methods": methods, "identities": identities}
 
 

@@ -26,7 +26,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from contact_mcp.models import UpsertContactInput
 from contact_mcp.store import LocalStore
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 # prctl(PR_CAPBSET_DROP, cap): CAP_DAC_OVERRIDE (1) and CAP_DAC_READ_SEARCH (2), then exec the command.
 _BOUND_BY_FILE_MODES = """
