@@ -193,14 +193,14 @@ def serve(*_args, **_kwargs):
     seen["serving"] = (gc.isenabled(), gc.get_freeze_count())
 
 anyio.run = serve
-import contact_mcp.transport as transport  # the heavy imports, as main() would do them
-built = transport.build_server
+import contact_mcp.serve.stdio as stdio  # the heavy imports, as main() would do them
+built = stdio.build_server
 
 def build(settings):
     seen["building"] = gc.isenabled()
     return built(settings)
 
-transport.build_server = build
+stdio.build_server = build
 sys.argv = ["contact-mcp", "serve"]
 try:
     entry.main()
@@ -230,7 +230,7 @@ def test_importing_the_package_loads_nothing_heavy_and_keeps_its_public_names() 
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
 
-    assert done.stdout.splitlines() == ["[]", "contact_mcp.server ConfigError"]
+    assert done.stdout.splitlines() == ["[]", "contact_mcp.server.build ConfigError"]
 
 
 def test_an_unknown_package_attribute_is_an_attribute_error() -> None:
@@ -238,3 +238,11 @@ def test_an_unknown_package_attribute_is_an_attribute_error() -> None:
 
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = contact_mcp.nope  # pyright: ignore[reportAttributeAccessIssue]
+
+
+@pytest.mark.parametrize("transport", ["stdio", "sse"])
+def test_stateless_applies_to_streamable_http_only(transport: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--transport", transport, "--stateless"])
+    assert exited.value.code == 2
+    assert "--stateless applies to --transport http only" in capsys.readouterr().err

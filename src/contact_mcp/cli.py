@@ -13,12 +13,13 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, cast
 
 import anyio
 from pydantic import SecretStr
 
 from contact_mcp.errors import ConfigError, ContactError
+from contact_mcp.logs import configure_logging
 from contact_mcp.settings import Settings, env_name, load_settings
 
 if TYPE_CHECKING:
@@ -26,28 +27,36 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("contact_mcp")
 
-Transport = Literal["stdio", "sse", "http"]
 _DEFAULT_MANIFEST_DIR = Path("tool_manifests")
-
-
-def _configure_logging(level: str = "WARNING") -> None:
-    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger().setLevel(level)
 
 
 # ---------- serve ----------
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    _configure_logging(settings.log_level)
-    from contact_mcp import transport
+def _selection(args: argparse.Namespace) -> dict[str, object]:
+    """The `serve` selection flags given, as settings overrides (a flag beats its environment variable)."""
+    overrides: dict[str, object] = {}
+    if args.tools is not None:
+        overrides["tools"] = cast(str, args.tools)
+    if args.exclude_tools is not None:
+        overrides["exclude_tools"] = cast(str, args.exclude_tools)
+    if cast(bool, args.read_only):
+        overrides["read_only"] = True
+    return overrides
 
-    transport.run(
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    if cast(bool, args.stateless) and args.transport != "http":
+        raise ConfigError("--stateless applies to --transport http only (stdio and SSE connections are sessions)")
+    settings = load_settings(**_selection(args))
+    from contact_mcp import serve  # sets logging to settings.log_level itself
+
+    serve.run(
         settings,
-        transport=cast(Transport, args.transport),
+        transport=cast(serve.Transport, args.transport),
         host=cast(str, args.host),
         port=cast(int, args.port),
+        stateless=cast(bool, args.stateless),
     )
     return 0
 
@@ -138,24 +147,15 @@ async def _probe(name: str, settings: Settings) -> bool:
     return True
 
 
-def _served_by(name: str) -> str:
-    from contact_mcp import providers
-
-    display = providers.provider_class(name).display_name
-    return name if display == name else f"{name} ({display})"
-
-
 async def _doctor(settings: Settings) -> int:
     from contact_mcp import providers
-    from contact_mcp.tools import TOOLS
+    from contact_mcp.tools.plan import make_plan
 
-    routing = providers.select(settings)
-    print("\nTools:")
-    for spec in TOOLS:
-        name = routing.get(spec.operation)
-        served = _served_by(name) if name else "not served"
-        print(f"  {spec.operation.value:<17} {served}")
-    enabled = list(dict.fromkeys(routing.values()))
+    plan = make_plan(settings)
+    print("\nTools (the plan: which provider serves which tool):")
+    for line in plan.lines():
+        print(f"  {line}")
+    enabled = plan.enabled
     for name in enabled:
         providers.provider_class(name).preflight(settings)
     print("\nProbes:")
@@ -174,7 +174,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     settings = load_settings()
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level)
     from contact_mcp.porting.commands import export_command
 
     return export_command(settings, cast(Path | None, args.out))
@@ -182,7 +182,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     settings = load_settings()
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level)
     from contact_mcp.porting.commands import import_command
 
     fmt = cast(str, args.format)
@@ -218,6 +218,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--transport", choices=("stdio", "sse", "http"), default="stdio", help="default: stdio")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP/SSE bind address (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="HTTP/SSE port (default: 8000)")
+    serve.add_argument("--tools", metavar="A,B", help="serve only these tools (default: all; CONTACT_MCP_TOOLS)")
+    serve.add_argument("--exclude-tools", metavar="C", help="do not serve these tools (CONTACT_MCP_EXCLUDE_TOOLS)")
+    serve.add_argument(
+        "--read-only", action="store_true", help="serve only the tools that read; wins over all (CONTACT_MCP_READ_ONLY)"
+    )
+    serve.add_argument(
+        "--stateless",
+        action="store_true",
+        help="streamable HTTP without sessions, so any replica behind a load balancer answers any request",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     demo = commands.add_parser("demo", help="call every tool once on a temporary database and show the results")
@@ -233,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     manifest.set_defaults(handler=cmd_manifest)
 
-    doctor = commands.add_parser("doctor", help="show the configuration, the tool routing and provider probes")
+    doctor = commands.add_parser(
+        "doctor", help="show the configuration, the plan (which provider serves which tool) and provider probes"
+    )
     doctor.set_defaults(handler=cmd_doctor)
 
     export = commands.add_parser(
@@ -268,7 +280,7 @@ def _with_default_command(argv: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> None:
     """The command line; `contact_mcp.__main__` runs it for the `contact-mcp` script and `python -m contact_mcp`."""
     args = build_parser().parse_args(_with_default_command(sys.argv[1:] if argv is None else argv))
-    _configure_logging()
+    configure_logging()
     try:
         code = cast(int, args.handler(args))
     except ConfigError as exc:

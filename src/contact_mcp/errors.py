@@ -95,7 +95,9 @@ class ContactError(Exception):
         self.existing_id = existing_id
         self.candidates = candidates
 
-    def info(self) -> ErrorInfo:
+    def info(self, *, provider: str | None = None) -> ErrorInfo:
+        """The payload an agent receives. `provider` is the one the call was routed to, named when the error does
+        not name its own (an argument the tool refused before any provider was asked)."""
         return ErrorInfo(
             code=self.code,
             message=self.message,
@@ -103,7 +105,7 @@ class ContactError(Exception):
             hint=self.hint,
             retryable=self.retryable,
             retry_after_s=self.retry_after_s,
-            provider=self.provider,
+            provider=self.provider or provider,
             status=self.status,
             existing_id=self.existing_id,
             candidates=self.candidates,
@@ -130,9 +132,6 @@ class ContactError(Exception):
         message = changes.pop("message", self.message)
         facts.update(changes)
         return type(self)(message, **facts)
-
-    def with_provider(self, provider: str) -> ContactError:
-        return self if self.provider is not None else self.evolve(provider=provider)
 
 
 class InvalidArgument(ContactError):

@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="WARNING", validation_alias=AliasChoices("CONTACT_MCP_LOG_LEVEL"))
     read_only: bool = Field(default=False, validation_alias=AliasChoices("CONTACT_MCP_READ_ONLY"))
+    tools: Annotated[tuple[str, ...], NoDecode] = Field(default=(), validation_alias=AliasChoices("CONTACT_MCP_TOOLS"))
+    exclude_tools: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias=AliasChoices("CONTACT_MCP_EXCLUDE_TOOLS")
+    )
+    max_sessions: int = Field(default=1000, ge=1, validation_alias=AliasChoices("CONTACT_MCP_MAX_SESSIONS"))
+    session_idle_timeout_s: float = Field(
+        default=600.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_SESSION_IDLE_TIMEOUT")
+    )
+    drain_timeout_s: float = Field(default=20.0, ge=0, validation_alias=AliasChoices("CONTACT_MCP_DRAIN_TIMEOUT"))
 
     connect_timeout_s: float = Field(default=5.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_CONNECT_TIMEOUT"))
     read_timeout_s: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_READ_TIMEOUT"))
@@ -92,9 +101,9 @@ class Settings(BaseSettings):
             raise ValueError("must be a file path or a postgresql:// URL")
         return text
 
-    @field_validator("allowed_hosts", mode="before")
+    @field_validator("allowed_hosts", "tools", "exclude_tools", mode="before")
     @classmethod
-    def _split_hosts(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value

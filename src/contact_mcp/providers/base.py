@@ -1,7 +1,7 @@
 """The `Provider` interface: the contact operations as typed async methods.
 
-A provider declares the operations it serves in `operations`; the server routes a tool only to a provider that
-declares its operation, so the default bodies here (which raise) are never reached in a correct build. Every
+A provider declares once, in `operations`, what it serves; the plan (`tools.plan`) routes a tool only to a provider
+that declares its operation, so the default bodies here (which raise) are never reached in a correct build. Every
 method takes a normalised input from `models` and returns a canonical result, or raises a `ContactError`.
 """
 
@@ -47,6 +47,11 @@ class Provider:
     async def probe(self) -> str:
         """A cheap authenticated check for `contact-mcp doctor`; returns a one-line verdict or raises."""
         return "no probe available for this provider"
+
+    async def ready(self) -> None:
+        """Readiness, asked every few seconds by a load balancer: raise when this process cannot serve calls.
+        Cheap and local only: a store checks its database; a third-party API being down is no reason to take a
+        replica out of rotation, so by default there is nothing to check."""
 
     def _unsupported(self, operation: Operation) -> NotImplementedError:
         return NotImplementedError(f"{self.name} does not serve {operation}")
