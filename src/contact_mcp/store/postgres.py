@@ -204,6 +204,12 @@ _SUMMARY_COLUMNS: Final[LiteralString] = (
 )
 _FIND_IN_METHODS: Final = "c.seq IN (SELECT contact_seq FROM methods WHERE value = %s AND kind = %s)"
 _DELETE_METHODS: Final = "DELETE FROM methods WHERE contact_seq = %s"
+_UPSERT_BY_PHONE: Final[LiteralString] = (
+    f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE seq IN (SELECT contact_seq FROM methods "
+    "WHERE value = %s AND kind = 'phone') ORDER BY seq FOR UPDATE"
+)
+_UPSERT_BY_USERNAME: Final[LiteralString] = f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE username_key = %s FOR UPDATE"
+_HELD_VALUES: Final = "SELECT kind, value FROM methods WHERE contact_seq = %s AND kind IN ('email', 'phone')"
 _DELETE_IDENTITIES: Final = "DELETE FROM identities WHERE contact_seq = %s"
 _JSON_COLUMNS: Final = frozenset({"companies", "custom_fields", "roles"})
 
@@ -635,19 +641,8 @@ class PostgresBackend:
     # ---------- upsert_contact (Featurebase) ----------
 
     async def upsert_contact(self, call: UpsertContactInput) -> UpsertResult:
-        keys = {"user_id": call.user_id, "email": call.email}
-
         async def work(conn: Conn) -> UpsertResult:
-            await _lock(conn, ("user_id", call.user_id), ("email", call.email))
-            await conn.execute(_LOCK_UPSERT_CANDIDATES, keys)
-            by_user_id = by_email = None
-            holds = False
-            for row in await _fetchall(conn, _UPSERT_CANDIDATES, keys):
-                if row[0] == "user_id":
-                    by_user_id, holds = _stored(row[1:15]), bool(row[15])
-                else:
-                    by_email = _stored(row[1:15])
-            target = rules.upsert_target(call, by_user_id=by_user_id, by_email=by_email, user_holds_email=holds)
+            target = await _upsert_target(conn, call)
             now = rules.now()
             if target is None:
                 seq, contact_id = await _add_contact(conn, rules.contact_from_upsert(call), now)
@@ -663,15 +658,7 @@ class PostgresBackend:
             if changes.phone is not None:
                 await _make_primary(conn, target.key, "phone", changes.phone, now)
             if changes.changed:
-                columns = {**changes.columns, "updated_at": now}
-                assignments = sql.SQL(", ").join(
-                    sql.SQL("{} = {}::jsonb" if column in _JSON_COLUMNS else "{} = {}").format(
-                        sql.Identifier(column), sql.Placeholder()
-                    )
-                    for column in columns
-                )
-                statement = sql.SQL("UPDATE contacts SET {} WHERE seq = {}").format(assignments, sql.Placeholder())
-                await conn.execute(statement, (*columns.values(), target.key))
+                await _update_contact(conn, target.key, {**changes.columns, "updated_at": now})
             return rules.upsert_matched(call, target, changes)
 
         return await self._run(work, write=True)
@@ -754,6 +741,30 @@ class PostgresBackend:
             after=rules.encode_cursor(int(page[-1][0])) if len(rows) > limit else None,
         )
 
+    async def import_contact(self, call: rules.ImportContactInput) -> Outcome:
+        async def work(conn: Conn) -> Outcome:
+            return await _import(conn, call)
+
+        return await self._run(work, write=True)
+
+    async def import_batch(
+        self, items: Sequence[ContactRecord | rules.ImportContactInput]
+    ) -> list[Outcome | rules.RowError]:
+        async def work(conn: Conn) -> list[Outcome | rules.RowError]:
+            answers: list[Outcome | rules.RowError] = []
+            for item in items:
+                try:
+                    async with conn.transaction():  # a savepoint: a refused row is rolled back alone
+                        if isinstance(item, ContactRecord):
+                            answers.append(await _restore(conn, check_record(item)))
+                        else:
+                            answers.append(await _import(conn, item))
+                except rules.ROW_ERRORS as exc:
+                    answers.append(exc)
+            return answers
+
+        return await self._run(work, write=True)
+
     async def restore_contact(self, record: ContactRecord) -> Outcome:
         checked = check_record(record)
 
@@ -761,6 +772,73 @@ class PostgresBackend:
             return await _restore(conn, checked)
 
         return await self._run(work, write=True)
+
+
+async def _upsert_target(conn: Conn, call: UpsertContactInput) -> rules.StoredContact | None:
+    """Lock the keys and the candidate rows, read them, and ask `rules.upsert_target` (upsert, and import rows
+    with an email or user id)."""
+    keys = {"user_id": call.user_id, "email": call.email}
+    await _lock(conn, ("user_id", call.user_id), ("email", call.email))
+    await conn.execute(_LOCK_UPSERT_CANDIDATES, keys)
+    by_user_id = by_email = None
+    holds = False
+    for row in await _fetchall(conn, _UPSERT_CANDIDATES, keys):
+        if row[0] == "user_id":
+            by_user_id, holds = _stored(row[1:15]), bool(row[15])
+        else:
+            by_email = _stored(row[1:15])
+    return rules.upsert_target(call, by_user_id=by_user_id, by_email=by_email, user_holds_email=holds)
+
+
+async def _import(conn: Conn, call: rules.ImportContactInput) -> Outcome:
+    """One row of new data: match as `rules.import_target` says, then create or merge, in this one transaction."""
+    by_keys = by_username = None
+    holders: list[rules.StoredContact] = []
+    username_key = rules.username_key(call.username)
+    await _lock(conn, ("username", username_key), *(("phone", phone) for phone in call.phones))
+    if call.emails or call.user_id is not None:
+        by_keys = await _upsert_target(conn, rules.import_upsert(call))
+    else:
+        if username_key is not None:
+            row = await _fetchone(conn, _UPSERT_BY_USERNAME, (username_key,))
+            by_username = _stored(row) if row is not None else None
+        if by_username is None and call.name is not None:
+            for phone in call.phones:
+                holders += [_stored(row) for row in await _fetchall(conn, _UPSERT_BY_PHONE, (phone,))]
+            holders.sort(key=lambda holder: holder.key)
+    target = rules.import_target(call, by_keys=by_keys, by_username=by_username, phone_holders=holders)
+    owner = await _fetchone(conn, _ID_BY_USERNAME, (username_key,)) if username_key is not None else None
+    now = rules.now()
+    if target is None:
+        if owner is not None:
+            raise rules.username_taken(str(call.username), owner[0])
+        seq, _ = await _add_contact(conn, rules.contact_from_import(call), now)
+        for kind, value, primary in rules.import_methods(call):
+            await _add_method(conn, seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=primary)
+        return "created"
+    held = {(str(kind), str(value)) for kind, value in await _fetchall(conn, _HELD_VALUES, (target.key,))}
+    changes = rules.import_changes(target, call, held=held, username_owner=owner[0] if owner else None)
+    if changes.upsert.email is not None:
+        await _make_primary(conn, target.key, "email", changes.upsert.email, now)
+    if changes.upsert.phone is not None:
+        await _make_primary(conn, target.key, "phone", changes.upsert.phone, now)
+    for kind, value in changes.more_methods:
+        await _add_method(conn, target.key, now, channel=kind, type_=kind, raw_value=value, value=value, primary=False)
+    if not changes.changed:
+        return "unchanged"
+    await _update_contact(conn, target.key, {**changes.upsert.columns, "updated_at": now})
+    return "updated"
+
+
+async def _update_contact(conn: Conn, seq: int, columns: dict[str, object]) -> None:
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = {}::jsonb" if column in _JSON_COLUMNS else "{} = {}").format(
+            sql.Identifier(column), sql.Placeholder()
+        )
+        for column in columns
+    )
+    statement = sql.SQL("UPDATE contacts SET {} WHERE seq = {}").format(assignments, sql.Placeholder())
+    await conn.execute(statement, (*columns.values(), seq))
 
 
 async def _make_primary(conn: Conn, seq: int, kind: Literal["email", "phone"], value: str, now: str) -> None:
