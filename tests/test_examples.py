@@ -36,7 +36,7 @@ def test_host_config_launches_the_console_script_with_a_database(name: str, serv
     config = load(name)
     assert list(config) == [servers_key]
     (server,) = config[servers_key].values()
-    assert server["command"] == "contact-mcp"
+    assert server["command"].endswith("/.venv/bin/contact-mcp")  # absolute: tests/test_readme.py checks every snippet
     assert server["args"] == ["serve"]
     assert server["env"]["CONTACT_MCP_DB"].endswith(".db")
     if servers_key == "servers":  # VS Code's format names the transport
