@@ -59,6 +59,7 @@ def run_example(name: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
     )
 
 
+@pytest.mark.slow
 def test_stdio_client_upserts_and_finds_a_contact(tmp_path: Path) -> None:
     done = run_example("stdio_client.py", {"CONTACT_MCP_DB": str(tmp_path / "contacts.db")})
     assert done.returncode == 0, done.stdout + done.stderr
@@ -113,6 +114,7 @@ def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             server.wait()
 
 
+@pytest.mark.slow
 def test_http_client_lists_tools_and_calls_one(http_server: str) -> None:
     done = run_example("http_client.py", {"CONTACT_MCP_URL": http_server, "CONTACT_MCP_HTTP_TOKEN": TOKEN})
     assert done.returncode == 0, done.stdout + done.stderr
@@ -120,6 +122,7 @@ def test_http_client_lists_tools_and_calls_one(http_server: str) -> None:
     assert "find_contacts: ok" in done.stdout
 
 
+@pytest.mark.slow
 def test_http_client_without_the_token_says_401_and_which_variable_to_set(http_server: str) -> None:
     env = {"CONTACT_MCP_URL": http_server, "CONTACT_MCP_HTTP_TOKEN": ""}
     done = run_example("http_client.py", env)
@@ -130,6 +133,7 @@ def test_http_client_without_the_token_says_401_and_which_variable_to_set(http_s
     )
 
 
+@pytest.mark.slow
 def test_http_client_with_a_wrong_token_says_it_was_refused(http_server: str) -> None:
     done = run_example("http_client.py", {"CONTACT_MCP_URL": http_server, "CONTACT_MCP_HTTP_TOKEN": "not-the-token"})
     assert done.returncode == 1
@@ -138,6 +142,7 @@ def test_http_client_with_a_wrong_token_says_it_was_refused(http_server: str) ->
     assert "ExceptionGroup" not in done.stderr
 
 
+@pytest.mark.slow
 def test_http_client_with_nothing_listening_says_how_to_start_a_server() -> None:
     url = f"http://127.0.0.1:{free_port()}/mcp"
     done = run_example("http_client.py", {"CONTACT_MCP_URL": url, "CONTACT_MCP_HTTP_TOKEN": TOKEN})

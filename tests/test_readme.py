@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -62,6 +63,7 @@ def test_desktop_snippets_name_the_script_by_absolute_path(where: str, server: d
     assert server["args"] == ["serve"]
 
 
+@pytest.mark.slow
 def test_the_readme_one_liner_prints_a_script_a_desktop_client_can_launch(tmp_path: Path) -> None:
     (line,) = [line for block in code_blocks("bash") for line in block.splitlines() if " -c " in line]
     interpreter, code = re.fullmatch(r'(\S+) -c "(.*)"', line.strip()).groups()  # type: ignore[union-attr]
@@ -115,3 +117,11 @@ def test_each_provider_is_introduced_with_a_link(provider: str) -> None:
     bullets = section("Providers").split("\n- **")[1:]  # each bullet with its continuation lines
     (bullet,) = [text for text in bullets if text.lower().lstrip("[").startswith(provider)]
     assert re.search(r"\]\((https://[^)]+|tests/fakes/[a-z]+\.py)\)", bullet), bullet
+
+
+def test_the_development_section_names_the_quick_subset_the_markers_define() -> None:
+    development = "".join(code_blocks("bash", section("Development")))
+    assert "python -m pytest -m quick" in development
+    markers = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["markers"]
+    assert any(marker.startswith("quick:") for marker in markers)
+    assert any(marker.startswith("slow:") for marker in markers)

@@ -148,6 +148,7 @@ def _written(path: Path, content: bytes) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_file_error_reaches_the_operator_as_one_line_and_exit_2(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "contact_mcp", "doctor"],

@@ -148,6 +148,7 @@ anyio.run(main, sys.argv[1], sys.argv[2])
 """
 
 
+@pytest.mark.slow
 async def test_two_processes_on_one_file_lose_and_duplicate_nothing(settings: Settings, db_path: Path) -> None:
     LocalStore.preflight(settings)
     async with (
