@@ -3,8 +3,12 @@ the example scripts and the providers are introduced, and the quick test subset 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import tomllib
@@ -125,3 +129,38 @@ def test_the_development_section_names_the_quick_subset_the_markers_define() -> 
     markers = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["markers"]
     assert any(marker.startswith("quick:") for marker in markers)
     assert any(marker.startswith("slow:") for marker in markers)
+
+
+@pytest.mark.slow
+def test_the_readme_commands_for_the_example_scripts_run_as_written(tmp_path: Path) -> None:
+    """The block that runs both scripts, verbatim but for the port (a free one, which the client is told) and the
+    database path."""
+    (block,) = [block for block in code_blocks("bash") if "python examples/http_client.py" in block]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    script = block.replace("8000", str(port)).replace("/tmp/example.db", str(tmp_path / "example.db"))
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # the venv, as if active
+        "CONTACT_MCP_URL": f"http://127.0.0.1:{port}/mcp",
+    }
+    shell = subprocess.Popen(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: a server left behind by a failing line is stopped below
+    )
+    try:
+        stdout, stderr = shell.communicate(timeout=90)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(shell.pid, signal.SIGKILL)
+        shell.wait()
+    assert shell.returncode == 0, stdout + stderr
+    assert "upsert_contact: ok" in stdout
+    assert f"7 tools at http://127.0.0.1:{port}/mcp" in stdout
+    assert "find_contacts: ok" in stdout
