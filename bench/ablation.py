@@ -23,14 +23,14 @@ import anyio
 from mcp import Client
 from tests.fakes.featurebase import API_KEY
 
-import contact_mcp.tools as tools
+import contact_mcp.tools.writes as tools
 from bench import baseline_server
 from bench.overhead import OverheadCounts, Workload, _person, _upserts, compare
 from bench.procs import fake_featurebase
 from bench.stats import median
 from contact_mcp import build_server, load_settings
 from contact_mcp.models import UpsertContactInput, UpsertResult
-from contact_mcp.providers.local import LocalStore
+from contact_mcp.store import LocalStore
 
 POOL = 64
 

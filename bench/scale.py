@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.stats import Summary, ratio, summarize
 from contact_mcp.models import FindContactsInput, UpsertContactInput
-from contact_mcp.providers.local import LocalStore
+from contact_mcp.store import LocalStore
 
 OPERATIONS = ("insert (new contact)", "upsert (existing)", "find by email", "find by phone", "get")
 

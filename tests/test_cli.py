@@ -115,6 +115,22 @@ def test_doctor_fails_when_a_provider_probe_fails(
     assert SECRET not in out + err
 
 
+def test_doctor_masks_the_userinfo_and_query_of_a_base_url(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CONTACT_MCP_DB", str(db_path))
+    monkeypatch.setenv("CONTACT_MCP_PROVIDERS", "feather")
+    monkeypatch.setenv("FEATHER_API_KEY", SECRET)
+    monkeypatch.setenv("FEATHER_BASE_URL", "http://ops:userinfo-secret-77@127.0.0.1:9/api?key=query-secret-55")
+    monkeypatch.setenv("CONTACT_MCP_RETRY_ATTEMPTS", "1")
+    assert exit_code(["doctor"]) == 1
+    out, err = capsys.readouterr()
+    line = next(line for line in out.splitlines() if line.strip().startswith("FEATHER_BASE_URL"))
+    assert line.split()[-1] == "http://***@127.0.0.1:9/api?***"
+    for secret in ("userinfo-secret-77", "query-secret-55", "ops:"):
+        assert secret not in out + err
+
+
 # ---------- configuration errors ----------
 
 
@@ -219,7 +235,7 @@ def test_importing_the_package_loads_nothing_heavy_and_keeps_its_public_names() 
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
 
-    assert done.stdout.splitlines() == ["[]", "contact_mcp.server ConfigError"]
+    assert done.stdout.splitlines() == ["[]", "contact_mcp.server.build ConfigError"]
 
 
 def test_an_unknown_package_attribute_is_an_attribute_error() -> None:

@@ -14,18 +14,21 @@ from mcp import Client
 
 from contact_mcp import build_server, load_settings
 from tests.http_server import http_client, http_server
-from tests.results import text
+from tests.results import assert_described, json_text
 from tests.stdio_server import server_params
 
 pytestmark = pytest.mark.anyio
 
 
 async def call(client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+    """A successful call: its text carries the result as JSON, and its published output schema describes it all."""
     result = await client.call_tool(tool, args)
     assert not result.is_error, f"{tool}: {result.content}"
     assert result.structured_content is not None
-    assert "\n" not in text(result), "the text summary is one line"
-    return result.structured_content
+    data = json_text(result)
+    (listed,) = [t for t in (await client.list_tools()).tools if t.name == tool]
+    assert_described(data, listed.output_schema or {})
+    return data
 
 
 async def story(client: Client) -> None:

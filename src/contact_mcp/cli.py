@@ -35,8 +35,20 @@ def _configure_logging(level: str = "WARNING") -> None:
 # ---------- serve ----------
 
 
+def _selection(args: argparse.Namespace) -> dict[str, object]:
+    """The `serve` selection flags given, as settings overrides (a flag beats its environment variable)."""
+    overrides: dict[str, object] = {}
+    if args.tools is not None:
+        overrides["tools"] = cast(str, args.tools)
+    if args.exclude_tools is not None:
+        overrides["exclude_tools"] = cast(str, args.exclude_tools)
+    if cast(bool, args.read_only):
+        overrides["read_only"] = True
+    return overrides
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    settings = load_settings()
+    settings = load_settings(**_selection(args))
     _configure_logging(settings.log_level)
     from contact_mcp import transport
 
@@ -101,11 +113,16 @@ def _shown(value: object) -> str:
 
 
 def _print_settings(settings: Settings) -> None:
+    from contact_mcp.redact import display_url
+
     print("Configuration:")
     names = list(Settings.model_fields)
     width = max(len(env_name(name)) for name in names)
     for name in names:
-        print(f"  {env_name(name):<{width}}  {_shown(getattr(settings, name))}")
+        value = getattr(settings, name)
+        # A URL may carry a password (user:secret@host) or a key in its query string: shown masked.
+        shown = display_url(str(value)) if value is not None and (name == "db" or name.endswith("_url")) else None
+        print(f"  {env_name(name):<{width}}  {shown or _shown(value)}")
 
 
 async def _probe(name: str, settings: Settings) -> bool:
@@ -118,8 +135,11 @@ async def _probe(name: str, settings: Settings) -> bool:
         print(f"  {name:<12} FAIL  {exc.code.value}: {exc.message}")
         return False
     except Exception as exc:
+        from contact_mcp.redact import Scrubber
+
         log.debug("probe of %s raised", name, exc_info=True)
-        print(f"  {name:<12} FAIL  unexpected {type(exc).__name__}: {exc}")
+        # A library's text is foreign: it may quote a credential.
+        print(f"  {name:<12} FAIL  unexpected {type(exc).__name__}: {Scrubber.from_settings(settings)(str(exc))}")
         return False
     finally:
         await provider.aclose()
@@ -127,24 +147,15 @@ async def _probe(name: str, settings: Settings) -> bool:
     return True
 
 
-def _served_by(name: str) -> str:
-    from contact_mcp import providers
-
-    display = providers.provider_class(name).display_name
-    return name if display == name else f"{name} ({display})"
-
-
 async def _doctor(settings: Settings) -> int:
     from contact_mcp import providers
-    from contact_mcp.tools import TOOLS
+    from contact_mcp.tools.plan import make_plan
 
-    routing = providers.select(settings)
-    print("\nTools:")
-    for spec in TOOLS:
-        name = routing.get(spec.operation)
-        served = _served_by(name) if name else "not served"
-        print(f"  {spec.operation.value:<17} {served}")
-    enabled = list(dict.fromkeys(routing.values()))
+    plan = make_plan(settings)
+    print("\nTools (the plan: which provider serves which tool):")
+    for line in plan.lines():
+        print(f"  {line}")
+    enabled = plan.enabled
     for name in enabled:
         providers.provider_class(name).preflight(settings)
     print("\nProbes:")
@@ -182,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--transport", choices=("stdio", "sse", "http"), default="stdio", help="default: stdio")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP/SSE bind address (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="HTTP/SSE port (default: 8000)")
+    serve.add_argument("--tools", metavar="A,B", help="serve only these tools (default: all; CONTACT_MCP_TOOLS)")
+    serve.add_argument("--exclude-tools", metavar="C", help="do not serve these tools (CONTACT_MCP_EXCLUDE_TOOLS)")
+    serve.add_argument(
+        "--read-only", action="store_true", help="serve only the tools that read; wins over all (CONTACT_MCP_READ_ONLY)"
+    )
     serve.set_defaults(handler=cmd_serve)
 
     demo = commands.add_parser("demo", help="call every tool once on a temporary database and show the results")
@@ -197,7 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     manifest.set_defaults(handler=cmd_manifest)
 
-    doctor = commands.add_parser("doctor", help="show the configuration, the tool routing and provider probes")
+    doctor = commands.add_parser(
+        "doctor", help="show the configuration, the plan (which provider serves which tool) and provider probes"
+    )
     doctor.set_defaults(handler=cmd_doctor)
     return parser
 

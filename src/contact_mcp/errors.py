@@ -5,7 +5,8 @@ Every anticipated failure is a `ContactError`; the tree is closed and each class
     ContactError
      ├── InvalidArgument      invalid_argument       the call is wrong: fix the named field
      ├── NotFound             not_found              an id or value does not exist
-     ├── Conflict             conflict               clashes with existing state (may carry existing_id)
+     ├── Conflict             conflict               clashes with existing state (may carry existing_id, and
+     │                                               candidates when two contacts are involved)
      ├── Unauthorized         unauthorized           the server's credential was refused (operator's problem)
      ├── RateLimited          rate_limited           retry after `retry_after_s`
      ├── ProviderUnavailable  provider_unavailable   provider down or unreachable
@@ -20,7 +21,7 @@ operator (`ConfigError`, raised at start-up); bugs are for us and are never caug
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, ConfigDict
@@ -51,14 +52,21 @@ class ErrorInfo(BaseModel):
     provider: str | None = None
     status: int | None = None
     existing_id: str | None = None
+    candidates: list[str] | None = None
 
 
 class ConfigError(Exception):
     """A start-up problem for the operator: bad or missing environment, unusable paths."""
 
 
+_FACTS = frozenset(
+    {"message", "field", "hint", "retryable", "retry_after_s", "provider", "status", "existing_id", "candidates"}
+)
+
+
 class ContactError(Exception):
-    """Base of every failure the model is meant to read and act on."""
+    """Base of every failure the model is meant to read and act on. Its facts are fixed once it is built (where
+    they are known): a caller that learns more builds a new error with `evolve`."""
 
     code: ClassVar[ErrorCode] = ErrorCode.PROVIDER_ERROR
     default_retryable: ClassVar[bool] = False
@@ -74,6 +82,7 @@ class ContactError(Exception):
         provider: str | None = None,
         status: int | None = None,
         existing_id: str | None = None,
+        candidates: list[str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -84,8 +93,11 @@ class ContactError(Exception):
         self.provider = provider
         self.status = status
         self.existing_id = existing_id
+        self.candidates = candidates
 
-    def info(self) -> ErrorInfo:
+    def info(self, *, provider: str | None = None) -> ErrorInfo:
+        """The payload an agent receives. `provider` is the one the call was routed to, named when the error does
+        not name its own (an argument the tool refused before any provider was asked)."""
         return ErrorInfo(
             code=self.code,
             message=self.message,
@@ -93,15 +105,33 @@ class ContactError(Exception):
             hint=self.hint,
             retryable=self.retryable,
             retry_after_s=self.retry_after_s,
-            provider=self.provider,
+            provider=self.provider or provider,
             status=self.status,
             existing_id=self.existing_id,
+            candidates=self.candidates,
         )
 
-    def with_provider(self, provider: str) -> ContactError:
-        if self.provider is None:
-            self.provider = provider
-        return self
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _FACTS and name in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}.{name} is fixed once the error is built; use evolve()")
+        super().__setattr__(name, value)
+
+    def evolve(self, **changes: Any) -> Self:
+        """A new error of the same kind with some facts added or changed: an error is never edited once built, so a
+        caller that learns more (which argument a 404 was about) builds a new one from the old."""
+        facts: dict[str, Any] = {
+            "field": self.field,
+            "hint": self.hint,
+            "retryable": self.retryable,
+            "retry_after_s": self.retry_after_s,
+            "provider": self.provider,
+            "status": self.status,
+            "existing_id": self.existing_id,
+            "candidates": self.candidates,
+        }
+        message = changes.pop("message", self.message)
+        facts.update(changes)
+        return type(self)(message, **facts)
 
 
 class InvalidArgument(ContactError):

@@ -25,9 +25,9 @@ _ALSO_FROM_FILE = ("db",)  # not a SecretStr, but a PostgreSQL URL may carry a p
 _MAX_FILE_BYTES = 65_536  # a secret is short; this keeps a mistaken path (a log, /dev/zero) from being read whole
 
 
-def _default_db() -> Path:
+def _default_db() -> str:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "contact-mcp" / "contacts.db"
+    return str(Path(base) / "contact-mcp" / "contacts.db")
 
 
 def _env(name: str) -> Any:
@@ -90,13 +90,20 @@ class Settings(BaseSettings):
     providers: Annotated[tuple[str, ...], NoDecode] = Field(
         default=("local",), validation_alias=AliasChoices("CONTACT_MCP_PROVIDERS")
     )
-    db: Path = Field(default_factory=_default_db, validation_alias=AliasChoices("CONTACT_MCP_DB"))
+    db: str = Field(default_factory=_default_db, validation_alias=AliasChoices("CONTACT_MCP_DB"))
+    """The store: a SQLite file path, or a `postgresql://` / `postgres://` URL (which may hold a password)."""
+    db_pool_size: int = Field(default=10, ge=1, le=1000, validation_alias=AliasChoices("CONTACT_MCP_DB_POOL_SIZE"))
     default_region: str | None = _env("CONTACT_MCP_DEFAULT_REGION")
     http_token: SecretStr | None = _env("CONTACT_MCP_HTTP_TOKEN")
     allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), validation_alias=AliasChoices("CONTACT_MCP_ALLOWED_HOSTS")
     )
     log_level: str = Field(default="WARNING", validation_alias=AliasChoices("CONTACT_MCP_LOG_LEVEL"))
+    read_only: bool = Field(default=False, validation_alias=AliasChoices("CONTACT_MCP_READ_ONLY"))
+    tools: Annotated[tuple[str, ...], NoDecode] = Field(default=(), validation_alias=AliasChoices("CONTACT_MCP_TOOLS"))
+    exclude_tools: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias=AliasChoices("CONTACT_MCP_EXCLUDE_TOOLS")
+    )
 
     connect_timeout_s: float = Field(default=5.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_CONNECT_TIMEOUT"))
     read_timeout_s: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_READ_TIMEOUT"))
@@ -137,9 +144,17 @@ class Settings(BaseSettings):
             return names or ("local",)
         return value
 
-    @field_validator("allowed_hosts", mode="before")
+    @field_validator("db")
     @classmethod
-    def _split_hosts(cls, value: object) -> object:
+    def _db(cls, value: str) -> str:
+        text = value.strip()
+        if not text:
+            raise ValueError("must be a file path or a postgresql:// URL")
+        return text
+
+    @field_validator("allowed_hosts", "tools", "exclude_tools", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value

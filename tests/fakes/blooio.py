@@ -275,14 +275,41 @@ class BlooioFake:
 
     @_api
     async def _list_contacts(self, request: Request) -> Response:
+        """Cursor pagination by default; `q` or `offset` switch to offset pagination with a `pagination` object
+        (the v4 OpenAPI's listContacts). `identifier` is an exact phone/email match, `q` a case-insensitive search
+        across names, identities and tags."""
+        query = request.query_params
+        wanted = query.get("identifier")
+        search = query.get("q")
+        offset_mode = search is not None or "offset" in query
+        if offset_mode and "cursor" in query:
+            raise ApiError(400, "invalid_request", "offset cannot be combined with cursor", {"field": "offset"})
         limit, offset = _paging(request, default=50)
-        wanted = request.query_params.get("identifier")
+        if offset_mode:
+            raw = query.get("offset", "0")
+            if not raw.isdigit():
+                raise ApiError(400, "invalid_request", "offset must be a non-negative integer", {"field": "offset"})
+            offset = int(raw)
         with self._lock:
             contacts = list(self.contacts.values())
             if wanted:
                 key = _lenient_identifier(wanted)
                 contacts = [c for c in contacts if any(i.identifier == key for i in c.identities)]
-            return _list_envelope([c.wire() for c in contacts], limit, offset)
+            if search:
+                needle = search.casefold()
+                contacts = [c for c in contacts if needle in _searchable(c)]
+            wired = [c.wire() for c in contacts]
+        if not offset_mode:
+            return _list_envelope(wired, limit, offset)
+        page = wired[offset : offset + limit]
+        return JSONResponse(
+            {
+                "data": page,
+                "has_more": offset + limit < len(wired),
+                "next_cursor": None,
+                "pagination": {"limit": limit, "offset": offset, "total": len(wired)},
+            }
+        )
 
     @_api
     async def _create_contact(self, request: Request) -> Response:
@@ -384,6 +411,10 @@ def _paging(request: Request, *, default: int) -> tuple[int, int]:
     if not cursor.startswith("cur_") or not cursor[4:].isdigit():
         raise ApiError(400, "invalid_cursor", "cursor is not valid", {"field": "cursor"})
     return limit, int(cursor[4:])
+
+
+def _searchable(contact: FakeContact) -> str:
+    return " ".join([contact.name or "", *(i.identifier for i in contact.identities), *contact.tags]).casefold()
 
 
 def _list_envelope(items: list[dict[str, Any]], limit: int, offset: int) -> JSONResponse:

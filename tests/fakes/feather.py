@@ -1,8 +1,10 @@
 """A fake of Feather's identity API (OpenAPI v1.21.0, PROVIDERS.md section 1), written from the public docs.
 
-It serves `GET /v1/identity/whoami`, `GET /v1/identity/end-users/{id}` (the end user with its contacts) and
-`POST /v1/identity/end-users/{id}/contacts`, with `x-api-key` auth answering Feather's exact 401 envelope, FastAPI's
-422 `{"detail": [...]}` for a bad path id or body, the flat `{"error", "message"}` envelope for everything else,
+It serves `GET /v1/identity/whoami`, `GET /v1/identity/end-users/{id}` (the end user with its contacts),
+`GET /v1/identity/end-users` (`CursorPage[EndUserResponse]`, filtered by `org_external_end_user_id`, `limit` 1-200,
+opaque `cursor`) and `POST /v1/identity/end-users/{id}/contacts`, with `x-api-key` auth answering Feather's exact
+401 envelope, FastAPI's 422 `{"detail": [...]}` for a bad path id or body, the flat `{"error", "message"}` envelope
+for everything else,
 and state: end users, their contacts, typed-channel normalisation and idempotent re-adds. Tests seed end users
 with `add_end_user`, read `end_users`, and inject faults through `fake.app` (a `FaultInjector`).
 """
@@ -81,9 +83,12 @@ class FakeContact:
 class FakeEndUser:
     uid: str
     display_name: str | None = None
+    external_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict[str, Any])
     contacts: list[FakeContact] = field(default_factory=list[FakeContact])
 
-    def as_json(self) -> dict[str, Any]:
+    def summary_json(self) -> dict[str, Any]:
+        """`EndUserResponse`, an item of the list."""
         return {
             "uid": self.uid,
             "org_id": ORG_ID,
@@ -91,10 +96,15 @@ class FakeEndUser:
             "display_name": self.display_name,
             "primary_email": next((c.normalized_value for c in self.contacts if c.type == "email"), None),
             "primary_phone": next((c.normalized_value for c in self.contacts if c.channel in _PHONE_CHANNELS), None),
-            "metadata": {},
-            "org_external_end_user_id": None,
-            "contacts": [c.as_json() for c in self.contacts],
+            "metadata": dict(self.metadata),
+            "org_external_end_user_id": self.external_id,
+            "merged_into": None,
         }
+
+    def as_json(self) -> dict[str, Any]:
+        """`EndUserProfileResponse`: the end user with its contacts (the profile has no `merged_into`)."""
+        profile = {k: v for k, v in self.summary_json().items() if k != "merged_into"}
+        return {**profile, "contacts": [c.as_json() for c in self.contacts]}
 
 
 class _Unusable(Exception):
@@ -140,6 +150,7 @@ class FeatherFake:
         app = Starlette(
             routes=[
                 Route("/v1/identity/whoami", self._guard(self._whoami), methods=["GET"]),
+                Route("/v1/identity/end-users", self._guard(self._list_end_users), methods=["GET"]),
                 Route("/v1/identity/end-users/{end_user_id}", self._guard(self._get_end_user), methods=["GET"]),
                 Route(
                     "/v1/identity/end-users/{end_user_id}/contacts",
@@ -164,10 +175,14 @@ class FeatherFake:
         with self._lock:
             self.end_users.clear()
 
-    def add_end_user(self, *, display_name: str | None = None) -> str:
+    def add_end_user(
+        self, *, display_name: str | None = None, external_id: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> str:
         uid = str(uuid.uuid4())
         with self._lock:
-            self.end_users[uid] = FakeEndUser(uid=uid, display_name=display_name)
+            self.end_users[uid] = FakeEndUser(
+                uid=uid, display_name=display_name, external_id=external_id, metadata=dict(metadata or {})
+            )
         return uid
 
     def add_contact(
@@ -202,6 +217,39 @@ class FeatherFake:
                 "kb_acl_enabled": False,
             }
         )
+
+    async def _list_end_users(self, request: Request) -> Response:
+        """Insertion order; the cursor is the uid of the last item served ([ASSUMPTION] opaque to clients)."""
+        query = request.query_params
+        try:
+            limit = int(query.get("limit", "50"))
+        except ValueError:
+            return JSONResponse(
+                validation_error(["query", "limit"], "Input should be a valid integer", "int_parsing"), 422
+            )
+        if not 1 <= limit <= 200:
+            return JSONResponse(
+                validation_error(["query", "limit"], "Input should be less than or equal to 200", "less_than_equal"),
+                422,
+            )
+        wanted = query.get("org_external_end_user_id")
+        with self._lock:
+            users = [u for u in self.end_users.values() if wanted is None or u.external_id == wanted]
+            start = 0
+            cursor = query.get("cursor")
+            if cursor is not None:
+                position = next((i for i, u in enumerate(users) if u.uid == cursor), None)
+                if position is None:
+                    return JSONResponse({"error": "bad_request", "message": "Invalid cursor"}, status_code=400)
+                start = position + 1
+            page = users[start : start + limit]
+            more = start + limit < len(users)
+            body = {
+                "items": [u.summary_json() for u in page],
+                "next_cursor": page[-1].uid if more and page else None,
+                "has_more": more,
+            }
+        return JSONResponse(body)
 
     async def _get_end_user(self, request: Request) -> Response:
         end_user_id, errors = _path_uuid(request)

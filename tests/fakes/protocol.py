@@ -30,10 +30,13 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
+API_KEY = "pk_live_Zq8yT3secretvalue"
+
+
 class ProtocolFake:
     """Protocol's `/v1/contacts` endpoints, stateful, behind a `FaultInjector` (serve `fake.app`)."""
 
-    def __init__(self, api_key: str, *, lookup_style: LookupStyle = "list") -> None:
+    def __init__(self, api_key: str = API_KEY, *, lookup_style: LookupStyle = "list") -> None:
         self.api_key = api_key
         self.lookup_style: LookupStyle = lookup_style
         self.contacts: dict[str, dict[str, Any]] = {}

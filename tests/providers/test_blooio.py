@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import anyio
@@ -14,14 +14,17 @@ import pytest
 
 from contact_mcp import providers
 from contact_mcp.errors import ConfigError, ContactError, ErrorCode
-from contact_mcp.models import AttachedIdentity, AttachIdentityInput, ChannelType, Operation
-from contact_mcp.providers.blooio import MAX_IDENTITY_PAGES, BlooioClient, iso_from_epoch_ms
+from contact_mcp.models import AttachedIdentity, AttachIdentityInput, ChannelType, FindContactsInput, Operation
+from contact_mcp.providers.blooio import MAX_IDENTITY_PAGES, BlooioClient
 from contact_mcp.providers.http import HttpOptions
+from contact_mcp.providers.http.wire import encode_cursor, iso_from_epoch_ms
 from contact_mcp.settings import load_settings
-from tests.fakes.blooio import DEFAULT_KEY, BlooioFake, running
+from tests.fakes.blooio import DEFAULT_KEY, BlooioFake
 from tests.fakes.harness import Fault, free_port
 
 pytestmark = pytest.mark.anyio
+
+PROVIDER = "blooio"
 
 KEY = DEFAULT_KEY
 PHONE = "+14155550123"
@@ -34,18 +37,6 @@ def make_client(base_url: str) -> BlooioClient:
     return BlooioClient(
         base_url=base_url, api_key=KEY, options=OPTIONS, transport=httpx2.AsyncHTTPTransport(verify=_TLS)
     )
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[BlooioFake, str]]:
-    with running() as pair:
-        yield pair
-
-
-@pytest.fixture
-def fake(served: tuple[BlooioFake, str]) -> BlooioFake:
-    served[0].reset()
-    return served[0]
 
 
 @pytest.fixture
@@ -551,7 +542,7 @@ def test_registry_maps_blooio_to_this_client() -> None:
     assert (factory.name, factory.display_name, factory.operations) == (
         "blooio",
         "Blooio",
-        frozenset({Operation.ATTACH_IDENTITY}),
+        frozenset({Operation.ATTACH_IDENTITY, Operation.GET_CONTACT, Operation.FIND_CONTACTS}),
     )
 
 
@@ -604,3 +595,60 @@ async def test_the_key_appears_in_no_result_error_or_log(
     outputs.append((await refused(blooio, attach(contact))).info().model_dump_json())
     assert caplog.records, "debug logging was captured"
     assert all(KEY not in text for text in [*outputs, caplog.text, repr(blooio)])
+
+
+# ---------- reads ----------
+
+
+async def test_get_contact_maps_identities_tags_and_epoch_instants(fake: BlooioFake, blooio: BlooioClient) -> None:
+    fake.now_ms = lambda: 1718000000000
+    contact_id = fake.seed_contact("Sam", (("+14155550123", "blooio", None), ("sam@example.com", None, None)))
+    fake.contacts[contact_id].tags.append("vip")
+    contact = await blooio.get_contact(contact_id)
+    assert (contact.id, contact.name, contact.tags, contact.created_at) == (
+        contact_id,
+        "Sam",
+        ["vip"],
+        "2024-06-10T06:13:20.000Z",
+    )
+    assert [(i.identifier, i.channel_type, i.created_at) for i in contact.identities] == [
+        ("+14155550123", "blooio", "2024-06-10T06:13:20.000Z"),
+        ("sam@example.com", None, "2024-06-10T06:13:20.000Z"),
+    ]
+    assert all(i.id.startswith("cid_") for i in contact.identities) and contact.methods == []
+
+
+async def test_find_by_phone_sends_it_as_identifier(fake: BlooioFake, blooio: BlooioClient) -> None:
+    contact_id = fake.seed_contact("Sam", (("+14155550123", "blooio", None),))
+    fake.seed_contact("Other", (("+14155550199", "blooio", None),))
+    page = await blooio.find_contacts(FindContactsInput(phone="+14155550123"))
+    assert [(c.id, c.name, c.phone, c.email) for c in page.contacts] == [(contact_id, "Sam", "+14155550123", None)]
+    assert fake.requests[-1].query == "limit=20&identifier=%2B14155550123"
+
+
+async def test_find_by_email_and_phone_at_once_is_refused(fake: BlooioFake, blooio: BlooioClient) -> None:
+    with pytest.raises(ContactError) as info:
+        await blooio.find_contacts(FindContactsInput(email="a@example.com", phone="+14155550123"))
+    assert (info.value.info().code, info.value.field) == (ErrorCode.INVALID_ARGUMENT, "phone")
+    assert fake.requests == []
+
+
+async def test_unfiltered_find_passes_blooios_own_cursor_and_a_search_pages_by_offset(
+    fake: BlooioFake, blooio: BlooioClient
+) -> None:
+    for n in range(3):
+        fake.seed_contact(f"Sam {n}")
+    first = await blooio.find_contacts(FindContactsInput(limit=2))
+    second = await blooio.find_contacts(FindContactsInput(limit=2, cursor=first.next_cursor))
+    assert "cursor=cur_2" in fake.requests[-1].query and second.next_cursor is None
+    searched = await blooio.find_contacts(FindContactsInput(query="SAM", limit=2))
+    assert fake.requests[-1].query == "limit=2&q=SAM"
+    await blooio.find_contacts(FindContactsInput(query="SAM", limit=2, cursor=searched.next_cursor))
+    assert fake.requests[-1].query == "limit=2&q=SAM&offset=2"
+    with pytest.raises(ContactError):
+        # A search's cursor is an offset: it does not continue an unfiltered list.
+        await blooio.find_contacts(FindContactsInput(limit=2, cursor=searched.next_cursor))
+    forged = encode_cursor("blooio", "offset", "not-a-number")
+    with pytest.raises(ContactError) as info:
+        await blooio.find_contacts(FindContactsInput(query="SAM", cursor=forged))
+    assert (info.value.info().code, info.value.field) == (ErrorCode.INVALID_ARGUMENT, "cursor")

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,32 +15,17 @@ from mcp.client.stdio import stdio_client
 from mcp.types import CallToolResult
 
 from contact_mcp import build_server, load_settings
-from tests.fakes.blooio import DEFAULT_KEY, BlooioFake, running
+from tests.fakes.blooio import DEFAULT_KEY, BlooioFake
 from tests.fakes.harness import Fault
 from tests.results import error_of, text
 from tests.stdio_server import server_params
 
 pytestmark = pytest.mark.anyio
 
+PROVIDER = "blooio"
+
 KEY = DEFAULT_KEY
 _TLS = ssl.create_default_context()  # one TLS context for every in-process server: building one costs ~0.15 s
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[BlooioFake, str]]:
-    with running() as pair:
-        yield pair
-
-
-@pytest.fixture
-def fake(served: tuple[BlooioFake, str]) -> BlooioFake:
-    served[0].reset()
-    return served[0]
-
-
-@pytest.fixture
-def base_url(served: tuple[BlooioFake, str]) -> str:
-    return served[1]
 
 
 def blooio_server(base_url: str, db_path: Path) -> Client:
@@ -59,10 +43,10 @@ def posts(fake: BlooioFake) -> int:
 # ---------- in-process ----------
 
 
-async def test_only_attach_identity_is_listed_and_it_names_blooio(base_url: str, db_path: Path) -> None:
+async def test_attach_identity_and_the_reads_are_listed_and_name_blooio(base_url: str, db_path: Path) -> None:
     async with blooio_server(base_url, db_path) as client:
         tools = (await client.list_tools()).tools
-    assert [tool.name for tool in tools] == ["attach_identity"]
+    assert [tool.name for tool in tools] == ["attach_identity", "get_contact", "find_contacts"]
     assert tools[0].description is not None and tools[0].description.endswith("Provider: Blooio.")
     assert tools[0].annotations is not None and tools[0].annotations.open_world_hint is True
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -21,27 +21,18 @@ from contact_mcp.errors import (
     RateLimited,
     Unauthorized,
 )
-from contact_mcp.models import AttachContactInput, AttachedContact
+from contact_mcp.models import AttachContactInput, AttachedContact, FindContactsInput
 from contact_mcp.providers.feather import FeatherClient
 from contact_mcp.providers.http import HttpOptions
 from tests.fakes.feather import API_KEY, ORG_NAME, RATE_LIMITED_BODY, UNAUTHORIZED_BODY, FeatherFake, validation_error
-from tests.fakes.harness import Fault, free_port, serve
+from tests.fakes.harness import Fault, free_port
 
 pytestmark = pytest.mark.anyio
 
+PROVIDER = "feather"
+
 OPTIONS = HttpOptions(connect_timeout_s=1.0, read_timeout_s=0.5, max_response_bytes=64_000)
 CONTACTS = "/contacts"
-
-
-@pytest.fixture(scope="module")
-def fake() -> FeatherFake:
-    return FeatherFake()
-
-
-@pytest.fixture(scope="module")
-def base_url(fake: FeatherFake) -> Iterator[str]:
-    with serve(fake.app) as url:
-        yield url
 
 
 @pytest.fixture
@@ -528,3 +519,46 @@ async def test_the_key_never_appears_in_results_errors_or_logs(
     assert caplog.records, "DEBUG logging captured nothing: the check below would prove nothing"
     for text in [*seen, caplog.text]:
         assert API_KEY not in text
+
+
+# ---------- reads ----------
+
+
+async def test_get_contact_maps_the_end_user_and_its_contacts(feather: FeatherClient, fake: FeatherFake) -> None:
+    uid = fake.add_end_user(display_name="Jane", external_id="crm-7", metadata={"plan": "pro", "nested": {"a": 1}})
+    email = fake.add_contact(uid, "email", "Jane@Example.com", verification_method="otp")
+    handle = fake.add_contact(uid, "slack", " @jane ")
+    contact = await feather.get_contact(uid.upper())
+    assert (contact.id, contact.user_id, contact.display_name, contact.status) == (uid, "crm-7", "Jane", "active")
+    assert contact.custom_fields == {"plan": "pro"}
+    first, second = contact.methods
+    assert (first.id, first.value, first.raw_value, first.primary, first.verified, first.verification_method) == (
+        email.uid,
+        "jane@example.com",
+        "Jane@Example.com",
+        True,
+        True,
+        "otp",
+    )
+    # Nothing said about the handle's verification: absent, not false.
+    assert (second.id, second.type, second.primary, second.verified) == (handle.uid, "slack", False, None)
+    assert contact.created_at is None and contact.identities == []
+
+
+async def test_find_by_user_id_sends_org_external_end_user_id(feather: FeatherClient, fake: FeatherFake) -> None:
+    fake.add_end_user(display_name="Other", external_id="crm-1")
+    uid = fake.add_end_user(display_name="Jane", external_id="crm-7")
+    fake.add_contact(uid, "phone", "+14155550123")
+    page = await feather.find_contacts(FindContactsInput(user_id="crm-7", limit=5))
+    assert [(c.id, c.name, c.user_id, c.phone) for c in page.contacts] == [(uid, "Jane", "crm-7", "+14155550123")]
+    assert page.next_cursor is None
+    assert fake.requests[-1].query == "limit=5&org_external_end_user_id=crm-7"
+
+
+async def test_find_passes_feathers_cursor_through_opaquely(feather: FeatherClient, fake: FeatherFake) -> None:
+    ids = [fake.add_end_user(display_name=f"U{n}") for n in range(3)]
+    first = await feather.find_contacts(FindContactsInput(limit=2))
+    assert first.next_cursor is not None and ids[1] not in first.next_cursor
+    second = await feather.find_contacts(FindContactsInput(limit=2, cursor=first.next_cursor))
+    assert [c.id for c in first.contacts + second.contacts] == ids
+    assert f"cursor={ids[1]}" in fake.requests[-1].query

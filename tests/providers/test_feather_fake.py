@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx2
 import pytest
 
 from tests.fakes.feather import API_KEY, ORG_NAME, UNAUTHORIZED_BODY, FeatherFake
-from tests.fakes.harness import serve
 
 pytestmark = pytest.mark.anyio
 
-
-@pytest.fixture(scope="module")
-def fake() -> FeatherFake:
-    return FeatherFake()
-
-
-@pytest.fixture(scope="module")
-def base_url(fake: FeatherFake) -> Iterator[str]:
-    with serve(fake.app) as url:
-        yield url
+PROVIDER = "feather"
 
 
 @pytest.fixture
@@ -181,3 +171,31 @@ async def test_value_unusable_for_its_channel_is_400_bad_request(
 async def test_unknown_route_uses_the_flat_envelope(http: httpx2.AsyncClient) -> None:
     answer = await http.get("/v1/identity/nowhere")
     assert (answer.status_code, answer.json()["error"]) == (404, "not_found")
+
+
+async def test_end_user_list_filters_pages_and_refuses_a_foreign_cursor(
+    http: httpx2.AsyncClient, fake: FeatherFake
+) -> None:
+    first = fake.add_end_user(external_id="crm-1")
+    second = fake.add_end_user(external_id="crm-2")
+    page = (await http.get("/v1/identity/end-users", params={"limit": 1})).json()
+    assert [u["uid"] for u in page["items"]] == [first] and page["has_more"] is True
+    assert set(page["items"][0]) == {
+        "uid",
+        "org_id",
+        "status",
+        "display_name",
+        "primary_email",
+        "primary_phone",
+        "metadata",
+        "org_external_end_user_id",
+        "merged_into",
+    }
+    rest = (await http.get("/v1/identity/end-users", params={"limit": 1, "cursor": page["next_cursor"]})).json()
+    assert ([u["uid"] for u in rest["items"]], rest["has_more"], rest["next_cursor"]) == ([second], False, None)
+    only = (await http.get("/v1/identity/end-users", params={"org_external_end_user_id": "crm-2"})).json()
+    assert [u["uid"] for u in only["items"]] == [second]
+    refused = await http.get("/v1/identity/end-users", params={"cursor": "nope"})
+    assert (refused.status_code, refused.json()["error"]) == (400, "bad_request")
+    too_many = await http.get("/v1/identity/end-users", params={"limit": 201})
+    assert too_many.status_code == 422 and too_many.json()["detail"][0]["loc"] == ["query", "limit"]

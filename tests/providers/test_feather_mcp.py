@@ -4,7 +4,6 @@ real `python -m contact_mcp serve` over stdio), both against the Feather fake on
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +15,15 @@ from mcp.types import CallToolResult
 
 from contact_mcp import build_server, load_settings
 from tests.fakes.feather import API_KEY, RATE_LIMITED_BODY, UNAUTHORIZED_BODY, FeatherFake, validation_error
-from tests.fakes.harness import Fault, serve
+from tests.fakes.harness import Fault
 from tests.results import error_of, text
 from tests.stdio_server import server_params
 
 pytestmark = pytest.mark.anyio
 
+PROVIDER = "feather"
+
 CONTACTS = "/contacts"
-
-
-@pytest.fixture(scope="module")
-def fake() -> FeatherFake:
-    return FeatherFake()
-
-
-@pytest.fixture(scope="module")
-def base_url(fake: FeatherFake) -> Iterator[str]:
-    with serve(fake.app) as url:
-        yield url
 
 
 @pytest.fixture
@@ -57,10 +47,10 @@ def feather_server(base_url: str, db_path: Path, **overrides: Any) -> Client:
 # ---------- in-process ----------
 
 
-async def test_only_attach_contact_is_listed_and_it_names_feather(base_url: str, db_path: Path) -> None:
+async def test_attach_contact_and_the_reads_are_listed_and_name_feather(base_url: str, db_path: Path) -> None:
     async with feather_server(base_url, db_path) as client:
         tools = (await client.list_tools()).tools
-    assert [tool.name for tool in tools] == ["attach_contact"]
+    assert [tool.name for tool in tools] == ["attach_contact", "get_contact", "find_contacts"]
     assert tools[0].description is not None
     assert tools[0].description.endswith("Provider: Feather.")
 

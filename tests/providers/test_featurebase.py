@@ -7,7 +7,7 @@ import hmac
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
@@ -24,13 +24,15 @@ from contact_mcp.errors import (
     RateLimited,
     Unauthorized,
 )
-from contact_mcp.models import Company, UpsertContactInput
+from contact_mcp.models import Company, FindContactsInput, UpsertContactInput
 from contact_mcp.providers.featurebase import FeaturebaseClient, argument_name
 from contact_mcp.providers.http import HttpOptions
 from tests.fakes.featurebase import API_KEY, FeaturebaseFake, error_body, user_hash
-from tests.fakes.harness import Fault, free_port, serve
+from tests.fakes.harness import Fault, free_port
 
 pytestmark = pytest.mark.anyio
+
+PROVIDER = "featurebase"
 
 SECRET = "whsec_identity_fake_91b7"
 FAST = HttpOptions(
@@ -46,34 +48,16 @@ TLS = ssl.create_default_context()
 ADA = UpsertContactInput(email="ada@example.com", user_id="usr_ada", name="Ada Lovelace")
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[FeaturebaseFake, str]]:
-    fake = FeaturebaseFake()
-    with serve(fake.app) as url:
-        yield fake, url
-
-
-@pytest.fixture
-def fake(served: tuple[FeaturebaseFake, str]) -> FeaturebaseFake:
-    served[0].reset()
-    return served[0]
-
-
-@pytest.fixture
-def url(served: tuple[FeaturebaseFake, str], fake: FeaturebaseFake) -> str:
-    return served[1]
-
-
-def make_client(url: str, **kwargs: Any) -> FeaturebaseClient:
+def make_client(base_url: str, **kwargs: Any) -> FeaturebaseClient:
     # One TLS context for the module: building one per client (loading the CA bundle) costs ~0.15 s each.
     transport = httpx2.AsyncHTTPTransport(verify=TLS)
     api_key = kwargs.pop("api_key", API_KEY)
-    return FeaturebaseClient(base_url=url, api_key=api_key, options=FAST, transport=transport, **kwargs)
+    return FeaturebaseClient(base_url=base_url, api_key=api_key, options=FAST, transport=transport, **kwargs)
 
 
 @pytest.fixture
-async def fb(url: str) -> AsyncIterator[FeaturebaseClient]:
-    client = make_client(url)
+async def fb(base_url: str) -> AsyncIterator[FeaturebaseClient]:
+    client = make_client(base_url)
     yield client
     await client.aclose()
 
@@ -156,8 +140,8 @@ async def test_upsert_sends_only_the_fields_that_were_given(
     assert fake.requests[0].json() == body
 
 
-async def test_configured_api_version_is_sent_on_every_request(url: str, fake: FeaturebaseFake) -> None:
-    client = make_client(url, api_version="2026-08-19.orbit")
+async def test_configured_api_version_is_sent_on_every_request(base_url: str, fake: FeaturebaseFake) -> None:
+    client = make_client(base_url, api_version="2026-08-19.orbit")
     try:
         await client.upsert_contact(ADA)
         await client.probe()
@@ -186,10 +170,10 @@ async def test_an_argument_cannot_change_the_path_or_query(fb: FeaturebaseClient
     ],
 )
 async def test_with_an_identity_secret_the_client_signs_the_contact_and_featurebase_verifies_it(
-    url: str, fake: FeaturebaseFake, call: UpsertContactInput, signed: str
+    base_url: str, fake: FeaturebaseFake, call: UpsertContactInput, signed: str
 ) -> None:
     fake.reset(identity_secret=SECRET)
-    client = make_client(url, identity_secret=SECRET)
+    client = make_client(base_url, identity_secret=SECRET)
     try:
         result = await client.upsert_contact(call)
     finally:
@@ -202,10 +186,10 @@ async def test_with_an_identity_secret_the_client_signs_the_contact_and_featureb
 
 
 async def test_a_wrong_identity_secret_still_upserts_but_leaves_the_contact_unverified(
-    url: str, fake: FeaturebaseFake
+    base_url: str, fake: FeaturebaseFake
 ) -> None:
     fake.reset(identity_secret=SECRET)
-    client = make_client(url, identity_secret="not-the-workspace-secret")
+    client = make_client(base_url, identity_secret="not-the-workspace-secret")
     try:
         result = await client.upsert_contact(ADA)
     finally:
@@ -287,8 +271,8 @@ async def test_a_success_without_a_contact_id_is_a_provider_error(
 # ---------- Featurebase's errors ----------
 
 
-async def test_an_unknown_key_is_unauthorized_with_featurebases_message(url: str, fake: FeaturebaseFake) -> None:
-    client = make_client(url, api_key="sk_wrong")
+async def test_an_unknown_key_is_unauthorized_with_featurebases_message(base_url: str, fake: FeaturebaseFake) -> None:
+    client = make_client(base_url, api_key="sk_wrong")
     try:
         error = await upsert_error(client)
     finally:
@@ -300,9 +284,11 @@ async def test_an_unknown_key_is_unauthorized_with_featurebases_message(url: str
     assert len(fake.requests) == 1
 
 
-async def test_a_key_without_access_is_unauthorized_with_a_permission_hint(url: str, fake: FeaturebaseFake) -> None:
+async def test_a_key_without_access_is_unauthorized_with_a_permission_hint(
+    base_url: str, fake: FeaturebaseFake
+) -> None:
     fake.state.forbidden_keys.add("sk_readonly")
-    client = make_client(url, api_key="sk_readonly")
+    client = make_client(base_url, api_key="sk_readonly")
     try:
         error = await upsert_error(client)
     finally:
@@ -371,8 +357,8 @@ def test_featurebase_param_names_become_tool_argument_paths(param: str | None, a
     assert argument_name(param) == argument
 
 
-async def test_an_old_api_version_is_the_operators_error_not_the_agents(url: str, fake: FeaturebaseFake) -> None:
-    client = make_client(url, api_version="2025-12-12.clover")
+async def test_an_old_api_version_is_the_operators_error_not_the_agents(base_url: str, fake: FeaturebaseFake) -> None:
+    client = make_client(base_url, api_version="2025-12-12.clover")
     try:
         error = await upsert_error(client)
     finally:
@@ -626,10 +612,10 @@ async def test_probe_looks_up_an_unknown_user_id_and_reads_the_404_as_healthy(
     ],
 )
 async def test_probe_fails_when_featurebase_refuses_the_key_or_version(
-    url: str, fake: FeaturebaseFake, setup: dict[str, str], kind: type[ContactError]
+    base_url: str, fake: FeaturebaseFake, setup: dict[str, str], kind: type[ContactError]
 ) -> None:
     fake.state.forbidden_keys.add("sk_readonly")
-    client = make_client(url, **setup)
+    client = make_client(base_url, **setup)
     try:
         with pytest.raises(kind):
             await client.probe()
@@ -649,11 +635,11 @@ async def test_probe_fails_on_a_bare_404_from_something_that_is_not_featurebase(
 
 
 async def test_no_secret_appears_in_any_result_error_or_log_line(
-    url: str, fake: FeaturebaseFake, caplog: pytest.LogCaptureFixture
+    base_url: str, fake: FeaturebaseFake, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     fake.reset(identity_secret=SECRET)
-    client = make_client(url, identity_secret=SECRET)
+    client = make_client(base_url, identity_secret=SECRET)
     seen: list[str] = []
     try:
         seen.append((await client.upsert_contact(ADA)).model_dump_json())
@@ -717,11 +703,11 @@ def test_the_server_refuses_to_start_with_an_api_version_that_cannot_serve_v2_co
 
 
 async def test_the_fake_serves_reads_and_deletes_with_rate_limit_headers_on_every_answer(
-    url: str, fake: FeaturebaseFake
+    base_url: str, fake: FeaturebaseFake
 ) -> None:
     seeded = fake.seed_contact(user_id="usr_9", email="nine@example.com")
     headers = {"Authorization": f"Bearer {API_KEY}", "Featurebase-Version": "2026-01-01.nova"}
-    async with httpx2.AsyncClient(base_url=url, headers=headers) as http:
+    async with httpx2.AsyncClient(base_url=base_url, headers=headers) as http:
         answers = [
             await http.get(f"/v2/contacts/{seeded['id']}"),
             await http.get("/v2/contacts/by-user-id/usr_9"),
@@ -738,3 +724,40 @@ async def test_the_fake_serves_reads_and_deletes_with_rate_limit_headers_on_ever
     assert answers[6].json()["error"]["param"] == "Featurebase-Version"
     for answer in answers:
         assert {"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"} <= set(answer.headers)
+
+
+# ---------- reads ----------
+
+
+async def test_get_contact_maps_featurebases_contact(fb: FeaturebaseClient, fake: FeaturebaseFake) -> None:
+    seeded = fake.seed_contact(
+        user_id="usr_1",
+        email="ada@example.com",
+        name="Ada",
+        phone="+14155550123",
+        locale="en",
+        roles=["role_vip"],
+        customFields={"plan": "pro"},
+        companies=[{"id": "comp_1", "name": "Acme", "plan": "enterprise", "monthlySpend": 5000}],
+    )
+    contact = await fb.get_contact(seeded["id"].upper())
+    assert (contact.id, contact.user_id, contact.name, contact.locale) == (seeded["id"], "usr_1", "Ada", "en")
+    assert (contact.roles, contact.custom_fields) == (["role_vip"], {"plan": "pro"})
+    assert [(m.type, m.value) for m in contact.methods] == [("email", "ada@example.com"), ("phone", "+14155550123")]
+    assert [(c.id, c.name, c.plan, c.monthly_spend) for c in contact.companies] == [
+        ("comp_1", "Acme", "enterprise", 5000)
+    ]
+
+
+async def test_find_by_user_id_is_one_contact_or_none(fb: FeaturebaseClient, fake: FeaturebaseFake) -> None:
+    seeded = fake.seed_contact(user_id="usr/1 x", email="ada@example.com")
+    page = await fb.find_contacts(FindContactsInput(user_id="usr/1 x"))
+    assert [(c.id, c.user_id, c.email) for c in page.contacts] == [(seeded["id"], "usr/1 x", "ada@example.com")]
+    assert fake.app.requests[-1].path == "/v2/contacts/by-user-id/usr/1 x"
+    assert (await fb.find_contacts(FindContactsInput(user_id="nobody"))).contacts == []
+
+
+async def test_find_without_user_id_is_refused(fb: FeaturebaseClient, fake: FeaturebaseFake) -> None:
+    with pytest.raises(ContactError) as info:
+        await fb.find_contacts(FindContactsInput())
+    assert (info.value.info().code.value, info.value.field) == ("invalid_argument", "user_id")

@@ -3,7 +3,6 @@ real `python -m contact_mcp serve` over stdio), both against the Featurebase fak
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,32 +14,22 @@ from mcp.types import CallToolResult
 
 from contact_mcp import build_server, load_settings
 from tests.fakes.featurebase import API_KEY, FeaturebaseFake, error_body, user_hash
-from tests.fakes.harness import Fault, serve
+from tests.fakes.harness import Fault
 from tests.results import error_of, text
 from tests.stdio_server import server_params
 
 pytestmark = pytest.mark.anyio
 
+PROVIDER = "featurebase"
+
 SECRET = "fb_identity_secret_mcp_5d21"
 CONTACTS = "/v2/contacts"
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[FeaturebaseFake, str]]:
-    fake = FeaturebaseFake()
-    with serve(fake.app) as url:
-        yield fake, url
 
 
 @pytest.fixture
 def fake(served: tuple[FeaturebaseFake, str]) -> FeaturebaseFake:
     served[0].reset(identity_secret=SECRET)
     return served[0]
-
-
-@pytest.fixture
-def base_url(served: tuple[FeaturebaseFake, str], fake: FeaturebaseFake) -> str:
-    return served[1]
 
 
 def featurebase_server(base_url: str, **overrides: Any) -> Client:
@@ -63,10 +52,10 @@ def featurebase_error(status: int, kind: str, message: str, param: str | None = 
 # ---------- in-process ----------
 
 
-async def test_only_upsert_contact_is_listed_and_it_names_featurebase(base_url: str) -> None:
+async def test_upsert_contact_and_the_reads_are_listed_and_name_featurebase(base_url: str) -> None:
     async with featurebase_server(base_url) as client:
         tools = (await client.list_tools()).tools
-    assert [tool.name for tool in tools] == ["upsert_contact"]
+    assert [tool.name for tool in tools] == ["upsert_contact", "get_contact", "find_contacts"]
     assert tools[0].description is not None
     assert tools[0].description.endswith("Provider: Featurebase.")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
@@ -25,36 +25,21 @@ from contact_mcp.errors import (
     RateLimited,
     Unauthorized,
 )
-from contact_mcp.models import CreateContactInput
-from contact_mcp.providers import build_provider, select
+from contact_mcp.models import CreateContactInput, FindContactsInput
+from contact_mcp.providers import build_provider
 from contact_mcp.providers.http import HttpOptions
 from contact_mcp.providers.protocol import ProtocolClient
-from tests.fakes.harness import Fault, RecordedRequest, free_port, serve
-from tests.fakes.protocol import ProtocolFake
+from contact_mcp.tools.plan import make_plan
+from tests.fakes.harness import Fault, RecordedRequest, free_port
+from tests.fakes.protocol import API_KEY, ProtocolFake
 
 pytestmark = pytest.mark.anyio
 
-KEY = "pk_live_Zq8yT3secretvalue"
+PROVIDER = "protocol"
+
+KEY = API_KEY
 CONFLICT_BODY = {"error": {"code": "conflict", "message": "A contact with this username already exists."}}
 SMALL = HttpOptions(connect_timeout_s=2.0, read_timeout_s=0.5, max_response_bytes=64_000)
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[ProtocolFake, str]]:
-    fake = ProtocolFake(KEY)
-    with serve(fake.app) as url:
-        yield fake, url
-
-
-@pytest.fixture
-def fake(served: tuple[ProtocolFake, str]) -> ProtocolFake:
-    served[0].reset()
-    return served[0]
-
-
-@pytest.fixture
-def base_url(served: tuple[ProtocolFake, str]) -> str:
-    return served[1]
 
 
 @pytest.fixture
@@ -549,13 +534,17 @@ def test_enabling_protocol_without_a_base_url_names_the_variable() -> None:
     settings = load_settings(providers="protocol", protocol_api_key=KEY)
 
     with pytest.raises(ConfigError, match="PROTOCOL_BASE_URL"):
-        select(settings)
+        make_plan(settings)
 
 
-def test_protocol_serves_only_create_contact(base_url: str) -> None:
+def test_protocol_serves_create_contact_and_the_reads(base_url: str) -> None:
     settings = load_settings(providers="protocol", protocol_api_key=KEY, protocol_base_url=base_url)
 
-    assert {op.value: name for op, name in select(settings).items()} == {"create_contact": "protocol"}
+    assert {route.spec.name: route.providers for route in make_plan(settings).routes} == {
+        "create_contact": ("protocol",),
+        "get_contact": ("protocol",),
+        "find_contacts": ("protocol",),
+    }
 
 
 # ---------- the fake itself, as the docs describe Protocol ----------
@@ -592,3 +581,31 @@ async def test_fake_reads_gets_and_deletes_contacts_by_id(fake: ProtocolFake, ba
     assert deleted.status_code == 204
     assert (gone.status_code, gone.json()["error"]["code"]) == (404, "not_found")
     assert (anonymous.status_code, anonymous.json()["error"]["code"]) == (401, "unauthorized")
+
+
+# ---------- reads ----------
+
+
+async def test_get_contact_maps_protocols_contact(protocol: ProtocolClient, fake: ProtocolFake) -> None:
+    seeded = fake.seed("lin", "+14155550123", display_name="Lin", avatar_url="https://example.com/a.png")
+    contact = await protocol.get_contact(seeded["id"])
+    assert (contact.id, contact.username, contact.display_name, contact.profile_picture) == (
+        seeded["id"],
+        "lin",
+        "Lin",
+        "https://example.com/a.png",
+    )
+    assert [(m.type, m.value) for m in contact.methods] == [("phone", "+14155550123")]
+    assert contact.created_at is not None and contact.created_at.endswith("Z")
+
+
+async def test_find_by_username_or_nothing(protocol: ProtocolClient, fake: ProtocolFake) -> None:
+    seeded = fake.seed("lin")
+    page = await protocol.find_contacts(FindContactsInput(username="lin"))
+    assert [(c.id, c.username) for c in page.contacts] == [(seeded["id"], "lin")]
+    assert (await protocol.find_contacts(FindContactsInput(username="nobody"))).contacts == []
+    fake.lookup_style = "object"
+    assert (await protocol.find_contacts(FindContactsInput(username="nobody"))).contacts == []
+    with pytest.raises(ContactError) as info:
+        await protocol.find_contacts(FindContactsInput())
+    assert (info.value.info().code.value, info.value.field) == ("invalid_argument", "username")

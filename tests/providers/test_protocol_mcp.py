@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -11,32 +11,16 @@ import pytest
 from mcp import Client
 
 from contact_mcp import build_server, load_settings
-from tests.fakes.harness import Fault, RecordedRequest, serve
-from tests.fakes.protocol import ProtocolFake
+from tests.fakes.harness import Fault, RecordedRequest
+from tests.fakes.protocol import API_KEY, ProtocolFake
 from tests.results import error_of
 from tests.stdio_server import server_params
 
 pytestmark = pytest.mark.anyio
 
-KEY = "pk_live_Mcp9secretvalue"
+PROVIDER = "protocol"
 
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[ProtocolFake, str]]:
-    fake = ProtocolFake(KEY)
-    with serve(fake.app) as url:
-        yield fake, url
-
-
-@pytest.fixture
-def fake(served: tuple[ProtocolFake, str]) -> ProtocolFake:
-    served[0].reset()
-    return served[0]
-
-
-@pytest.fixture
-def base_url(served: tuple[ProtocolFake, str]) -> str:
-    return served[1]
+KEY = API_KEY
 
 
 def server_for(base_url: str, key: str = KEY) -> Any:
@@ -57,8 +41,10 @@ def posts(fake: ProtocolFake) -> list[RecordedRequest]:
 # ---------- in-process ----------
 
 
-async def test_only_create_contact_is_listed_and_names_protocol(mcp: Client) -> None:
-    [tool] = (await mcp.list_tools()).tools
+async def test_create_contact_and_the_reads_are_listed_and_name_protocol(mcp: Client) -> None:
+    tool, *reads = (await mcp.list_tools()).tools
+
+    assert [t.name for t in reads] == ["get_contact", "find_contacts"]
 
     assert tool.name == "create_contact"
     assert tool.description is not None

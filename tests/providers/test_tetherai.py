@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
 import pytest
 
 from contact_mcp.errors import ContactError, ErrorCode
-from contact_mcp.models import MethodType, SetVerificationInput, VerificationResult
+from contact_mcp.models import FindContactsInput, MethodType, SetVerificationInput, VerificationResult
 from contact_mcp.providers.http import HttpOptions
 from contact_mcp.providers.tetherai import TetherAIClient, contact_values, verify_body
 from tests.fakes.harness import Fault, serve
 from tests.fakes.tetherai import TOKEN, TetherAIFake, user_id_for
 
 pytestmark = pytest.mark.anyio
+
+PROVIDER = "tetherai"
 
 PHONE = "+14165550100"
 OTHER_PHONE = "+14165550199"
@@ -28,33 +30,15 @@ OPTIONS = HttpOptions(read_timeout_s=0.4, max_response_bytes=64_000, connect_tim
 _TLS = ssl.create_default_context()
 
 
-def make_client(url: str, api_key: str = TOKEN) -> TetherAIClient:
+def make_client(base_url: str, api_key: str = TOKEN) -> TetherAIClient:
     return TetherAIClient(
-        base_url=url, api_key=api_key, options=OPTIONS, transport=httpx2.AsyncHTTPTransport(verify=_TLS)
+        base_url=base_url, api_key=api_key, options=OPTIONS, transport=httpx2.AsyncHTTPTransport(verify=_TLS)
     )
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[TetherAIFake, str]]:
-    fake = TetherAIFake()
-    with serve(fake.app) as url:
-        yield fake, url
-
-
 @pytest.fixture
-def fake(served: tuple[TetherAIFake, str]) -> TetherAIFake:
-    served[0].reset()
-    return served[0]
-
-
-@pytest.fixture
-def url(served: tuple[TetherAIFake, str]) -> str:
-    return served[1]
-
-
-@pytest.fixture
-async def client(url: str) -> AsyncIterator[TetherAIClient]:
-    provider = make_client(url)
+async def client(base_url: str) -> AsyncIterator[TetherAIClient]:
+    provider = make_client(base_url)
     yield provider
     await provider.aclose()
 
@@ -273,8 +257,8 @@ async def test_unexpected_success_body_is_a_provider_error(
 # ---------- errors from the provider ----------
 
 
-async def test_wrong_token_is_unauthorized_and_not_retried(url: str, fake: TetherAIFake, contact_id: str) -> None:
-    provider = make_client(url, "wrong-token")
+async def test_wrong_token_is_unauthorized_and_not_retried(base_url: str, fake: TetherAIFake, contact_id: str) -> None:
+    provider = make_client(base_url, "wrong-token")
     try:
         error = await failure(provider, verify(contact_id))
     finally:
@@ -576,8 +560,8 @@ async def test_probe_lists_one_contact_with_the_token(client: TetherAIClient, fa
     assert sent.headers["authorization"] == f"Bearer {TOKEN}"
 
 
-async def test_probe_with_wrong_token_raises_unauthorized(url: str, fake: TetherAIFake) -> None:
-    provider = make_client(url, "nope")
+async def test_probe_with_wrong_token_raises_unauthorized(base_url: str, fake: TetherAIFake) -> None:
+    provider = make_client(base_url, "nope")
     try:
         with pytest.raises(ContactError) as caught:
             await provider.probe()
@@ -587,8 +571,8 @@ async def test_probe_with_wrong_token_raises_unauthorized(url: str, fake: Tether
     assert caught.value.code is ErrorCode.UNAUTHORIZED
 
 
-async def test_probe_against_a_wrong_base_url_names_the_variable(fake: TetherAIFake, url: str) -> None:
-    provider = make_client(f"{url}/not-the-root")
+async def test_probe_against_a_wrong_base_url_names_the_variable(fake: TetherAIFake, base_url: str) -> None:
+    provider = make_client(f"{base_url}/not-the-root")
     try:
         with pytest.raises(ContactError) as caught:
             await provider.probe()
@@ -600,10 +584,26 @@ async def test_probe_against_a_wrong_base_url_names_the_variable(fake: TetherAIF
     assert "TETHERAI_BASE_URL" in caught.value.hint
 
 
+async def test_a_base_url_with_credentials_is_shown_masked(fake: TetherAIFake, base_url: str) -> None:
+    """The bare-404 message names the host; the URL's user:password and query string stay out of it."""
+    host = base_url.removeprefix("http://")
+    provider = make_client(f"http://ops:url-password-42@{host}/not-the-root?sig=query-secret-9")
+    try:
+        with pytest.raises(ContactError) as caught:
+            await provider.probe()
+    finally:
+        await provider.aclose()
+    assert (
+        caught.value.message
+        == f"TetherAI has no endpoint at this path (HTTP 404 from http://***@{host}/not-the-root?***)"
+    )
+    assert "url-password-42" not in str(caught.value.info()) and "query-secret-9" not in str(caught.value.info())
+
+
 async def test_bare_404_is_a_base_url_problem_not_an_unknown_contact(
-    url: str, fake: TetherAIFake, contact_id: str
+    base_url: str, fake: TetherAIFake, contact_id: str
 ) -> None:
-    provider = make_client(f"{url}/tenant")
+    provider = make_client(f"{base_url}/tenant")
     try:
         error = await failure(provider, verify(contact_id))
     finally:
@@ -637,9 +637,9 @@ async def test_token_never_appears_in_results_errors_or_logs(
 # ---------- the fake itself (so the contract above rests on a faithful server) ----------
 
 
-async def test_fake_normalises_values_and_offers_the_documented_neighbours(url: str, fake: TetherAIFake) -> None:
+async def test_fake_normalises_values_and_offers_the_documented_neighbours(base_url: str, fake: TetherAIFake) -> None:
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    async with httpx2.AsyncClient(base_url=url, headers=auth) as http:
+    async with httpx2.AsyncClient(base_url=base_url, headers=auth) as http:
         created = await http.post(
             "/api/contact",
             json={"phoneNumber": "(416) 555-0100", "firstName": "Alex", "lastName": "Morgan", "email": "A@X.example"},
@@ -676,22 +676,47 @@ async def test_fake_normalises_values_and_offers_the_documented_neighbours(url: 
     ],
 )
 async def test_fake_validates_the_verify_body(
-    url: str, fake: TetherAIFake, body: dict[str, Any], status: int, code: str
+    base_url: str, fake: TetherAIFake, body: dict[str, Any], status: int, code: str
 ) -> None:
     contact_id = fake.add_contact(phones=[PHONE])
-    async with httpx2.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+    async with httpx2.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
         answer = await http.patch(f"/api/contacts/{contact_id}/verify-contact-methods", json=body)
 
     assert answer.status_code == status
     assert answer.json()["error"]["code"] == code
 
 
-async def test_fake_clears_when_verified_at_is_omitted(url: str, fake: TetherAIFake) -> None:
+async def test_fake_clears_when_verified_at_is_omitted(base_url: str, fake: TetherAIFake) -> None:
     contact_id = fake.add_contact(phones=[PHONE])
     path = f"/api/contacts/{contact_id}/verify-contact-methods"
-    async with httpx2.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+    async with httpx2.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
         await http.patch(path, json={"type": "phone", "value": PHONE, "verifiedAt": WHEN, "verificationSource": "x"})
         cleared = await http.patch(path, json={"type": "phone", "value": "416-555-0100"})
 
     assert cleared.json()["message"] == "Phone number verification cleared"
     assert fake.entry(contact_id, "phone", PHONE)["verificationSource"] is None
+
+
+# ---------- reads ----------
+
+
+async def test_get_contact_maps_entries_with_primary_and_verification(
+    client: TetherAIClient, fake: TetherAIFake, contact_id: str
+) -> None:
+    await client.set_verification(verify(contact_id))
+    contact = await client.get_contact(contact_id.upper())
+    assert (contact.id, contact.name) == (contact_id, "Alex Morgan")
+    phones = [(m.value, m.primary, m.verified) for m in contact.methods if m.type == "phone"]
+    assert phones == [(PHONE, True, True), (OTHER_PHONE, False, False)]
+    (email,) = [m for m in contact.methods if m.type == "email"]
+    assert (email.value, email.verified, email.id, email.raw_value) == (EMAIL, False, None, None)
+
+
+async def test_find_lists_pages_by_page_and_size(client: TetherAIClient, fake: TetherAIFake) -> None:
+    ids = [fake.add_contact(first_name=f"C{n}", emails=[f"c{n}@example.com"]) for n in range(3)]
+    first = await client.find_contacts(FindContactsInput(limit=2))
+    assert fake.requests[-1].query == "page=1&size=2"
+    assert [c.email for c in first.contacts] == ["c0@example.com", "c1@example.com"]
+    second = await client.find_contacts(FindContactsInput(limit=2, cursor=first.next_cursor))
+    assert fake.requests[-1].query == "page=2&size=2"
+    assert [c.id for c in first.contacts + second.contacts] == ids and second.next_cursor is None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,33 +12,17 @@ from mcp import Client
 from mcp.types import TextContent
 
 from contact_mcp import build_server, load_settings
-from tests.fakes.harness import Fault, serve
+from tests.fakes.harness import Fault
 from tests.fakes.tetherai import TOKEN, TetherAIFake, user_id_for
 from tests.stdio_server import server_params
 
 pytestmark = pytest.mark.anyio
 
+PROVIDER = "tetherai"
+
 PHONE = "+14165550100"
 EMAIL = "alex.morgan@example.com"
 WHEN = "2026-05-20T15:04:01.135Z"
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[TetherAIFake, str]]:
-    fake = TetherAIFake()
-    with serve(fake.app) as url:
-        yield fake, url
-
-
-@pytest.fixture
-def fake(served: tuple[TetherAIFake, str]) -> TetherAIFake:
-    served[0].reset()
-    return served[0]
-
-
-@pytest.fixture
-def url(served: tuple[TetherAIFake, str]) -> str:
-    return served[1]
 
 
 @pytest.fixture
@@ -46,11 +30,11 @@ def contact_id(fake: TetherAIFake) -> str:
     return fake.add_contact(phones=[PHONE], emails=[EMAIL])
 
 
-def _server(url: str, tmp_path: Path, api_key: str = TOKEN) -> Any:
+def _server(base_url: str, tmp_path: Path, api_key: str = TOKEN) -> Any:
     settings = load_settings(
         providers="tetherai",
         tetherai_api_key=api_key,
-        tetherai_base_url=url,
+        tetherai_base_url=base_url,
         db=str(tmp_path / "contacts.db"),
         default_region="CA",
         read_timeout_s=2.0,
@@ -59,8 +43,8 @@ def _server(url: str, tmp_path: Path, api_key: str = TOKEN) -> Any:
 
 
 @pytest.fixture
-async def mcp(url: str, tmp_path: Path) -> AsyncIterator[Client]:
-    async with Client(_server(url, tmp_path), raise_exceptions=True) as client:
+async def mcp(base_url: str, tmp_path: Path) -> AsyncIterator[Client]:
+    async with Client(_server(base_url, tmp_path), raise_exceptions=True) as client:
         yield client
 
 
@@ -73,11 +57,11 @@ def _error(result: Any) -> dict[str, Any]:
 # ---------- in-process ----------
 
 
-async def test_only_set_verification_is_listed_and_names_tetherai(mcp: Client) -> None:
+async def test_set_verification_and_the_reads_are_listed_and_name_tetherai(mcp: Client) -> None:
     tools = (await mcp.list_tools()).tools
 
-    assert [tool.name for tool in tools] == ["set_verification"]
-    (tool,) = tools
+    assert [tool.name for tool in tools] == ["set_verification", "get_contact", "find_contacts"]
+    tool = tools[0]
     assert tool.description is not None
     assert tool.description.endswith("Provider: TetherAI.")
     assert tool.annotations is not None
@@ -142,7 +126,7 @@ async def test_unknown_contact_is_a_structured_not_found(mcp: Client, fake: Teth
         "code": "not_found",
         "message": "Contact not found",
         "field": "contact_id",
-        "hint": "No TetherAI contact has this contact_id; check the id (the contact's 24-hex _id)",
+        "hint": "No TetherAI contact has this contact_id; check the id (the contact's 24-hex _id, from find_contacts)",
         "retryable": False,
         "provider": "tetherai",
         "status": 404,
@@ -172,8 +156,10 @@ async def test_value_not_on_contact_names_the_values_it_has(mcp: Client, fake: T
     assert PHONE in text.text  # the text a model reads says the same
 
 
-async def test_refused_token_is_unauthorized(url: str, tmp_path: Path, fake: TetherAIFake, contact_id: str) -> None:
-    async with Client(_server(url, tmp_path, api_key="revoked-token"), raise_exceptions=True) as client:
+async def test_refused_token_is_unauthorized(
+    base_url: str, tmp_path: Path, fake: TetherAIFake, contact_id: str
+) -> None:
+    async with Client(_server(base_url, tmp_path, api_key="revoked-token"), raise_exceptions=True) as client:
         result = await client.call_tool(
             "set_verification", {"contact_id": contact_id, "type": "phone", "value": PHONE, "verified": True}
         )
@@ -200,12 +186,12 @@ async def test_outage_is_retryable_provider_unavailable(mcp: Client, fake: Tethe
 
 @pytest.mark.slow
 async def test_stdio_server_verifies_and_reports_failures(
-    url: str, fake: TetherAIFake, contact_id: str, tmp_path: Path
+    base_url: str, fake: TetherAIFake, contact_id: str, tmp_path: Path
 ) -> None:
     env = {
         "CONTACT_MCP_PROVIDERS": "tetherai",
         "TETHERAI_API_KEY": TOKEN,
-        "TETHERAI_BASE_URL": url,
+        "TETHERAI_BASE_URL": base_url,
         "CONTACT_MCP_DB": str(tmp_path / "contacts.db"),
         "CONTACT_MCP_RETRY_WAIT_INITIAL": "0.01",
         "CONTACT_MCP_RETRY_WAIT_MAX": "0.02",

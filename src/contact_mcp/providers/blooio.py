@@ -1,5 +1,10 @@
 """`BlooioClient`: the Blooio v4 (beta) API client; it serves `attach_identity` with
-`POST /contacts/{contactId}/identities` and owns how Blooio's answers become canonical results and errors.
+`POST /contacts/{contactId}/identities`, `get_contact` with `GET /contacts/{contactId}` (the contact with its
+identities) and `find_contacts` with `GET /contacts` (`identifier` for our email or phone, `q` for our query), and
+owns how Blooio's answers become canonical results and errors.
+
+Blooio's contact list paginates by cursor, except that a search (`q`) switches it to offset pagination
+(`pagination: {limit, offset, total}`); either position travels to the agent in one opaque cursor.
 
 The attach is never replayed once it may have reached Blooio (a replay could attach twice or hide the first
 outcome). A 409 is resolved with a read instead: the contact's identities are listed (`GET
@@ -12,21 +17,29 @@ nest `{"error": {"code", "message", "details"}}`, the auth middleware answers 40
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from contact_mcp.errors import Conflict, ContactError, InvalidArgument, NotFound, ProviderError
-from contact_mcp.models import AttachedIdentity, AttachIdentityInput, Operation
+from contact_mcp.models import (
+    AttachedIdentity,
+    AttachIdentityInput,
+    Contact,
+    ContactPage,
+    ContactSummary,
+    FindContactsInput,
+    Identity,
+    Operation,
+)
 from contact_mcp.providers.http import ErrorDetail, HttpProvider, path_segment
+from contact_mcp.providers.http.wire import decode_cursor, encode_cursor, iso_from_epoch_ms, items, mapping, text
 
 # Blooio ids are "ct_" plus an opaque token (examples: ct_a1b2c3d4, ct_01HZ..., UUID-like with hyphens).
 _CONTACT_ID = re.compile(r"ct_[A-Za-z0-9_-]{1,61}")
 # A conflict lookup reads at most this many pages of identities (default page size 50, so 1,000 identities).
 MAX_IDENTITY_PAGES = 20
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_GET_HINT = "No Blooio contact has this contact_id; find contacts (and their ct_ ids) with find_contacts"
 
 
 class BlooioClient(HttpProvider):
@@ -34,13 +47,16 @@ class BlooioClient(HttpProvider):
 
     name: ClassVar[str] = "blooio"
     display_name: ClassVar[str] = "Blooio"
-    operations: ClassVar[frozenset[Operation]] = frozenset({Operation.ATTACH_IDENTITY})
+    operations: ClassVar[frozenset[Operation]] = frozenset(
+        {Operation.ATTACH_IDENTITY, Operation.GET_CONTACT, Operation.FIND_CONTACTS}
+    )
+    find_filters: ClassVar[tuple[str, ...]] = ("email", "phone", "query")
 
     # ---------- operations ----------
 
     async def probe(self) -> str:
         await self.request("GET", "/contacts", replayable=True, params={"limit": "1"})
-        return f"Blooio accepted the API key (GET {self.base_url}/contacts?limit=1)"
+        return f"Blooio accepted the API key (GET {self.shown_url}/contacts?limit=1)"
 
     async def attach_identity(self, call: AttachIdentityInput) -> AttachedIdentity:
         path = f"/contacts/{_contact_segment(call.contact_id)}/identities"
@@ -52,11 +68,72 @@ class BlooioClient(HttpProvider):
         try:
             _, payload = await self.request("POST", path, replayable=False, json_body=body)
         except NotFound as exc:
-            exc.field = exc.field or "contact_id"
-            raise
+            raise exc.evolve(field=exc.field or "contact_id") from None
         except Conflict as conflict:
             return await self._resolve_conflict(path, call, conflict)
         return _attached(_item(payload, what="attached identity"), call, created=True)
+
+    async def get_contact(self, contact_id: str) -> Contact:
+        try:
+            _, payload = await self.request("GET", f"/contacts/{_contact_segment(contact_id)}", replayable=True)
+        except NotFound as exc:
+            raise exc.evolve(field=exc.field or "contact_id", hint=_GET_HINT) from None
+        data = _item(payload, what="contact")
+        return Contact(
+            provider=self.name,
+            id=str(data["id"]),
+            name=text(data.get("name")),
+            tags=[tag for tag in _list(data.get("tags")) if isinstance(tag, str)] or None,
+            created_at=iso_from_epoch_ms(data.get("created_at")),
+            identities=[
+                Identity(
+                    id=str(i["id"]),
+                    channel_type=text(i.get("channel_type")),
+                    identifier=str(i["identifier"]),
+                    channel_id=text(i.get("channel_id")),
+                    created_at=iso_from_epoch_ms(i.get("created_at")),
+                )
+                for i in map(mapping, _list(data.get("identities")))
+                if i is not None and text(i.get("id")) and text(i.get("identifier"))
+            ],
+        )
+
+    async def find_contacts(self, call: FindContactsInput) -> ContactPage:
+        self.check_filters(call)
+        if call.email is not None and call.phone is not None:
+            raise InvalidArgument(
+                "Blooio finds a contact by one identifier at a time",
+                field="phone",
+                hint="Give email or phone, not both",
+                provider=self.name,
+            )
+        params = {"limit": str(call.limit)}
+        identifier = call.email or call.phone
+        if identifier is not None:
+            params["identifier"] = identifier
+        # A search switches Blooio's list to offset pagination; without one it pages by cursor.
+        kind = "offset" if call.query is not None else "cursor"
+        if call.query is not None:
+            params["q"] = call.query
+        position = (
+            decode_cursor(call.cursor, self.name, kind, numeric=kind == "offset") if call.cursor is not None else None
+        )
+        if position is not None:
+            params["offset" if kind == "offset" else "cursor"] = str(position)
+        _, payload = await self.request("GET", "/contacts", replayable=True, params=params)
+        found, cursor = _page(payload)
+        next_cursor = None
+        if kind == "cursor" and cursor is not None:
+            next_cursor = encode_cursor(self.name, kind, cursor)
+        elif kind == "offset":
+            after = (int(position) if position is not None else 0) + len(found)
+            if _more_after(payload, after):
+                next_cursor = encode_cursor(self.name, kind, after)
+        return ContactPage(
+            provider=self.name,
+            contacts=[_summary(c) for c in found if text(c.get("id"))],
+            next_cursor=next_cursor,
+        )
 
     # ---------- the 409 lookup ----------
 
@@ -65,18 +142,20 @@ class BlooioClient(HttpProvider):
         try:
             existing = await self._find_identity(path, call)
         except ContactError as exc:
-            conflict.hint = (
-                f"Blooio refused the attach, and checking whether the identity is already on the contact failed "
-                f"({exc.code.value}: {exc.message}); retry later"
-            )
-            raise conflict from None
+            raise conflict.evolve(
+                hint=(
+                    f"Blooio refused the attach, and checking whether the identity is already on the contact failed "
+                    f"({exc.code.value}: {exc.message}); retry later"
+                )
+            ) from None
         if existing is None:
-            conflict.hint = (
-                "This identity is not on the contact; Blooio refused it because of the contact's state "
-                "(e.g. its chat is closed, the channel is not active, or another contact owns the identifier). "
-                "Resolve that in Blooio, or use another channel_type or identifier"
-            )
-            raise conflict
+            raise conflict.evolve(
+                hint=(
+                    "This identity is not on the contact; Blooio refused it because of the contact's state "
+                    "(e.g. its chat is closed, the channel is not active, or another contact owns the identifier). "
+                    "Resolve that in Blooio, or use another channel_type or identifier"
+                )
+            ) from None
         return _attached(existing, call, created=False)
 
     async def _find_identity(self, path: str, call: AttachIdentityInput) -> Mapping[str, Any] | None:
@@ -131,10 +210,6 @@ def _contact_segment(contact_id: str) -> str:
 # ---------- response mapping ----------
 
 
-def _mapping(value: object) -> Mapping[str, Any] | None:
-    return cast(Mapping[str, Any], value) if isinstance(value, Mapping) else None
-
-
 def _unreadable(what: str) -> ProviderError:
     return ProviderError(
         f"Blooio's answer has no readable {what}",
@@ -145,25 +220,46 @@ def _unreadable(what: str) -> ProviderError:
 
 def _item(payload: object, *, what: str) -> Mapping[str, Any]:
     """The object of an item envelope `{"data": {...}}` that carries an id."""
-    envelope = _mapping(payload)
-    data = _mapping(envelope.get("data")) if envelope is not None else None
-    if data is None or not isinstance(data.get("id"), str) or not data["id"]:
+    envelope = mapping(payload)
+    data = mapping(envelope.get("data")) if envelope is not None else None
+    if data is None or not text(data.get("id")):
         raise _unreadable(what)
     return data
 
 
 def _page(payload: object) -> tuple[list[Mapping[str, Any]], str | None]:
     """The items and the next cursor of a list envelope `{"data": [...], "has_more", "next_cursor"}`."""
-    envelope = _mapping(payload)
-    data = envelope.get("data") if envelope is not None else None
-    if envelope is None or not isinstance(data, list):
-        raise _unreadable("identity list")
-    items = [m for m in (_mapping(d) for d in cast(list[object], data)) if m is not None]
-    cursor = envelope.get("next_cursor")
-    more = envelope.get("has_more")
-    if more is False or not isinstance(cursor, str) or not cursor:
-        return items, None
-    return items, cursor
+    envelope = mapping(payload)
+    found = items(envelope, "data") if envelope is not None else None
+    if envelope is None or found is None:
+        raise _unreadable("list")
+    cursor = text(envelope.get("next_cursor"))
+    if envelope.get("has_more") is False:
+        return found, None
+    return found, cursor
+
+
+def _more_after(payload: object, after: int) -> bool:
+    """In offset mode: `pagination.total` says whether anything lies beyond `after`; `has_more` when it is absent."""
+    envelope = mapping(payload) or {}
+    total = (mapping(envelope.get("pagination")) or {}).get("total")
+    if isinstance(total, int) and not isinstance(total, bool):
+        return after < total
+    return envelope.get("has_more") is True
+
+
+def _list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else []  # pyright: ignore[reportUnknownArgumentType]
+
+
+def _summary(contact: Mapping[str, Any]) -> ContactSummary:
+    identifiers = [text(i.get("identifier")) for i in map(mapping, _list(contact.get("identities"))) if i is not None]
+    return ContactSummary(
+        id=str(contact["id"]),
+        name=text(contact.get("name")),
+        email=next((i for i in identifiers if i and "@" in i), None),
+        phone=next((i for i in identifiers if i and i.startswith("+")), None),
+    )
 
 
 def _same_identity(item: Mapping[str, Any], call: AttachIdentityInput) -> bool:
@@ -189,26 +285,9 @@ def _attached(data: Mapping[str, Any], call: AttachIdentityInput, *, created: bo
         provider=BlooioClient.name,
         created=created,
         id=identity_id,
-        contact_id=_text(data.get("contact_id")) or call.contact_id,
-        channel_type=_text(data.get("channel_type")),
-        identifier=_text(data.get("identifier")) or call.identifier,
-        channel_id=_text(data.get("channel_id")),
+        contact_id=text(data.get("contact_id")) or call.contact_id,
+        channel_type=text(data.get("channel_type")),
+        identifier=text(data.get("identifier")) or call.identifier,
+        channel_id=text(data.get("channel_id")),
         created_at=iso_from_epoch_ms(data.get("created_at")),
     )
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def iso_from_epoch_ms(value: object) -> str | None:
-    """Blooio's epoch milliseconds as ISO 8601 UTC with milliseconds and "Z"; None when absent or unreadable."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if not math.isfinite(value):
-        return None
-    try:
-        moment = _EPOCH + timedelta(milliseconds=value)
-    except OverflowError:
-        return None
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

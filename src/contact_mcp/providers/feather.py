@@ -1,6 +1,7 @@
 """`FeatherClient`: Feather's identity API serving `attach_contact` (attach a verified email, phone or handle to an
-end user), plus the `whoami` probe; it owns the requests sent, the mapping of Feather's answers into
-`AttachedContact`, and Feather-specific error hints.
+end user), `get_contact` (an end user with its contacts), `find_contacts` (the end-user list, filtered by
+`org_external_end_user_id` as our `user_id`, cursor-paginated), plus the `whoami` probe; it owns the requests sent,
+the mapping of Feather's answers into canonical results, and Feather-specific error hints.
 
 Feather answers 201 whether the contact is new or was already on the end user, so the client reads the end user
 first (which also turns an unknown id into a clean not_found) and reports `created` when the returned uid was not
@@ -12,13 +13,23 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-import httpx2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from contact_mcp.errors import ContactError, NotFound, ProviderError
-from contact_mcp.models import AttachContactInput, AttachedContact, Operation
+from contact_mcp.errors import InvalidArgument, NotFound, ProviderError
+from contact_mcp.models import (
+    AttachContactInput,
+    AttachedContact,
+    Contact,
+    ContactMethod,
+    ContactPage,
+    ContactSummary,
+    CustomValue,
+    FindContactsInput,
+    Operation,
+)
 from contact_mcp.normalize import normalize_uuid
 from contact_mcp.providers.http import ErrorDetail, HttpProvider, path_segment
+from contact_mcp.providers.http.wire import decode_cursor, encode_cursor
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -44,12 +55,43 @@ class _ContactRef(BaseModel):
 
 
 class _EndUserProfile(BaseModel):
-    """GET /v1/identity/end-users/{id}: only the uids of the contacts matter here."""
+    """GET /v1/identity/end-users/{id}, read before an attach: only the uids of the contacts matter there."""
 
     model_config = ConfigDict(extra="ignore")
 
     uid: str
     contacts: list[_ContactRef] = Field(default_factory=list[_ContactRef])
+
+
+class _EndUser(BaseModel):
+    """`EndUserResponse` (an item of the list); the profile adds its contacts."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    uid: str
+    status: str | None = None
+    display_name: str | None = None
+    primary_email: str | None = None
+    primary_phone: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict[str, Any])
+    org_external_end_user_id: str | None = None
+    merged_into: str | None = None
+
+
+class _EndUserWithContacts(_EndUser):
+    """`EndUserProfileResponse`: GET /v1/identity/end-users/{id}."""
+
+    contacts: list[_ContactResponse] = Field(default_factory=list[_ContactResponse])
+
+
+class _EndUserPage(BaseModel):
+    """`CursorPage[EndUserResponse]`: GET /v1/identity/end-users."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    items: list[_EndUser]
+    next_cursor: str | None = None
+    has_more: bool = False
 
 
 class _WhoAmI(BaseModel):
@@ -64,7 +106,8 @@ class FeatherClient(HttpProvider):
 
     name = "feather"
     display_name = "Feather"
-    operations = frozenset({Operation.ATTACH_CONTACT})
+    operations = frozenset({Operation.ATTACH_CONTACT, Operation.GET_CONTACT, Operation.FIND_CONTACTS})
+    find_filters = ("user_id",)
 
     def auth_headers(self) -> dict[str, str]:
         return {"x-api-key": self._api_key}
@@ -75,16 +118,21 @@ class FeatherClient(HttpProvider):
         end_user_id = normalize_uuid(call.end_user_id, field="end_user_id")
         end_user_path = f"/v1/identity/end-users/{path_segment(end_user_id)}"
 
-        _, profile_body = await self.request("GET", end_user_path, replayable=True)
-        profile = self._parse(_EndUserProfile, profile_body, what="end user")
-        before = {contact.uid for contact in profile.contacts}
+        try:
+            _, profile_body = await self.request("GET", end_user_path, replayable=True)
+            profile = self._parse(_EndUserProfile, profile_body, what="end user")
+            before = {contact.uid for contact in profile.contacts}
 
-        _, contact_body = await self.request(
-            "POST",
-            f"{end_user_path}/contacts",
-            replayable=True,
-            json_body={"channel": call.channel, "value": _value_to_send(call)},
-        )
+            _, contact_body = await self.request(
+                "POST",
+                f"{end_user_path}/contacts",
+                replayable=True,
+                json_body={"channel": call.channel, "value": _value_to_send(call)},
+            )
+        except NotFound as exc:
+            # Every path here is keyed by the end user, so a 404 ({"error": "not_found"}, PROVIDERS.md
+            # [ASSUMPTION]) can only mean that id is unknown.
+            raise exc.evolve(field=exc.field or "end_user_id") from None
         contact = self._parse(_ContactResponse, contact_body, what="contact")
         return AttachedContact(
             provider=self.name,
@@ -99,6 +147,76 @@ class FeatherClient(HttpProvider):
             verification_method=contact.verification_method,
         )
 
+    # ---------- get_contact ----------
+
+    async def get_contact(self, contact_id: str) -> Contact:
+        end_user_id = self._end_user_id(contact_id)
+        try:
+            _, body = await self.request("GET", f"/v1/identity/end-users/{path_segment(end_user_id)}", replayable=True)
+        except NotFound as exc:
+            raise exc.evolve(field="contact_id", hint=_GET_HINT) from None
+        end_user = self._parse(_EndUserWithContacts, body, what="end user")
+        primaries = {end_user.primary_email, end_user.primary_phone} - {None}
+        return Contact(
+            provider=self.name,
+            id=end_user.uid,
+            user_id=end_user.org_external_end_user_id,
+            display_name=end_user.display_name,
+            status=end_user.status,
+            merged_into=end_user.merged_into,
+            custom_fields=_scalars(end_user.metadata),
+            methods=[
+                ContactMethod(
+                    id=c.uid,
+                    channel=c.channel,
+                    type=c.type,
+                    raw_value=c.raw_value,
+                    value=c.normalized_value,
+                    primary=c.normalized_value in primaries,
+                    # Feather holds verified contacts; the method says how, when it knows.
+                    verified=True if c.verification_method else None,
+                    verification_method=c.verification_method,
+                )
+                for c in end_user.contacts
+            ],
+        )
+
+    def _end_user_id(self, contact_id: str) -> str:
+        try:
+            return normalize_uuid(contact_id, field="contact_id")
+        except InvalidArgument as exc:
+            raise exc.evolve(
+                provider=self.name, hint="A Feather end user id is a UUID, e.g. from find_contacts"
+            ) from None
+
+    # ---------- find_contacts ----------
+
+    async def find_contacts(self, call: FindContactsInput) -> ContactPage:
+        self.check_filters(call)
+        params = {"limit": str(call.limit)}
+        if call.user_id is not None:
+            params["org_external_end_user_id"] = call.user_id
+        if call.cursor is not None:
+            params["cursor"] = str(decode_cursor(call.cursor, self.name, "cursor"))
+        _, body = await self.request("GET", "/v1/identity/end-users", replayable=True, params=params)
+        page = self._parse(_EndUserPage, body, what="end-user list")
+        return ContactPage(
+            provider=self.name,
+            contacts=[
+                ContactSummary(
+                    id=u.uid,
+                    name=u.display_name,
+                    user_id=u.org_external_end_user_id,
+                    email=u.primary_email,
+                    phone=u.primary_phone,
+                )
+                for u in page.items
+            ],
+            next_cursor=encode_cursor(self.name, "cursor", page.next_cursor)
+            if page.has_more and page.next_cursor
+            else None,
+        )
+
     # ---------- doctor ----------
 
     async def probe(self) -> str:
@@ -106,7 +224,7 @@ class FeatherClient(HttpProvider):
             _, body = await self.request("GET", "/v1/identity/whoami", replayable=True)
         except NotFound:
             raise ProviderError(
-                f"{self.base_url} has no /v1/identity/whoami endpoint",
+                f"{self.shown_url} has no /v1/identity/whoami endpoint",
                 provider=self.name,
                 status=404,
                 hint="FEATHER_BASE_URL must point at a Feather API host, e.g. https://api-sandbox.featherhq.com",
@@ -114,17 +232,9 @@ class FeatherClient(HttpProvider):
         who = self._parse(_WhoAmI, body, what="whoami answer")
         org = who.organization_name or "an unnamed organization"
         role = f" as {who.role}" if who.role else ""
-        return f"Feather at {self.base_url}: API key accepted for {org}{role}"
+        return f"Feather at {self.shown_url}: API key accepted for {org}{role}"
 
     # ---------- errors ----------
-
-    def error_for_status(self, status: int, detail: ErrorDetail, headers: httpx2.Headers) -> ContactError:
-        error = super().error_for_status(status, detail, headers)
-        # Every path we call is keyed by the end user, so a 404 ({"error": "not_found"}, PROVIDERS.md
-        # [ASSUMPTION]) can only mean that id is unknown.
-        if status == 404 and error.field is None:
-            error.field = "end_user_id"
-        return error
 
     def hint_for(self, status: int, detail: ErrorDetail) -> str | None:
         if status == 400:
@@ -149,10 +259,18 @@ class FeatherClient(HttpProvider):
         except ValidationError as exc:
             fields = sorted({".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors(include_input=False)})
             raise ProviderError(
-                f"Feather's {what} did not have the documented shape (problem with: {', '.join(fields)})",
+                f"Feather's {what} did not have the documented shape (problem with: {self.scrub(', '.join(fields))})",
                 provider=self.name,
                 hint="Feather's API may have changed; the operator should check the provider's answer",
             ) from None
+
+
+_GET_HINT = "Feather has no end user with this id; find end users (and their ids) with find_contacts"
+
+
+def _scalars(metadata: dict[str, Any]) -> dict[str, CustomValue]:
+    """Feather's free-form metadata as custom fields: the scalar values; nested objects have no canonical place."""
+    return {k: v for k, v in metadata.items() if v is None or isinstance(v, str | int | float | bool)}
 
 
 def _value_to_send(call: AttachContactInput) -> str:

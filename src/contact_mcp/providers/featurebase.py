@@ -1,4 +1,6 @@
-"""`FeaturebaseClient`: `upsert_contact` served by Featurebase's `POST /v2/contacts` (API `2026-01-01.nova`+).
+"""`FeaturebaseClient`: `upsert_contact` served by Featurebase's `POST /v2/contacts` (API `2026-01-01.nova`+), and
+the reads its neighbours allow: `get_contact` (`GET /v2/contacts/{id}`) and `find_contacts` by `user_id` only
+(`GET /v2/contacts/by-user-id/{userId}`: a page of zero or one contact).
 
 Reads top to bottom: configuration (key, `Featurebase-Version` on every request, the optional identity-verification
 secret), the request body in Featurebase's field names, the mapping of the contact it answers (201 created,
@@ -20,10 +22,24 @@ from dataclasses import replace
 from typing import Any, cast
 
 import httpx2
+from pydantic import ValidationError
 
-from contact_mcp.errors import ConfigError, ContactError, NotFound, ProviderError
-from contact_mcp.models import Company, Operation, UpsertContactInput, UpsertResult
+from contact_mcp.errors import ConfigError, ContactError, InvalidArgument, NotFound, ProviderError
+from contact_mcp.models import (
+    Company,
+    Contact,
+    ContactMethod,
+    ContactPage,
+    ContactSummary,
+    CustomValue,
+    FindContactsInput,
+    Operation,
+    UpsertContactInput,
+    UpsertResult,
+)
 from contact_mcp.providers.http import ErrorDetail, HttpOptions, HttpProvider, parse_retry_after, path_segment
+from contact_mcp.providers.http.wire import iso_from_text, mapping, text
+from contact_mcp.redact import Scrubber
 from contact_mcp.settings import Settings
 
 VERSION_HEADER = "Featurebase-Version"
@@ -46,6 +62,8 @@ _PARAM_TOKEN = re.compile(r"[^.\[\]]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 # Above this, X-RateLimit-Reset reads as a Unix time rather than a number of seconds.
 _UNIX_TIME_FLOOR = 1_000_000_000
+_OBJECT_ID = re.compile(r"[0-9a-fA-F]{24}")
+_GET_HINT = "Featurebase has no contact with this id; find it by user_id with find_contacts"
 
 
 class FeaturebaseClient(HttpProvider):
@@ -53,7 +71,10 @@ class FeaturebaseClient(HttpProvider):
 
     name = "featurebase"
     display_name = "Featurebase"
-    operations = frozenset({Operation.UPSERT_CONTACT})
+    operations = frozenset({Operation.UPSERT_CONTACT, Operation.GET_CONTACT, Operation.FIND_CONTACTS})
+    find_filters = ("user_id",)
+    filter_required = True
+    paginates = False
 
     def __init__(
         self,
@@ -64,8 +85,15 @@ class FeaturebaseClient(HttpProvider):
         identity_secret: str | None = None,
         options: HttpOptions | None = None,
         transport: httpx2.AsyncBaseTransport | None = None,
+        scrubber: Scrubber | None = None,
     ) -> None:
-        super().__init__(base_url=base_url, api_key=api_key, options=options, transport=transport)
+        super().__init__(
+            base_url=base_url,
+            api_key=api_key,
+            options=options,
+            transport=transport,
+            scrubber=scrubber or Scrubber([api_key, identity_secret]),
+        )
         self.api_version = api_version
         self._identity_secret = identity_secret.encode() if identity_secret else None
         self.client.headers[VERSION_HEADER] = api_version
@@ -88,6 +116,7 @@ class FeaturebaseClient(HttpProvider):
             identity_secret=secret_text or None,
             options=HttpOptions.from_settings(settings),
             transport=transport,
+            scrubber=Scrubber.from_settings(settings),
         )
 
     # ---------- the operation ----------
@@ -100,7 +129,7 @@ class FeaturebaseClient(HttpProvider):
         """Featurebase documents no cheap read of v2 contacts, so look up a user id that cannot exist: its 404
         (in Featurebase's envelope) proves the key, the API version and the base URL; 401/403 raise."""
         probe_id = f"contact-mcp-probe-{secrets.token_hex(8)}"
-        verdict = f"{self.base_url} accepted the key and API version {self.api_version}"
+        verdict = f"{self.shown_url} accepted the key and API version {self.api_version}"
         try:
             await self.request("GET", f"/v2/contacts/by-user-id/{path_segment(probe_id)}", replayable=True)
         except NotFound as exc:
@@ -108,6 +137,73 @@ class FeaturebaseClient(HttpProvider):
                 return verdict
             raise
         return verdict
+
+    async def get_contact(self, contact_id: str) -> Contact:
+        given = contact_id.strip()
+        if not _OBJECT_ID.fullmatch(given):
+            raise InvalidArgument(
+                "contact_id must be a Featurebase contact id: 24 hexadecimal characters",
+                field="contact_id",
+                hint="Use the contact's id as Featurebase returns it, e.g. 676f0f6765bdaa7d7d760f88",
+                provider=self.name,
+            )
+        try:
+            _, body = await self.request("GET", f"/v2/contacts/{path_segment(given.lower())}", replayable=True)
+        except NotFound as exc:
+            raise exc.evolve(field="contact_id", hint=_GET_HINT) from None
+        return self._contact(body)
+
+    async def find_contacts(self, call: FindContactsInput) -> ContactPage:
+        self.check_filters(call)
+        user_id = call.user_id or ""
+        try:
+            _, body = await self.request("GET", f"/v2/contacts/by-user-id/{path_segment(user_id)}", replayable=True)
+        except NotFound:
+            # The lookup is exact: no contact has this user id.
+            return ContactPage(provider=self.name, contacts=[])
+        contact = self._contact(body)
+        summary = ContactSummary(
+            id=contact.id,
+            name=contact.name,
+            user_id=contact.user_id,
+            email=_value(contact, "email"),
+            phone=_value(contact, "phone"),
+        )
+        return ContactPage(provider=self.name, contacts=[summary])
+
+    def _contact(self, body: Any) -> Contact:
+        """Featurebase's contact object as the canonical `Contact`."""
+        contact = mapping(body) or {}
+        contact_id = text(contact.get("id"))
+        if contact_id is None:
+            raise ProviderError(
+                "Featurebase's contact answer has no id",
+                provider=self.name,
+                status=200,
+                hint="Featurebase's API may have changed; the operator should check FEATUREBASE_API_VERSION",
+            )
+        methods = [
+            ContactMethod(channel=kind, type=kind, value=value)
+            for kind in ("email", "phone")
+            if (value := text(contact.get(kind))) is not None
+        ]
+        roles = contact.get("roles")
+        subscribed = contact.get("subscribedToChangelog")
+        return Contact(
+            provider=self.name,
+            id=contact_id,
+            user_id=text(contact.get("userId")),
+            name=text(contact.get("name")),
+            locale=text(contact.get("locale")),
+            profile_picture=text(contact.get("profilePicture")),
+            companies=_companies(contact.get("companies")),
+            custom_fields=_scalars(contact.get("customFields")),
+            roles=[r for r in cast(list[object], roles) if isinstance(r, str)] if isinstance(roles, list) else [],
+            subscribed_to_changelog=subscribed if isinstance(subscribed, bool) else None,
+            created_at=iso_from_text(contact.get("createdAt")),
+            updated_at=iso_from_text(contact.get("updatedAt")),
+            methods=methods,
+        )
 
     def contact_body(self, call: UpsertContactInput) -> dict[str, Any]:
         """The request body: Featurebase's field names, only the fields that were given."""
@@ -157,10 +253,10 @@ class FeaturebaseClient(HttpProvider):
             # Featurebase answers 201 for a new contact and 200 for any update; it cannot tell "unchanged".
             outcome="created" if status == 201 else "updated",
             id=contact_id,
-            user_id=_text(contact.get("userId")),
-            email=_text(contact.get("email")),
-            name=_text(contact.get("name")),
-            phone=_text(contact.get("phone")),
+            user_id=text(contact.get("userId")),
+            email=text(contact.get("email")),
+            name=text(contact.get("name")),
+            phone=text(contact.get("phone")),
         )
 
     # ---------- error mapping ----------
@@ -176,7 +272,9 @@ class FeaturebaseClient(HttpProvider):
             reset = max(0.0, reset - time.time())
         return reset
 
-    def error_for_status(self, status: int, detail: ErrorDetail, headers: httpx2.Headers) -> ContactError:
+    def error_for_status(
+        self, status: int, detail: ErrorDetail, headers: httpx2.Headers, *, unknown: str | None
+    ) -> ContactError:
         param = detail.field
         if param in _SERVER_SET or detail.code == "invalid_api_version":
             return self._operator_error(status, detail)
@@ -187,7 +285,7 @@ class FeaturebaseClient(HttpProvider):
                 status=status,
                 hint="FEATUREBASE_BASE_URL may not point at the Featurebase API; the operator must check it",
             )
-        return super().error_for_status(status, replace(detail, field=argument_name(param)), headers)
+        return super().error_for_status(status, replace(detail, field=argument_name(param)), headers, unknown=unknown)
 
     def hint_for(self, status: int, detail: ErrorDetail) -> str | None:
         if status == 400 and detail.field is None:
@@ -263,5 +361,34 @@ def _company(company: Company) -> dict[str, Any]:
     return {key: value for key, value in fields if value is not None}
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+def _value(contact: Contact, kind: str) -> str | None:
+    return next((m.value for m in contact.methods if m.type == kind), None)
+
+
+def _companies(value: object) -> list[Company]:
+    """Featurebase's companies as ours: `companyId` is the caller's own id (ours is `id`); one that does not fit
+    the model (no id or name) is left out rather than guessed."""
+    found: list[Company] = []
+    for item in cast(list[object], value) if isinstance(value, list) else []:
+        company = mapping(item)
+        if company is None:
+            continue
+        fields = {
+            "id": text(company.get("companyId")) or text(company.get("id")),
+            "name": text(company.get("name")),
+            "plan": text(company.get("plan")),
+            "monthly_spend": company.get("monthlySpend"),
+            "industry": text(company.get("industry")),
+            "website": text(company.get("website")),
+            "company_size": company.get("companySize"),
+        }
+        try:
+            found.append(Company.model_validate({k: v for k, v in fields.items() if v is not None}))
+        except ValidationError:
+            continue
+    return found
+
+
+def _scalars(value: object) -> dict[str, CustomValue]:
+    fields = mapping(value) or {}
+    return {k: v for k, v in fields.items() if v is None or isinstance(v, str | int | float | bool)}

@@ -1,4 +1,6 @@
-"""`ProtocolClient`: the `create_contact` tool on Protocol's API (`POST /v1/contacts`, PROVIDERS.md section 5).
+"""`ProtocolClient`: the `create_contact` tool on Protocol's API (`POST /v1/contacts`, PROVIDERS.md section 5), and
+the reads its neighbours allow: `get_contact` (`GET /v1/contacts/{id}`) and `find_contacts` by `username` only
+(`GET /v1/contacts?username=`; Protocol documents no pagination).
 
 It owns what is particular to Protocol: the request body (`username`, `phone_number`, and `display_name` /
 `avatar_url` only when given), the mapping of Protocol's contact (unix `created_at`) to `CreatedContact`, and the
@@ -14,20 +16,25 @@ import contextlib
 import logging
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any, ClassVar, cast
+from dataclasses import replace
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import httpx2
 
-from contact_mcp.errors import (
-    Conflict,
-    ContactError,
-    NotFound,
-    ProviderError,
+from contact_mcp.errors import Conflict, ContactError, InvalidArgument, NotFound, ProviderError
+from contact_mcp.models import (
+    Contact,
+    ContactMethod,
+    ContactPage,
+    ContactSummary,
+    CreateContactInput,
+    CreatedContact,
+    FindContactsInput,
+    Operation,
 )
-from contact_mcp.models import CreateContactInput, CreatedContact, Operation
-from contact_mcp.providers.http import ErrorDetail, HttpProvider
+from contact_mcp.providers.http import ErrorDetail, HttpProvider, path_segment
+from contact_mcp.providers.http.wire import iso_from_epoch_s, item, items, text
 
 log = logging.getLogger("contact_mcp.protocol")
 
@@ -35,6 +42,8 @@ _CONTACTS = "/v1/contacts"
 _BODY_FIELDS = ("username", "phone_number", "display_name", "avatar_url")
 # A username nobody registers: the probe only needs Protocol to check the key and answer.
 _PROBE_USERNAME = "contact-mcp-doctor-probe"
+_CONTACT_ID = re.compile(r"[A-Za-z0-9]{16}")
+_GET_HINT = "Protocol has no contact with this id; find it by username with find_contacts"
 
 
 class ProtocolClient(HttpProvider):
@@ -42,7 +51,12 @@ class ProtocolClient(HttpProvider):
 
     name: ClassVar[str] = "protocol"
     display_name: ClassVar[str] = "Protocol"
-    operations: ClassVar[frozenset[Operation]] = frozenset({Operation.CREATE_CONTACT})
+    operations: ClassVar[frozenset[Operation]] = frozenset(
+        {Operation.CREATE_CONTACT, Operation.GET_CONTACT, Operation.FIND_CONTACTS}
+    )
+    find_filters: ClassVar[tuple[str, ...]] = ("username",)
+    filter_required: ClassVar[bool] = True
+    paginates: ClassVar[bool] = False
 
     # ---------- create ----------
 
@@ -70,16 +84,16 @@ class ProtocolClient(HttpProvider):
                 status=status,
                 hint=self._read_first_hint(call.username),
             )
-        username = _str(contact.get("username")) or call.username
+        username = text(contact.get("username")) or call.username
         return CreatedContact(
             provider=self.name,
             id=contact_id,
             username=username,
-            phone_number=_str(contact.get("phone_number")) or call.phone_number,
+            phone_number=text(contact.get("phone_number")) or call.phone_number,
             # Protocol documents display_name as defaulting to the username.
-            display_name=_str(contact.get("display_name")) or call.display_name or username,
-            avatar_url=_str(contact.get("avatar_url")) or call.avatar_url,
-            created_at=_iso_from_unix(contact.get("created_at")),
+            display_name=text(contact.get("display_name")) or call.display_name or username,
+            avatar_url=text(contact.get("avatar_url")) or call.avatar_url,
+            created_at=iso_from_epoch_s(contact.get("created_at")),
         )
 
     def _read_first_hint(self, username: str) -> str:
@@ -89,22 +103,68 @@ class ProtocolClient(HttpProvider):
             "before calling create_contact again"
         )
 
+    # ---------- reads ----------
+
+    async def get_contact(self, contact_id: str) -> Contact:
+        if not _CONTACT_ID.fullmatch(contact_id):
+            raise InvalidArgument(
+                "contact_id must be a Protocol contact id: 16 letters and digits",
+                field="contact_id",
+                hint="Use the contact's id as Protocol returns it, or find it by username with find_contacts",
+                provider=self.name,
+            )
+        try:
+            status, payload = await self.request("GET", f"{_CONTACTS}/{path_segment(contact_id)}", replayable=True)
+        except NotFound as exc:
+            raise exc.evolve(field="contact_id", hint=_GET_HINT) from None
+        contact = _item(payload)
+        if contact is None or text(contact.get("id")) is None:
+            raise ProviderError(f"Protocol answered {status} without a contact id", provider=self.name, status=status)
+        phone = text(contact.get("phone_number"))
+        return Contact(
+            provider=self.name,
+            id=str(contact["id"]),
+            username=text(contact.get("username")),
+            display_name=text(contact.get("display_name")),
+            profile_picture=text(contact.get("avatar_url")),
+            created_at=iso_from_epoch_s(contact.get("created_at")),
+            methods=[ContactMethod(channel="phone", type="phone", value=phone)] if phone else [],
+        )
+
+    async def find_contacts(self, call: FindContactsInput) -> ContactPage:
+        self.check_filters(call)
+        try:
+            _, payload = await self.request("GET", _CONTACTS, replayable=True, params={"username": call.username or ""})
+        except NotFound:
+            return ContactPage(provider=self.name, contacts=[])
+        found = [c for c in _candidates(payload) if text(c.get("id"))][: call.limit]
+        return ContactPage(
+            provider=self.name,
+            contacts=[
+                ContactSummary(
+                    id=str(c["id"]),
+                    name=text(c.get("display_name")),
+                    username=text(c.get("username")),
+                    phone=text(c.get("phone_number")),
+                )
+                for c in found
+            ],
+        )
+
     # ---------- duplicate username ----------
 
     async def _with_existing_id(self, error: Conflict, username: str) -> Conflict:
         """Give the 409 the existing contact's id; a failed lookup still leaves a conflict, just without it."""
+        existing_id: str | None = None
         try:
-            error.existing_id = await self._find_id(username)
+            existing_id = await self._find_id(username)
         except ContactError as lookup:
             log.info("protocol: looking up the existing contact after a 409 failed: %s", lookup.code.value)
-        error.field = "username"
-        if error.existing_id:
-            error.hint = (
-                f"Contact {username!r} already exists (id {error.existing_id}): use it or pick another username"
-            )
+        if existing_id:
+            hint = f"Contact {username!r} already exists (id {existing_id}): use it or pick another username"
         else:
-            error.hint = f"A contact with username {username!r} already exists: use it or pick another username"
-        return error
+            hint = f"A contact with username {username!r} already exists: use it or pick another username"
+        return error.evolve(existing_id=existing_id, field="username", hint=hint)
 
     async def _find_id(self, username: str) -> str | None:
         """The id of the contact with this username, or None; a lookup is a read, so it may be retried."""
@@ -122,75 +182,46 @@ class ProtocolClient(HttpProvider):
             return "Protocol does not know /v1/contacts here: the operator must check PROTOCOL_BASE_URL (no /v1)"
         return None
 
-    def error_for_status(self, status: int, detail: ErrorDetail, headers: httpx2.Headers) -> ContactError:
-        error = super().error_for_status(status, detail, headers)
-        if error.field is None and 400 <= status < 500:
+    def error_for_status(
+        self, status: int, detail: ErrorDetail, headers: httpx2.Headers, *, unknown: str | None
+    ) -> ContactError:
+        if detail.field is None and 400 <= status < 500:
             # Protocol's envelope has no field member; its message names the field (e.g. "username is required").
-            error.field = _named_field(detail.message)
-        return error
+            detail = replace(detail, field=_named_field(detail.message))
+        return super().error_for_status(status, detail, headers, unknown=unknown)
 
     async def probe(self) -> str:
         """An authenticated lookup of a username nobody has: 200 (empty) or 404 both prove the key works."""
         with contextlib.suppress(NotFound):
             await self.request("GET", _CONTACTS, replayable=True, params={"username": _PROBE_USERNAME})
-        return f"Protocol at {self.base_url}: API key accepted"
+        return f"Protocol at {self.shown_url}: API key accepted"
 
 
 # ---------- reading Protocol's JSON ----------
 
 
-def _mapping(value: object) -> Mapping[str, Any] | None:
-    return cast(Mapping[str, Any], value) if isinstance(value, Mapping) else None
-
-
 def _item(payload: object) -> Mapping[str, Any] | None:
     """A contact object, bare or under `data`/`contact` (the public page shows only a placeholder response)."""
-    body = _mapping(payload)
-    if body is None:
-        return None
-    if "id" in body:
-        return body
-    for key in ("data", "contact"):
-        inner = _mapping(body.get(key))
-        if inner is not None:
-            return inner
-    return None
+    return item(payload, "data", "contact")
 
 
 def _candidates(payload: object) -> list[Mapping[str, Any]]:
     """The contacts in a lookup answer: a bare list, a list under `data`/`contacts`, or a single contact."""
-    if isinstance(payload, list):
-        items: list[object] = cast(list[object], payload)
-    else:
-        body = _mapping(payload)
-        listed = next((body[k] for k in ("data", "contacts") if body and isinstance(body.get(k), list)), None)
-        items = cast(list[object], listed) if listed is not None else [_item(payload)]
-    return [m for m in map(_mapping, items) if m is not None]
+    listed = items(payload, "data", "contacts")
+    if listed is not None:
+        return listed
+    single = _item(payload)
+    return [single] if single is not None else []
 
 
 def _matching_id(payload: object, username: str) -> str | None:
     """The id of the contact whose username matches: exactly first, then ignoring case ([ASSUMPTION] Protocol
     treats usernames case-insensitively, so the 409 for "Alice" may be about "alice"). Never a guess."""
-    named = [(c["username"], c["id"]) for c in _candidates(payload) if _str(c.get("id")) and _str(c.get("username"))]
+    named = [(c["username"], c["id"]) for c in _candidates(payload) if text(c.get("id")) and text(c.get("username"))]
     exact = [cid for name, cid in named if name == username]
     caseless = [cid for name, cid in named if name.casefold() == username.casefold()]
     found = (exact or caseless or [None])[0]
     return str(found) if found is not None else None
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _iso_from_unix(value: object) -> str | None:
-    """Protocol's unix seconds as ISO 8601 UTC with a `Z`; None when absent or not a usable number."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        moment = datetime.fromtimestamp(value, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _named_field(message: str | None) -> str | None:

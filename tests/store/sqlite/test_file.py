@@ -1,4 +1,4 @@
-"""The local store's file: created with its folder on first use, configured for safe sharing, and refused clearly.
+"""SQLite only: the store's file, created with its folder on first use, configured for safe sharing, refused clearly.
 
 A path the store cannot use is the operator's problem, so it fails at start-up (`build_server` runs the
 preflight) with a `ConfigError` naming CONTACT_MCP_DB, before any tool call could fail on it.
@@ -15,8 +15,10 @@ import pytest
 from mcp import Client
 
 from contact_mcp import ConfigError, build_server, load_settings
-from contact_mcp.models import FindContactsInput, UpsertContactInput
-from contact_mcp.providers.local import SCHEMA_VERSION, LocalStore
+from contact_mcp.errors import ProviderUnavailable
+from contact_mcp.store import LocalStore
+from contact_mcp.store.migrations.sqlite import SCHEMA_VERSION
+from contact_mcp.store.sqlite import SqliteBackend
 
 pytestmark = pytest.mark.anyio
 
@@ -39,14 +41,15 @@ async def test_db_file_and_folder_are_created_on_first_use(tmp_path: Path) -> No
     assert result.structured_content["outcome"] == "created"
 
 
-async def test_the_store_uses_wal_mode(client: Client, db_path: Path) -> None:
-    await client.call_tool("upsert_contact", {"email": "ann@example.com"})
+async def test_the_store_uses_wal_mode(db_path: Path) -> None:
+    async with Client(build_server(load_settings(db=str(db_path)))) as client:
+        await client.call_tool("upsert_contact", {"email": "ann@example.com"})
 
     assert scalar(db_path, "PRAGMA journal_mode") == "wal"
 
 
 async def test_the_store_connection_is_configured_for_sharing(db_path: Path) -> None:
-    store = LocalStore.open(db_path, busy_timeout_ms=1234)
+    store = SqliteBackend.open(db_path, busy_timeout_ms=1234)
     try:
         settings = {
             name: store._db.execute(f"PRAGMA {name}").fetchone()[0]
@@ -58,38 +61,37 @@ async def test_the_store_connection_is_configured_for_sharing(db_path: Path) -> 
     assert settings == {"foreign_keys": 1, "synchronous": 1, "busy_timeout": 1234}  # synchronous 1 is NORMAL
 
 
-async def test_reopening_keeps_the_contacts(db_path: Path) -> None:
-    first = LocalStore.open(db_path)
-    created = await first.upsert_contact(UpsertContactInput(email="ann@example.com", user_id=None))
-    await first.aclose()
-
-    second = LocalStore.open(db_path)
-    found = await second.find_contacts(FindContactsInput())
-    await second.aclose()
-
-    assert [c.id for c in found.contacts] == [created.id]
-
-
-async def test_probe_reports_the_path_and_the_count(db_path: Path) -> None:
+async def test_probe_names_the_file(db_path: Path) -> None:
     store = LocalStore.open(db_path)
-    await store.upsert_contact(UpsertContactInput(email="ann@example.com", user_id=None))
 
     verdict = await store.probe()
     await store.aclose()
 
     assert str(db_path) in verdict
-    assert "1 contact(s)" in verdict
-    assert "\n" not in verdict
+    assert "journal_mode=wal" in verdict
 
 
-async def test_aclose_closes_the_connection_and_twice_is_harmless(db_path: Path) -> None:
+async def test_a_closed_store_refuses_calls(db_path: Path) -> None:
     store = LocalStore.open(db_path)
 
-    await store.aclose()
     await store.aclose()
 
     with pytest.raises(sqlite3.ProgrammingError):
         await store.probe()
+
+
+async def test_a_store_whose_file_vanished_is_not_ready(db_path: Path) -> None:
+    """An open connection keeps working on an unlinked file; readiness looks for the file by name."""
+    store = LocalStore.open(db_path)
+    await store.ready()
+    for path in db_path.parent.iterdir():
+        path.unlink()
+
+    try:
+        with pytest.raises(ProviderUnavailable):
+            await store.ready()
+    finally:
+        await store.aclose()
 
 
 # ---------- unusable paths ----------

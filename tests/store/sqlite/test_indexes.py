@@ -1,4 +1,4 @@
-"""Every exact lookup the local store makes is answered by an index, so its latency does not grow with the store.
+"""SQLite only: every exact lookup the store makes is answered by an index, so its latency does not grow with the store.
 
 Timing is not asserted (machines vary); SQLite's own query plan is. A plan step that SCANs a table or an index
 reads every row; SEARCH reads the rows a key selects (unless the key is "IS NULL"). The only scan allowed is the
@@ -15,27 +15,27 @@ from pathlib import Path
 import pytest
 
 from contact_mcp.models import FindContactsInput
-from contact_mcp.providers import local
-from contact_mcp.providers.local import LocalStore
+from contact_mcp.store import sqlite
+from contact_mcp.store.sqlite import SqliteBackend, find_query
 
 pytestmark = pytest.mark.anyio
 
 STATEMENTS = {
     name: sql
-    for name, sql in vars(local).items()
-    if name.startswith("_") and isinstance(sql, str) and sql.lstrip().startswith(("SELECT", "UPDATE"))
+    for name, sql in vars(sqlite).items()
+    if name.startswith("_") and isinstance(sql, str) and sql.lstrip().startswith(("SELECT", "UPDATE", "DELETE"))
 }
 EXACT_FILTERS = ("email", "phone", "username", "user_id")
 
 
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[LocalStore]:
-    opened = LocalStore.open(db_path)
+async def store(db_path: Path) -> AsyncIterator[SqliteBackend]:
+    opened = SqliteBackend.open(db_path)
     yield opened
     await opened.aclose()
 
 
-def plan(store: LocalStore, sql: str, params: list[object]) -> list[str]:
+def plan(store: SqliteBackend, sql: str, params: list[object]) -> list[str]:
     return [str(row[3]) for row in store._db.execute("EXPLAIN QUERY PLAN " + sql, params)]
 
 
@@ -51,11 +51,11 @@ def full_reads(sql: str, steps: list[str]) -> list[str]:
 
 
 def test_the_store_has_lookup_statements_to_check() -> None:
-    assert len(STATEMENTS) >= 15
+    assert len(STATEMENTS) >= 20
 
 
 @pytest.mark.parametrize("name", sorted(STATEMENTS))
-async def test_statement_uses_an_index(store: LocalStore, name: str) -> None:
+async def test_statement_uses_an_index(store: SqliteBackend, name: str) -> None:
     sql = STATEMENTS[name]
     params: list[object] = [None] * (6 if "?6" in sql else sql.count("?"))
 
@@ -75,7 +75,7 @@ async def test_statement_uses_an_index(store: LocalStore, name: str) -> None:
     ],
     ids=lambda combo: "+".join(combo),
 )
-async def test_find_with_an_exact_filter_uses_an_index(store: LocalStore, filters: tuple[str, ...]) -> None:
+async def test_find_with_an_exact_filter_uses_an_index(store: SqliteBackend, filters: tuple[str, ...]) -> None:
     given = {name: "x" if name in filters else None for name in (*EXACT_FILTERS, "query")}
     call = FindContactsInput(
         email=given["email"],
@@ -84,15 +84,15 @@ async def test_find_with_an_exact_filter_uses_an_index(store: LocalStore, filter
         user_id=given["user_id"],
         query=given["query"],
     )
-    sql, params = store._find_query(call, 0)
+    sql, params = find_query(call, 0)
 
     steps = plan(store, sql, params)
 
     assert full_reads(sql, steps) == [], steps
 
 
-async def test_listing_reads_in_seq_order_without_sorting(store: LocalStore) -> None:
-    sql, params = store._find_query(FindContactsInput(), 0)
+async def test_listing_reads_in_seq_order_without_sorting(store: SqliteBackend) -> None:
+    sql, params = find_query(FindContactsInput(), 0)
 
     steps = plan(store, sql, params)
 

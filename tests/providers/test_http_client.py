@@ -1,4 +1,5 @@
-"""HttpProvider, the plumbing the five API clients share: error mapping, envelopes, retries, size cap, secrets.
+"""HttpProvider (`providers/http/`), the plumbing the five API clients share: error mapping, envelopes, retries,
+size cap, secrets, wire helpers.
 
 Fast tests over `httpx2.MockTransport` (the transport is the seam); the per-provider contract tests run the same
 paths against real fake servers on loopback.
@@ -15,7 +16,7 @@ from typing import Any, ClassVar
 import httpx2
 import pytest
 
-from contact_mcp.errors import ContactError, ErrorCode
+from contact_mcp.errors import ContactError, ErrorCode, NotFound, ProviderError
 from contact_mcp.models import Operation
 from contact_mcp.providers.http import (
     ErrorDetail,
@@ -24,6 +25,7 @@ from contact_mcp.providers.http import (
     parse_error_body,
     parse_retry_after,
     path_segment,
+    wire,
 )
 
 pytestmark = pytest.mark.anyio
@@ -237,6 +239,47 @@ async def test_non_replayable_request_is_sent_once(status: int) -> None:
         assert info.hint is not None and "check with a read" in info.hint
 
 
+class Built(Dummy):
+    """A provider whose errors are its own: it records what `error_for_status` was told."""
+
+    seen: ClassVar[list[str | None]] = []
+
+    def error_for_status(
+        self, status: int, detail: ErrorDetail, headers: httpx2.Headers, *, unknown: str | None
+    ) -> ContactError:
+        Built.seen.append(unknown)
+        return ProviderError(detail.message or "failed", provider=self.name, status=status, retryable=True)
+
+
+async def test_an_error_is_built_once_from_what_the_call_site_knows_and_never_edited() -> None:
+    """The provider is told the outcome is unknown when it builds the error; nothing changes the error afterwards
+    (before, the client set `retryable`/`hint` on the provider's error after it was built)."""
+    Built.seen.clear()
+    handler = Counter(httpx2.Response(500, json={"error": {"code": "x", "message": "busy"}}))
+    provider = Built(base_url="https://api.example.test", api_key=SECRET, transport=httpx2.MockTransport(handler))
+    error = await fail(provider, replayable=False)
+    assert Built.seen and Built.seen[0] is not None and "check with a read" in Built.seen[0]
+    # What the provider built is what the caller gets: its own verdict, untouched.
+    assert (error.retryable, error.hint) == (True, None)
+
+
+def test_a_built_error_cannot_be_edited_only_evolved() -> None:
+    error = NotFound("no such contact", provider="dummy", status=404)
+    with pytest.raises(AttributeError, match="evolve"):
+        error.field = "contact_id"
+    refined = error.evolve(field="contact_id", hint="find it first")
+    assert (refined.field, refined.hint, refined.status, refined.message) == (
+        "contact_id",
+        "find it first",
+        404,
+        error.message,
+    )
+    assert error.field is None and type(refined) is NotFound
+    # The route's provider names an error only in its payload, and only when the error names none itself.
+    assert error.info(provider="other").provider == "dummy"
+    assert NotFound("x").info(provider="dummy").provider == "dummy"
+
+
 @pytest.mark.parametrize("status", [400, 401, 404, 409, 422], ids=str)
 async def test_client_errors_are_never_retried(status: int) -> None:
     handler = Counter(httpx2.Response(status, json={}))
@@ -360,3 +403,44 @@ async def test_secret_never_reaches_errors_or_logs(caplog: pytest.LogCaptureFixt
         info = (await fail(make(Counter(script)))).info()
         assert SECRET not in info.model_dump_json()
     assert SECRET not in caplog.text
+
+
+# ---------- wire helpers ----------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(0, "1970-01-01T00:00:00Z"), (1718000000, "2024-06-10T06:13:20Z"), (1e300, None), (True, None), ("1", None)],
+    ids=str,
+)
+def test_epoch_seconds_become_iso_utc(value: object, expected: str | None) -> None:
+    assert wire.iso_from_epoch_s(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2024-01-15T10:30:00Z", "2024-01-15T10:30:00Z"),
+        ("2025-01-03T21:42:30.181Z", "2025-01-03T21:42:30.181Z"),
+        ("2025-01-03T23:42:30+02:00", "2025-01-03T21:42:30Z"),
+        ("2025-01-03T21:42:30", "2025-01-03T21:42:30Z"),
+        ("yesterday", None),
+        (None, None),
+    ],
+    ids=str,
+)
+def test_iso_strings_become_utc_with_z(value: object, expected: str | None) -> None:
+    assert wire.iso_from_text(value) == expected
+
+
+def test_a_cursor_round_trips_and_refuses_another_providers_or_kinds() -> None:
+    cursor = wire.encode_cursor("dummy", "page", "3/20")
+    assert wire.decode_cursor(cursor, "dummy", "page") == "3/20"
+    for provider, kind in (("other", "page"), ("dummy", "offset")):
+        with pytest.raises(ContactError) as info:
+            wire.decode_cursor(cursor, provider, kind)
+        assert (info.value.info().code, info.value.field) == (ErrorCode.INVALID_ARGUMENT, "cursor")
+    assert wire.decode_cursor(wire.encode_cursor("dummy", "offset", 40), "dummy", "offset", numeric=True) == 40
+    for wrong, numeric in (("abc", True), (10**12, True), (7, False), ("", False)):
+        with pytest.raises(ContactError):
+            wire.decode_cursor(wire.encode_cursor("dummy", "offset", wrong), "dummy", "offset", numeric=numeric)

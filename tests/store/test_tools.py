@@ -1,88 +1,23 @@
-"""The local SQLite store, tool by tool, through a real MCP client session on a real database file.
+"""The store, tool by tool, through a real MCP client session, on every backend (the contract suite).
 
 Each test states one rule of the public contract (Feather attach, Blooio identities, TetherAI verification,
-Featurebase upsert, Protocol create, get and find) and checks it in the structured results an agent reads.
+Featurebase upsert with the store's identity rules, Protocol create, get and find) and checks it in the structured
+results an agent reads.
 """
 
 from __future__ import annotations
 
 import base64
-import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import closing
-from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp import Client
 from mcp.types import TextContent
 
-from contact_mcp import build_server, load_settings
-from contact_mcp.server import ContactServer
+from contact_mcp.store import LocalStore
+from tests.store.calls import PHONE, PHONE_2, UNKNOWN_UUID, counts, err, method, new_contact, ok
 
 pytestmark = pytest.mark.anyio
-
-UNKNOWN_UUID = "6f1c2a0e-8a3b-4c5d-9e7f-0a1b2c3d4e5f"
-PHONE = "+14155550123"
-PHONE_2 = "+14155550124"
-
-
-@pytest.fixture(scope="module")
-def shared_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("local") / "contacts.db"
-
-
-@pytest.fixture(scope="module")
-def server(shared_db: Path) -> ContactServer:
-    """One server per module, since building one costs more than most tests here; each test gets fresh rows."""
-    return build_server(load_settings(db=str(shared_db), providers="local", default_region=None))
-
-
-@pytest.fixture
-def db_path(server: ContactServer, shared_db: Path) -> Path:
-    """The module's database file, emptied for this test (before the test's session opens the store)."""
-    with closing(sqlite3.connect(shared_db)) as db, db:
-        db.executescript("DELETE FROM identities; DELETE FROM methods; DELETE FROM contacts;")
-    return shared_db
-
-
-@pytest.fixture
-async def client(server: ContactServer, db_path: Path) -> AsyncIterator[Client]:
-    async with Client(server, raise_exceptions=True) as session:
-        yield session
-
-
-async def ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    assert result.structured_content["provider"] == "local"
-    return result.structured_content
-
-
-async def err(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    """The error payload; also checks the result's shape: only `error`, and text for the model."""
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error
-    assert result.structured_content is not None
-    assert set(result.structured_content) == {"error"}
-    error: dict[str, Any] = result.structured_content["error"]
-    assert error["provider"] == "local"
-    text = result.content[0]
-    assert isinstance(text, TextContent)
-    assert error["code"] in text.text
-    return error
-
-
-async def new_contact(client: Client, email: str = "ann@example.com", **fields: Any) -> str:
-    contact = await ok(client, "upsert_contact", email=email, **fields)
-    return contact["id"]
-
-
-async def method(client: Client, contact_id: str, channel: str, value: str) -> dict[str, Any]:
-    contact = await ok(client, "get_contact", contact_id=contact_id)
-    (found,) = [m for m in contact["methods"] if m["channel"] == channel and m["value"] == value]
-    return found
 
 
 # ---------- attach_contact ----------
@@ -462,17 +397,16 @@ async def test_upsert_custom_field_type_change_is_an_update(client: Client) -> N
 
 async def test_upsert_matches_user_id_before_email(client: Client) -> None:
     first = await new_contact(client, email="ann@example.com", user_id="u1")
-    await new_contact(client, email="bob@example.com")
 
-    result = await ok(client, "upsert_contact", user_id="u1", email="bob@example.com")
+    result = await ok(client, "upsert_contact", user_id="u1", email="ann.lee@example.com")
 
     assert result["id"] == first
     assert result["outcome"] == "updated"
-    assert result["email"] == "bob@example.com"
+    assert result["email"] == "ann.lee@example.com"
     contact = await ok(client, "get_contact", contact_id=first)
     assert {m["value"]: m["primary"] for m in contact["methods"]} == {
         "ann@example.com": False,
-        "bob@example.com": True,
+        "ann.lee@example.com": True,
     }
 
 
@@ -486,15 +420,49 @@ async def test_upsert_email_match_adopts_a_contact_without_user_id(client: Clien
     assert result["outcome"] == "updated"
 
 
-async def test_upsert_email_of_a_contact_with_another_user_id_creates_a_new_contact(client: Client) -> None:
+async def test_upsert_user_id_of_one_contact_and_email_of_another_is_a_conflict_naming_both(
+    client: Client, store: LocalStore
+) -> None:
+    """Never a silent move of an email from one contact to another (nor a duplicate)."""
+    ann = await new_contact(client, email="ann@example.com", user_id="u1")
+    bob = await new_contact(client, email="bob@example.com")
+    before = await counts(store)
+
+    error = await err(client, "upsert_contact", user_id="u1", email="bob@example.com", name="Changed")
+
+    assert error["code"] == "conflict"
+    assert error["existing_id"] == ann
+    assert error["candidates"] == [ann, bob]
+    assert "user_id alone" in error["hint"]
+    assert "email alone" in error["hint"]
+    assert await counts(store) == before
+    assert "name" not in await ok(client, "get_contact", contact_id=ann)
+
+
+async def test_upsert_email_of_a_contact_with_another_user_id_is_a_conflict(client: Client, store: LocalStore) -> None:
+    """Never a silent duplicate, never a silent change of someone's user_id."""
     owner = await new_contact(client, email="ann@example.com", user_id="u1")
 
-    result = await ok(client, "upsert_contact", user_id="u2", email="ann@example.com")
+    error = await err(client, "upsert_contact", user_id="u2", email="ann@example.com")
 
-    assert result["outcome"] == "created"
-    assert result["id"] != owner
-    page = await ok(client, "find_contacts", email="ann@example.com")
-    assert sorted(c["user_id"] for c in page["contacts"]) == ["u1", "u2"]
+    assert error["code"] == "conflict"
+    assert error["field"] == "user_id"
+    assert error["existing_id"] == owner
+    assert "candidates" not in error
+    assert "'u1'" in error["hint"]
+    assert await counts(store) == {"contacts": 1, "methods": 1, "identities": 0}
+    assert (await ok(client, "get_contact", contact_id=owner))["user_id"] == "u1"
+
+
+async def test_upsert_user_id_whose_contact_also_holds_the_email_elsewhere_updates_it(client: Client) -> None:
+    """The email is on both contacts (attach_contact allows that): the user_id's contact holds it, no conflict."""
+    ann = await new_contact(client, email="ann@example.com", user_id="u1")
+    await new_contact(client, email="shared@example.com")
+    await ok(client, "attach_contact", end_user_id=ann, channel="email", value="shared@example.com")
+
+    result = await ok(client, "upsert_contact", user_id="u1", email="shared@example.com")
+
+    assert (result["id"], result["outcome"], result["email"]) == (ann, "updated", "shared@example.com")
 
 
 async def test_upsert_by_user_id_alone_creates_then_updates(client: Client) -> None:
@@ -598,6 +566,24 @@ async def test_create_contact_with_a_taken_username_is_a_conflict(client: Client
     assert error["existing_id"] == first["id"]
     assert "get_contact" in error["hint"]
     assert len((await ok(client, "find_contacts"))["contacts"]) == 1
+
+
+async def test_create_contact_with_a_phone_another_contact_holds_succeeds_and_says_so(client: Client) -> None:
+    """Families share phones: not a conflict, but the result names the contacts already holding it."""
+    first = await ok(client, "create_contact", username="ann", phone_number=PHONE)
+    second = await ok(client, "create_contact", username="bob", phone_number=PHONE)
+    upserted = await new_contact(client, email="cy@example.com", phone=PHONE_2)
+    await ok(client, "attach_contact", end_user_id=upserted, channel="whatsapp", value=PHONE)
+
+    third = await client.call_tool("create_contact", {"username": "cy", "phone_number": PHONE})
+
+    assert "phone_shared_with" not in first
+    assert second["phone_shared_with"] == [first["id"]]
+    assert third.structured_content is not None
+    assert third.structured_content["phone_shared_with"] == [first["id"], second["id"], upserted]
+    text = third.content[0]
+    assert isinstance(text, TextContent)
+    assert first["id"] in text.text
 
 
 async def test_created_contact_works_with_the_other_tools(client: Client) -> None:
@@ -747,8 +733,17 @@ async def test_find_contacts_no_next_cursor_when_page_ends_exactly(client: Clien
 
 @pytest.mark.parametrize(
     "cursor",
-    ["!!!", "bm90LWEtbnVtYmVy", "LTE", base64.urlsafe_b64encode(b"9" * 30).decode()],
-    ids=["garbage", "text", "negative", "huge"],
+    [
+        "!!!",
+        "bm90LWEtbnVtYmVy",
+        "LTE",
+        base64.urlsafe_b64encode(b"9" * 30).decode(),
+        base64.urlsafe_b64encode(b"9999999999999999999").decode(),
+        base64.urlsafe_b64encode(b"9223372036854775808").decode().rstrip("="),
+        "MA",
+        "MDA1",
+    ],
+    ids=["garbage", "text", "negative", "huge", "19-digits", "past-int64", "zero", "leading-zeros"],
 )
 async def test_find_contacts_invalid_cursor_is_invalid_argument(client: Client, cursor: str) -> None:
     error = await err(client, "find_contacts", cursor=cursor)
@@ -761,15 +756,11 @@ async def test_find_contacts_invalid_cursor_is_invalid_argument(client: Client, 
 # ---------- storage ----------
 
 
-async def test_tools_write_one_shared_contact_store(client: Client, db_path: Path) -> None:
-    """Every tool reads and writes the same rows: the file holds exactly what the calls made."""
+async def test_tools_write_one_shared_contact_store(client: Client, store: LocalStore) -> None:
+    """Every tool reads and writes the same rows: the store holds exactly what the calls made."""
     contact_id = await new_contact(client, email="ann@example.com", phone=PHONE)
     await ok(client, "attach_contact", end_user_id=contact_id, channel="slack", value="U123")
     await ok(client, "attach_identity", contact_id=contact_id, identifier=PHONE, channel_type="twilio")
     await ok(client, "create_contact", username="bob", phone_number=PHONE_2)
 
-    with sqlite3.connect(db_path) as db:
-        counts = [
-            db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("contacts", "methods", "identities")
-        ]
-    assert counts == [2, 4, 1]
+    assert await counts(store) == {"contacts": 2, "methods": 4, "identities": 1}

@@ -1,8 +1,10 @@
 """`HttpProvider`: what the five API clients share — one `httpx2.AsyncClient`, timeouts, a response-size cap,
-retries (stamina) and the single place where HTTP failures become `ContactError`s.
+retries (stamina), secret scrubbing of everything the provider says, and the single place where HTTP failures
+become `ContactError`s (mapped by `errors.error_for_status`, built once after the retries have run).
 
-A subclass supplies `auth_headers()` and builds requests with `request()`, which returns the parsed JSON of a
-2xx answer or raises a `ContactError`. Retry rules (PROVIDERS.md, "Where the docs are silent"):
+A subclass supplies `auth_headers()`, declares the find_contacts filters its API serves (`find_filters`,
+checked by `check_filters`), and builds requests with `request()`, which returns the parsed JSON of a 2xx answer
+or raises a `ContactError`. Retry rules (PROVIDERS.md, "Where the docs are silent"):
 
 * a request that never left (connect error/timeout, pool timeout) is always retried: it cannot have had effect;
 * 429, 502, 503, 504 and dropped/timed-out connections are retried only when the caller says the operation is
@@ -12,38 +14,37 @@ A subclass supplies `auth_headers()` and builds requests with `request()`, which
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import json
 import logging
-import math
 import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Self, cast
-from urllib.parse import quote
+from typing import Any, ClassVar, Self
 
 import httpx2
 import stamina
 
-from contact_mcp.errors import (
-    Conflict,
-    ContactError,
-    InvalidArgument,
-    NotFound,
-    ProviderError,
-    ProviderTimeout,
-    ProviderUnavailable,
-    RateLimited,
-    Unauthorized,
-)
+from contact_mcp.errors import ContactError, InvalidArgument, ProviderError, ProviderTimeout, ProviderUnavailable
+from contact_mcp.models import FindContactsInput
 from contact_mcp.providers.base import Provider
+from contact_mcp.providers.http.errors import (
+    RETRY_STATUSES,
+    ErrorDetail,
+    StatusContext,
+    error_for_status,
+    parse_error_body,
+    parse_retry_after,
+)
+from contact_mcp.providers.http.wire import invalid_cursor
+from contact_mcp.redact import Scrubber, display_url
 from contact_mcp.settings import Settings
 
 log = logging.getLogger("contact_mcp.http")
 
-_RETRY_STATUSES = frozenset({429, 502, 503, 504})
+FILTERS = ("email", "phone", "username", "user_id", "query")
+"""find_contacts' filters, in the order an error names them."""
 _NEVER_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
 
 
@@ -70,108 +71,26 @@ class HttpOptions:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorDetail:
-    """What a provider's error body says, whichever envelope it used."""
-
-    code: str | None = None
-    message: str | None = None
-    field: str | None = None
-
-
-def path_segment(value: str) -> str:
-    """Percent-encode one path parameter so no argument can add segments, a query or a fragment."""
-    return quote(value, safe="")
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """`Retry-After` as seconds from now: delta seconds or an HTTP date; None when absent or unreadable."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-def _mapping(value: Any) -> Mapping[str, Any] | None:
-    return cast(Mapping[str, Any], value) if isinstance(value, Mapping) else None
-
-
-def parse_error_body(body: Any) -> ErrorDetail:
-    """Read nested `{"error":{code,message}}`, Featurebase's `{"error":{type,code,message,param}}`, flat
-    `{"error": "...", "message": "..."}`, TetherAI's `{"message","code"}` and FastAPI's `{"detail": [...]}`."""
-    data = _mapping(body)
-    if data is None:
-        return ErrorDetail()
-    nested = _mapping(data.get("error"))
-    if nested is not None:
-        details = _mapping(nested.get("details")) or {}
-        field = nested.get("param") or nested.get("field") or details.get("field") or details.get("param")
-        code = nested.get("code") or nested.get("type")
-        return ErrorDetail(
-            code=str(code) if code is not None else None,
-            message=_text(nested.get("message")),
-            field=field if isinstance(field, str) and field else None,
-        )
-    detail = data.get("detail")
-    if isinstance(detail, list) and detail:
-        return _fastapi_detail(cast(list[Any], detail))
-    error = data.get("error")
-    # A flat envelope's "error" is often a generic class ("ApiError"); a separate "code" is the specific one.
-    code = data.get("code") if data.get("code") is not None else error if isinstance(error, str) else None
-    message = data.get("message")
-    if message is None and isinstance(detail, str):
-        message = detail
-    return ErrorDetail(code=str(code) if code is not None else None, message=_text(message))
-
-
-def _fastapi_detail(detail: list[Any]) -> ErrorDetail:
-    items = [m for m in (_mapping(d) for d in detail) if m is not None]
-    if not items:
-        return ErrorDetail(code="validation_error", message=_text(detail[0]))
-    loc = items[0].get("loc")
-    where = cast(list[Any], loc) if isinstance(loc, list) else []
-    path = ""
-    for part in where:
-        if part in ("body", "path", "query"):
-            continue
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    messages = [text for text in (_text(item.get("msg")) for item in items) if text]
-    return ErrorDetail(
-        code=str(items[0].get("type") or "validation_error"),
-        message="; ".join(messages) or None,
-        field=path or None,
-    )
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text[:500]
-
-
 class _StatusFailure(Exception):
-    """A non-2xx answer, carried through the retry loop so the hook can decide."""
+    """A non-2xx answer, carried through the retry loop so the hook can decide; the error is built after it."""
 
-    def __init__(self, error: ContactError, status: int, retry_after: float | None) -> None:
-        super().__init__(error.message)
-        self.error = error
+    def __init__(self, status: int, detail: ErrorDetail, headers: httpx2.Headers, retry_after: float | None) -> None:
+        super().__init__(f"HTTP {status}")
         self.status = status
+        self.detail = detail
+        self.headers = headers
         self.retry_after = retry_after
 
 
 class HttpProvider(Provider):
     """Shared plumbing of the provider API clients."""
+
+    find_filters: ClassVar[tuple[str, ...]] = ()
+    """The find_contacts filters the provider's API can serve (besides limit and cursor)."""
+    filter_required: ClassVar[bool] = False
+    """Whether the provider's find needs one of its filters (it has no list of everything)."""
+    paginates: ClassVar[bool] = True
+    """Whether the provider's find answers page by page (else every match comes in one answer)."""
 
     def __init__(
         self,
@@ -180,10 +99,16 @@ class HttpProvider(Provider):
         api_key: str,
         options: HttpOptions | None = None,
         transport: httpx2.AsyncBaseTransport | None = None,
+        scrubber: Scrubber | None = None,
     ) -> None:
         self.options = options or HttpOptions()
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
+        self.shown_url = display_url(self.base_url)
+        """The base URL as messages may show it (userinfo and query masked)."""
+        # Built from Settings by `from_settings`, it knows every secret of the process; a client built directly
+        # knows at least its own key.
+        self.scrub = scrubber or Scrubber([api_key])
         self.client = httpx2.AsyncClient(
             base_url=self.base_url,
             transport=transport,
@@ -200,9 +125,43 @@ class HttpProvider(Provider):
     @classmethod
     def from_settings(cls, settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> Self:
         base_url, api_key = settings.credentials(cls.name)
-        return cls(base_url=base_url, api_key=api_key, options=HttpOptions.from_settings(settings), transport=transport)
+        return cls(
+            base_url=base_url,
+            api_key=api_key,
+            options=HttpOptions.from_settings(settings),
+            transport=transport,
+            scrubber=Scrubber.from_settings(settings),
+        )
 
     # ---------- for subclasses ----------
+
+    def check_filters(self, call: FindContactsInput) -> None:
+        """The filters a find gives, after refusing one the API cannot serve: never a scan of a whole list."""
+        given = [name for name in FILTERS if getattr(call, name) is not None]
+        served = ", ".join(self.find_filters)
+        can = (
+            f"{self.display_name} finds contacts by {served} only"
+            if served
+            else (f"{self.display_name} only lists contacts, without filters")
+        )
+        refused = [name for name in given if name not in self.find_filters]
+        if refused:
+            omit = f"; omit {', '.join(refused)}"
+            raise InvalidArgument(
+                f"{self.display_name} cannot filter contacts by {', '.join(refused)}",
+                field=refused[0],
+                hint=f"{can}{omit}",
+                provider=self.name,
+            )
+        if call.cursor is not None and not self.paginates:
+            raise invalid_cursor(self.name)
+        if self.filter_required and not given:
+            raise InvalidArgument(
+                f"{self.display_name} cannot list every contact: give a filter",
+                field=self.find_filters[0],
+                hint=can,
+                provider=self.name,
+            )
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"}
@@ -215,30 +174,20 @@ class HttpProvider(Provider):
         """A provider may say more about how to fix a given status; the generic hints below apply otherwise."""
         return None
 
-    def error_for_status(self, status: int, detail: ErrorDetail, headers: httpx2.Headers) -> ContactError:
-        """Map one non-2xx answer to a `ContactError`."""
-        message = detail.message or f"{self.display_name} answered HTTP {status}"
-        hint = self.hint_for(status, detail)
-        kwargs: dict[str, Any] = {"provider": self.name, "status": status, "field": detail.field}
-        if status in (400, 422):
-            return InvalidArgument(message, hint=hint or "Correct the named field and call again", **kwargs)
-        if status in (401, 403):
-            return Unauthorized(
-                message,
-                hint=hint or f"The server's {self.name.upper()}_API_KEY was refused; the operator must fix it",
-                **kwargs,
-            )
-        if status in (404, 410):
-            return NotFound(message, hint=hint or "Check the id; it does not exist at the provider", **kwargs)
-        if status == 409:
-            return Conflict(message, hint=hint or "It already exists or clashes with the current state", **kwargs)
-        if status == 429:
-            return RateLimited(message, hint=hint, retry_after_s=self.retry_after(status, headers), **kwargs)
-        if status in (502, 503, 504):
-            return ProviderUnavailable(message, hint=hint, **kwargs)
-        if status >= 500:
-            return ProviderError(message, hint=hint, retryable=True, **kwargs)
-        return ProviderError(message, hint=hint, **kwargs)
+    def error_for_status(
+        self, status: int, detail: ErrorDetail, headers: httpx2.Headers, *, unknown: str | None
+    ) -> ContactError:
+        """Map one non-2xx answer to a `ContactError`, once. `unknown` is the read-first hint when the request was
+        not replayable (a 5xx then leaves its effect unknown), else None. A provider overriding this builds its own
+        error from the same facts, or defers here."""
+        context = StatusContext(
+            provider=self.name,
+            display_name=self.display_name,
+            env_prefix=self.name.upper(),
+            retry_after_s=self.retry_after(status, headers) if status == 429 else None,
+            unknown=unknown,
+        )
+        return error_for_status(status, detail, context, hint=self.hint_for(status, detail))
 
     # ---------- the request path ----------
 
@@ -267,7 +216,7 @@ class HttpProvider(Provider):
             if remaining <= 0:
                 return False
             if isinstance(exc, _StatusFailure):
-                if not replayable or exc.status not in _RETRY_STATUSES:
+                if not replayable or exc.status not in RETRY_STATUSES:
                     return False
                 if exc.retry_after is not None:
                     return exc.retry_after if exc.retry_after < remaining else False
@@ -302,10 +251,9 @@ class HttpProvider(Provider):
                         raise first_failure.pop()
                     return await send()
         except _StatusFailure as exc:
-            if not replayable and exc.status >= 500:
-                exc.error.retryable = False
-                exc.error.hint = unknown
-            raise exc.error from None
+            raise self.error_for_status(
+                exc.status, exc.detail, exc.headers, unknown=None if replayable else unknown
+            ) from None
         except httpx2.TransportError as exc:
             raise self._transport_error(exc, None if replayable else unknown) from None
         raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
@@ -346,9 +294,10 @@ class HttpProvider(Provider):
                     hint=unknown,
                 )
             return status, body
-        detail = parse_error_body(body) if body is not _INVALID else ErrorDetail()
-        error = self.error_for_status(status, detail, response.headers)
-        raise _StatusFailure(error, status, self.retry_after(status, response.headers))
+        # The provider's words may quote our credentials back ("Invalid API key: Bearer sk_..."): scrubbed here,
+        # before any error, result or log line can carry them.
+        detail = parse_error_body(body).scrubbed(self.scrub) if body is not _INVALID else ErrorDetail()
+        raise _StatusFailure(status, detail, response.headers, self.retry_after(status, response.headers))
 
     async def _read_capped(self, response: httpx2.Response, unknown: str) -> bytes:
         cap = self.options.max_response_bytes

@@ -1,0 +1,92 @@
+"""The interface every store backend implements (SQLite, PostgreSQL), and what each backend module provides.
+
+A backend speaks its database's dialect and nothing more: each operation is one transaction in which it reads what
+`rules` asks for, calls the rule, and writes what the rule decided. Results are built by `rules`, errors are the
+`rules` errors, so the agent-facing behaviour is written once (the contract suite in tests/store/ runs on every
+backend). A backend never blocks the event loop: its database work runs on a worker thread (SQLite) or an async
+driver (PostgreSQL). A database failure a caller can retry (locked, unreachable, read-only) is
+`ProviderUnavailable`; a bug is never relabelled.
+
+A backend module (`contact_mcp.store.sqlite`, `contact_mcp.store.postgres`) provides two functions, named in
+`BackendModule`: `preflight(settings)` — at start-up, before serving: reach the database, apply migrations, prove
+it can write unless `settings.read_only`, and raise `ConfigError` naming CONTACT_MCP_DB for anything unusable — and
+`open_backend(settings)`, which returns a ready `Backend`.
+
+Stability: the postgres backend is built against this interface; change it only additively.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from contact_mcp.models import (
+    AttachContactInput,
+    AttachedContact,
+    AttachedIdentity,
+    AttachIdentityInput,
+    Contact,
+    ContactPage,
+    CreateContactInput,
+    CreatedContact,
+    FindContactsInput,
+    Outcome,
+    SetVerificationInput,
+    UpsertContactInput,
+    UpsertResult,
+    VerificationResult,
+)
+from contact_mcp.settings import Settings
+from contact_mcp.store.records import ContactRecord, RecordPage
+
+
+class Backend(Protocol):
+    """One opened database. Each method is one transaction; `contact_id` arguments are as the agent sent them
+    (the backend canonicalises with `rules.canonical_id`, and an id that is no UUID names no contact)."""
+
+    async def attach_contact(self, call: AttachContactInput) -> AttachedContact: ...
+
+    async def attach_identity(self, call: AttachIdentityInput) -> AttachedIdentity: ...
+
+    async def set_verification(self, call: SetVerificationInput) -> VerificationResult: ...
+
+    async def upsert_contact(self, call: UpsertContactInput) -> UpsertResult: ...
+
+    async def create_contact(self, call: CreateContactInput) -> CreatedContact: ...
+
+    async def get_contact(self, contact_id: str) -> Contact: ...
+
+    async def find_contacts(self, call: FindContactsInput) -> ContactPage: ...
+
+    async def export_page(self, *, after: str | None, limit: int) -> RecordPage:
+        """Up to `limit` whole contacts in the store's order (oldest first), starting after the `after` of the
+        previous page (None: from the start). One consistent read per page."""
+        ...
+
+    async def restore_contact(self, record: ContactRecord) -> Outcome:
+        """Put one exported contact back as it was: its id, fields, timestamps, methods (ids, verification,
+        primaries, created_at) and identities. `created` when no contact had its id; `unchanged` when the stored
+        contact already equals the record (restoring twice changes nothing); else `updated` (the stored contact
+        is replaced by the record). Validated by `records.check_record`; a user_id, username or identity held
+        by another contact is a `Conflict`, with nothing written."""
+        ...
+
+    async def probe(self) -> str:
+        """A one-line description for `contact-mcp doctor` (never a password)."""
+        ...
+
+    async def ready(self) -> None:
+        """Readiness (a load balancer asks every few seconds): a cheap check that the database answers; raise
+        `ProviderUnavailable` when it does not. Added after the first interface (additive)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the database; twice is harmless; never raises for a database that cannot be written."""
+        ...
+
+
+class BackendModule(Protocol):
+    """What `contact_mcp.store` imports from a backend's module."""
+
+    def preflight(self, settings: Settings) -> None: ...
+
+    def open_backend(self, settings: Settings) -> Backend: ...

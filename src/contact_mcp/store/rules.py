@@ -1,0 +1,555 @@
+"""The contact rules, written once and pure (no I/O): every store backend calls these between its reads and writes.
+
+What lives here is everything about contacts that is not a database's dialect: ids and timestamps, how a method's
+*kind* groups channels for primaries, which contact an upsert matches and when it must refuse (the identity rules),
+how an upsert's fields merge into a stored contact and whether anything changed, the size limits after merging,
+TetherAI's verification sentences, the errors an agent reads (with their hints), result building, and cursors.
+A backend reads what a rule asks for, calls the rule, and writes what it decides, all inside one transaction; so a
+behaviour cannot differ by backend without a rule differing, and the contract suite runs on every backend.
+
+JSON-valued columns (`companies`, `custom_fields`, `roles`) are handed to a backend as JSON text (`*_json`), and
+read back as either that text or the already-decoded value (a driver decoding `jsonb`): comparisons decode both
+and compare canonical JSON, so key order never counts as a change and `1` never equals `true`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Final, Literal
+
+from pydantic import TypeAdapter
+
+from contact_mcp.errors import Conflict, InvalidArgument, NotFound
+from contact_mcp.limits import (
+    MAX_CUSTOM_FIELD_KEYS,
+    MAX_CUSTOM_KEY_LENGTH,
+    MAX_CUSTOM_VALUE_LENGTH,
+    MAX_ROLE_LENGTH,
+    MAX_ROLES,
+)
+from contact_mcp.models import (
+    AttachContactInput,
+    AttachedContact,
+    AttachedIdentity,
+    AttachIdentityInput,
+    Company,
+    CreateContactInput,
+    CreatedContact,
+    CustomValue,
+    MethodType,
+    Outcome,
+    SetVerificationInput,
+    UpsertContactInput,
+    UpsertResult,
+    VerificationResult,
+)
+
+PROVIDER: Final = "local"
+"""The `provider` every result of the store names, whichever backend holds the data."""
+
+PHONE_TYPES: Final = frozenset({"phone", "sms", "voice", "whatsapp"})
+FIELD_SEPARATOR: Final = "\x1f"
+"""Joins the fields of `search_text`, so a name search never matches across the end of one field into the next."""
+ATTACH_VERIFICATION_METHOD: Final = "api"
+"""attach_contact says the value is verified (Feather's `verification_method: "api"`)."""
+MANUAL_VERIFICATION_METHOD: Final = "manual"
+"""set_verification's method (TetherAI's admin verification)."""
+MAX_SEQ: Final = 2**63 - 1
+"""The largest row number a cursor may carry: both backends' row keys are signed 64-bit integers."""
+SHARED_PHONE_LIMIT: Final = 10
+"""How many other contacts create_contact names when the phone is already theirs."""
+VALUES_IN_HINT: Final = 10
+"""How many of a contact's values a set_verification not-found hint lists."""
+
+ATTACH_HINT: Final = "Create the contact with upsert_contact or create_contact, or find its id with find_contacts"
+GET_HINT: Final = "Find the contact's id with find_contacts"
+CURSOR_HINT: Final = "Pass next_cursor from the previous find_contacts result unchanged, or omit cursor"
+
+_COMPANIES: Final = TypeAdapter(list[Company])
+_CUSTOM_FIELDS: Final = TypeAdapter(dict[str, CustomValue])
+_ROLES: Final = TypeAdapter(list[str])
+
+JsonColumn = str | list[object] | dict[str, object]
+"""A JSON-valued column as a backend reads it: the JSON text, or the value its driver already decoded."""
+
+
+# ---------- ids, instants, kinds ----------
+
+
+def now() -> str:
+    """The store's timestamp format: ISO 8601 UTC with milliseconds and `Z` (sorts as text)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def canonical_id(raw: str) -> str | None:
+    """Contact ids are UUIDs (any case, any UUID spelling); anything else names no contact."""
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        return None
+
+
+def kind(channel: str, type_: str | None) -> str:
+    """The group one primary is chosen among: "email", "phone" (phone/sms/voice/whatsapp), else the channel."""
+    if type_ == "email":
+        return "email"
+    if type_ in PHONE_TYPES:
+        return "phone"
+    return channel
+
+
+def search_text(*fields: str | None) -> str:
+    """What find_contacts' `query` searches: name, display name and username, case-folded."""
+    return FIELD_SEPARATOR.join(f.casefold() for f in fields if f)
+
+
+def username_key(username: str | None) -> str | None:
+    """Usernames are unique ignoring case."""
+    return username.casefold() if username is not None else None
+
+
+# ---------- cursors ----------
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The row number a cursor we issued carries; anything else (garbage, out of range, a re-spelling of a number
+    that `encode_cursor` would not have produced) is `invalid_argument`, never a database error."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError):
+        raw = b""
+    seq = int(raw) if raw.isdigit() and len(raw) <= len(str(MAX_SEQ)) else -1
+    if not 0 < seq <= MAX_SEQ or encode_cursor(seq) != cursor:
+        raise InvalidArgument("cursor is not a cursor this server issued", field="cursor", hint=CURSOR_HINT)
+    return seq
+
+
+# ---------- JSON-valued columns ----------
+
+
+def companies_json(companies: tuple[Company, ...] | list[Company] | None) -> str:
+    return _COMPANIES.dump_json(list(companies or ()), exclude_none=True).decode()
+
+
+def custom_fields_json(fields: dict[str, CustomValue] | None) -> str:
+    return _CUSTOM_FIELDS.dump_json(fields or {}).decode()
+
+
+def roles_json(roles: tuple[str, ...] | list[str] | None) -> str:
+    return _ROLES.dump_json(list(roles or ())).decode()
+
+
+def parse_companies(stored: JsonColumn) -> list[Company]:
+    return _COMPANIES.validate_json(stored) if isinstance(stored, str) else _COMPANIES.validate_python(stored)
+
+
+def parse_custom_fields(stored: JsonColumn) -> dict[str, CustomValue]:
+    return _CUSTOM_FIELDS.validate_json(stored) if isinstance(stored, str) else _CUSTOM_FIELDS.validate_python(stored)
+
+
+def parse_roles(stored: JsonColumn) -> list[str]:
+    return _ROLES.validate_json(stored) if isinstance(stored, str) else _ROLES.validate_python(stored)
+
+
+def _canonical(value: JsonColumn) -> str:
+    decoded: object = json.loads(value) if isinstance(value, str) else value
+    return json.dumps(decoded, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# ---------- limits (after merging) ----------
+
+
+def check_custom_fields(fields: dict[str, CustomValue]) -> None:
+    """What one contact may hold; raised before anything is written."""
+    if len(fields) > MAX_CUSTOM_FIELD_KEYS:
+        raise InvalidArgument(
+            f"the contact would hold {len(fields)} custom fields; the limit is {MAX_CUSTOM_FIELD_KEYS} keys per "
+            "contact, counting the keys it already has",
+            field="custom_fields",
+            hint="Stored keys are kept across upserts: reuse existing keys, or set fewer new ones "
+            "(read the contact's keys with get_contact)",
+        )
+    for key, value in fields.items():
+        if len(key) > MAX_CUSTOM_KEY_LENGTH:
+            raise InvalidArgument(
+                f"a custom field key is {len(key)} characters; the limit is {MAX_CUSTOM_KEY_LENGTH}",
+                field="custom_fields",
+                hint=f"Shorten custom field keys to at most {MAX_CUSTOM_KEY_LENGTH} characters",
+            )
+        if isinstance(value, str) and len(value) > MAX_CUSTOM_VALUE_LENGTH:
+            raise InvalidArgument(
+                f"custom field {key[:40]!r} is {len(value)} characters; the limit is {MAX_CUSTOM_VALUE_LENGTH}",
+                field=f"custom_fields.{key[:40]}",
+                hint=f"Shorten custom field values to at most {MAX_CUSTOM_VALUE_LENGTH} characters",
+            )
+
+
+def check_roles(roles: tuple[str, ...] | list[str]) -> None:
+    if len(roles) > MAX_ROLES:
+        raise InvalidArgument(
+            f"{len(roles)} roles given; the limit is {MAX_ROLES} roles per contact",
+            field="roles",
+            hint=f"Send at most {MAX_ROLES} roles (roles replace the stored ones)",
+        )
+    for role in roles:
+        if len(role) > MAX_ROLE_LENGTH:
+            raise InvalidArgument(
+                f"a role is {len(role)} characters; the limit is {MAX_ROLE_LENGTH}",
+                field="roles",
+                hint=f"Shorten roles to at most {MAX_ROLE_LENGTH} characters",
+            )
+
+
+# ---------- errors an agent reads ----------
+
+
+def contact_not_found(contact_id: str, *, field: str = "contact_id", hint: str = GET_HINT) -> NotFound:
+    noun = "end user" if field == "end_user_id" else "contact"
+    return NotFound(f"no {noun} with id {contact_id}", field=field, hint=hint)
+
+
+def identity_taken(identifier: str, owner_id: str) -> Conflict:
+    return Conflict(
+        f"identity {identifier} is already attached to contact {owner_id}",
+        field="identifier",
+        existing_id=owner_id,
+        hint="An identity belongs to one contact: use that contact, or attach a different identifier",
+    )
+
+
+def username_taken(username: str, owner_id: str) -> Conflict:
+    return Conflict(
+        f"username {username!r} is taken by contact {owner_id}",
+        field="username",
+        existing_id=owner_id,
+        hint="Usernames are unique, ignoring case: read that contact with get_contact, or choose another",
+    )
+
+
+def user_id_taken(user_id: str, owner_id: str) -> Conflict:
+    return Conflict(
+        f"user_id {user_id!r} belongs to contact {owner_id}",
+        field="user_id",
+        existing_id=owner_id,
+        hint="A user_id names one contact: restore that contact's record, or change this record's user_id",
+    )
+
+
+def value_not_found(call: SetVerificationInput, values: list[str]) -> NotFound:
+    """set_verification on a value the contact lacks; `values` are the contact's values of that type (up to
+    `VALUES_IN_HINT`, oldest first), listed so the agent can pick one."""
+    noun, plural = ("phone number", "phone numbers") if call.type == "phone" else ("email address", "email addresses")
+    if values:
+        hint = (
+            f"The contact's {plural}: {', '.join(values)}. Pass one of these as value, "
+            f"or add the {noun} first with upsert_contact or attach_contact"
+        )
+    else:
+        hint = f"The contact has no {noun}; add one first with upsert_contact ({call.type}=...) or attach_contact"
+    return NotFound(f"the contact has no {noun} {call.value}", field="value", hint=hint)
+
+
+# ---------- attach_contact, attach_identity, set_verification ----------
+
+
+def attached_contact(
+    call: AttachContactInput, *, uid: str, type_: str | None, verification_method: str | None, created: bool
+) -> AttachedContact:
+    return AttachedContact(
+        provider=PROVIDER,
+        created=created,
+        end_user_id=call.end_user_id,
+        uid=uid,
+        channel=call.channel,
+        type=type_,
+        normalized_value=call.normalized_value,
+        verification_method=verification_method,
+    )
+
+
+def identity_key(call: AttachIdentityInput) -> tuple[str, str, str]:
+    """An identity is unique by identifier, channel type and channel id, where "none" is one value."""
+    return (call.identifier, call.channel_type or "", call.channel_id or "")
+
+
+def attached_identity(
+    call: AttachIdentityInput, *, contact_id: str, identity_id: str, created_at: str, created: bool
+) -> AttachedIdentity:
+    return AttachedIdentity(
+        provider=PROVIDER,
+        created=created,
+        id=identity_id,
+        contact_id=contact_id,
+        channel_type=call.channel_type,
+        identifier=call.identifier,
+        channel_id=call.channel_id,
+        created_at=created_at,
+    )
+
+
+def verification_message(
+    type_: MethodType, verified: bool
+) -> Literal[
+    "Phone number verified", "Phone number verification cleared", "Email verified", "Email verification cleared"
+]:
+    """TetherAI's exact sentences."""
+    if type_ == "phone":
+        return "Phone number verified" if verified else "Phone number verification cleared"
+    return "Email verified" if verified else "Email verification cleared"
+
+
+def verification_state(call: SetVerificationInput) -> tuple[str | None, str | None, str | None]:
+    """(verified_at, verification_source, verification_method) every method with the value takes."""
+    if call.verified:
+        return (call.verified_at, call.verification_source, MANUAL_VERIFICATION_METHOD)
+    return (None, None, None)
+
+
+def verification_result(call: SetVerificationInput, contact_id: str) -> VerificationResult:
+    verified_at, source, _ = verification_state(call)
+    return VerificationResult(
+        provider=PROVIDER,
+        message=verification_message(call.type, call.verified),
+        contact_id=contact_id,
+        type=call.type,
+        value=call.value,
+        verified=call.verified,
+        verified_at=verified_at,
+        verified_by=None,
+        verification_source=source,
+    )
+
+
+# ---------- upsert_contact: matching ----------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredContact:
+    """What upsert reads of a candidate contact: every field it compares, and its primary email and phone."""
+
+    key: int
+    """The backend's row key (its `seq`); rules never interpret it."""
+    id: str
+    user_id: str | None
+    username: str | None
+    name: str | None
+    display_name: str | None
+    locale: str | None
+    profile_picture: str | None
+    companies: JsonColumn
+    custom_fields: JsonColumn
+    roles: JsonColumn
+    subscribed_to_changelog: bool | None
+    email: str | None
+    """The primary email."""
+    phone: str | None
+    """The primary phone."""
+
+
+def upsert_target(
+    call: UpsertContactInput,
+    *,
+    by_user_id: StoredContact | None,
+    by_email: StoredContact | None,
+    user_holds_email: bool,
+) -> StoredContact | None:
+    """The contact an upsert updates, or None to create one; `Conflict` when the call names two people.
+
+    The backend reads, in the call's transaction: `by_user_id`, the contact with `call.user_id` (when given);
+    `by_email`, the contact upsert-by-email matches (when `call.email` is given): the oldest contact holding the
+    email as its primary, else the oldest holding it at all; `user_holds_email`, whether `by_user_id` holds
+    `call.email` as any of its emails (only needed when both contacts exist and differ).
+
+    Matching is by user_id first, else by email. Never a silent duplicate and never a silent change of someone's
+    user_id: a user_id whose contact lacks the email while another contact has it, or an email whose contact
+    carries a different user_id, is a conflict naming the contacts involved.
+    """
+    if by_user_id is not None:
+        if call.email is None or by_email is None or by_email.id == by_user_id.id or user_holds_email:
+            return by_user_id
+        raise Conflict(
+            f"user_id {call.user_id!r} is contact {by_user_id.id}, but email {call.email} belongs to contact "
+            f"{by_email.id}",
+            field="email",
+            existing_id=by_user_id.id,
+            candidates=[by_user_id.id, by_email.id],
+            hint=f"Two contacts match: upsert with user_id alone to update {by_user_id.id}, or with email alone "
+            f"to update {by_email.id}; an email is never moved between contacts silently",
+        )
+    if by_email is None:
+        return None
+    if call.user_id is not None and by_email.user_id is not None and by_email.user_id != call.user_id:
+        raise Conflict(
+            f"email {call.email} belongs to contact {by_email.id}, whose user_id is {by_email.user_id!r}, "
+            f"not {call.user_id!r}",
+            field="user_id",
+            existing_id=by_email.id,
+            hint=f"A contact's user_id is never changed silently: upsert with user_id {by_email.user_id!r} to "
+            f"update {by_email.id}, or use another email for user_id {call.user_id!r}",
+        )
+    return by_email
+
+
+# ---------- upsert_contact: creating and merging ----------
+
+
+@dataclass(frozen=True, slots=True)
+class NewContact:
+    """The columns of a contact to insert (JSON columns as JSON text); methods are added separately."""
+
+    user_id: str | None = None
+    username: str | None = None
+    name: str | None = None
+    display_name: str | None = None
+    locale: str | None = None
+    profile_picture: str | None = None
+    companies: str = "[]"
+    custom_fields: str = "{}"
+    roles: str = "[]"
+    subscribed_to_changelog: bool | None = None
+
+    @property
+    def username_key(self) -> str | None:
+        return username_key(self.username)
+
+    @property
+    def search_text(self) -> str:
+        return search_text(self.name, self.display_name, self.username)
+
+
+def contact_from_upsert(call: UpsertContactInput) -> NewContact:
+    """The contact an upsert creates; its email and phone become its primary, unverified methods."""
+    if call.custom_fields is not None:
+        check_custom_fields(call.custom_fields)
+    if call.roles is not None:
+        check_roles(call.roles)
+    return NewContact(
+        user_id=call.user_id,
+        name=call.name,
+        locale=call.locale,
+        profile_picture=call.profile_picture,
+        companies=companies_json(call.companies),
+        custom_fields=custom_fields_json(call.custom_fields),
+        roles=roles_json(call.roles),
+        subscribed_to_changelog=call.subscribed_to_changelog,
+    )
+
+
+def contact_from_create(call: CreateContactInput) -> NewContact:
+    """The contact create_contact makes: the display name defaults to the username."""
+    return NewContact(
+        username=call.username, display_name=call.display_name or call.username, profile_picture=call.avatar_url
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertChanges:
+    """What an upsert changes on a matched contact. `columns` maps contact columns (the same names on every
+    backend) to new values, JSON columns as JSON text; `updated_at` is the backend's to add when anything changed.
+    `email`/`phone`: a value to make the primary of its kind (adding it as a method if the contact lacks it)."""
+
+    columns: dict[str, object] = field(default_factory=dict[str, object])
+    email: str | None = None
+    phone: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.columns) or self.email is not None or self.phone is not None
+
+
+def upsert_changes(stored: StoredContact, call: UpsertContactInput) -> UpsertChanges:
+    """Merge the call into the stored contact: fields not given stay; companies and roles replace; custom fields
+    merge key by key (a key sent as null is kept, holding null). Only what differs is returned, so an upsert with
+    nothing new writes nothing. The limits apply to the merged result; raising leaves nothing written."""
+    columns: dict[str, object] = {}
+    if call.user_id is not None and call.user_id != stored.user_id:
+        columns["user_id"] = call.user_id
+    if call.name is not None and call.name != stored.name:
+        columns["name"] = call.name
+        columns["search_text"] = search_text(call.name, stored.display_name, stored.username)
+    if call.locale is not None and call.locale != stored.locale:
+        columns["locale"] = call.locale
+    if call.profile_picture is not None and call.profile_picture != stored.profile_picture:
+        columns["profile_picture"] = call.profile_picture
+    if call.companies is not None:
+        text = companies_json(call.companies)
+        if _canonical(text) != _canonical(stored.companies):
+            columns["companies"] = text
+    if call.custom_fields is not None:
+        merged = {**parse_custom_fields(stored.custom_fields), **call.custom_fields}
+        check_custom_fields(merged)
+        text = custom_fields_json(merged)
+        if _canonical(text) != _canonical(stored.custom_fields):
+            columns["custom_fields"] = text
+    if call.roles is not None:
+        check_roles(call.roles)
+        text = roles_json(call.roles)
+        if _canonical(text) != _canonical(stored.roles):
+            columns["roles"] = text
+    if call.subscribed_to_changelog is not None and stored.subscribed_to_changelog != call.subscribed_to_changelog:
+        columns["subscribed_to_changelog"] = call.subscribed_to_changelog
+    return UpsertChanges(
+        columns=columns,
+        email=call.email if call.email is not None and call.email != stored.email else None,
+        phone=call.phone if call.phone is not None and call.phone != stored.phone else None,
+    )
+
+
+def upsert_created(call: UpsertContactInput, contact_id: str) -> UpsertResult:
+    return UpsertResult(
+        provider=PROVIDER,
+        outcome="created",
+        id=contact_id,
+        user_id=call.user_id,
+        email=call.email,
+        name=call.name,
+        phone=call.phone,
+    )
+
+
+def upsert_matched(call: UpsertContactInput, stored: StoredContact, changes: UpsertChanges) -> UpsertResult:
+    """The result after updating `stored` (built from the row and the call, as find_contacts would read it back)."""
+    outcome: Outcome = "updated" if changes.changed else "unchanged"
+    name = call.name if call.name is not None else stored.name
+    return UpsertResult(
+        provider=PROVIDER,
+        outcome=outcome,
+        id=stored.id,
+        user_id=call.user_id if call.user_id is not None else stored.user_id,
+        email=call.email if call.email is not None else stored.email,
+        name=name if name is not None else stored.display_name,
+        phone=call.phone if call.phone is not None else stored.phone,
+    )
+
+
+# ---------- create_contact ----------
+
+
+def created_contact(
+    call: CreateContactInput, *, contact_id: str, created_at: str, shared_with: list[str]
+) -> CreatedContact:
+    """`shared_with`: other contacts already holding the phone (families share phones: not a conflict, but said)."""
+    new = contact_from_create(call)
+    return CreatedContact(
+        provider=PROVIDER,
+        id=contact_id,
+        username=call.username,
+        phone_number=call.phone_number,
+        display_name=new.display_name or call.username,
+        avatar_url=call.avatar_url,
+        created_at=created_at,
+        phone_shared_with=shared_with or None,
+    )

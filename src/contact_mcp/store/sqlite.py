@@ -1,0 +1,813 @@
+"""The SQLite backend: the store in one file (stdlib `sqlite3`), its database work done off the event loop.
+
+It owns the file named by CONTACT_MCP_DB: `preflight` creates it (and its folder) and the schema before the server
+serves, proves it can write there (unless CONTACT_MCP_READ_ONLY), and turns an unusable path into a `ConfigError`;
+a file that becomes unwritable later makes writes a structured `provider_unavailable`, and closing never fails.
+
+Off the loop, one hop per call: each call's whole transaction is one function run on a worker thread, so a write
+waiting for another process's lock blocks no other client, and a call costs one thread hop, not one per statement.
+Writes use the writer connection (WAL, synchronous=NORMAL, foreign keys on, busy_timeout), reads a second,
+query-only connection; each connection has its own thread running its calls in order (`_Lane`), so calls never
+interleave mid-transaction, and in WAL mode reads never wait for a write. Each write is one `BEGIN IMMEDIATE ...
+COMMIT` transaction (rolled back on any exception), so two processes on the same file queue for the write lock
+instead of losing or duplicating updates; each read is one read transaction. A cancelled caller does not abandon
+its transaction: the thread finishes it (commit or rollback) before the connection's next call runs.
+
+Every exact lookup is indexed, so a call costs about the same at 1k and 100k contacts (tests/store/sqlite/).
+Statements are fixed module-level strings, so sqlite3's statement cache prepares each once per connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final, Literal, TypeVar
+
+from contact_mcp.errors import ConfigError, ProviderUnavailable
+from contact_mcp.models import (
+    AttachContactInput,
+    AttachedContact,
+    AttachedIdentity,
+    AttachIdentityInput,
+    Contact,
+    ContactPage,
+    ContactSummary,
+    CreateContactInput,
+    CreatedContact,
+    FindContactsInput,
+    Outcome,
+    SetVerificationInput,
+    UpsertContactInput,
+    UpsertResult,
+    VerificationResult,
+)
+from contact_mcp.settings import Settings
+from contact_mcp.store import rules
+from contact_mcp.store.migrations.sqlite import migrate, schema_version
+from contact_mcp.store.records import (
+    ContactRecord,
+    RecordPage,
+    StoredFields,
+    check_record,
+    contact_from,
+    record_from,
+    stored_fields,
+)
+
+log = logging.getLogger("contact_mcp.store.sqlite")
+
+BUSY_TIMEOUT_MS: Final = 5_000
+"""How long a call waits for another process's write to finish before answering `provider_unavailable`."""
+
+_T = TypeVar("_T")
+
+# ---------- statements ----------
+
+_SEQ_BY_ID: Final = "SELECT seq FROM contacts WHERE id = ?"
+_TOUCH: Final = "UPDATE contacts SET updated_at = ? WHERE seq = ?"
+_CONTACT_COLUMNS: Final = (
+    "id, user_id, username, username_key, name, display_name, locale, profile_picture, companies, custom_fields, "
+    "roles, subscribed_to_changelog, search_text, created_at, updated_at"
+)
+_INSERT_CONTACT: Final = (
+    f"INSERT INTO contacts ({_CONTACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_REPLACE_CONTACT: Final = (
+    "UPDATE contacts SET id = ?, user_id = ?, username = ?, username_key = ?, name = ?, display_name = ?, "
+    "locale = ?, profile_picture = ?, companies = ?, custom_fields = ?, roles = ?, subscribed_to_changelog = ?, "
+    "search_text = ?, created_at = ?, updated_at = ? WHERE seq = ?"
+)
+_INSERT_METHOD: Final = (
+    "INSERT INTO methods (id, contact_seq, channel, type, kind, raw_value, value, is_primary, verified_at, "
+    "verification_source, verification_method, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_METHOD_BY_CHANNEL_VALUE: Final = (
+    "SELECT seq, id, type, verified_at, verification_method FROM methods "
+    "WHERE contact_seq = ? AND channel = ? AND value = ?"
+)
+_PRIMARY_OF_KIND: Final = "SELECT seq, value FROM methods WHERE contact_seq = ? AND kind = ? AND is_primary"
+_METHOD_OF_KIND: Final = (
+    "SELECT seq FROM methods WHERE contact_seq = ? AND kind = ? AND value = ? ORDER BY channel = ? DESC, seq LIMIT 1"
+)
+_VALUES_OF_KIND: Final = (
+    f"SELECT value FROM methods WHERE contact_seq = ? AND kind = ? GROUP BY value ORDER BY min(seq) "
+    f"LIMIT {rules.VALUES_IN_HINT}"
+)
+_SET_PRIMARY: Final = "UPDATE methods SET is_primary = ? WHERE seq = ?"
+_VERIFY_ATTACHED: Final = "UPDATE methods SET verified_at = ?, verification_method = ? WHERE seq = ?"
+# Only rows whose state differs are touched, so the row count says whether anything changed.
+_SET_VERIFICATION: Final = (
+    "UPDATE methods SET verified_at = ?1, verification_source = ?2, verification_method = ?3 "
+    "WHERE contact_seq = ?4 AND kind = ?5 AND value = ?6 "
+    "AND (verified_at IS NOT ?1 OR verification_source IS NOT ?2 OR verification_method IS NOT ?3)"
+)
+_HAS_METHOD_OF_KIND_VALUE: Final = "SELECT 1 FROM methods WHERE contact_seq = ? AND kind = ? AND value = ? LIMIT 1"
+_IDENTITY_BY_KEY: Final = (
+    "SELECT i.id, i.created_at, i.contact_seq, c.id FROM identities i JOIN contacts c ON c.seq = i.contact_seq "
+    "WHERE i.identifier = ? AND ifnull(i.channel_type, '') = ? AND ifnull(i.channel_id, '') = ?"
+)
+_INSERT_IDENTITY: Final = (
+    "INSERT INTO identities (id, contact_seq, channel_type, identifier, channel_id, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_ID_BY_USERNAME: Final = "SELECT id FROM contacts WHERE username_key = ?"
+_ID_BY_USER_ID: Final = "SELECT id FROM contacts WHERE user_id = ?"
+# The other contacts holding a phone, oldest first (create_contact says so: families share phones).
+_PHONE_HOLDERS: Final = (
+    "SELECT c.id FROM methods m JOIN contacts c ON c.seq = m.contact_seq WHERE m.value = ? AND m.kind = 'phone' "
+    f"GROUP BY m.contact_seq ORDER BY m.contact_seq LIMIT {rules.SHARED_PHONE_LIMIT}"
+)
+
+
+def _primary_value(contacts: str, kind: str) -> str:
+    """SQL for the value of a contact's primary method of `kind`; `contacts` names the contacts row."""
+    return f"(SELECT value FROM methods WHERE contact_seq = {contacts}.seq AND kind = '{kind}' AND is_primary)"
+
+
+# The match row carries everything the update path compares and the result needs, primaries included, so an
+# update is one SELECT per key and at most one UPDATE inside its transaction.
+_UPSERT_COLUMNS: Final = (
+    "seq, id, user_id, username, name, display_name, locale, profile_picture, companies, custom_fields, roles, "
+    f"subscribed_to_changelog, {_primary_value('contacts', 'email')} AS email, "
+    f"{_primary_value('contacts', 'phone')} AS phone"
+)
+_UPSERT_BY_USER_ID: Final = f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE user_id = ?"
+# The oldest contact holding the email as its primary, else the oldest holding it at all.
+_UPSERT_BY_EMAIL: Final = (
+    f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE seq = (SELECT contact_seq FROM methods "
+    "WHERE value = ? AND kind = 'email' ORDER BY is_primary DESC, contact_seq LIMIT 1)"
+)
+# Whole contacts (get_contact, export), columns named as `records` names its fields.
+_RECORD_COLUMNS: Final = (
+    "seq, id, user_id, username, name, display_name, locale, profile_picture, companies, custom_fields, roles, "
+    "subscribed_to_changelog, created_at, updated_at"
+)
+_RECORD_BY_ID: Final = f"SELECT {_RECORD_COLUMNS} FROM contacts WHERE id = ?"
+_RECORDS_AFTER: Final = f"SELECT {_RECORD_COLUMNS} FROM contacts WHERE seq > ? ORDER BY seq LIMIT ?"
+# Methods and identities of a run of contacts, by row-number range (both indexed on contact_seq).
+_METHODS_OF: Final = (
+    'SELECT contact_seq, id, channel, type, raw_value, value, is_primary AS "primary", verified_at, '
+    "verification_source, verification_method, created_at FROM methods WHERE contact_seq BETWEEN ? AND ? "
+    "ORDER BY contact_seq, seq"
+)
+_IDENTITIES_OF: Final = (
+    "SELECT contact_seq, id, channel_type, identifier, channel_id, created_at FROM identities "
+    "WHERE contact_seq BETWEEN ? AND ? ORDER BY contact_seq, seq"
+)
+_SUMMARY_COLUMNS: Final = (
+    "c.seq, c.id, coalesce(c.name, c.display_name) AS name, c.username, c.user_id, "
+    f"{_primary_value('c', 'email')} AS email, {_primary_value('c', 'phone')} AS phone"
+)
+_FIND_IN_METHODS: Final = "c.seq IN (SELECT contact_seq FROM methods WHERE value = ? AND kind = ?)"
+_DELETE_METHODS: Final = "DELETE FROM methods WHERE contact_seq = ?"
+_DELETE_IDENTITIES: Final = "DELETE FROM identities WHERE contact_seq = ?"
+
+
+# ---------- errors ----------
+
+_UNAVAILABLE_CODES: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+_UNWRITABLE_CODES: Final = frozenset({sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN})
+
+
+def _primary_code(exc: sqlite3.Error) -> int:
+    return exc.sqlite_errorcode & 0xFF
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    return _primary_code(exc) in _UNAVAILABLE_CODES
+
+
+def _is_unwritable(exc: sqlite3.Error) -> bool:
+    return _primary_code(exc) in _UNWRITABLE_CODES
+
+
+def _unwritable_hint(where: str) -> str:
+    return (
+        f"CONTACT_MCP_DB={where} cannot be written by this process: make the file and its folder writable, "
+        "or set CONTACT_MCP_READ_ONLY=1 to serve reads only"
+    )
+
+
+# ---------- opening the file ----------
+
+
+def _prepare_folder(path: Path) -> None:
+    try:
+        if path.is_dir():
+            raise ConfigError(
+                f"CONTACT_MCP_DB={path} is a folder; set it to a file path such as {path / 'contacts.db'}"
+            )
+        folder = path.parent
+        for ancestor in (folder, *folder.parents):
+            if ancestor.exists():
+                if not ancestor.is_dir():
+                    raise ConfigError(f"CONTACT_MCP_DB={path} cannot be created: {ancestor} is a file, not a folder")
+                break
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"CONTACT_MCP_DB={path}: cannot create its folder ({exc.strerror or exc})") from None
+
+
+def _prove_writable(db: sqlite3.Connection) -> None:
+    """Write (and roll back) the header's user_version: a read-only file or folder fails here, at start-up,
+    not on the first write tool call."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(f"PRAGMA user_version = {schema_version(db)}")
+    finally:
+        db.execute("ROLLBACK")
+
+
+def connect(
+    path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, read_only: bool = False, prove_writable: bool = False
+) -> sqlite3.Connection:
+    """Open (creating file, folder and schema on first use) and configure a connection; `ConfigError` if unusable.
+    `prove_writable` (start-up, unless read-only): write and roll back, so an unwritable file fails now."""
+    path = Path(path).expanduser()
+    _prepare_folder(path)
+    try:
+        # check_same_thread=False: opened here, then used only by its lane's thread.
+        db = sqlite3.connect(path, isolation_level=None, cached_statements=256, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise ConfigError(f"CONTACT_MCP_DB={path} cannot be opened ({exc})") from None
+    try:
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        if not read_only:
+            mode: str = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal":
+                log.warning(
+                    "CONTACT_MCP_DB=%s: journal_mode is %s, not wal (the filesystem may not support WAL)", path, mode
+                )
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        migrate(db, str(path))
+        if prove_writable:
+            _prove_writable(db)
+    except sqlite3.Error as exc:
+        db.close()
+        if _is_busy(exc):
+            raise ConfigError(
+                f"CONTACT_MCP_DB={path} stayed locked by another process for {busy_timeout_ms} ms at start-up"
+            ) from None
+        if _is_unwritable(exc):
+            raise ConfigError(_unwritable_hint(str(path))) from None
+        raise ConfigError(
+            f"CONTACT_MCP_DB={path} is not a usable contact database ({exc}); "
+            "point CONTACT_MCP_DB at a new file or an existing contact-mcp database"
+        ) from None
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def preflight(settings: Settings) -> None:
+    # Only here: opening a store for a session must not queue for the write lock behind another process.
+    connect(settings.db, read_only=settings.read_only, prove_writable=not settings.read_only).close()
+
+
+def open_backend(settings: Settings) -> SqliteBackend:
+    return SqliteBackend.open(settings.db, read_only=settings.read_only)
+
+
+# ---------- writing rows ----------
+
+
+def _add_contact(
+    db: sqlite3.Connection, new: rules.NewContact, now: str, contact_id: str | None = None
+) -> tuple[int, str]:
+    """Insert a contact; return its row number and its id (a new one unless given)."""
+    contact_id = contact_id or rules.new_id()
+    cursor = db.execute(_INSERT_CONTACT, (contact_id, *_contact_values(new), now, now))
+    seq = cursor.lastrowid
+    assert seq is not None
+    return seq, contact_id
+
+
+def _contact_values(new: rules.NewContact) -> tuple[object, ...]:
+    """The columns from user_id to search_text, in `_CONTACT_COLUMNS` order."""
+    return (
+        new.user_id,
+        new.username,
+        new.username_key,
+        new.name,
+        new.display_name,
+        new.locale,
+        new.profile_picture,
+        new.companies,
+        new.custom_fields,
+        new.roles,
+        new.subscribed_to_changelog,
+        new.search_text,
+    )
+
+
+def _add_method(
+    db: sqlite3.Connection,
+    seq: int,
+    now: str,
+    *,
+    channel: str,
+    type_: str | None,
+    raw_value: str,
+    value: str,
+    primary: bool,
+    verified_at: str | None = None,
+    verification_method: str | None = None,
+) -> str:
+    """Insert a contact method; return its new id."""
+    uid = rules.new_id()
+    kind = rules.kind(channel, type_)
+    row = (uid, seq, channel, type_, kind, raw_value, value, primary, verified_at, None, verification_method, now)
+    db.execute(_INSERT_METHOD, row)
+    return uid
+
+
+def _stored(cursor: sqlite3.Cursor) -> rules.StoredContact | None:
+    """The upsert candidate a `_UPSERT_COLUMNS` query found, if any."""
+    for row in _named(cursor):
+        subscribed = row.pop("subscribed_to_changelog")
+        return rules.StoredContact(
+            key=row.pop("seq"), subscribed_to_changelog=None if subscribed is None else bool(subscribed), **row
+        )
+    return None
+
+
+def find_query(call: FindContactsInput, after: int) -> tuple[str, list[object]]:
+    """Filters AND together, in seq order after the cursor; one row beyond the page says whether more exist.
+
+    Exact filters drive the query through their indexes. A name search alone walks contacts in seq order and
+    stops once the page is full: no B-tree index answers a substring (an FTS5 trigram index would, but it
+    doubled the cost of every write that changes a name, which is the common call)."""
+    where = ["c.seq > ?"]
+    params: list[object] = [after]
+    if call.query is not None:
+        where.append("instr(c.search_text, ?) > 0")
+        params.append(call.query.casefold())
+    if call.email is not None:
+        where.append(_FIND_IN_METHODS)
+        params += [call.email, "email"]
+    if call.phone is not None:
+        where.append(_FIND_IN_METHODS)
+        params += [call.phone, "phone"]
+    if call.username is not None:
+        where.append("c.username_key = ?")
+        params.append(rules.username_key(call.username))
+    if call.user_id is not None:
+        where.append("c.user_id = ?")
+        params.append(call.user_id)
+    params.append(call.limit + 1)
+    sql = f"SELECT {_SUMMARY_COLUMNS} FROM contacts c WHERE {' AND '.join(where)} ORDER BY c.seq LIMIT ?"
+    return sql, params
+
+
+# ---------- the backend ----------
+
+
+def _transaction(
+    db: sqlite3.Connection,
+    work: Callable[[sqlite3.Connection], _T],
+    begin: Literal["BEGIN IMMEDIATE", "BEGIN"] | None,
+) -> _T:
+    """One call's transaction on `db` (on the worker thread): committed, or rolled back on any exception, with the
+    database's retryable failures mapped to `ProviderUnavailable`."""
+    try:
+        if begin is None:
+            return work(db)
+        db.execute(begin)
+        result = work(db)
+        db.execute("COMMIT")
+        return result
+    except BaseException as exc:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+            raise ProviderUnavailable(
+                "the contact database is locked by another process",
+                hint="Another contact-mcp is writing to the same file; retry in a moment",
+                retry_after_s=1.0,
+            ) from exc
+        if isinstance(exc, sqlite3.OperationalError) and _is_unwritable(exc):
+            raise ProviderUnavailable(
+                "the contact database (CONTACT_MCP_DB) cannot be written",
+                hint="The operator must make CONTACT_MCP_DB writable; reads still work",
+                retryable=False,
+            ) from exc
+        raise
+
+
+_Call = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]]
+
+
+class _Lane:
+    """One connection and the one thread that uses it: calls queue up and run in order, each in one hop.
+
+    A dedicated thread per connection costs a call a few microseconds to hand over (a queue put, a wake-up, and
+    `call_soon_threadsafe` back); a thread pool behind a limiter (anyio's `to_thread`) cost ~70 µs more per call,
+    ~5% of a stdio tool call's p50 on our machines. A caller cancelled while its call waits or runs does not
+    withdraw it: the transaction runs to its end (commit or rollback) and its result is dropped, as with anyio's
+    default. Needs the asyncio event loop (the server's)."""
+
+    def __init__(self, db: sqlite3.Connection, name: str) -> None:
+        self.db = db
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    async def run(self, fn: Callable[[], _T]) -> _T:
+        if self._stopped:
+            raise sqlite3.ProgrammingError("the contact store is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        self._calls.put((loop, future, fn))
+        return await future
+
+    def stop(self) -> None:
+        """Let the thread end once the calls queued before this one have run; later calls are refused."""
+        self._stopped = True
+        self._calls.put(None)
+
+    def _serve(self) -> None:
+        while (call := self._calls.get()) is not None:
+            loop, future, fn = call
+            try:
+                outcome: tuple[object, BaseException | None] = (fn(), None)
+            except BaseException as exc:  # handed to the caller, whose task re-raises it
+                outcome = (None, exc)
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
+                loop.call_soon_threadsafe(_settle, future, *outcome)
+
+
+def _settle(future: asyncio.Future[Any], result: object, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _reader(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, cached_statements=256, check_same_thread=False)
+    db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    db.execute("PRAGMA query_only = ON")
+    return db
+
+
+class SqliteBackend:
+    """Contacts in one SQLite file; see the module docstring for threads and transactions.
+
+    Two lanes: writes take the writer connection, reads the reader connection, each one call at a time. In WAL
+    mode a reader never waits for a writer, so a write queued behind another process's lock (up to the busy
+    timeout) delays other writes only; reads go on."""
+
+    def __init__(self, writer: sqlite3.Connection, reader: sqlite3.Connection, path: Path) -> None:
+        self._writer = _Lane(writer, f"contact-mcp sqlite writer {path.name}")
+        self._reader = _Lane(reader, f"contact-mcp sqlite reader {path.name}")
+        self._path = path
+        self._closed = False
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """The writer connection (tests read its settings and query plans)."""
+        return self._writer.db
+
+    @classmethod
+    def open(
+        cls, path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, read_only: bool = False
+    ) -> SqliteBackend:
+        writer = connect(path, busy_timeout_ms=busy_timeout_ms, read_only=read_only)
+        where = Path(path).expanduser()
+        try:
+            reader = _reader(where, busy_timeout_ms)
+        except sqlite3.Error as exc:
+            writer.close()
+            raise ConfigError(f"CONTACT_MCP_DB={where} cannot be opened for reading ({exc})") from None
+        return cls(writer, reader, where)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._reader.run(self._reader.db.close)
+        await self._writer.run(self._close_writer)
+        self._reader.stop()
+        self._writer.stop()
+
+    def _close_writer(self) -> None:
+        try:
+            self._writer.db.execute("PRAGMA optimize")
+        except sqlite3.Error as exc:  # a read-only or vanished file must not fail shutdown (and lose a reply)
+            log.debug("PRAGMA optimize skipped on CONTACT_MCP_DB=%s: %s", self._path, exc)
+        finally:
+            self._writer.db.close()
+
+    async def probe(self) -> str:
+        def probe(db: sqlite3.Connection) -> str:
+            (count,) = db.execute("SELECT count(*) FROM contacts").fetchone()
+            (mode,) = db.execute("PRAGMA journal_mode").fetchone()
+            return f"SQLite {sqlite3.sqlite_version} at {self._path}: {count} contact(s), journal_mode={mode}"
+
+        return await self._run(probe, begin=None)
+
+    async def ready(self) -> None:
+        # An open connection keeps working on an unlinked file, so a vanished file (a detached volume, a deleted
+        # path) is checked for by name: new connections and the next process would not find the data.
+        if not self._path.exists():
+            raise ProviderUnavailable("the contact database (CONTACT_MCP_DB) is gone", retry_after_s=5.0)
+        await self._run(lambda db: db.execute("SELECT 1 FROM contacts LIMIT 1").fetchall(), begin=None)
+
+    # ---------- one call, one hop, one transaction ----------
+
+    async def _run(
+        self, work: Callable[[sqlite3.Connection], _T], *, begin: Literal["BEGIN IMMEDIATE", "BEGIN"] | None
+    ) -> _T:
+        """Run `work` on a worker thread inside one transaction: `BEGIN IMMEDIATE` on the writer, else on the
+        reader (`begin` None: each statement its own read transaction)."""
+        lane = self._writer if begin == "BEGIN IMMEDIATE" else self._reader
+        return await lane.run(functools.partial(_transaction, lane.db, work, begin))
+
+    @staticmethod
+    def _require_contact(
+        db: sqlite3.Connection, contact_id: str, *, field: str = "contact_id", hint: str = rules.GET_HINT
+    ) -> tuple[int, str]:
+        """The contact's row number and canonical id, or `NotFound` naming `field`."""
+        canonical = rules.canonical_id(contact_id)
+        row = db.execute(_SEQ_BY_ID, (canonical,)).fetchone() if canonical else None
+        if row is None or canonical is None:
+            raise rules.contact_not_found(contact_id, field=field, hint=hint)
+        seq: int = row[0]
+        return seq, canonical
+
+    # ---------- attach_contact (Feather) ----------
+
+    async def attach_contact(self, call: AttachContactInput) -> AttachedContact:
+        def work(db: sqlite3.Connection) -> AttachedContact:
+            now = rules.now()
+            seq, _ = self._require_contact(db, call.end_user_id, field="end_user_id", hint=rules.ATTACH_HINT)
+            row = db.execute(_METHOD_BY_CHANNEL_VALUE, (seq, call.channel, call.normalized_value)).fetchone()
+            if row is None:
+                kind = rules.kind(call.channel, call.type)
+                first_of_kind = db.execute(_PRIMARY_OF_KIND, (seq, kind)).fetchone() is None
+                uid = _add_method(
+                    db,
+                    seq,
+                    now,
+                    channel=call.channel,
+                    type_=call.type,
+                    raw_value=call.raw_value,
+                    value=call.normalized_value,
+                    primary=first_of_kind,
+                    verified_at=now,
+                    verification_method=rules.ATTACH_VERIFICATION_METHOD,
+                )
+                db.execute(_TOUCH, (now, seq))
+                return rules.attached_contact(
+                    call, uid=uid, type_=call.type, verification_method=rules.ATTACH_VERIFICATION_METHOD, created=True
+                )
+            method_seq, uid, type_, verified_at, method = row
+            if verified_at is None:
+                # Attaching says the value is verified: an unverified method (say, from upsert) is promoted.
+                db.execute(_VERIFY_ATTACHED, (now, rules.ATTACH_VERIFICATION_METHOD, method_seq))
+                db.execute(_TOUCH, (now, seq))
+                method = rules.ATTACH_VERIFICATION_METHOD
+            return rules.attached_contact(call, uid=uid, type_=type_, verification_method=method, created=False)
+
+        return await self._run(work, begin="BEGIN IMMEDIATE")
+
+    # ---------- attach_identity (Blooio) ----------
+
+    async def attach_identity(self, call: AttachIdentityInput) -> AttachedIdentity:
+        def work(db: sqlite3.Connection) -> AttachedIdentity:
+            now = rules.now()
+            seq, contact_id = self._require_contact(db, call.contact_id)
+            row = db.execute(_IDENTITY_BY_KEY, rules.identity_key(call)).fetchone()
+            if row is None:
+                identity_id = rules.new_id()
+                db.execute(
+                    _INSERT_IDENTITY, (identity_id, seq, call.channel_type, call.identifier, call.channel_id, now)
+                )
+                db.execute(_TOUCH, (now, seq))
+                return rules.attached_identity(
+                    call, contact_id=contact_id, identity_id=identity_id, created_at=now, created=True
+                )
+            identity_id, created_at, owner_seq, owner_id = row
+            if owner_seq != seq:
+                raise rules.identity_taken(call.identifier, owner_id)
+            return rules.attached_identity(
+                call, contact_id=contact_id, identity_id=identity_id, created_at=created_at, created=False
+            )
+
+        return await self._run(work, begin="BEGIN IMMEDIATE")
+
+    # ---------- set_verification (TetherAI) ----------
+
+    async def set_verification(self, call: SetVerificationInput) -> VerificationResult:
+        def work(db: sqlite3.Connection) -> VerificationResult:
+            seq, contact_id = self._require_contact(db, call.contact_id)
+            if db.execute(_HAS_METHOD_OF_KIND_VALUE, (seq, call.type, call.value)).fetchone() is None:
+                values: list[str] = [row[0] for row in db.execute(_VALUES_OF_KIND, (seq, call.type))]
+                raise rules.value_not_found(call, values)
+            state = rules.verification_state(call)
+            # Every method carrying the value (the same number on sms and whatsapp, say) changes together.
+            if db.execute(_SET_VERIFICATION, (*state, seq, call.type, call.value)).rowcount:
+                db.execute(_TOUCH, (rules.now(), seq))
+            return rules.verification_result(call, contact_id)
+
+        return await self._run(work, begin="BEGIN IMMEDIATE")
+
+    # ---------- upsert_contact (Featurebase) ----------
+
+    async def upsert_contact(self, call: UpsertContactInput) -> UpsertResult:
+        def work(db: sqlite3.Connection) -> UpsertResult:
+            by_user_id = _stored(db.execute(_UPSERT_BY_USER_ID, (call.user_id,))) if call.user_id is not None else None
+            by_email = _stored(db.execute(_UPSERT_BY_EMAIL, (call.email,))) if call.email is not None else None
+            holds = (
+                by_user_id is not None
+                and by_email is not None
+                and by_email.id != by_user_id.id
+                and db.execute(_HAS_METHOD_OF_KIND_VALUE, (by_user_id.key, "email", call.email)).fetchone() is not None
+            )
+            target = rules.upsert_target(call, by_user_id=by_user_id, by_email=by_email, user_holds_email=holds)
+            now = rules.now()
+            if target is None:
+                seq, contact_id = _add_contact(db, rules.contact_from_upsert(call), now)
+                for kind, value in (("email", call.email), ("phone", call.phone)):
+                    if value is not None:
+                        _add_method(db, seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=True)
+                return rules.upsert_created(call, contact_id)
+            changes = rules.upsert_changes(target, call)
+            if changes.email is not None:
+                self._make_primary(db, target.key, "email", changes.email, now)
+            if changes.phone is not None:
+                self._make_primary(db, target.key, "phone", changes.phone, now)
+            if changes.changed:
+                columns = {**changes.columns, "updated_at": now}
+                assignments = ", ".join(f"{column} = ?" for column in columns)
+                db.execute(f"UPDATE contacts SET {assignments} WHERE seq = ?", (*columns.values(), target.key))
+            return rules.upsert_matched(call, target, changes)
+
+        return await self._run(work, begin="BEGIN IMMEDIATE")
+
+    @staticmethod
+    def _make_primary(db: sqlite3.Connection, seq: int, kind: Literal["email", "phone"], value: str, now: str) -> None:
+        """Make `value` (not the current primary) the contact's primary of `kind`, adding it as a method if new."""
+        current = db.execute(_PRIMARY_OF_KIND, (seq, kind)).fetchone()
+        existing = db.execute(_METHOD_OF_KIND, (seq, kind, value, kind)).fetchone()
+        if current is not None:
+            db.execute(_SET_PRIMARY, (0, current[0]))
+        if existing is not None:
+            db.execute(_SET_PRIMARY, (1, existing[0]))
+        else:
+            _add_method(db, seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=True)
+
+    # ---------- create_contact (Protocol) ----------
+
+    async def create_contact(self, call: CreateContactInput) -> CreatedContact:
+        def work(db: sqlite3.Connection) -> CreatedContact:
+            now = rules.now()
+            new = rules.contact_from_create(call)
+            existing = db.execute(_ID_BY_USERNAME, (new.username_key,)).fetchone()
+            if existing is not None:
+                raise rules.username_taken(call.username, existing[0])
+            shared_with: list[str] = [row[0] for row in db.execute(_PHONE_HOLDERS, (call.phone_number,))]
+            seq, contact_id = _add_contact(db, new, now)
+            phone = call.phone_number
+            _add_method(db, seq, now, channel="phone", type_="phone", raw_value=phone, value=phone, primary=True)
+            return rules.created_contact(call, contact_id=contact_id, created_at=now, shared_with=shared_with)
+
+        return await self._run(work, begin="BEGIN IMMEDIATE")
+
+    # ---------- get_contact ----------
+
+    async def get_contact(self, contact_id: str) -> Contact:
+        canonical = rules.canonical_id(contact_id)
+        if canonical is None:
+            raise rules.contact_not_found(contact_id)
+
+        def work(db: sqlite3.Connection) -> StoredFields:
+            found = _stored_contacts(db, _named(db.execute(_RECORD_BY_ID, (canonical,))))
+            if not found:
+                raise rules.contact_not_found(contact_id)
+            return found[0]
+
+        return contact_from(await self._run(work, begin="BEGIN"))
+
+    # ---------- find_contacts ----------
+
+    async def find_contacts(self, call: FindContactsInput) -> ContactPage:
+        after = rules.decode_cursor(call.cursor) if call.cursor is not None else 0
+        sql, params = find_query(call, after)
+
+        def work(db: sqlite3.Connection) -> list[dict[str, Any]]:
+            return _named(db.execute(sql, params))  # one statement: its own read transaction
+
+        rows = await self._run(work, begin=None)
+        page = rows[: call.limit]
+        return ContactPage(
+            provider=rules.PROVIDER,
+            contacts=[ContactSummary.model_validate(row) for row in page],
+            next_cursor=rules.encode_cursor(page[-1]["seq"]) if len(rows) > call.limit else None,
+        )
+
+    # ---------- export and restore ----------
+
+    async def export_page(self, *, after: str | None, limit: int) -> RecordPage:
+        start = rules.decode_cursor(after) if after is not None else 0
+        return await self._run(lambda db: _export_page(db, start, limit), begin="BEGIN")
+
+    async def restore_contact(self, record: ContactRecord) -> Outcome:
+        checked = check_record(record)
+        return await self._run(lambda db: _restore(db, checked), begin="BEGIN IMMEDIATE")
+
+
+def _named(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def _stored_contacts(db: sqlite3.Connection, rows: list[dict[str, Any]]) -> list[StoredFields]:
+    """Whole contacts for contact rows (`_RECORD_COLUMNS`, in seq order), their methods and identities read in one
+    range query each."""
+    if not rows:
+        return []
+    span = (rows[0]["seq"], rows[-1]["seq"])
+    methods: dict[int, list[dict[str, Any]]] = {}
+    for method in _named(db.execute(_METHODS_OF, span)):
+        methods.setdefault(method.pop("contact_seq"), []).append(method)
+    identities: dict[int, list[dict[str, Any]]] = {}
+    for identity in _named(db.execute(_IDENTITIES_OF, span)):
+        identities.setdefault(identity.pop("contact_seq"), []).append(identity)
+    return [stored_fields(row, methods.get(row["seq"], []), identities.get(row["seq"], [])) for row in rows]
+
+
+def _export_page(db: sqlite3.Connection, after: int, limit: int) -> RecordPage:
+    rows = _named(db.execute(_RECORDS_AFTER, (after, limit + 1)))
+    page = rows[:limit]
+    return RecordPage(
+        records=[record_from(fields) for fields in _stored_contacts(db, page)],
+        after=rules.encode_cursor(page[-1]["seq"]) if len(rows) > limit else None,
+    )
+
+
+def _restore(db: sqlite3.Connection, record: ContactRecord) -> Outcome:
+    row = db.execute(_SEQ_BY_ID, (record.id,)).fetchone()
+    seq: int | None = row[0] if row is not None else None
+    if seq is not None and [
+        record_from(f) for f in _stored_contacts(db, _named(db.execute(_RECORD_BY_ID, (record.id,))))
+    ] == [record]:
+        return "unchanged"
+    if record.user_id is not None:
+        owner = db.execute(_ID_BY_USER_ID, (record.user_id,)).fetchone()
+        if owner is not None and owner[0] != record.id:
+            raise rules.user_id_taken(record.user_id, owner[0])
+    new = rules.NewContact(
+        user_id=record.user_id,
+        username=record.username,
+        name=record.name,
+        display_name=record.display_name,
+        locale=record.locale,
+        profile_picture=record.profile_picture,
+        companies=rules.companies_json(record.companies),
+        custom_fields=rules.custom_fields_json(record.custom_fields),
+        roles=rules.roles_json(record.roles),
+        subscribed_to_changelog=record.subscribed_to_changelog,
+    )
+    if record.username is not None:
+        owner = db.execute(_ID_BY_USERNAME, (new.username_key,)).fetchone()
+        if owner is not None and owner[0] != record.id:
+            raise rules.username_taken(record.username, owner[0])
+    for identity in record.identities:
+        key = (identity.identifier, identity.channel_type or "", identity.channel_id or "")
+        owner = db.execute(_IDENTITY_BY_KEY, key).fetchone()
+        if owner is not None and owner[3] != record.id:
+            raise rules.identity_taken(identity.identifier, owner[3])
+    if seq is None:
+        cursor = db.execute(_INSERT_CONTACT, (record.id, *_contact_values(new), record.created_at, record.updated_at))
+        assert cursor.lastrowid is not None
+        seq = cursor.lastrowid
+        outcome: Outcome = "created"
+    else:
+        db.execute(_DELETE_METHODS, (seq,))
+        db.execute(_DELETE_IDENTITIES, (seq,))
+        db.execute(_REPLACE_CONTACT, (record.id, *_contact_values(new), record.created_at, record.updated_at, seq))
+        outcome = "updated"
+    for m in record.methods:
+        db.execute(
+            _INSERT_METHOD,
+            (
+                m.id, seq, m.channel, m.type, rules.kind(m.channel, m.type), m.raw_value, m.value, m.primary,
+                m.verified_at, m.verification_source, m.verification_method, m.created_at,
+            ),
+        )  # fmt: skip
+    for i in record.identities:
+        db.execute(_INSERT_IDENTITY, (i.id, seq, i.channel_type, i.identifier, i.channel_id, i.created_at))
+    return outcome

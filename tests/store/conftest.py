@@ -1,0 +1,94 @@
+"""The store contract suite's fixtures: every test here runs once per backend (`store_backend`).
+
+A backend under test knows how to make a fresh, empty database (a SQLite file, a PostgreSQL database) and how to
+empty it again between tests that share one (building a server per test costs more than most tests). To run the
+suite on another backend, add it to `BACKENDS` and to `store_backend`'s params.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import closing
+from pathlib import Path
+from typing import Protocol
+
+import pytest
+from mcp import Client
+
+from contact_mcp import Settings, build_server, load_settings
+from contact_mcp.server import ContactServer
+from contact_mcp.store import LocalStore
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The suite marks a test that starts a process `slow` (its quick subset excludes them); registered here too so
+    # the store's process-starting tests can carry the mark wherever the suite's own registration lives.
+    config.addinivalue_line("markers", "slow: starts a process (a server over stdio or HTTP, the CLI, a database)")
+
+
+class BackendUnderTest(Protocol):
+    def new_database(self, folder: Path) -> str:
+        """A fresh, empty database for one module: a SQLite path or a PostgreSQL URL (CONTACT_MCP_DB)."""
+        ...
+
+    def wipe(self, db: str) -> None:
+        """Delete every contact (the schema stays), so the next test starts empty."""
+        ...
+
+
+class SqliteUnderTest:
+    def new_database(self, folder: Path) -> str:
+        return str(folder / "contacts.db")
+
+    def wipe(self, db: str) -> None:
+        if Path(db).exists():
+            with closing(sqlite3.connect(db)) as conn, conn:
+                conn.executescript("DELETE FROM identities; DELETE FROM methods; DELETE FROM contacts;")
+
+
+BACKENDS: dict[str, BackendUnderTest] = {"sqlite": SqliteUnderTest()}
+
+
+@pytest.fixture(scope="module", params=["sqlite"])
+def store_backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture(scope="module")
+def store_db(store_backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The module's database on the backend under test (CONTACT_MCP_DB)."""
+    return BACKENDS[store_backend].new_database(tmp_path_factory.mktemp(store_backend))
+
+
+@pytest.fixture(scope="module")
+def store_settings(store_db: str) -> Settings:
+    return load_settings(db=store_db, providers="local", default_region=None)
+
+
+@pytest.fixture(scope="module")
+def server(store_settings: Settings) -> ContactServer:
+    """One server per module and backend (its preflight creates the schema); each test gets an empty store."""
+    return build_server(store_settings)
+
+
+@pytest.fixture
+def empty_store(server: ContactServer, store_backend: str, store_db: str) -> str:
+    """The module's database, emptied for this test; returns CONTACT_MCP_DB."""
+    BACKENDS[store_backend].wipe(store_db)
+    return store_db
+
+
+@pytest.fixture
+async def client(server: ContactServer, empty_store: str) -> AsyncIterator[Client]:
+    async with Client(server, raise_exceptions=True) as session:
+        yield session
+
+
+@pytest.fixture
+async def store(store_settings: Settings, empty_store: str) -> AsyncIterator[LocalStore]:
+    """The store itself, opened on the (empty) database, for the primitives no tool reaches."""
+    opened = LocalStore.from_settings(store_settings)
+    yield opened
+    await opened.aclose()
