@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
@@ -17,12 +18,28 @@ from mcp.client.streamable_http import streamable_http_client
 from tests.fakes.harness import free_port
 
 
+@dataclass(frozen=True)
+class Spawned:
+    proc: subprocess.Popen[bytes]
+    base: str
+    log: Path
+
+
 @contextmanager
 def http_server(env: dict[str, str], log: Path) -> Iterator[str]:
+    with spawn_http(env, log) as spawned:
+        yield spawned.base
+
+
+@contextmanager
+def spawn_http(env: dict[str, str], log: Path, *args: str, transport: str = "http") -> Iterator[Spawned]:
+    """`contact-mcp serve --transport <transport> [args]` on a free 127.0.0.1 port, answering /healthz; stopped on
+    exit (SIGTERM, then SIGKILL after 10 s)."""
     port = free_port()
+    argv = [sys.executable, "-m", "contact_mcp", "serve", "--transport", transport, "--port", str(port), *args]
     with log.open("wb") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "contact_mcp", "serve", "--transport", "http", "--port", str(port)],
+            argv,
             env={**os.environ, "CONTACT_MCP_LOG_LEVEL": "WARNING", **env},
             stdout=subprocess.DEVNULL,
             stderr=stderr,
@@ -39,10 +56,14 @@ def http_server(env: dict[str, str], log: Path) -> Iterator[str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"server did not start: {log.read_text()}")
             time.sleep(0.05)
-        yield base
+        yield Spawned(proc, base, log)
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 @asynccontextmanager

@@ -196,14 +196,14 @@ def serve(*_args, **_kwargs):
     seen["serving"] = (gc.isenabled(), gc.get_freeze_count())
 
 anyio.run = serve
-import contact_mcp.transport as transport  # the heavy imports, as main() would do them
-built = transport.build_server
+import contact_mcp.serve.stdio as stdio  # the heavy imports, as main() would do them
+built = stdio.build_server
 
 def build(settings):
     seen["building"] = gc.isenabled()
     return built(settings)
 
-transport.build_server = build
+stdio.build_server = build
 sys.argv = ["contact-mcp", "serve"]
 try:
     entry.main()
@@ -243,3 +243,11 @@ def test_an_unknown_package_attribute_is_an_attribute_error() -> None:
 
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = contact_mcp.nope  # pyright: ignore[reportAttributeAccessIssue]
+
+
+@pytest.mark.parametrize("transport", ["stdio", "sse"])
+def test_stateless_applies_to_streamable_http_only(transport: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--transport", transport, "--stateless"])
+    assert exited.value.code == 2
+    assert "--stateless applies to --transport http only" in capsys.readouterr().err

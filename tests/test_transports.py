@@ -28,9 +28,10 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from contact_mcp.errors import ConfigError
+from contact_mcp.serve import run
+from contact_mcp.serve.http import build_http_app
 from contact_mcp.server import build_server
 from contact_mcp.settings import Settings, load_settings
-from contact_mcp.transport import build_http_app, run
 from tests.stdio_server import server_params
 
 pytestmark = pytest.mark.anyio
@@ -217,27 +218,34 @@ async def test_stdio_stdout_carries_only_json_rpc_even_with_debug_logs(tmp_path:
 
 
 _DIVERSION_SCRIPT = """
-import os
-from contact_mcp.transport import _stdout_diverted
-with _stdout_diverted() as release:
+import os, sys
+from contact_mcp.serve.stdio import wire
+with wire() as (stdin, stdout):
     print("start-up print")
-    os.write(1, b"start-up fd write\\n")
-    release()
-    os.write(1, b"wire\\n")
+    os.write(1, b"fd write\\n")
+    print("fd 0 reads", repr(os.read(0, 100)), file=sys.stderr)
+    stdout.write(stdin.readline().upper())
+    stdout.flush()
     print("still buffered at the end")
 """
 
 
 @pytest.mark.slow
-def test_stdio_start_up_and_shut_down_output_is_diverted_to_stderr() -> None:
-    """Around the SDK's own claim of fd 1: prints and raw fd writes before it, and leftover buffers after it."""
+def test_stdio_wire_is_private_and_everything_else_goes_to_stderr() -> None:
+    """While serving, prints, raw fd writes and leftover buffers land on stderr, fd 0 reads nothing, and only the
+    private wire carries protocol."""
     # Block-buffered stdout, as in a deployment: the prints sit in sys.stdout's buffer until someone flushes.
     env = {k: v for k, v in _child_env().items() if k != "PYTHONUNBUFFERED"}
     done = subprocess.run(
-        [sys.executable, "-c", _DIVERSION_SCRIPT], env=env, capture_output=True, timeout=30, check=True
+        [sys.executable, "-c", _DIVERSION_SCRIPT],
+        env=env,
+        input=b"from the client\n",
+        capture_output=True,
+        timeout=30,
+        check=True,
     )
-    assert done.stdout == b"wire\n"
-    for text in (b"start-up print", b"start-up fd write", b"still buffered at the end"):
+    assert done.stdout == b"FROM THE CLIENT\n"
+    for text in (b"start-up print", b"fd write", b"fd 0 reads b''", b"still buffered at the end"):
         assert text in done.stderr
 
 
@@ -266,10 +274,14 @@ def test_start_up_objects_are_frozen_before_serving(
 
 
 @pytest.mark.slow
-async def test_http_healthz_answers_without_a_token(http_server: RunningServer) -> None:
+async def test_http_probes_answer_without_a_token(http_server: RunningServer) -> None:
     async with httpx2.AsyncClient(timeout=10) as http:
-        response = await http.get(f"{http_server.base}/healthz")
-    assert (response.status_code, response.json()) == (200, {"ok": True})
+        health = await http.get(f"{http_server.base}/healthz")
+        ready = await http.get(f"{http_server.base}/readyz")
+    assert health.status_code == 200
+    assert health.json()["ok"] is True
+    assert health.json()["sessions"]["saturated"] is False
+    assert (ready.status_code, ready.json()) == (200, {"ready": True})
 
 
 @pytest.mark.slow
@@ -393,6 +405,28 @@ def test_blank_token_is_refused_even_on_loopback(db_path: Path, token: str) -> N
     assert "empty" in str(caught.value)
 
 
+@pytest.mark.parametrize("token", ["x", "y" * 31], ids=["one-char", "31-chars"])
+def test_a_short_token_is_refused_off_loopback_and_accepted_on_it(db_path: Path, token: str) -> None:
+    settings = load_settings(db=str(db_path), http_token=token)
+    with pytest.raises(ConfigError, match="at least 32") as caught:
+        build_http_app(build_server(settings), settings, transport="http", host="0.0.0.0")
+    assert token not in str(caught.value).replace("at least 32", "")
+    build_http_app(build_server(settings), settings, transport="http", host="127.0.0.1")
+
+
+def test_a_32_character_token_serves_off_loopback(db_path: Path) -> None:
+    settings = load_settings(db=str(db_path), http_token="z" * 32)
+    build_http_app(build_server(settings), settings, transport="http", host="0.0.0.0")
+
+
+async def test_the_configured_token_is_stripped_like_the_presented_one(db_path: Path) -> None:
+    """An env file often leaves a trailing newline: the token still matches what clients send."""
+    settings = load_settings(db=str(db_path), http_token=f"  {TOKEN}\n")
+    async with _asgi(settings, host="0.0.0.0", base_url="http://127.0.0.1:8000") as http:
+        assert (await _post_init(http, **AUTH)).status_code == 200
+        assert (await _post_init(http, Authorization=f"Bearer {TOKEN}x")).status_code == 401
+
+
 @asynccontextmanager
 async def _asgi(settings: Settings, *, host: str, base_url: str) -> AsyncIterator[httpx2.AsyncClient]:
     """The streamable-HTTP app without a socket; ASGITransport sends no lifespan, so run the session manager here."""
@@ -400,7 +434,7 @@ async def _asgi(settings: Settings, *, host: str, base_url: str) -> AsyncIterato
     app = build_http_app(server, settings, transport="http", host=host)
     transport = httpx2.ASGITransport(app=app)
     async with (
-        server.session_manager.run(),
+        app.router.lifespan_context(app),
         httpx2.AsyncClient(transport=transport, base_url=base_url, timeout=10) as http,
     ):
         yield http

@@ -13,23 +13,18 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, cast
+from typing import cast
 
 import anyio
 from pydantic import SecretStr
 
 from contact_mcp.errors import ConfigError, ContactError
+from contact_mcp.logs import configure_logging
 from contact_mcp.settings import Settings, env_name, load_settings
 
 log = logging.getLogger("contact_mcp")
 
-Transport = Literal["stdio", "sse", "http"]
 _DEFAULT_MANIFEST_DIR = Path("tool_manifests")
-
-
-def _configure_logging(level: str = "WARNING") -> None:
-    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger().setLevel(level)
 
 
 # ---------- serve ----------
@@ -48,15 +43,17 @@ def _selection(args: argparse.Namespace) -> dict[str, object]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if cast(bool, args.stateless) and args.transport != "http":
+        raise ConfigError("--stateless applies to --transport http only (stdio and SSE connections are sessions)")
     settings = load_settings(**_selection(args))
-    _configure_logging(settings.log_level)
-    from contact_mcp import transport
+    from contact_mcp import serve  # sets logging to settings.log_level itself
 
-    transport.run(
+    serve.run(
         settings,
-        transport=cast(Transport, args.transport),
+        transport=cast(serve.Transport, args.transport),
         host=cast(str, args.host),
         port=cast(int, args.port),
+        stateless=cast(bool, args.stateless),
     )
     return 0
 
@@ -198,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--read-only", action="store_true", help="serve only the tools that read; wins over all (CONTACT_MCP_READ_ONLY)"
     )
+    serve.add_argument(
+        "--stateless",
+        action="store_true",
+        help="streamable HTTP without sessions, so any replica behind a load balancer answers any request",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     demo = commands.add_parser("demo", help="call every tool once on a temporary database and show the results")
@@ -230,7 +232,7 @@ def _with_default_command(argv: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> None:
     """The command line; `contact_mcp.__main__` runs it for the `contact-mcp` script and `python -m contact_mcp`."""
     args = build_parser().parse_args(_with_default_command(sys.argv[1:] if argv is None else argv))
-    _configure_logging()
+    configure_logging()
     try:
         code = cast(int, args.handler(args))
     except ConfigError as exc:

@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     exclude_tools: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), validation_alias=AliasChoices("CONTACT_MCP_EXCLUDE_TOOLS")
     )
+    max_sessions: int = Field(default=1000, ge=1, validation_alias=AliasChoices("CONTACT_MCP_MAX_SESSIONS"))
+    session_idle_timeout_s: float = Field(
+        default=600.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_SESSION_IDLE_TIMEOUT")
+    )
+    drain_timeout_s: float = Field(default=20.0, ge=0, validation_alias=AliasChoices("CONTACT_MCP_DRAIN_TIMEOUT"))
 
     connect_timeout_s: float = Field(default=5.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_CONNECT_TIMEOUT"))
     read_timeout_s: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_READ_TIMEOUT"))

@@ -48,6 +48,11 @@ class Provider:
         """A cheap authenticated check for `contact-mcp doctor`; returns a one-line verdict or raises."""
         return "no probe available for this provider"
 
+    async def ready(self) -> None:
+        """Readiness, asked every few seconds by a load balancer: raise when this process cannot serve calls.
+        Cheap and local only: a store checks its database; a third-party API being down is no reason to take a
+        replica out of rotation, so by default there is nothing to check."""
+
     def _unsupported(self, operation: Operation) -> NotImplementedError:
         return NotImplementedError(f"{self.name} does not serve {operation}")
 

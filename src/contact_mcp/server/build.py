@@ -120,6 +120,9 @@ def build_server(
                 provider = providers.build_provider(name, settings, transport=transport_for.get(name))
                 stack.push_async_callback(provider.aclose)
                 opened[name] = provider
+            if isinstance(server, ContactServer):
+                server.opened = tuple(opened.values())
+                stack.callback(setattr, server, "opened", ())
             serving: dict[Operation, dict[str, providers.Provider]] = {
                 route.spec.operation: {name: opened[name] for name in route.providers} for route in plan.routes
             }

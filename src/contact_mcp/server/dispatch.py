@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
@@ -25,6 +26,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from contact_mcp.errors import ContactError, ErrorCode, ErrorInfo, error_result
+from contact_mcp.providers.base import Provider
 from contact_mcp.tools.arguments import check_text
 from contact_mcp.tools.reads import PROVIDER_ARGUMENT
 from contact_mcp.tools.state import AppState
@@ -120,6 +122,21 @@ class ContactServer(MCPServer[AppState]):
         self._routing = {name: tuple(names) for name, names in routing.items()}
         """Tool name → the providers serving it (several when the tool takes a `provider` argument)."""
         self._accepted = {tool.name: frozenset(tool.parameters.get("properties", {})) for tool in tools}
+        self.opened: tuple[Provider, ...] = ()
+        """The providers the lifespan opened, while it is open (what readiness asks)."""
+
+    @property
+    def lowlevel(self) -> Server[Any]:
+        """The SDK's low-level server, for transports that enter the lifespan once and serve every connection on
+        it (`serve/`); `MCPServer` hands it only to its own app builders."""
+        return self._lowlevel_server
+
+    async def check_ready(self) -> None:
+        """Readiness: raise unless the lifespan is open and each open provider's cheap local check passes."""
+        if not self.opened:
+            raise RuntimeError("the providers are not open (starting or stopping)")
+        for provider in self.opened:
+            await provider.ready()
 
     def _provider_of(self, name: str, arguments: Mapping[str, Any]) -> str | None:
         """The provider a call is routed to: the tool's only one, or the valid `provider` argument it names."""
