@@ -1,4 +1,4 @@
-"""The `contact-mcp` command line: `serve` (the default), `demo`, `manifest` and `doctor`.
+"""The `contact-mcp` command line: `serve` (the default), `demo`, `manifest`, `doctor`, `export` and `import`.
 
 Each command is a small function returning its exit code; `main` parses, dispatches and turns a `ConfigError`
 into one line on stderr and exit code 2, because a configuration problem is the operator's to fix and a
@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import anyio
 from pydantic import SecretStr
@@ -21,6 +21,9 @@ from pydantic import SecretStr
 from contact_mcp.errors import ConfigError, ContactError
 from contact_mcp.logs import configure_logging
 from contact_mcp.settings import Settings, env_name, load_settings
+
+if TYPE_CHECKING:
+    from contact_mcp.porting.readers import Format
 
 log = logging.getLogger("contact_mcp")
 
@@ -166,6 +169,31 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return anyio.run(_doctor, settings)
 
 
+# ---------- export and import ----------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    from contact_mcp.porting.commands import export_command
+
+    return export_command(settings, cast(Path | None, args.out))
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    from contact_mcp.porting.commands import import_command
+
+    fmt = cast(str, args.format)
+    return import_command(
+        settings,
+        cast(Path, args.file),
+        fmt=None if fmt == "auto" else cast("Format", fmt),
+        rejected=cast(Path | None, args.rejected),
+    )
+
+
 # ---------- parsing and dispatch ----------
 
 
@@ -219,6 +247,26 @@ def build_parser() -> argparse.ArgumentParser:
         "doctor", help="show the configuration, the plan (which provider serves which tool) and provider probes"
     )
     doctor.set_defaults(handler=cmd_doctor)
+
+    export = commands.add_parser(
+        "export", help="write every contact in CONTACT_MCP_DB (methods, identities, timestamps) as JSONL"
+    )
+    export.add_argument("--out", type=Path, help="file to write (default: stdout)")
+    export.set_defaults(handler=cmd_export)
+
+    import_ = commands.add_parser(
+        "import",
+        help="import contacts into CONTACT_MCP_DB: an export (JSONL, restored as it was), CSV or vCard",
+        description="Import a file into the store CONTACT_MCP_DB names. JSONL from `contact-mcp export` is restored "
+        "as it was; CSV (a header row of contact fields: email, phone, name, user_id, username, locale) and vCard "
+        "3/4 are new data, matched and merged like upsert_contact. Importing twice changes nothing.",
+    )
+    import_.add_argument("file", type=Path, help="the file to import")
+    import_.add_argument("--format", choices=("auto", "jsonl", "csv", "vcf"), default="auto", help="default: auto")
+    import_.add_argument(
+        "--rejected", type=Path, help="where rejected rows go, as JSONL (default: FILE.rejected.jsonl)"
+    )
+    import_.set_defaults(handler=cmd_import)
     return parser
 
 

@@ -22,7 +22,7 @@ it there):
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, cast
 
@@ -49,6 +49,7 @@ from contact_mcp.providers.base import Provider
 from contact_mcp.settings import Settings, load_settings
 from contact_mcp.store.backend import Backend, BackendModule
 from contact_mcp.store.records import ContactRecord
+from contact_mcp.store.rules import ImportContactInput, RowError
 
 if TYPE_CHECKING:
     import httpx2
@@ -159,3 +160,11 @@ class LocalStore(Provider):
     async def restore(self, record: ContactRecord) -> Outcome:
         """Put one exported contact back as it was (idempotent); see `Backend.restore_contact`."""
         return await self.backend.restore_contact(record)
+
+    async def import_contact(self, call: ImportContactInput) -> Outcome:
+        """One row of new data, matched and merged like an upsert (idempotent); see `Backend.import_contact`."""
+        return await self.backend.import_contact(call)
+
+    async def import_batch(self, items: Sequence[ContactRecord | ImportContactInput]) -> list[Outcome | RowError]:
+        """Rows of an import in one transaction, each whole or refused alone; see `Backend.import_batch`."""
+        return await self.backend.import_batch(items)

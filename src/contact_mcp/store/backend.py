@@ -17,6 +17,7 @@ Stability: the postgres backend is built against this interface; change it only 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from contact_mcp.models import (
@@ -36,7 +37,9 @@ from contact_mcp.models import (
     VerificationResult,
 )
 from contact_mcp.settings import Settings
+from contact_mcp.store import rules
 from contact_mcp.store.records import ContactRecord, RecordPage
+from contact_mcp.store.rules import ImportContactInput
 
 
 class Backend(Protocol):
@@ -68,6 +71,22 @@ class Backend(Protocol):
         contact already equals the record (restoring twice changes nothing); else `updated` (the stored contact
         is replaced by the record). Validated by `records.check_record`; a user_id, username or identity held
         by another contact is a `Conflict`, with nothing written."""
+        ...
+
+    async def import_contact(self, call: ImportContactInput) -> Outcome:
+        """One row of new data from `contact-mcp import` (CSV, vCard), in one transaction: matched by
+        `rules.import_target` (an email or user_id as upsert_contact matches; else the username; else the phone and
+        name together), then created (`rules.contact_from_import`, `rules.import_methods`) or merged
+        (`rules.import_changes`). `unchanged` when the contact already holds everything the row says, so importing
+        a file twice changes nothing. Conflicts are upsert's, plus a username held by another contact."""
+        ...
+
+    async def import_batch(self, items: Sequence[ContactRecord | ImportContactInput]) -> list[Outcome | rules.RowError]:
+        """Several rows of an import in one transaction, in order, each under its own savepoint: a
+        `ContactRecord` restored as `restore_contact` does, an `ImportContactInput` imported as `import_contact`
+        does. A row refused with one of `rules.ROW_ERRORS` is rolled back alone and its error takes its place in
+        the answer; any other failure fails the whole batch, with nothing written. (One transaction for many rows
+        is what makes an import fast; each row is still whole or absent.)"""
         ...
 
     async def probe(self) -> str:

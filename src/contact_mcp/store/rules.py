@@ -18,7 +18,7 @@ import base64
 import binascii
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Final, Literal
 
@@ -553,3 +553,128 @@ def created_contact(
         created_at=created_at,
         phone_shared_with=shared_with or None,
     )
+
+
+# ---------- contact-mcp import: rows of new data ----------
+
+
+@dataclass(frozen=True, slots=True)
+class ImportContactInput:
+    """One contact of new data (a CSV row, a vCard) as `contact-mcp import` hands it to the store: normalised like
+    the tools' arguments (emails and phones canonical and distinct, blanks dropped). The first email and the first
+    phone are the ones an upsert makes primary; the others are added as further, unverified methods."""
+
+    emails: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+    name: str | None = None
+    user_id: str | None = None
+    username: str | None = None
+    locale: str | None = None
+
+
+ROW_ERRORS: Final = (InvalidArgument, Conflict, NotFound)
+"""What the rules refuse one row of an import with (its content, not the database): the row is rolled back alone
+and reported, and the import goes on."""
+RowError = InvalidArgument | Conflict | NotFound
+
+
+def import_upsert(call: ImportContactInput) -> UpsertContactInput:
+    """The upsert a row of new data amounts to: its first email and first phone become the contact's primaries."""
+    return UpsertContactInput(
+        email=call.emails[0] if call.emails else None,
+        user_id=call.user_id,
+        name=call.name,
+        phone=call.phones[0] if call.phones else None,
+        locale=call.locale,
+    )
+
+
+def name_key(name: str | None) -> str | None:
+    """Names compared for phone-and-name matching: ignoring case and spacing (None: no name to compare)."""
+    if name is None:
+        return None
+    return " ".join(name.casefold().split()) or None
+
+
+def import_target(
+    call: ImportContactInput,
+    *,
+    by_keys: StoredContact | None,
+    by_username: StoredContact | None,
+    phone_holders: list[StoredContact],
+) -> StoredContact | None:
+    """The contact a row of new data updates, or None to create one.
+
+    A row with an email or a user_id is an upsert: `by_keys` is what `upsert_target` answered for
+    `import_upsert(call)` (its conflicts raised). Otherwise the row's username names the contact (`by_username`,
+    the contact holding it, when the row has one); otherwise its phone and name together do: `phone_holders` are
+    the contacts holding any of the row's phones, oldest first, and the oldest whose name (or display name) is the
+    row's, ignoring case and spacing, is the match. A phone alone never matches: families share one.
+    """
+    if call.emails or call.user_id is not None:
+        return by_keys
+    if by_username is not None:
+        return by_username
+    key = name_key(call.name)
+    if key is None:
+        return None
+    for holder in phone_holders:
+        if name_key(holder.name or holder.display_name) == key:
+            return holder
+    return None
+
+
+def contact_from_import(call: ImportContactInput) -> NewContact:
+    """The contact a row of new data creates (its methods: see `import_methods`)."""
+    new = contact_from_upsert(import_upsert(call))
+    return replace(new, username=call.username)
+
+
+def import_methods(call: ImportContactInput) -> list[tuple[Literal["email", "phone"], str, bool]]:
+    """(kind, value, primary) of every method a created contact gets: the first of each kind primary, none
+    verified (an address book says nothing about verification)."""
+    return [(kind, value, index == 0) for kind, values in _by_kind(call) for index, value in enumerate(values)]
+
+
+def _by_kind(call: ImportContactInput) -> tuple[tuple[Literal["email", "phone"], tuple[str, ...]], ...]:
+    return (("email", call.emails), ("phone", call.phones))
+
+
+@dataclass(frozen=True, slots=True)
+class ImportChanges:
+    """What a row of new data changes on its contact: the upsert's changes (with the username's columns when it
+    changes), and further methods to add, unverified and not primary."""
+
+    upsert: UpsertChanges
+    more_methods: tuple[tuple[Literal["email", "phone"], str], ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return self.upsert.changed or bool(self.more_methods)
+
+
+def import_changes(
+    stored: StoredContact, call: ImportContactInput, *, held: set[tuple[str, str]], username_owner: str | None
+) -> ImportChanges:
+    """Merge a row into its contact as an upsert does, plus the row's username (`username_owner`: the id of the
+    contact holding it, if any; another contact's is a `Conflict`) and the row's further emails and phones the
+    contact lacks (`held`: the (kind, value) pairs of its methods)."""
+    merge = import_upsert(call)
+    keyed_by_phone_and_name = not (call.emails or call.user_id is not None or call.username is not None)
+    if keyed_by_phone_and_name and name_key(call.name) == name_key(stored.name or stored.display_name):
+        merge = replace(merge, name=None)  # the name matched, ignoring case and spacing: it is not an edit
+    upsert = upsert_changes(stored, merge)
+    columns = dict(upsert.columns)
+    if call.username is not None and call.username != stored.username:
+        if username_owner is not None and username_owner != stored.id:
+            raise username_taken(call.username, username_owner)
+        name = call.name if call.name is not None else stored.name
+        columns.update(
+            username=call.username,
+            username_key=username_key(call.username),
+            search_text=search_text(name, stored.display_name, call.username),
+        )
+    more: tuple[tuple[Literal["email", "phone"], str], ...] = tuple(
+        (kind, value) for kind, values in _by_kind(call) for value in values[1:] if (kind, value) not in held
+    )
+    return ImportChanges(upsert=replace(upsert, columns=columns), more_methods=more)

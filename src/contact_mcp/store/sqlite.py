@@ -26,7 +26,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
@@ -167,6 +167,14 @@ _SUMMARY_COLUMNS: Final = (
 )
 _FIND_IN_METHODS: Final = "c.seq IN (SELECT contact_seq FROM methods WHERE value = ? AND kind = ?)"
 _DELETE_METHODS: Final = "DELETE FROM methods WHERE contact_seq = ?"
+# contact-mcp import: the contacts holding a phone (oldest first; every one, since the row's name picks among them),
+# and the emails and phones a contact holds.
+_UPSERT_BY_PHONE: Final = (
+    f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE seq IN (SELECT contact_seq FROM methods "
+    "WHERE value = ? AND kind = 'phone') ORDER BY seq"
+)
+_UPSERT_BY_USERNAME: Final = f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE username_key = ?"
+_HELD_VALUES: Final = "SELECT kind, value FROM methods WHERE contact_seq = ? AND kind IN ('email', 'phone')"
 _DELETE_IDENTITIES: Final = "DELETE FROM identities WHERE contact_seq = ?"
 
 
@@ -332,12 +340,16 @@ def _add_method(
 
 def _stored(cursor: sqlite3.Cursor) -> rules.StoredContact | None:
     """The upsert candidate a `_UPSERT_COLUMNS` query found, if any."""
+    return next(_stored_all(cursor), None)
+
+
+def _stored_all(cursor: sqlite3.Cursor) -> Iterator[rules.StoredContact]:
+    """Every candidate a `_UPSERT_COLUMNS` query found, in its order."""
     for row in _named(cursor):
         subscribed = row.pop("subscribed_to_changelog")
-        return rules.StoredContact(
+        yield rules.StoredContact(
             key=row.pop("seq"), subscribed_to_changelog=None if subscribed is None else bool(subscribed), **row
         )
-    return None
 
 
 def find_query(call: FindContactsInput, after: int) -> tuple[str, list[object]]:
@@ -522,7 +534,7 @@ class SqliteBackend:
         # An open connection keeps working on an unlinked file, so a vanished file (a detached volume, a deleted
         # path) is checked for by name: new connections and the next process would not find the data.
         if not self._path.exists():
-            raise ProviderUnavailable("the contact database (CONTACT_MCP_DB) is gone", retry_after_s=5.0)
+            raise ProviderUnavailable(f"the contact database CONTACT_MCP_DB={self._path} is gone", retry_after_s=5.0)
         await self._run(lambda db: db.execute("SELECT 1 FROM contacts LIMIT 1").fetchall(), begin=None)
 
     # ---------- one call, one hop, one transaction ----------
@@ -628,15 +640,7 @@ class SqliteBackend:
 
     async def upsert_contact(self, call: UpsertContactInput) -> UpsertResult:
         def work(db: sqlite3.Connection) -> UpsertResult:
-            by_user_id = _stored(db.execute(_UPSERT_BY_USER_ID, (call.user_id,))) if call.user_id is not None else None
-            by_email = _stored(db.execute(_UPSERT_BY_EMAIL, (call.email,))) if call.email is not None else None
-            holds = (
-                by_user_id is not None
-                and by_email is not None
-                and by_email.id != by_user_id.id
-                and db.execute(_HAS_METHOD_OF_KIND_VALUE, (by_user_id.key, "email", call.email)).fetchone() is not None
-            )
-            target = rules.upsert_target(call, by_user_id=by_user_id, by_email=by_email, user_holds_email=holds)
+            target = self._upsert_target(db, call)
             now = rules.now()
             if target is None:
                 seq, contact_id = _add_contact(db, rules.contact_from_upsert(call), now)
@@ -656,6 +660,19 @@ class SqliteBackend:
             return rules.upsert_matched(call, target, changes)
 
         return await self._run(work, begin="BEGIN IMMEDIATE")
+
+    @staticmethod
+    def _upsert_target(db: sqlite3.Connection, call: UpsertContactInput) -> rules.StoredContact | None:
+        """Read what `rules.upsert_target` needs and ask it (upsert_contact, and import's rows with email/user_id)."""
+        by_user_id = _stored(db.execute(_UPSERT_BY_USER_ID, (call.user_id,))) if call.user_id is not None else None
+        by_email = _stored(db.execute(_UPSERT_BY_EMAIL, (call.email,))) if call.email is not None else None
+        holds = (
+            by_user_id is not None
+            and by_email is not None
+            and by_email.id != by_user_id.id
+            and db.execute(_HAS_METHOD_OF_KIND_VALUE, (by_user_id.key, "email", call.email)).fetchone() is not None
+        )
+        return rules.upsert_target(call, by_user_id=by_user_id, by_email=by_email, user_holds_email=holds)
 
     @staticmethod
     def _make_primary(db: sqlite3.Connection, seq: int, kind: Literal["email", "phone"], value: str, now: str) -> None:
@@ -727,6 +744,67 @@ class SqliteBackend:
     async def restore_contact(self, record: ContactRecord) -> Outcome:
         checked = check_record(record)
         return await self._run(lambda db: _restore(db, checked), begin="BEGIN IMMEDIATE")
+
+    async def import_contact(self, call: rules.ImportContactInput) -> Outcome:
+        return await self._run(lambda db: self._import(db, call), begin="BEGIN IMMEDIATE")
+
+    async def import_batch(
+        self, items: Sequence[ContactRecord | rules.ImportContactInput]
+    ) -> list[Outcome | rules.RowError]:
+        def work(db: sqlite3.Connection) -> list[Outcome | rules.RowError]:
+            answers: list[Outcome | rules.RowError] = []
+            for item in items:
+                db.execute("SAVEPOINT import_row")
+                try:
+                    if isinstance(item, ContactRecord):
+                        answers.append(_restore(db, check_record(item)))
+                    else:
+                        answers.append(self._import(db, item))
+                except rules.ROW_ERRORS as exc:
+                    db.execute("ROLLBACK TO import_row")
+                    answers.append(exc)
+                db.execute("RELEASE import_row")
+            return answers
+
+        return await self._run(work, begin="BEGIN IMMEDIATE")
+
+    def _import(self, db: sqlite3.Connection, call: rules.ImportContactInput) -> Outcome:
+        """One row of new data: match as `rules.import_target` says, then create or merge, in this one transaction."""
+        by_keys = by_username = None
+        holders: list[rules.StoredContact] = []
+        if call.emails or call.user_id is not None:
+            by_keys = self._upsert_target(db, rules.import_upsert(call))
+        else:
+            if call.username is not None:
+                by_username = _stored(db.execute(_UPSERT_BY_USERNAME, (rules.username_key(call.username),)))
+            if by_username is None and call.name is not None:
+                for phone in call.phones:
+                    holders += _stored_all(db.execute(_UPSERT_BY_PHONE, (phone,)))
+                holders.sort(key=lambda holder: holder.key)
+        target = rules.import_target(call, by_keys=by_keys, by_username=by_username, phone_holders=holders)
+        owner = db.execute(_ID_BY_USERNAME, (rules.username_key(call.username),)).fetchone() if call.username else None
+        now = rules.now()
+        if target is None:
+            if owner is not None:
+                raise rules.username_taken(str(call.username), owner[0])
+            seq, _ = _add_contact(db, rules.contact_from_import(call), now)
+            for kind, value, primary in rules.import_methods(call):
+                _add_method(db, seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=primary)
+            return "created"
+        held = {(str(kind), str(value)) for kind, value in db.execute(_HELD_VALUES, (target.key,))}
+        changes = rules.import_changes(target, call, held=held, username_owner=owner[0] if owner else None)
+        if changes.upsert.email is not None:
+            self._make_primary(db, target.key, "email", changes.upsert.email, now)
+        if changes.upsert.phone is not None:
+            self._make_primary(db, target.key, "phone", changes.upsert.phone, now)
+        for kind, value in changes.more_methods:
+            _add_method(db, target.key, now, channel=kind, type_=kind, raw_value=value, value=value, primary=False)
+        if not changes.changed:
+            return "unchanged"
+        columns = {**changes.upsert.columns, "updated_at": now}
+        assignments = ", ".join(f"{column} = ?" for column in columns)
+        db.execute(f"UPDATE contacts SET {assignments} WHERE seq = ?", (*columns.values(), target.key))
+        return "updated"
 
 
 def _named(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:

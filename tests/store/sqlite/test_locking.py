@@ -145,3 +145,24 @@ async def test_a_session_opens_while_another_process_holds_the_write_lock(
         holder.execute("ROLLBACK")
 
     assert not page.is_error, page.content
+
+
+async def test_a_cancelled_call_still_finishes_its_transaction_and_the_store_goes_on(
+    db_path: Path, holder: sqlite3.Connection
+) -> None:
+    """Cancelling the caller (a client gone, a timeout) while its write waits for the lock neither abandons the
+    transaction half-done nor wedges the connection: the write completes, and the next call is answered."""
+    store = LocalStore(SqliteBackend.open(db_path))
+    hold_write_lock(holder)
+    try:
+        with anyio.move_on_after(0.1) as scope:
+            await store.upsert_contact(UpsertContactInput(email="ann@example.com", user_id=None))
+        holder.execute("ROLLBACK")
+        after = await store.upsert_contact(UpsertContactInput(email="ann@example.com", user_id=None, name="Ann"))
+        totals = await counts(store)
+    finally:
+        await store.aclose()
+
+    assert scope.cancelled_caught
+    assert after.outcome == "updated"  # the cancelled call's contact was written, then found
+    assert totals == {"contacts": 1, "methods": 1, "identities": 0}

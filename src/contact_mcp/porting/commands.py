@@ -1,0 +1,82 @@
+"""The bodies of `contact-mcp export` and `contact-mcp import`: open the store `CONTACT_MCP_DB` names, run, report.
+
+Exit codes: 0 done; 1 import finished with rejected rows, or stopped by a database failure; 2 configuration or an
+unreadable file (`ConfigError`, reported by the CLI); 130 interrupted. Export writes JSONL to stdout unless given a
+file, and its one line of news to stderr, so stdout stays pipeable.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from functools import partial
+from pathlib import Path
+
+import anyio
+
+from contact_mcp.errors import ContactError
+from contact_mcp.porting.readers import Format, ImportFileError
+from contact_mcp.porting.report import Summary
+from contact_mcp.porting.run import (
+    Progress,
+    default_rejected_path,
+    export_contacts,
+    export_to_file,
+    import_file,
+    report,
+    stopped,
+)
+from contact_mcp.settings import Settings
+from contact_mcp.store import LocalStore
+
+
+def _open_store(settings: Settings) -> LocalStore:
+    LocalStore.preflight(settings)
+    return LocalStore.from_settings(settings)
+
+
+def export_command(settings: Settings, out: Path | None) -> int:
+    return anyio.run(_export, settings, out)
+
+
+async def _export(settings: Settings, out: Path | None) -> int:
+    store = _open_store(settings)
+    try:
+        if out is None:
+            count = await export_contacts(store, sys.stdout)
+            sys.stdout.flush()
+        else:
+            count = await export_to_file(store, out)
+    except BrokenPipeError:  # `contact-mcp export | head`: the reader left, as a pipe's reader may
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so closing stdout at exit cannot fail
+        return 1
+    finally:
+        await store.aclose()
+    print(f"export: {count} contact(s){f' to {out}' if out else ''}", file=sys.stderr)
+    return 0
+
+
+def import_command(settings: Settings, path: Path, *, fmt: Format | None, rejected: Path | None) -> int:
+    if not path.is_file():  # before the store is opened (and, on first use, created)
+        raise ImportFileError(f"cannot read {path}: no such file")
+    return anyio.run(partial(_import, settings, path, fmt=fmt, rejected=rejected))
+
+
+async def _import(settings: Settings, path: Path, *, fmt: Format | None, rejected: Path | None) -> int:
+    rejected_path = rejected if rejected is not None else default_rejected_path(path)
+    done = Progress(Summary())
+    store = _open_store(settings)
+    try:
+        await import_file(
+            store, path, fmt=fmt, rejected_path=rejected_path, default_region=settings.default_region, done=done
+        )
+    except ContactError as exc:
+        print(f"contact-mcp: {stopped(done, exc)}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, anyio.get_cancelled_exc_class()) as exc:  # Ctrl-C arrives as a cancellation
+        print(f"contact-mcp: {stopped(done, exc)}", file=sys.stderr)
+        raise
+    finally:
+        await store.aclose()
+    report(done, rejected_path)
+    return 1 if done.summary.rejected else 0

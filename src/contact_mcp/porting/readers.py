@@ -1,0 +1,193 @@
+"""The import file formats, read into typed rows with the line each row starts on.
+
+- **JSONL** (`contact-mcp export`'s output): one exported contact per line, read as a `RestoreRow`.
+- **CSV** with a header row of contact fields (`email`, `phone`, `name`, `user_id`, `username`, `locale`; spelled
+  in any case, with spaces or hyphens; `email2`, `phone_2`, ... add further emails and phones). A column that is
+  not a contact field refuses the whole file before anything is written: ignoring it would silently drop data.
+  Comma, semicolon and tab delimiters are recognised from the header; a UTF-8 byte order mark (Excel) is skipped.
+- **vCard** 3.0/4.0 (`.vcf`): see `porting.vcard`.
+
+A row that cannot be read is a `RejectedRow` with the reason; a file that cannot be read at all is an
+`ImportFileError`. Files are read as UTF-8, streaming, so a large file is never held in memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Final, Literal, TextIO, get_args
+
+from pydantic import ValidationError
+
+from contact_mcp.errors import ConfigError
+from contact_mcp.porting.rows import NewDataRow, RejectedRow, RestoreRow, Row
+from contact_mcp.porting.vcard import read_vcards
+from contact_mcp.store.records import ContactRecord
+
+Format = Literal["jsonl", "csv", "vcf"]
+FORMATS: Final[tuple[Format, ...]] = get_args(Format)
+_SUFFIXES: Final[dict[str, Format]] = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".vcf": "vcf",
+    ".vcard": "vcf",
+}
+_CSV_FIELDS: Final = {
+    "email": "email",
+    "e_mail": "email",
+    "phone": "phone",
+    "phone_number": "phone",
+    "name": "name",
+    "user_id": "user_id",
+    "username": "username",
+    "locale": "locale",
+}
+_NUMBERED: Final = re.compile(r"(email|e_mail|phone|phone_number)_?(\d+)")
+_SEPARATORS: Final = re.compile(r"[^0-9a-z]+")
+
+
+class ImportFileError(ConfigError):
+    """The file as a whole cannot be imported (unreadable, not UTF-8, a CSV header that is not contact fields)."""
+
+
+@contextmanager
+def _open(path: Path) -> Generator[TextIO]:
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            yield handle
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(
+            f"{path} is not UTF-8 text (byte {exc.start}); save or export it as UTF-8 and import it again"
+        ) from None
+    except OSError as exc:
+        raise ImportFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def detect_format(path: Path) -> Format:
+    """By the file's suffix, else by its first non-blank line (BEGIN:VCARD, a JSON object, else CSV)."""
+    by_suffix = _SUFFIXES.get(path.suffix.lower())
+    if by_suffix is not None:
+        return by_suffix
+    with _open(path) as handle:
+        for line in handle:
+            text = line.strip()
+            if text.upper() == "BEGIN:VCARD":
+                return "vcf"
+            if text.startswith("{"):
+                return "jsonl"
+            if text:
+                return "csv"
+    return "csv"
+
+
+def read_rows(path: Path, fmt: Format) -> Iterator[Row]:
+    """Every row of the file, in order."""
+    with _open(path) as handle:
+        if fmt == "jsonl":
+            yield from _jsonl_rows(handle)
+        elif fmt == "csv":
+            yield from _csv_rows(handle, path)
+        else:
+            yield from read_vcards(handle)
+
+
+def count_rows(path: Path, fmt: Format) -> int:
+    """How many rows `read_rows` will yield (for the progress bar); reading them also proves the file decodes."""
+    with _open(path) as handle:
+        if fmt == "jsonl":
+            return sum(1 for line in handle if line.strip())
+        if fmt == "vcf":
+            return sum(1 for line in handle if line.strip().upper() == "BEGIN:VCARD")
+        rows = csv.reader(handle, delimiter=_delimiter(handle))
+        return max(sum(1 for cells in rows if any(cell.strip() for cell in cells)) - 1, 0)
+
+
+# ---------- JSONL ----------
+
+
+def _jsonl_rows(handle: TextIO) -> Iterator[Row]:
+    for number, line in enumerate(handle, start=1):
+        text = line.strip()
+        if not text:
+            continue
+        try:
+            yield RestoreRow(line=number, record=ContactRecord.model_validate_json(text))
+        except ValidationError as exc:
+            error = exc.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(part) for part in error["loc"])
+            reason = f"not an exported contact: {where + ': ' if where else ''}{error['msg']}"
+            yield RejectedRow(line=number, reason=reason, source=text, field=where or None)
+
+
+# ---------- CSV ----------
+
+
+def _delimiter(handle: TextIO) -> str:
+    """Comma unless the header line is delimited by semicolons or tabs (spreadsheets in many locales); rewinds."""
+    start = handle.tell()
+    header = handle.readline()
+    handle.seek(start)
+    counts = {delimiter: header.count(delimiter) for delimiter in (",", ";", "\t")}
+    return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
+
+
+def _column_field(header: str) -> tuple[str, int] | None:
+    """The contact field a column holds, with its number (0 for `email`, 2 for `email2`), or None."""
+    key = _SEPARATORS.sub("_", header.strip().lower()).strip("_")
+    if key in _CSV_FIELDS:
+        return _CSV_FIELDS[key], 0
+    numbered = _NUMBERED.fullmatch(key)
+    return (_CSV_FIELDS[numbered.group(1)], int(numbered.group(2))) if numbered else None
+
+
+def _csv_rows(handle: TextIO, path: Path) -> Iterator[Row]:
+    reader = csv.reader(handle, delimiter=_delimiter(handle))
+    header = next(reader, None)
+    if header is None:
+        return
+    fields = [_column_field(column) for column in header]
+    unknown = [column for column, field in zip(header, fields, strict=True) if field is None]
+    if unknown:
+        known = ", ".join(dict.fromkeys(_CSV_FIELDS.values()))
+        raise ImportFileError(
+            f"{path}: the header row has column(s) that are not contact fields: {', '.join(map(repr, unknown))}. "
+            f"Columns may be: {known} (email2, phone2, ... for more); rename or remove the others"
+        )
+    single = [field[0] for field in fields if field is not None and field[0] not in ("email", "phone")]
+    if len(single) != len(set(single)):
+        raise ImportFileError(f"{path}: the header row names one field twice: {', '.join(header)}")
+    last = reader.line_num
+    for cells in reader:
+        line, last = last + 1, reader.line_num
+        if not any(cell.strip() for cell in cells):
+            continue
+        source = dict(zip(header, cells, strict=False))
+        if len(cells) != len(header):
+            reason = f"the row has {len(cells)} cells; the header has {len(header)}"
+            yield RejectedRow(line=line, reason=reason, source=source)
+            continue
+        numbered: dict[str, list[tuple[int, str]]] = {}
+        for field, cell in zip(fields, cells, strict=True):
+            assert field is not None
+            numbered.setdefault(field[0], []).append((field[1], cell))
+        # `email` before `email2` before `email3`, whatever their order in the header: the first is the primary.
+        values = {name: [cell for _, cell in sorted(cells, key=lambda c: c[0])] for name, cells in numbered.items()}
+        yield NewDataRow(
+            line=line,
+            source=source,
+            emails=tuple(values.get("email", ())),
+            phones=tuple(values.get("phone", ())),
+            name=_one(values, "name"),
+            user_id=_one(values, "user_id"),
+            username=_one(values, "username"),
+            locale=_one(values, "locale"),
+        )
+
+
+def _one(values: dict[str, list[str]], field: str) -> str | None:
+    cells = values.get(field)
+    return cells[0] if cells else None

@@ -1,0 +1,199 @@
+"""Importing files into the store: new data from CSV and vCard, the summary, the rejected-rows file, importing
+twice, and an import interrupted between rows that a second run finishes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from contact_mcp import Settings
+from contact_mcp.porting.readers import read_rows
+from contact_mcp.porting.report import RejectedFile, Summary
+from contact_mcp.porting.rows import Row
+from contact_mcp.porting.run import Progress, import_file, import_rows
+from contact_mcp.store import ContactRecord, LocalStore
+from tests.porting.test_readers import APPLE, GOOGLE, V4
+
+pytestmark = pytest.mark.anyio
+
+CSV = (
+    "email,phone,name,user_id,username\n"
+    "ann@example.com,+14155550100,Ann,u-ann,\n"
+    ",+14155550101,Mom,,\n"
+    ",+14155550101,Dad,,\n"
+    "not-an-email,,Nobody,,\n"
+    ",+14155550102,,,\n"
+    ",,Carol,,carol\n"
+    "bob@example.com,+1 415 555 0103,Bob,u-ann,\n"
+)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[LocalStore]:
+    opened = LocalStore.open(tmp_path / "contacts.db")
+    yield opened
+    await opened.aclose()
+
+
+async def _records(store: LocalStore) -> list[ContactRecord]:
+    return [record async for batch in store.iter_records() for record in batch]
+
+
+def _shape(records: list[ContactRecord]) -> list[tuple[object, ...]]:
+    """What a contact of new data is, without its generated ids and timestamps."""
+    return [
+        (
+            r.name,
+            r.user_id,
+            r.username,
+            sorted((m.channel, m.value, m.primary, m.verified_at) for m in r.methods),
+        )
+        for r in records
+    ]
+
+
+async def _import(store: LocalStore, path: Path, rejected: Path | None = None) -> Summary:
+    done = Progress(Summary())
+    await import_file(
+        store, path, fmt=None, rejected_path=rejected or path.with_suffix(".rejected"), default_region="US", done=done
+    )
+    return done.summary
+
+
+async def test_csv_rows_become_contacts_and_bad_rows_go_to_the_rejected_file_with_line_and_reason(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text(CSV)
+    rejected = tmp_path / "out" / "rejected.jsonl"
+
+    summary = await _import(store, path, rejected)
+
+    assert (summary.created, summary.updated, summary.unchanged, summary.rejected) == (4, 0, 0, 3)
+    assert _shape(await _records(store)) == [
+        ("Ann", "u-ann", None, [("email", "ann@example.com", True, None), ("phone", "+14155550100", True, None)]),
+        ("Mom", None, None, [("phone", "+14155550101", True, None)]),
+        ("Dad", None, None, [("phone", "+14155550101", True, None)]),
+        ("Carol", None, "carol", []),
+    ]
+    entries = [json.loads(line) for line in rejected.read_text().splitlines()]
+    assert [(e["line"], e.get("field")) for e in entries] == [(5, "email"), (6, None), (8, "user_id")]
+    assert "not a valid email address" in entries[0]["reason"]
+    assert "a phone alone is no identity" in entries[1]["reason"]
+    # Bob's row would update Ann (user_id u-ann), then Ann's row would undo it on every run: refused, naming line 2.
+    assert "same contact as line 2 (user_id u-ann)" in entries[2]["reason"]
+    assert entries[0]["row"] == {"email": "not-an-email", "phone": "", "name": "Nobody", "user_id": "", "username": ""}
+
+
+async def test_vcard_contacts_from_apple_google_and_vcard4(store: LocalStore, tmp_path: Path) -> None:
+    path = tmp_path / "contacts.vcf"
+    path.write_text(APPLE + GOOGLE + V4, newline="")
+
+    summary = await _import(store, path)
+
+    assert (summary.created, summary.rejected) == (3, 0)
+    assert _shape(await _records(store)) == [
+        (
+            "Johnny Appleseed",
+            None,
+            None,
+            [
+                ("email", "j.apple@example.org", False, None),
+                ("email", "johnny@example.com", True, None),
+                ("phone", "+14155550123", True, None),  # (415) 555-0123 read in CONTACT_MCP_DEFAULT_REGION=US
+                ("phone", "+14155550124", False, None),
+            ],
+        ),
+        ("Mom", None, None, [("phone", "+14155550199", True, None)]),
+        (
+            "Dr. Jane Q. Doe",
+            None,
+            None,
+            [
+                ("email", "jane@example.com", True, None),
+                ("phone", "+442079460000", False, None),
+                ("phone", "+442079460958", True, None),
+            ],
+        ),
+    ]
+
+
+async def test_importing_twice_changes_nothing(store: LocalStore, tmp_path: Path) -> None:
+    csv_path, vcf_path = tmp_path / "people.csv", tmp_path / "contacts.vcf"
+    csv_path.write_text(CSV)
+    vcf_path.write_text(APPLE + GOOGLE + V4, newline="")
+    await _import(store, csv_path)
+    await _import(store, vcf_path)
+    before = await _records(store)
+
+    again_csv = await _import(store, csv_path)
+    again_vcf = await _import(store, vcf_path)
+
+    assert (again_csv.created, again_csv.updated, again_csv.unchanged, again_csv.rejected) == (0, 0, 4, 3)
+    assert (again_vcf.created, again_vcf.updated, again_vcf.unchanged, again_vcf.rejected) == (0, 0, 3, 0)
+    assert await _records(store) == before
+
+
+class PowerCut(Exception):
+    pass
+
+
+def _cut_after(rows: Iterator[Row], count: int) -> Iterator[Row]:
+    for _ in range(count):
+        yield next(rows)
+    raise PowerCut
+
+
+async def test_an_import_interrupted_between_rows_leaves_whole_contacts_and_running_it_again_finishes(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "contacts.vcf"
+    path.write_text(APPLE + GOOGLE + V4, newline="")
+    done = Progress(Summary())
+
+    with pytest.raises(PowerCut):
+        await import_rows(
+            store,
+            _cut_after(read_rows(path, "vcf"), 3),  # the third card is read, then the power goes
+            default_region="US",
+            rejected=RejectedFile(tmp_path / "rejected"),
+            done=done,
+            batch_rows=2,
+        )
+
+    assert (done.line, done.summary.created) == (13, 2)  # the first batch, committed: Johnny's and Mom's cards
+    johnny, mom = await _records(store)
+    assert (len(johnny.methods), len(mom.methods)) == (4, 1)  # each whole
+    again = await _import(store, path)
+    assert (again.created, again.unchanged) == (1, 2)
+    clean = LocalStore.open(tmp_path / "clean.db")
+    try:
+        await _import(clean, path)
+        assert _shape(await _records(store)) == _shape(await _records(clean))
+    finally:
+        await clean.aclose()
+
+
+async def test_restoring_a_row_whose_user_id_belongs_to_another_contact_is_rejected(
+    store: LocalStore, tmp_path: Path, settings: Settings
+) -> None:
+    await _import(store, _write(tmp_path / "a.csv", "email,user_id\nann@example.com,u1\n"))
+    (ann,) = await _records(store)
+    other = ann.model_copy(update={"id": "0b7ad0c6-2f43-4c43-9d1e-5a4d0f1c9b7e", "methods": []})
+    path = _write(tmp_path / "export.jsonl", other.model_dump_json() + "\n")
+
+    summary = await _import(store, path, tmp_path / "rejected.jsonl")
+
+    assert (summary.created, summary.rejected) == (0, 1)
+    (entry,) = [json.loads(line) for line in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    assert entry["line"] == 1
+    assert entry["field"] == "user_id"
+    assert [r.id for r in await _records(store)] == [ann.id]
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
