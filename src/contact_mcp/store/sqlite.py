@@ -534,7 +534,7 @@ class SqliteBackend:
         # An open connection keeps working on an unlinked file, so a vanished file (a detached volume, a deleted
         # path) is checked for by name: new connections and the next process would not find the data.
         if not self._path.exists():
-            raise ProviderUnavailable(f"the contact database CONTACT_MCP_DB={self._path} is gone", retry_after_s=5.0)
+            raise ProviderUnavailable("the contact database (CONTACT_MCP_DB) is gone", retry_after_s=5.0)
         await self._run(lambda db: db.execute("SELECT 1 FROM contacts LIMIT 1").fetchall(), begin=None)
 
     # ---------- one call, one hop, one transaction ----------
