@@ -25,6 +25,7 @@ def _model_text(output: Any) -> str:
     return "\n".join(item["text"] for item in output if item.get("type") == "text")
 
 
+@pytest.mark.slow
 async def test_the_openai_agents_mcp_client_hands_its_model_the_data(tmp_path: Path) -> None:
     params: Any = {
         "command": sys.executable,

@@ -229,6 +229,7 @@ def test_a_page_larger_than_the_result_limit_is_an_invalid_limit_saying_what_fit
 # ---------- arguments that are not an object ----------
 
 
+@pytest.mark.slow
 async def test_arguments_that_are_not_an_object_get_a_tool_result_over_stdio(tmp_path: Path) -> None:
     """The README's promise: a tool call never ends in a JSON-RPC protocol error, even with `arguments: [1, 2]`."""
     params = server_params({"CONTACT_MCP_DB": str(tmp_path / "contacts.db")})

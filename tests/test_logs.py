@@ -50,6 +50,7 @@ except ValueError:
 """
 
 
+@pytest.mark.slow
 def test_a_value_cannot_start_a_log_line_of_its_own() -> None:
     done = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=60, check=True)
     lines = done.stderr.splitlines()

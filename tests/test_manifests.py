@@ -267,6 +267,7 @@ def _script() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "contact_mcp"]
 
 
+@pytest.mark.slow
 def test_committed_manifests_match_the_code() -> None:
     done = subprocess.run(
         [*_script(), "manifest", "--check"], cwd=REPO, capture_output=True, text=True, timeout=60, check=False

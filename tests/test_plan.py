@@ -164,6 +164,7 @@ async def test_a_read_without_its_provider_is_an_invalid_argument_naming_it(db_p
             assert (error["code"], error["field"]) == ("invalid_argument", "provider")
 
 
+@pytest.mark.slow
 async def test_serve_flags_select_over_stdio(db_path: Path) -> None:
     params = server_params({"CONTACT_MCP_DB": str(db_path), "CONTACT_MCP_TOOLS": "upsert_contact"})
     params.args = [
@@ -182,6 +183,7 @@ async def test_serve_flags_select_over_stdio(db_path: Path) -> None:
             assert [tool.name for tool in (await client.list_tools()).tools] == ["get_contact"]
 
 
+@pytest.mark.slow
 def test_serve_with_an_unknown_tool_exits_2_listing_the_names() -> None:
     done = run_cli("serve", "--tools", "get_contact,nope")
     assert done.returncode == 2
@@ -202,6 +204,7 @@ def test_doctor_prints_the_plan_with_the_selection(
         assert "not selected" in lines[name]
 
 
+@pytest.mark.slow
 def test_manifest_renders_the_full_local_plan_whatever_the_environment_selects(tmp_path: Path) -> None:
     done = run_cli(
         "manifest", "--check", env={"CONTACT_MCP_READ_ONLY": "true", "CONTACT_MCP_EXCLUDE_TOOLS": "get_contact"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
@@ -124,15 +125,18 @@ def _model_shown(tool: Tool) -> str:
     return json.dumps(shown, separators=(",", ":"), ensure_ascii=False)
 
 
-async def test_what_a_model_is_shown_fits_the_token_budget(client: Client, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_what_a_model_is_shown_fits_the_token_budget(
+    client: Client, record_property: Callable[[str, object], None]
+) -> None:
     """Agents pay on every turn for each tool's name, description and input schema: compact JSON / 4, summed over
-    the default configuration's tools, stays within the budget. The whole tools/list answer is printed beside it."""
+    the default configuration's tools, stays within the budget. The whole tools/list answer is reported beside it."""
     result = await client.list_tools()
     shown = sum(len(_model_shown(tool)) for tool in result.tools) / 4
     wire = result.model_dump_json(by_alias=True, exclude_none=True)
-    with capsys.disabled():
-        print(
-            f"\nmodel-visible tools for {len(result.tools)} tools ~ {shown:.0f} tokens (budget {TOKEN_BUDGET}); "
-            f"whole tools/list: {len(wire)} JSON characters ~ {len(wire) / 4:.0f} tokens"
-        )
+    # shown in the run's summary (conftest), which test workers cannot print to directly
+    record_property(
+        "figure",
+        f"model-visible tools for {len(result.tools)} tools ~ {shown:.0f} tokens (budget {TOKEN_BUDGET}); "
+        f"whole tools/list: {len(wire)} JSON characters ~ {len(wire) / 4:.0f} tokens",
+    )
     assert shown <= TOKEN_BUDGET

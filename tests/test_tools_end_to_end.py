@@ -85,11 +85,13 @@ async def test_every_tool_in_memory(db_path: Path) -> None:
         await story(client)
 
 
+@pytest.mark.slow
 async def test_every_tool_over_stdio(db_path: Path) -> None:
     async with Client(server_params({"CONTACT_MCP_DB": str(db_path)})) as client:
         await story(client)
 
 
+@pytest.mark.slow
 async def test_every_tool_over_streamable_http_with_token(db_path: Path) -> None:
     token = "e2e-token-abcdef0123456789"
     env = {"CONTACT_MCP_DB": str(db_path), "CONTACT_MCP_HTTP_TOKEN": token}

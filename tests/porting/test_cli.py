@@ -15,7 +15,11 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
 from tests.test_cli import run_cli
+
+pytestmark = pytest.mark.slow  # every test here runs the CLI in a child process
 
 CSV = "email,phone,name\nann@example.com,+14155550100,Ann\n,+14155550101,Mom\nnope,,\n"
 

@@ -23,7 +23,7 @@ from tests.fakes.harness import Fault, serve
 from tests.http_server import Spawned, spawn_http
 from tests.serve.polling import eventually
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # servers in child processes
 
 VERSION = "2025-11-25"
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}

@@ -38,6 +38,9 @@ MALFORMED: list[tuple[bytes, int, object]] = [
 IDS = ["not-json", "lone-surrogate", "bad-utf8", "batch", "null", "method-not-a-string", "wrong-version", "too-long"]
 
 
+pytestmark = pytest.mark.slow  # every test here talks to a server in a child process
+
+
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], str]:
     """One server fed an initialize, every malformed line, then a ping: (the replies in order, its stderr)."""
