@@ -64,6 +64,7 @@ def test_a_database_newer_than_the_code_is_a_start_up_error(postgres_url: str) -
     assert PASSWORD not in message
 
 
+@pytest.mark.slow
 def test_an_unreachable_database_is_one_line_naming_the_variable_without_the_password() -> None:
     url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{free_port()}/contacts"
     done = run_cli("serve", env={"CONTACT_MCP_DB": url, "CONTACT_MCP_CONNECT_TIMEOUT": "2"})
