@@ -23,7 +23,7 @@ import anyio
 from mcp import Client
 from tests.fakes.featurebase import API_KEY
 
-import contact_mcp.tools as tools
+import contact_mcp.tools.writes as tools
 from bench import baseline_server
 from bench.overhead import OverheadCounts, Workload, compare
 from bench.procs import fake_featurebase

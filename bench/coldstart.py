@@ -94,9 +94,11 @@ def compile_package() -> None:
         raise RuntimeError("compiling contact_mcp failed")
 
 
-async def cold_start(ours: ServerSpec, baseline: ServerSpec, runs: int, log: Callable[[str], None]) -> ColdStart:
+async def cold_start(
+    ours: ServerSpec, baseline: ServerSpec, runs: int, log: Callable[[str], None], *, warm_up: bool = True
+) -> ColdStart:
     compile_package()
-    for spec in (ours, baseline):
+    for spec in (ours, baseline) if warm_up else ():
         await spawn_to_tools_list(spec)  # untimed: warms the OS file cache
     ours_ms: list[float] = []
     baseline_ms: list[float] = []

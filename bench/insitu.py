@@ -117,20 +117,21 @@ def serve(kind: str) -> None:
         sys.argv = [str(BASELINE_FILE), "--kind", kind, "--transport", "stdio"]
         runpy.run_path(str(BASELINE_FILE), run_name="__main__")
         return
-    import contact_mcp.tools as tools
     from contact_mcp.providers.http import HttpProvider
     from contact_mcp.store import LocalStore
+    from contact_mcp.tools import reads, table, writes
 
-    for name in ("normalize_email", "normalize_phone", "normalize_uuid", "_ok"):
-        _timed(tools, name, f"tools.{name}")
-    for name in ("upsert_contact", "get_contact"):
+    for name in ("normalize_email", "normalize_phone", "normalize_uuid", "success"):
+        _timed(writes, name, f"tools.{name}")
+    for module, name in ((writes, "upsert_contact"), (reads, "get_contact")):
         _timed(LocalStore, name, f"LocalStore.{name}")
-        _timed(tools, name, f"tools.{name} (the whole tool body)")
+        _timed(module, name, f"tools.{name} (the whole tool body)")
     _timed(HttpProvider, "request", "HttpProvider.request (retry loop + exchange)")
     _timed(HttpProvider, "_send_once", "HttpProvider._send_once (one HTTP exchange)")
     # The tool table holds the functions themselves; point it at the timed ones before the server is built.
-    for spec in tools.TOOLS:
-        object.__setattr__(spec, "fn", getattr(tools, spec.fn.__name__))
+    for spec in table.TOOLS:
+        module = reads if spec.every_provider else writes
+        object.__setattr__(spec, "fn", getattr(module, spec.fn.__name__))
     from contact_mcp.cli import main
 
     main(["serve"])

@@ -48,6 +48,7 @@ HERE = Path(__file__).resolve().parent
 class Counts:
     overhead: OverheadCounts
     cold_runs: int
+    cold_warm_up: bool  # one untimed launch of each server first, to warm the OS file cache
     import_runs: int
     scale_sizes: tuple[int, ...]
     scale_samples: int
@@ -64,6 +65,7 @@ FULL = Counts(
         warmup=200, rounds=8, sequential_calls=150, concurrent_calls=384, floor_calls=1000, pool=200
     ),
     cold_runs=21,  # single launches vary by ±100 ms on a 2-core VM; more of them steady the median
+    cold_warm_up=True,
     import_runs=3,
     scale_sizes=(1_000, 10_000, 100_000),
     scale_samples=1_000,
@@ -90,13 +92,16 @@ FULL = Counts(
     import_rows=100_000,
     import_backends=("SQLite", "PostgreSQL"),
 )
+# Each scenario still runs every transport, concurrency and server once; what costs the smoke test its seconds is
+# process launches, so --quick skips the untimed warm-up launches, and the calls are as few as each path needs
+# (rounds=2 keeps both orders of the ABBA alternation, concurrent_calls fills the 32 tasks once).
 QUICK = Counts(
-    overhead=OverheadCounts(warmup=3, rounds=2, sequential_calls=5, concurrent_calls=40, floor_calls=20, pool=5),
+    overhead=OverheadCounts(warmup=1, rounds=2, sequential_calls=3, concurrent_calls=32, floor_calls=10, pool=3),
     cold_runs=1,
+    cold_warm_up=False,
     import_runs=1,
     scale_sizes=(40, 200),
     scale_samples=20,
-    memory_checkpoints=(40, 120),
     backends=OverheadCounts(warmup=2, rounds=2, sequential_calls=2, concurrent_calls=0, floor_calls=0, pool=3),
     replicas=ReplicaCounts(
         workloads=(("2025-11-25", "upsert_contact"),),
@@ -114,6 +119,7 @@ QUICK = Counts(
     scale_postgres_sizes=(40, 200),
     import_rows=300,
     import_backends=("SQLite", "PostgreSQL"),
+    memory_checkpoints=(20, 60),
 )
 
 
@@ -184,7 +190,7 @@ async def _coldstart(counts: Counts, space: Workspace, results: Results) -> None
     log("3. cold start")
     ours = contact_mcp_spec({"CONTACT_MCP_DB": str(space.path / "cold.db")}, lambda: None)
     base = baseline_spec("trivial", {}, lambda: None)
-    results.cold = await cold_start(ours, base, counts.cold_runs, log)
+    results.cold = await cold_start(ours, base, counts.cold_runs, log, warm_up=counts.cold_warm_up)
     results.imports = import_profile(ours, base, counts.import_runs)
 
 

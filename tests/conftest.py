@@ -1,10 +1,13 @@
-"""Fixtures shared by the whole suite: settings on a temporary database, an in-memory MCP client."""
+"""Fixtures shared by the whole suite: settings on a temporary database, an in-memory MCP client; and the quick
+subset (`-m quick`: every test not marked `slow`, where a test that starts a process is marked `slow`)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+import sys
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import stamina
@@ -121,3 +124,86 @@ def started_postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
         if not postgres_server.running:
             postgres_server.start()
         drop_schema(postgres_server.url(), schema)
+
+
+# ---------- the quick subset ----------
+# `slow` is declared by hand on each test that starts a process (a server over stdio or HTTP, the CLI, the benchmark,
+# a database server); every other test is `quick`. Process launches are what cost the suite its time, so an audit
+# hook holds the line: a quick test (or a fixture it sets up) that starts a process fails, saying to mark it slow.
+
+_PROCESS_EVENTS = frozenset({"subprocess.Popen", "os.posix_spawn", "os.fork", "os.forkpty", "os.system", "os.exec"})
+_launched: list[str] = []
+_watching: list[bool] = [False]
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if _watching[0] and event in _PROCESS_EVENTS:
+        _launched.append(f"{event} {str(args[:2])[:200]}")
+
+
+sys.addaudithook(_audit)  # audit hooks cannot be removed; `_watching` switches this one off between tests
+
+
+# Tests on PostgreSQL need the server process the session starts (tests/postgres_server.py): slow by that alone.
+_POSTGRES_FIXTURES = frozenset({"postgres_server", "postgres_base_url", "postgres_url", "started_postgres_url"})
+
+
+def _needs_postgres(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    params: dict[str, object] = callspec.params if callspec is not None else {}
+    return params.get("store_backend") == "postgres" or not _POSTGRES_FIXTURES.isdisjoint(
+        getattr(item, "fixturenames", ())
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _needs_postgres(item):
+            item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.quick)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    _launched.clear()
+    _watching[0] = item.get_closest_marker("quick") is not None
+    try:
+        return (yield)
+    finally:
+        _watching[0] = False
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if _launched and report.passed:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{item.nodeid} started a process ({_launched[0]}) but is in the quick subset: "
+            "mark it @pytest.mark.slow (README, Development)"
+        )
+        _launched.clear()
+    return report
+
+
+# ---------- figures ----------
+# A test that measures something worth seeing on every run (e.g. the tools/list token count) records it with
+# `record_property("figure", text)`; the summary prints them, since tests in xdist workers cannot print themselves.
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    figures = [
+        str(value)
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if isinstance(report, pytest.TestReport) and report.when == "call"
+        for name, value in report.user_properties
+        if name == "figure"
+    ]
+    if figures:
+        terminalreporter.section("figures")
+        for figure in figures:
+            terminalreporter.line(figure)

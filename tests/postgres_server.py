@@ -29,7 +29,6 @@ always use a server the suite started, since they stop it.
 from __future__ import annotations
 
 import ctypes
-import glob
 import os
 import pwd
 import shutil
@@ -69,25 +68,28 @@ _START_TIMEOUT_S = 30.0
 _PR_SET_PDEATHSIG = 1
 
 
-def find_bindir() -> Path | None:
-    """The folder holding `initdb` and `postgres`, or None when this machine has no PostgreSQL."""
+DEBIAN_ROOT = Path("/usr/lib/postgresql")
+
+
+def find_bindir(*, path: str | None = None, debian_root: Path = DEBIAN_ROOT) -> Path | None:
+    """The folder holding `initdb` and `postgres`, or None when this machine has no PostgreSQL; `path` (default:
+    the PATH variable) and `debian_root` are where to look."""
     candidates: list[Path] = []
-    pg_config = shutil.which("pg_config")
+    pg_config = shutil.which("pg_config", path=path)
     if pg_config:
         try:
             out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True)
             candidates.append(Path(out.stdout.strip()))
         except (OSError, subprocess.SubprocessError):
             pass
-    initdb = shutil.which("initdb")
+    initdb = shutil.which("initdb", path=path)
     if initdb:
         candidates.append(Path(initdb).parent)
 
-    def version(folder: str) -> tuple[int, ...]:
-        name = Path(folder).parent.name
-        return tuple(int(part) for part in name.split(".") if part.isdigit())
+    def version(folder: Path) -> tuple[int, ...]:
+        return tuple(int(part) for part in folder.parent.name.split(".") if part.isdigit())
 
-    candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True)]
+    candidates += sorted(debian_root.glob("*/bin"), key=version, reverse=True)
     for folder in candidates:
         if (folder / "initdb").is_file() and (folder / "postgres").is_file():
             return folder
@@ -133,9 +135,10 @@ class PostgresServer:
         self._proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
-    def start_new(cls) -> PostgresServer:
-        """initdb + start; `RuntimeError` with `INSTALL_HINT` when PostgreSQL is not installed."""
-        bindir = find_bindir()
+    def start_new(cls, *, path: str | None = None, debian_root: Path = DEBIAN_ROOT) -> PostgresServer:
+        """initdb + start, with the binaries `find_bindir` finds; `RuntimeError` with `INSTALL_HINT` when
+        PostgreSQL is not installed."""
+        bindir = find_bindir(path=path, debian_root=debian_root)
         if bindir is None:
             raise RuntimeError(INSTALL_HINT)
         user = _server_user()

@@ -43,6 +43,7 @@ def exit_code(argv: list[str]) -> int:
 # ---------- demo ----------
 
 
+@pytest.mark.slow
 def test_demo_calls_every_tool_and_shows_the_deliberate_error() -> None:
     done = run_cli("demo")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -57,6 +58,7 @@ def test_demo_calls_every_tool_and_shows_the_deliberate_error() -> None:
 # ---------- serve ----------
 
 
+@pytest.mark.slow
 async def test_serve_is_the_default_command(db_path: Path) -> None:
     params = server_params({"CONTACT_MCP_DB": str(db_path)})
     params.args = ["-m", "contact_mcp"]
@@ -137,6 +139,7 @@ _BAD_REGION = {"CONTACT_MCP_DEFAULT_REGION": "XX"}
 _MISSING_KEY = {"CONTACT_MCP_PROVIDERS": "feather", "FEATHER_BASE_URL": "http://127.0.0.1:9"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "env", "variable"),
     [
@@ -210,6 +213,7 @@ print(seen["building"], *seen["serving"])
 """
 
 
+@pytest.mark.slow
 def test_start_up_runs_without_the_collector_and_serving_runs_with_it(db_path: Path) -> None:
     env = {**os.environ, "CONTACT_MCP_DB": str(db_path)}
     done = subprocess.run(
@@ -222,6 +226,7 @@ def test_start_up_runs_without_the_collector_and_serving_runs_with_it(db_path: P
     assert int(frozen) > 10_000
 
 
+@pytest.mark.slow
 def test_importing_the_package_loads_nothing_heavy_and_keeps_its_public_names() -> None:
     probe = (
         "import sys, contact_mcp\n"
@@ -230,7 +235,7 @@ def test_importing_the_package_loads_nothing_heavy_and_keeps_its_public_names() 
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
 
-    assert done.stdout.splitlines() == ["[]", "contact_mcp.server ConfigError"]
+    assert done.stdout.splitlines() == ["[]", "contact_mcp.server.build ConfigError"]
 
 
 def test_an_unknown_package_attribute_is_an_attribute_error() -> None:
@@ -238,3 +243,11 @@ def test_an_unknown_package_attribute_is_an_attribute_error() -> None:
 
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = contact_mcp.nope  # pyright: ignore[reportAttributeAccessIssue]
+
+
+@pytest.mark.parametrize("transport", ["stdio", "sse"])
+def test_stateless_applies_to_streamable_http_only(transport: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--transport", transport, "--stateless"])
+    assert exited.value.code == 2
+    assert "--stateless applies to --transport http only" in capsys.readouterr().err

@@ -36,7 +36,7 @@ def test_host_config_launches_the_console_script_with_a_database(name: str, serv
     config = load(name)
     assert list(config) == [servers_key]
     (server,) = config[servers_key].values()
-    assert server["command"] == "contact-mcp"
+    assert server["command"].endswith("/.venv/bin/contact-mcp")  # absolute: tests/test_readme.py checks every snippet
     assert server["args"] == ["serve"]
     assert server["env"]["CONTACT_MCP_DB"].endswith(".db")
     if servers_key == "servers":  # VS Code's format names the transport
@@ -59,6 +59,7 @@ def run_example(name: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
     )
 
 
+@pytest.mark.slow
 def test_stdio_client_upserts_and_finds_a_contact(tmp_path: Path) -> None:
     done = run_example("stdio_client.py", {"CONTACT_MCP_DB": str(tmp_path / "contacts.db")})
     assert done.returncode == 0, done.stdout + done.stderr
@@ -86,10 +87,12 @@ def wait_until_healthy(base: str, server: subprocess.Popen[str], *, attempts: in
     raise AssertionError(f"{base}/healthz never answered")
 
 
-@pytest.fixture
-def http_server(tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One server for the module's client runs: each run only reads, and a launch costs a second or two."""
     port = free_port()
-    env = {**os.environ, "CONTACT_MCP_DB": str(tmp_path / "contacts.db"), "CONTACT_MCP_HTTP_TOKEN": TOKEN}
+    db = tmp_path_factory.mktemp("http-example") / "contacts.db"
+    env = {**os.environ, "CONTACT_MCP_DB": str(db), "CONTACT_MCP_HTTP_TOKEN": TOKEN}
     command = [sys.executable, "-m", "contact_mcp", "serve", "--transport", "http", "--host", "127.0.0.1"]
     server = subprocess.Popen(
         [*command, "--port", str(port)],
@@ -111,6 +114,7 @@ def http_server(tmp_path: Path) -> Iterator[str]:
             server.wait()
 
 
+@pytest.mark.slow
 def test_http_client_lists_tools_and_calls_one(http_server: str) -> None:
     done = run_example("http_client.py", {"CONTACT_MCP_URL": http_server, "CONTACT_MCP_HTTP_TOKEN": TOKEN})
     assert done.returncode == 0, done.stdout + done.stderr
@@ -118,7 +122,30 @@ def test_http_client_lists_tools_and_calls_one(http_server: str) -> None:
     assert "find_contacts: ok" in done.stdout
 
 
-def test_http_client_fails_without_the_token(http_server: str) -> None:
-    done = run_example("http_client.py", {"CONTACT_MCP_URL": http_server})
+@pytest.mark.slow
+def test_http_client_without_the_token_says_401_and_which_variable_to_set(http_server: str) -> None:
+    env = {"CONTACT_MCP_URL": http_server, "CONTACT_MCP_HTTP_TOKEN": ""}
+    done = run_example("http_client.py", env)
     assert done.returncode == 1
-    assert "could not talk to" in done.stderr
+    assert done.stderr.strip() == (
+        f"http_client: could not talk to {http_server}: the server requires a token (401): "
+        "set CONTACT_MCP_HTTP_TOKEN to the token the server runs with"
+    )
+
+
+@pytest.mark.slow
+def test_http_client_with_a_wrong_token_says_it_was_refused(http_server: str) -> None:
+    done = run_example("http_client.py", {"CONTACT_MCP_URL": http_server, "CONTACT_MCP_HTTP_TOKEN": "not-the-token"})
+    assert done.returncode == 1
+    assert "the server refused the token (401): set CONTACT_MCP_HTTP_TOKEN" in done.stderr
+    assert "not-the-token" not in done.stderr
+    assert "ExceptionGroup" not in done.stderr
+
+
+@pytest.mark.slow
+def test_http_client_with_nothing_listening_says_how_to_start_a_server() -> None:
+    url = f"http://127.0.0.1:{free_port()}/mcp"
+    done = run_example("http_client.py", {"CONTACT_MCP_URL": url, "CONTACT_MCP_HTTP_TOKEN": TOKEN})
+    assert done.returncode == 1
+    assert f"could not talk to {url}: nothing answers there: start a server" in done.stderr
+    assert "CONTACT_MCP_URL" in done.stderr

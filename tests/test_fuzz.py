@@ -18,7 +18,7 @@ from mcp import Client
 
 from contact_mcp import build_server, load_settings
 from contact_mcp.errors import ErrorCode
-from contact_mcp.tools import TOOLS
+from contact_mcp.tools.table import TOOLS
 
 TOOL_NAMES = [spec.operation.value for spec in TOOLS]
 # Every argument any tool declares (the signature is the contract), so fuzzed keys hit real parameters.

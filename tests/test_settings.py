@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
 
-from contact_mcp import ConfigError, build_server, load_settings
-from contact_mcp.providers import select
+import pytest
+from pydantic import SecretStr
+
+from contact_mcp import ConfigError, Settings, load_settings
+from contact_mcp.settings import env_name, file_variables
+from contact_mcp.tools.plan import make_plan
 
 
 def test_defaults_need_no_configuration() -> None:
@@ -51,20 +59,96 @@ def test_region_is_upper_cased() -> None:
 
 def test_enabled_provider_without_key_is_a_start_up_error() -> None:
     with pytest.raises(ConfigError, match="FEATHER_API_KEY"):
-        select(load_settings(providers="feather"))
+        make_plan(load_settings(providers="feather"))
 
 
 @pytest.mark.parametrize("provider", ["tetherai", "protocol"])
 def test_provider_without_published_host_needs_a_base_url(provider: str) -> None:
     settings = load_settings(providers=provider, **{f"{provider}_api_key": "k-1234"})
     with pytest.raises(ConfigError, match=f"{provider.upper()}_BASE_URL"):
-        select(settings)
+        make_plan(settings)
 
 
-def test_two_providers_for_one_tool_is_a_start_up_error_naming_both() -> None:
-    settings = load_settings(providers="local,featurebase", featurebase_api_key="sk_test")
+# ---------- <VAR>_FILE: secrets mounted as files ----------
+
+
+@pytest.mark.parametrize("variable", file_variables())
+def test_each_secret_variable_can_be_read_from_a_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str
+) -> None:
+    value = str(tmp_path / "from-a-file.db") if variable == "CONTACT_MCP_DB" else "from-a-file-9876"
+    path = tmp_path / "secret"
+    path.write_text(f"  {value}\n")  # as `echo` and editors leave it
+    monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv(f"{variable}_FILE", str(path))
+
+    settings = load_settings()
+
+    (field,) = [name for name in Settings.model_fields if env_name(name) == variable]
+    got = getattr(settings, field)
+    assert (got.get_secret_value() if isinstance(got, SecretStr) else str(got)) == value
+
+
+def test_the_secret_variables_are_every_secret_and_the_database() -> None:
+    secrets = {env_name(name) for name, info in Settings.model_fields.items() if info.annotation == SecretStr | None}
+    assert set(file_variables()) == secrets | {"CONTACT_MCP_DB"}
+    assert {"CONTACT_MCP_HTTP_TOKEN", "FEATUREBASE_IDENTITY_SECRET", "FEATHER_API_KEY"} <= secrets
+
+
+def test_a_file_key_serves_a_provider(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("sk_from_file_1234\n")
+    monkeypatch.setenv("CONTACT_MCP_PROVIDERS", "featurebase")
+    monkeypatch.setenv("FEATUREBASE_API_KEY_FILE", str(tmp_path / "key"))
+    assert load_settings().credentials("featurebase")[1] == "sk_from_file_1234"
+
+
+def test_a_variable_and_its_file_both_set_is_a_config_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("token-in-the-file-abcdef")
+    monkeypatch.setenv("CONTACT_MCP_HTTP_TOKEN", "token-in-the-environment")
+    monkeypatch.setenv("CONTACT_MCP_HTTP_TOKEN_FILE", str(tmp_path / "token"))
     with pytest.raises(ConfigError) as info:
-        build_server(settings)
-    assert "local" in str(info.value)
-    assert "featurebase" in str(info.value)
-    assert "upsert_contact" in str(info.value)
+        load_settings()
+    message = str(info.value)
+    assert "CONTACT_MCP_HTTP_TOKEN and CONTACT_MCP_HTTP_TOKEN_FILE are both set" in message
+    assert "token-in-the" not in message
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        pytest.param(lambda d: d / "missing", "No such file", id="missing"),
+        pytest.param(lambda d: d, "Is a directory", id="directory"),
+        pytest.param(lambda d: _written(d / "binary", b"\xff\xfe-not-utf8-secret"), "not UTF-8", id="not-text"),
+        pytest.param(lambda d: _written(d / "big", b"secret-" * 20_000), "larger than", id="too-big"),
+    ],
+)
+def test_an_unusable_file_is_a_config_error_naming_the_variable_not_the_content(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, make: Callable[[Path], Path], says: str
+) -> None:
+    monkeypatch.setenv("FEATHER_API_KEY_FILE", str(make(tmp_path)))
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert message.startswith("FEATHER_API_KEY_FILE: ")
+    assert says in message
+    assert "secret" not in message
+
+
+def _written(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.slow
+def test_a_file_error_reaches_the_operator_as_one_line_and_exit_2(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "contact_mcp", "doctor"],
+        env={**os.environ, "CONTACT_MCP_HTTP_TOKEN_FILE": str(tmp_path / "nope")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "CONTACT_MCP_HTTP_TOKEN_FILE" in done.stderr
+    assert "Traceback" not in done.stderr

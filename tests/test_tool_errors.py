@@ -303,11 +303,13 @@ async def _run_table(client: Client) -> None:
         check(case_id, await client.call_tool(tool, args), code, field)
 
 
+@pytest.mark.slow
 async def test_bad_calls_over_stdio(db_path: Path) -> None:
     async with Client(server_params({"CONTACT_MCP_DB": str(db_path)})) as client:
         await _run_table(client)
 
 
+@pytest.mark.slow
 async def test_bad_calls_over_streamable_http_with_token(db_path: Path) -> None:
     token = "test-token-0123456789"
     env = {"CONTACT_MCP_DB": str(db_path), "CONTACT_MCP_HTTP_TOKEN": token}

@@ -14,18 +14,21 @@ from mcp import Client
 
 from contact_mcp import build_server, load_settings
 from tests.http_server import http_client, http_server
-from tests.results import text
+from tests.results import assert_described, json_text
 from tests.stdio_server import server_params
 
 pytestmark = pytest.mark.anyio
 
 
 async def call(client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+    """A successful call: its text carries the result as JSON, and its published output schema describes it all."""
     result = await client.call_tool(tool, args)
     assert not result.is_error, f"{tool}: {result.content}"
     assert result.structured_content is not None
-    assert "\n" not in text(result), "the text summary is one line"
-    return result.structured_content
+    data = json_text(result)
+    (listed,) = [t for t in (await client.list_tools()).tools if t.name == tool]
+    assert_described(data, listed.output_schema or {})
+    return data
 
 
 async def story(client: Client) -> None:
@@ -82,11 +85,13 @@ async def test_every_tool_in_memory(db_path: Path) -> None:
         await story(client)
 
 
+@pytest.mark.slow
 async def test_every_tool_over_stdio(db_path: Path) -> None:
     async with Client(server_params({"CONTACT_MCP_DB": str(db_path)})) as client:
         await story(client)
 
 
+@pytest.mark.slow
 async def test_every_tool_over_streamable_http_with_token(db_path: Path) -> None:
     token = "e2e-token-abcdef0123456789"
     env = {"CONTACT_MCP_DB": str(db_path), "CONTACT_MCP_HTTP_TOKEN": token}

@@ -28,10 +28,10 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from contact_mcp.errors import ConfigError
-from contact_mcp.server import build_server
-from contact_mcp.settings import Settings, load_settings
 from contact_mcp.serve import run
 from contact_mcp.serve.http import build_http_app
+from contact_mcp.server import build_server
+from contact_mcp.settings import Settings, load_settings
 from tests.stdio_server import server_params
 
 pytestmark = pytest.mark.anyio
@@ -154,6 +154,7 @@ async def _round_trip(client: Client, email: str) -> None:
 # ---------- stdio ----------
 
 
+@pytest.mark.slow
 async def test_stdio_client_lists_tools_and_round_trips_a_contact(tmp_path: Path) -> None:
     params = server_params({"CONTACT_MCP_DB": str(tmp_path / "contacts.db")})
     with anyio.fail_after(30):
@@ -163,6 +164,7 @@ async def test_stdio_client_lists_tools_and_round_trips_a_contact(tmp_path: Path
             await _round_trip(client, "ada@example.com")
 
 
+@pytest.mark.slow
 async def test_stdio_stdout_carries_only_json_rpc_even_with_debug_logs(tmp_path: Path) -> None:
     env = _child_env(CONTACT_MCP_DB=str(tmp_path / "contacts.db"), CONTACT_MCP_LOG_LEVEL="DEBUG")
     stderr_path = tmp_path / "stderr.log"
@@ -228,6 +230,7 @@ with wire() as (stdin, stdout):
 """
 
 
+@pytest.mark.slow
 def test_stdio_wire_is_private_and_everything_else_goes_to_stderr() -> None:
     """While serving, prints, raw fd writes and leftover buffers land on stderr, fd 0 reads nothing, and only the
     private wire carries protocol."""
@@ -270,6 +273,7 @@ def test_start_up_objects_are_frozen_before_serving(
 # ---------- streamable HTTP over a socket ----------
 
 
+@pytest.mark.slow
 async def test_http_probes_answer_without_a_token(http_server: RunningServer) -> None:
     async with httpx2.AsyncClient(timeout=10) as http:
         health = await http.get(f"{http_server.base}/healthz")
@@ -280,6 +284,7 @@ async def test_http_probes_answer_without_a_token(http_server: RunningServer) ->
     assert (ready.status_code, ready.json()) == (200, {"ready": True})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "authorization",
     [None, f"Bearer {TOKEN}x", f"Basic {TOKEN}", TOKEN, "Bearer"],
@@ -295,6 +300,7 @@ async def test_http_without_the_bearer_token_is_401(http_server: RunningServer, 
     assert TOKEN not in response.text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["auto", "legacy"], ids=["auto", "legacy"])
 async def test_http_client_with_the_token_calls_tools(
     http_server: RunningServer, mode: Literal["auto", "legacy"]
@@ -306,6 +312,7 @@ async def test_http_client_with_the_token_calls_tools(
                 await _round_trip(client, f"{mode}@example.com")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("headers", "status", "text"),
     [
@@ -324,6 +331,7 @@ async def test_http_dns_rebinding_protection_rejects_foreign_host_and_origin(
     assert (response.status_code, response.text) == (status, text)
 
 
+@pytest.mark.slow
 async def test_http_accepts_a_loopback_origin(http_server: RunningServer) -> None:
     origin = {"Origin": http_server.base}
     async with httpx2.AsyncClient(timeout=10) as http:
@@ -331,6 +339,7 @@ async def test_http_accepts_a_loopback_origin(http_server: RunningServer) -> Non
     assert response.status_code == 200
 
 
+@pytest.mark.slow
 async def test_http_logs_go_to_stderr_and_never_show_the_token(http_server: RunningServer) -> None:
     marker = uuid.uuid4().hex
     async with httpx2.AsyncClient(timeout=10) as http:
@@ -349,12 +358,14 @@ async def test_http_logs_go_to_stderr_and_never_show_the_token(http_server: Runn
 # ---------- SSE over a socket ----------
 
 
+@pytest.mark.slow
 async def test_sse_client_with_the_token_calls_tools(sse_server: RunningServer) -> None:
     with anyio.fail_after(30):
         async with Client(sse_client(f"{sse_server.base}/sse", headers=AUTH)) as client:
             await _round_trip(client, "sse@example.com")
 
 
+@pytest.mark.slow
 async def test_sse_without_the_token_is_401(sse_server: RunningServer) -> None:
     async with httpx2.AsyncClient(timeout=10) as http:
         response = await http.get(f"{sse_server.base}/sse")
@@ -362,6 +373,7 @@ async def test_sse_without_the_token_is_401(sse_server: RunningServer) -> None:
     assert response.headers["www-authenticate"] == "Bearer"
 
 
+@pytest.mark.slow
 async def test_sse_rejects_a_foreign_host(sse_server: RunningServer) -> None:
     async with httpx2.AsyncClient(timeout=10) as http:
         response = await http.get(f"{sse_server.base}/sse", headers=AUTH | {"Host": "evil.example"})
@@ -391,6 +403,28 @@ def test_blank_token_is_refused_even_on_loopback(db_path: Path, token: str) -> N
     with pytest.raises(ConfigError, match="CONTACT_MCP_HTTP_TOKEN") as caught:
         build_http_app(build_server(settings), settings, transport="http", host="127.0.0.1")
     assert "empty" in str(caught.value)
+
+
+@pytest.mark.parametrize("token", ["x", "y" * 31], ids=["one-char", "31-chars"])
+def test_a_short_token_is_refused_off_loopback_and_accepted_on_it(db_path: Path, token: str) -> None:
+    settings = load_settings(db=str(db_path), http_token=token)
+    with pytest.raises(ConfigError, match="at least 32") as caught:
+        build_http_app(build_server(settings), settings, transport="http", host="0.0.0.0")
+    assert token not in str(caught.value).replace("at least 32", "")
+    build_http_app(build_server(settings), settings, transport="http", host="127.0.0.1")
+
+
+def test_a_32_character_token_serves_off_loopback(db_path: Path) -> None:
+    settings = load_settings(db=str(db_path), http_token="z" * 32)
+    build_http_app(build_server(settings), settings, transport="http", host="0.0.0.0")
+
+
+async def test_the_configured_token_is_stripped_like_the_presented_one(db_path: Path) -> None:
+    """An env file often leaves a trailing newline: the token still matches what clients send."""
+    settings = load_settings(db=str(db_path), http_token=f"  {TOKEN}\n")
+    async with _asgi(settings, host="0.0.0.0", base_url="http://127.0.0.1:8000") as http:
+        assert (await _post_init(http, **AUTH)).status_code == 200
+        assert (await _post_init(http, Authorization=f"Bearer {TOKEN}x")).status_code == 401
 
 
 @asynccontextmanager

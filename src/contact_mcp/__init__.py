@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from contact_mcp.errors import ConfigError, ContactError, ErrorCode
-    from contact_mcp.server import build_server
+    from contact_mcp.server.build import build_server
     from contact_mcp.settings import Settings, load_settings
 
 __all__ = ["ConfigError", "ContactError", "ErrorCode", "Settings", "build_server", "load_settings"]
@@ -21,7 +21,7 @@ _HOMES = {
     "ConfigError": "contact_mcp.errors",
     "ContactError": "contact_mcp.errors",
     "ErrorCode": "contact_mcp.errors",
-    "build_server": "contact_mcp.server",
+    "build_server": "contact_mcp.server.build",
     "Settings": "contact_mcp.settings",
     "load_settings": "contact_mcp.settings",
 }

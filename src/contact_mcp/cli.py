@@ -12,7 +12,6 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -34,12 +33,23 @@ _DEFAULT_MANIFEST_DIR = Path("tool_manifests")
 # ---------- serve ----------
 
 
+def _selection(args: argparse.Namespace) -> dict[str, object]:
+    """The `serve` selection flags given, as settings overrides (a flag beats its environment variable)."""
+    overrides: dict[str, object] = {}
+    if args.tools is not None:
+        overrides["tools"] = cast(str, args.tools)
+    if args.exclude_tools is not None:
+        overrides["exclude_tools"] = cast(str, args.exclude_tools)
+    if cast(bool, args.read_only):
+        overrides["read_only"] = True
+    return overrides
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     if cast(bool, args.stateless) and args.transport != "http":
         raise ConfigError("--stateless applies to --transport http only (stdio and SSE connections are sessions)")
-    settings = load_settings()
-    configure_logging(settings.log_level)
-    from contact_mcp import serve
+    settings = load_settings(**_selection(args))
+    from contact_mcp import serve  # sets logging to settings.log_level itself
 
     serve.run(
         settings,
@@ -137,24 +147,15 @@ async def _probe(name: str, settings: Settings) -> bool:
     return True
 
 
-def _served_by(name: str) -> str:
-    from contact_mcp import providers
-
-    display = providers.provider_class(name).display_name
-    return name if display == name else f"{name} ({display})"
-
-
 async def _doctor(settings: Settings) -> int:
     from contact_mcp import providers
-    from contact_mcp.tools import TOOLS
+    from contact_mcp.tools.plan import make_plan
 
-    routing = providers.select(settings)
-    print("\nTools:")
-    for spec in TOOLS:
-        name = routing.get(spec.operation)
-        served = _served_by(name) if name else "not served"
-        print(f"  {spec.operation.value:<17} {served}")
-    enabled = list(dict.fromkeys(routing.values()))
+    plan = make_plan(settings)
+    print("\nTools (the plan: which provider serves which tool):")
+    for line in plan.lines():
+        print(f"  {line}")
+    enabled = plan.enabled
     for name in enabled:
         providers.provider_class(name).preflight(settings)
     print("\nProbes:")
@@ -176,7 +177,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     from contact_mcp.porting.commands import export_command
 
-    return anyio.run(export_command, settings, cast(Path | None, args.out))
+    return export_command(settings, cast(Path | None, args.out))
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -185,14 +186,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     from contact_mcp.porting.commands import import_command
 
     fmt = cast(str, args.format)
-    return anyio.run(
-        partial(
-            import_command,
-            settings,
-            cast(Path, args.file),
-            fmt=None if fmt == "auto" else cast("Format", fmt),
-            rejected=cast(Path | None, args.rejected),
-        )
+    return import_command(
+        settings,
+        cast(Path, args.file),
+        fmt=None if fmt == "auto" else cast("Format", fmt),
+        rejected=cast(Path | None, args.rejected),
     )
 
 
@@ -220,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--transport", choices=("stdio", "sse", "http"), default="stdio", help="default: stdio")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP/SSE bind address (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="HTTP/SSE port (default: 8000)")
+    serve.add_argument("--tools", metavar="A,B", help="serve only these tools (default: all; CONTACT_MCP_TOOLS)")
+    serve.add_argument("--exclude-tools", metavar="C", help="do not serve these tools (CONTACT_MCP_EXCLUDE_TOOLS)")
+    serve.add_argument(
+        "--read-only", action="store_true", help="serve only the tools that read; wins over all (CONTACT_MCP_READ_ONLY)"
+    )
     serve.add_argument(
         "--stateless",
         action="store_true",
@@ -240,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     manifest.set_defaults(handler=cmd_manifest)
 
-    doctor = commands.add_parser("doctor", help="show the configuration, the tool routing and provider probes")
+    doctor = commands.add_parser(
+        "doctor", help="show the configuration, the plan (which provider serves which tool) and provider probes"
+    )
     doctor.set_defaults(handler=cmd_doctor)
 
     export = commands.add_parser(

@@ -59,7 +59,9 @@ class ConfigError(Exception):
     """A start-up problem for the operator: bad or missing environment, unusable paths."""
 
 
-_FACTS = frozenset({"message", "field", "hint", "retryable", "retry_after_s", "provider", "status", "existing_id"})
+_FACTS = frozenset(
+    {"message", "field", "hint", "retryable", "retry_after_s", "provider", "status", "existing_id", "candidates"}
+)
 
 
 class ContactError(Exception):
@@ -93,7 +95,9 @@ class ContactError(Exception):
         self.existing_id = existing_id
         self.candidates = candidates
 
-    def info(self) -> ErrorInfo:
+    def info(self, *, provider: str | None = None) -> ErrorInfo:
+        """The payload an agent receives. `provider` is the one the call was routed to, named when the error does
+        not name its own (an argument the tool refused before any provider was asked)."""
         return ErrorInfo(
             code=self.code,
             message=self.message,
@@ -101,7 +105,7 @@ class ContactError(Exception):
             hint=self.hint,
             retryable=self.retryable,
             retry_after_s=self.retry_after_s,
-            provider=self.provider,
+            provider=self.provider or provider,
             status=self.status,
             existing_id=self.existing_id,
             candidates=self.candidates,
@@ -123,13 +127,11 @@ class ContactError(Exception):
             "provider": self.provider,
             "status": self.status,
             "existing_id": self.existing_id,
+            "candidates": self.candidates,
         }
         message = changes.pop("message", self.message)
         facts.update(changes)
         return type(self)(message, **facts)
-
-    def with_provider(self, provider: str) -> ContactError:
-        return self if self.provider is not None else self.evolve(provider=provider)
 
 
 class InvalidArgument(ContactError):

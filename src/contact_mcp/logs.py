@@ -56,18 +56,22 @@ def _indented(text: str) -> str:
 
 
 class RateLimit(logging.Filter):
-    """At most `burst` records per `per_s` seconds for each (logger, message template); the next record let
+    """At most `burst` warnings (or worse) per `per_s` seconds for each (logger, level); the next record let
     through after a quiet spell says how many were dropped. For loggers that speak once per rejected request."""
 
-    def __init__(self, *, burst: int = 5, per_s: float = 60.0) -> None:
+    def __init__(self, *, burst: int = 5, per_s: float = 60.0, tracebacks: bool = True) -> None:
         super().__init__()
+        self._tracebacks = tracebacks
         self._burst = burst
         self._per_s = per_s
-        self._windows: dict[tuple[str, str], tuple[float, int, int]] = {}  # key -> (window start, passed, dropped)
+        self._windows: dict[tuple[str, int], tuple[float, int, int]] = {}  # key -> (window start, passed, dropped)
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        key = (record.name, str(record.msg))
+        if record.levelno < logging.WARNING:  # what an operator asked for by lowering the level is kept whole
+            return True
+        # Keyed by logger and level, not by text: the SDK formats values into its messages (f-strings).
+        key = (record.name, record.levelno)
         now = time.monotonic()
         with self._lock:
             start, passed, dropped = self._windows.get(key, (now, 0, 0))
@@ -79,6 +83,10 @@ class RateLimit(logging.Filter):
             self._windows[key] = (start, passed + 1, 0)
         if dropped:
             record.msg = f"{record.msg} ({dropped} more like this in the last {self._per_s:g} s not logged)"
+        if not self._tracebacks and record.exc_info:
+            # A client's malformed request is not our bug: its type and message say enough.
+            record.msg = f"{record.msg}: " + repr(record.exc_info[1]).replace("%", "%%")
+            record.exc_info = record.exc_text = None
         return True
 
 
@@ -92,9 +100,9 @@ def configure_logging(level: str = "WARNING") -> None:
     logging.captureWarnings(True)
 
 
-def rate_limit(*names: str, burst: int = 5, per_s: float = 60.0) -> None:
+def rate_limit(*names: str, burst: int = 5, per_s: float = 60.0, tracebacks: bool = True) -> None:
     """Attach one `RateLimit` to each named logger (idempotent)."""
     for name in names:
         logger = logging.getLogger(name)
         if not any(isinstance(existing, RateLimit) for existing in logger.filters):
-            logger.addFilter(RateLimit(burst=burst, per_s=per_s))
+            logger.addFilter(RateLimit(burst=burst, per_s=per_s, tracebacks=tracebacks))

@@ -65,7 +65,10 @@ class ManifestError(Exception):
 async def list_wire_tools() -> list[WireTool]:
     """The `tools/list` entries of a local-store server, as a client receives them (camelCase, no nulls)."""
     with tempfile.TemporaryDirectory(prefix="contact-mcp-manifest-") as tmp:
-        settings = load_settings(providers="local", db=str(Path(tmp) / "contacts.db"))
+        # The full local plan whatever the environment selects, so the files do not depend on who ran it.
+        settings = load_settings(
+            providers="local", db=str(Path(tmp) / "contacts.db"), tools=(), exclude_tools=(), read_only=False
+        )
         async with Client(build_server(settings)) as client:
             result = await client.list_tools()
     return [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in result.tools]
@@ -140,11 +143,11 @@ def _openai_node(node: Mapping[str, Any], where: str, *, nullable: bool) -> Json
 
 
 def _openai_object(node: Mapping[str, Any], where: str) -> JsonSchema:
-    """Every property required; one the caller may leave out becomes nullable, unless it has a default: a null
-    there would fail validation, so the model always sends a value (the description names the default)."""
+    """Every property required; one the caller may leave out becomes nullable (the server reads null as "not
+    given", so a default applies; the description names it)."""
     required = set(_required(node))
     properties = {
-        name: _openai_node(sub, f"{where}.{name}", nullable=name not in required and "default" not in sub)
+        name: _openai_node(sub, f"{where}.{name}", nullable=name not in required)
         for name, sub in _properties(node).items()
     }
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}

@@ -2,16 +2,20 @@
 
 Results are the same shape whichever provider serves a tool; each names its `provider`. Inputs here are what
 providers receive *after* validation and normalisation (phones E.164, emails normalised), so a provider never
-re-checks an argument. Imports nothing of ours.
+re-checks an argument. Imports nothing of ours but `schemas` (a leaf), which renders each result's published schema.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+from contact_mcp.schemas import output_schema
 
 
 class Operation(StrEnum):
@@ -117,9 +121,11 @@ class Result(BaseModel):
 
     provider: str
 
-    keys: ClassVar[tuple[str, ...]] = ()
-    """The fields programs key on (outcome flags, ids for the next call): the published output schema lists
-    these, to keep `tools/list` small; the result carries every field that is known."""
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        # Pydantic's hook: the SDK publishes a tool's result model's JSON Schema as its output schema; ours is the
+        # portable, complete one (no $ref or anyOf), read off the field types.
+        return output_schema(cls)
 
     def summary(self) -> str:
         raise NotImplementedError
@@ -130,8 +136,6 @@ class Result(BaseModel):
 
 class AttachedContact(Result):
     """attach_contact: the verified contact method now on the end user."""
-
-    keys = ("created", "uid", "normalized_value")
 
     created: bool
     end_user_id: str
@@ -149,8 +153,6 @@ class AttachedContact(Result):
 class AttachedIdentity(Result):
     """attach_identity: the identity on the contact."""
 
-    keys = ("created", "id", "identifier")
-
     created: bool
     id: str
     contact_id: str
@@ -167,8 +169,6 @@ class AttachedIdentity(Result):
 
 class VerificationResult(Result):
     """set_verification: the method's verification state after the change."""
-
-    keys = ("message", "verified")
 
     message: Literal[
         "Phone number verified", "Phone number verification cleared", "Email verified", "Email verification cleared"
@@ -188,8 +188,6 @@ class VerificationResult(Result):
 class UpsertResult(Result):
     """upsert_contact: what was done and the contact's key fields."""
 
-    keys = ("outcome", "id")
-
     outcome: Outcome
     id: str
     user_id: str | None = None
@@ -204,8 +202,6 @@ class UpsertResult(Result):
 
 class CreatedContact(Result):
     """create_contact: the new contact."""
-
-    keys = ("id", "username")
 
     id: str
     username: str
@@ -252,8 +248,6 @@ class Identity(BaseModel):
 class Contact(Result):
     """get_contact: the whole contact."""
 
-    keys = ("id", "methods", "identities")
-
     id: str
     user_id: str | None = None
     username: str | None = None
@@ -272,6 +266,10 @@ class Contact(Result):
     updated_at: str | None = None
     methods: list[ContactMethod] = Field(default_factory=list[ContactMethod])
     identities: list[Identity] = Field(default_factory=list[Identity])
+    truncated: list[str] | None = Field(
+        default=None,
+        description="Fields cut short to keep the result under 100 KB (the stored contact is whole)",
+    )
 
     def summary(self) -> str:
         who = self.name or self.display_name or self.username or self.user_id or self.id
@@ -291,8 +289,6 @@ class ContactSummary(BaseModel):
 
 class ContactPage(Result):
     """find_contacts: one page of matches."""
-
-    keys = ("contacts", "next_cursor")
 
     contacts: list[ContactSummary]
     next_cursor: str | None = None

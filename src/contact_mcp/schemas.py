@@ -2,13 +2,12 @@
 
 Pydantic stays the validator; what clients are shown is the same contract rewritten so that every host can read
 it: one self-contained object schema, no `$ref`/`$defs`, no `anyOf`/`oneOf`/`allOf`, no type arrays (optional
-means "not required"), no titles. Output schemas keep only the names and types of the fields
-programs key on (`Result.keys`): they cost tokens on every turn, and results never carry nulls.
+means "not required"), no titles. Output schemas describe every field a result can carry (results never carry
+nulls, so a field that may be None is simply not required).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from types import NoneType, UnionType
 from typing import Any, Literal, Union, cast, get_args, get_origin
 
@@ -80,6 +79,17 @@ def portable_input_schema(schema: JsonSchema) -> JsonSchema:
 _JSON_SCALARS: dict[object, str] = {bool: "boolean", str: "string", int: "integer", float: "number"}
 
 
+def _without_none(annotation: object) -> tuple[object, bool]:
+    """(the annotation less `None`, whether it admitted `None`)."""
+    if isinstance(annotation, UnionType) or get_origin(annotation) is Union:
+        members = [arg for arg in get_args(annotation) if arg is not NoneType]
+        optional = len(members) < len(get_args(annotation))
+        if len(members) == 1:
+            return members[0], optional
+        return Union[tuple(members)], optional  # noqa: UP007 - built at runtime from a tuple
+    return annotation, False
+
+
 def json_type(annotation: object) -> str | None:
     """The JSON type a field's values always have, or None when they may have several (the type stays open)."""
     if isinstance(annotation, UnionType) or get_origin(annotation) is Union:
@@ -96,12 +106,35 @@ def json_type(annotation: object) -> str | None:
     return _JSON_SCALARS.get(cast(object, origin))
 
 
-def compact_output_schema(model: type[BaseModel], keys: Sequence[str]) -> JsonSchema:
-    """Only the `keys` fields, with their JSON types: a true statement about every result (other fields may appear),
-    and a few dozen characters instead of hundreds. Read off the declared field types, so no JSON Schema of the
-    whole result is generated at start-up."""
-    properties: dict[str, Any] = {}
-    for name in keys:
-        kind = json_type(model.model_fields[name].annotation)
-        properties[name] = {"type": kind} if kind else {}
-    return {"type": "object", "properties": properties}
+def _value_schema(annotation: object) -> JsonSchema:
+    bare, _ = _without_none(annotation)
+    kind = json_type(bare)
+    node: JsonSchema = {"type": kind} if kind else {}
+    if get_origin(bare) is Literal:
+        node["enum"] = list(get_args(bare))
+    elif kind == "array":
+        items = get_args(bare)
+        node["items"] = _value_schema(items[0]) if items else {}
+    elif kind == "object" and isinstance(bare, type) and issubclass(bare, BaseModel):
+        node.update(output_schema(bare))
+    return node
+
+
+def output_schema(model: type[BaseModel]) -> JsonSchema:
+    """The complete, portable schema of what a result model serialises to: every field, nested models inline,
+    `required` for the fields always present (a result leaves out only fields that are None, so those are the
+    fields whose type does not admit None). Read off the declared field types, so a field added to a model later
+    is published without further work, and no `$ref`, `anyOf` or type array can appear."""
+    properties: dict[str, JsonSchema] = {}
+    required: list[str] = []
+    for name, info in model.model_fields.items():
+        node = _value_schema(info.annotation)
+        if info.description:
+            node["description"] = info.description
+        properties[name] = node
+        if not _without_none(info.annotation)[1]:
+            required.append(name)
+    schema: JsonSchema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema

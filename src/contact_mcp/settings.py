@@ -1,24 +1,28 @@
 """Settings: the environment, read once into one typed object.
 
-Secrets come from the environment only and are `SecretStr`, so no repr, log line or error shows them. A bad value
-is a `ConfigError` naming the variable, never echoing what it held.
+Secrets come from the environment and are `SecretStr`, so no repr, log line or error shows them. Each secret
+variable (and `CONTACT_MCP_DB`, since a PostgreSQL URL may carry a password) may instead be given as `<VAR>_FILE`, the
+path of a file holding the value, as Docker and Kubernetes mount secrets. A bad value is a `ConfigError` naming the
+variable, never echoing what it held.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Annotated, Any, get_args
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from contact_mcp.errors import ConfigError
 
 HTTP_PROVIDERS = ("feather", "tetherai", "blooio", "featurebase", "protocol")
 KNOWN_PROVIDERS = ("local", *HTTP_PROVIDERS)
+FILE_SUFFIX = "_FILE"
+_ALSO_FROM_FILE = ("db",)  # not a SecretStr, but a PostgreSQL URL may carry a password
+_MAX_FILE_BYTES = 65_536  # a secret is short; this keeps a mistaken path (a log, /dev/zero) from being read whole
 
 
 def _default_db() -> str:
@@ -30,13 +34,63 @@ def _env(name: str) -> Any:
     return Field(default=None, validation_alias=AliasChoices(name))
 
 
+class FileVariables(PydanticBaseSettingsSource):
+    """`<VAR>_FILE` for every variable `from_file()` allows: the file's content, surrounding whitespace stripped.
+
+    Setting both `<VAR>` and `<VAR>_FILE` is a `ConfigError`, as is a file that cannot be read; neither error shows
+    what the file holds.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads every variable at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, info in self.settings_cls.model_fields.items():
+            if not from_file(name, info):
+                continue
+            variable = _variable(name, info)
+            path = os.environ.get(variable + FILE_SUFFIX, "")
+            if not path:
+                continue
+            if os.environ.get(variable, ""):
+                raise ConfigError(f"{variable} and {variable}{FILE_SUFFIX} are both set; set only one of them")
+            values[variable] = _read_value_file(variable + FILE_SUFFIX, Path(path))
+        return values
+
+
+def _read_value_file(variable: str, path: Path) -> str:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(_MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{variable}: cannot read {path} ({exc.strerror or type(exc).__name__})") from None
+    if len(raw) > _MAX_FILE_BYTES:
+        raise ConfigError(f"{variable}: {path} is larger than {_MAX_FILE_BYTES} bytes; it should hold just the value")
+    try:
+        return raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{variable}: {path} is not UTF-8 text") from None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, hide_input_in_errors=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, FileVariables(settings_cls), env_settings, dotenv_settings, file_secret_settings)
 
     providers: Annotated[tuple[str, ...], NoDecode] = Field(
         default=("local",), validation_alias=AliasChoices("CONTACT_MCP_PROVIDERS")
     )
-    db: str = Field(default_factory=_default_db, validation_alias=AliasChoices("CONTACT_MCP_DB"))
+    db: str = Field(default_factory=_default_db, validation_alias=AliasChoices("CONTACT_MCP_DB"), repr=False)
     """The store: a SQLite file path, or a `postgresql://` / `postgres://` URL (which may hold a password)."""
     db_pool_size: int = Field(default=10, ge=1, le=1000, validation_alias=AliasChoices("CONTACT_MCP_DB_POOL_SIZE"))
     default_region: str | None = _env("CONTACT_MCP_DEFAULT_REGION")
@@ -46,6 +100,10 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="WARNING", validation_alias=AliasChoices("CONTACT_MCP_LOG_LEVEL"))
     read_only: bool = Field(default=False, validation_alias=AliasChoices("CONTACT_MCP_READ_ONLY"))
+    tools: Annotated[tuple[str, ...], NoDecode] = Field(default=(), validation_alias=AliasChoices("CONTACT_MCP_TOOLS"))
+    exclude_tools: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias=AliasChoices("CONTACT_MCP_EXCLUDE_TOOLS")
+    )
     max_sessions: int = Field(default=1000, ge=1, validation_alias=AliasChoices("CONTACT_MCP_MAX_SESSIONS"))
     session_idle_timeout_s: float = Field(
         default=600.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_SESSION_IDLE_TIMEOUT")
@@ -99,9 +157,9 @@ class Settings(BaseSettings):
             raise ValueError("must be a file path or a postgresql:// URL")
         return text
 
-    @field_validator("allowed_hosts", mode="before")
+    @field_validator("allowed_hosts", "tools", "exclude_tools", mode="before")
     @classmethod
-    def _split_hosts(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
@@ -159,33 +217,26 @@ class Settings(BaseSettings):
         return url, secret
 
 
-_PASSWORD_PARAM = re.compile(r"(?i)([?&]password=)[^&#]*")
-
-
-def shown_db(db: str) -> str:
-    """CONTACT_MCP_DB as it may be printed (doctor, errors, logs): a URL's password, in its userinfo or a
-    `password=` parameter, becomes `****`; a path is shown as it is."""
-    try:
-        parts = urlsplit(db)
-    except ValueError:
-        return "(a URL that cannot be parsed)"
-    if not parts.scheme or parts.scheme.lower() not in ("postgresql", "postgres"):
-        return db
-    netloc = parts.netloc
-    userinfo, at, host = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        netloc = f"{userinfo.split(':', 1)[0]}:****@{host}"
-    query = _PASSWORD_PARAM.sub(r"\1****", "?" + parts.query)[1:] if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def env_name(field: str) -> str:
-    """The environment variable a `Settings` field is read from."""
-    info = Settings.model_fields.get(field)
+def _variable(field: str, info: FieldInfo | None) -> str:
     alias = info.validation_alias if info else None
     if isinstance(alias, AliasChoices):
         return str(alias.choices[0])
     return field
+
+
+def env_name(field: str) -> str:
+    """The environment variable a `Settings` field is read from."""
+    return _variable(field, Settings.model_fields.get(field))
+
+
+def from_file(field: str, info: FieldInfo) -> bool:
+    """Whether a field's variable may be given as `<VAR>_FILE`: every secret, and the database."""
+    return info.annotation is SecretStr or SecretStr in get_args(info.annotation) or field in _ALSO_FROM_FILE
+
+
+def file_variables() -> tuple[str, ...]:
+    """The variables that may be given as `<VAR>_FILE` (README's configuration section lists them)."""
+    return tuple(env_name(name) for name, info in Settings.model_fields.items() if from_file(name, info))
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -157,17 +157,18 @@ async def test_an_import_interrupted_between_rows_leaves_whole_contacts_and_runn
     with pytest.raises(PowerCut):
         await import_rows(
             store,
-            _cut_after(read_rows(path, "vcf"), 1),
+            _cut_after(read_rows(path, "vcf"), 3),  # the third card is read, then the power goes
             default_region="US",
             rejected=RejectedFile(tmp_path / "rejected"),
             done=done,
+            batch_rows=2,
         )
 
-    assert (done.line, done.summary.created) == (1, 1)
-    (johnny,) = await _records(store)
-    assert len(johnny.methods) == 4  # the first card, whole
+    assert (done.line, done.summary.created) == (13, 2)  # the first batch, committed: Johnny's and Mom's cards
+    johnny, mom = await _records(store)
+    assert (len(johnny.methods), len(mom.methods)) == (4, 1)  # each whole
     again = await _import(store, path)
-    assert (again.created, again.unchanged) == (2, 1)
+    assert (again.created, again.unchanged) == (1, 2)
     clean = LocalStore.open(tmp_path / "clean.db")
     try:
         await _import(clean, path)

@@ -186,6 +186,7 @@ async def test_blooio_failures_are_structured_error_results(
 # ---------- end to end: the server as a subprocess over stdio ----------
 
 
+@pytest.mark.slow
 async def test_stdio_server_attaches_and_reports_blooios_failures(
     base_url: str, fake: BlooioFake, tmp_path: Path
 ) -> None:

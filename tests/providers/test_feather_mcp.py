@@ -152,6 +152,7 @@ async def test_feather_failures_are_structured_error_results(
 # ---------- end to end: the server as a subprocess over stdio ----------
 
 
+@pytest.mark.slow
 async def test_stdio_server_attaches_and_reports_feathers_failures(
     base_url: str, fake: FeatherFake, end_user: str, tmp_path: Path
 ) -> None:

@@ -157,6 +157,7 @@ async def test_featurebase_failures_are_structured_error_results(
 # ---------- end to end: the server as a subprocess over stdio ----------
 
 
+@pytest.mark.slow
 async def test_stdio_server_upserts_and_reports_featurebases_failures(
     base_url: str, fake: FeaturebaseFake, tmp_path: Path
 ) -> None:

@@ -275,8 +275,9 @@ def test_a_built_error_cannot_be_edited_only_evolved() -> None:
         error.message,
     )
     assert error.field is None and type(refined) is NotFound
-    assert error.with_provider("other") is error
-    assert NotFound("x").with_provider("dummy").provider == "dummy"
+    # The route's provider names an error only in its payload, and only when the error names none itself.
+    assert error.info(provider="other").provider == "dummy"
+    assert NotFound("x").info(provider="dummy").provider == "dummy"
 
 
 @pytest.mark.parametrize("status", [400, 401, 404, 409, 422], ids=str)

@@ -26,9 +26,10 @@ from contact_mcp.errors import (
     Unauthorized,
 )
 from contact_mcp.models import CreateContactInput, FindContactsInput
-from contact_mcp.providers import build_provider, select
+from contact_mcp.providers import build_provider
 from contact_mcp.providers.http import HttpOptions
 from contact_mcp.providers.protocol import ProtocolClient
+from contact_mcp.tools.plan import make_plan
 from tests.fakes.harness import Fault, RecordedRequest, free_port
 from tests.fakes.protocol import API_KEY, ProtocolFake
 
@@ -533,16 +534,16 @@ def test_enabling_protocol_without_a_base_url_names_the_variable() -> None:
     settings = load_settings(providers="protocol", protocol_api_key=KEY)
 
     with pytest.raises(ConfigError, match="PROTOCOL_BASE_URL"):
-        select(settings)
+        make_plan(settings)
 
 
 def test_protocol_serves_create_contact_and_the_reads(base_url: str) -> None:
     settings = load_settings(providers="protocol", protocol_api_key=KEY, protocol_base_url=base_url)
 
-    assert {op.value: name for op, name in select(settings).items()} == {
-        "create_contact": "protocol",
-        "get_contact": "protocol",
-        "find_contacts": "protocol",
+    assert {route.spec.name: route.providers for route in make_plan(settings).routes} == {
+        "create_contact": ("protocol",),
+        "get_contact": ("protocol",),
+        "find_contacts": ("protocol",),
     }
 
 

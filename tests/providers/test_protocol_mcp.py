@@ -154,6 +154,7 @@ async def test_provider_invalid_request_is_an_invalid_argument_result(mcp: Clien
 # ---------- end to end: the server as a stdio subprocess ----------
 
 
+@pytest.mark.slow
 async def test_stdio_server_creates_and_reports_failures_as_structured_results(
     fake: ProtocolFake, base_url: str
 ) -> None:

@@ -114,9 +114,9 @@ async def test_a_provider_quoting_our_key_reaches_neither_the_result_nor_the_log
     assert REDACTED in caplog.text
 
 
-async def test_several_providers_start_together_and_the_first_serves_the_reads(fakes: Any, db_path: Path) -> None:
-    """Until the plan gives the reads a `provider` argument, the first enabled provider serves them; each write tool
-    stays with the one provider that serves it (before, two providers serving the reads refused to start)."""
+async def test_several_providers_start_together_and_all_serve_the_reads(fakes: Any, db_path: Path) -> None:
+    """Every enabled provider serves the reads (which then take a `provider` argument, see test_plans_mcp.py); each
+    write tool stays with the one provider that serves it (before, two providers serving the reads refused to start)."""
     settings: dict[str, Any] = {}
     for name in ("featurebase", "blooio", "tetherai"):
         settings.update(CASES[name].settings(fakes.get(name)[1], str(db_path)))
@@ -124,5 +124,5 @@ async def test_several_providers_start_together_and_the_first_serves_the_reads(f
     async with Client(build_server(load_settings(**settings))) as client:
         tools = {tool.name: tool.description or "" for tool in (await client.list_tools()).tools}
     assert set(tools) == {"upsert_contact", "attach_identity", "set_verification", "get_contact", "find_contacts"}
-    assert tools["get_contact"].endswith("Provider: Featurebase.")
+    assert tools["get_contact"].endswith("Provider: Featurebase, Blooio, TetherAI.")
     assert tools["attach_identity"].endswith("Provider: Blooio.")

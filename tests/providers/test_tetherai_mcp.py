@@ -184,6 +184,7 @@ async def test_outage_is_retryable_provider_unavailable(mcp: Client, fake: Tethe
 # ---------- end to end: the server as a stdio subprocess ----------
 
 
+@pytest.mark.slow
 async def test_stdio_server_verifies_and_reports_failures(
     base_url: str, fake: TetherAIFake, contact_id: str, tmp_path: Path
 ) -> None:

@@ -9,13 +9,13 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx2
 import pytest
 
 from tests.http_server import Spawned, spawn_http
+from tests.serve.polling import eventually
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # servers in child processes
 
 VERSION = "2025-11-25"
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
@@ -86,9 +86,10 @@ async def test_with_every_session_busy_a_new_client_gets_503_with_retry_after_un
             assert refused.json()["error"]["message"] == "Too many open sessions"
             assert (await _sessions(http))["saturated"] is True
 
-        with anyio.fail_after(10):  # the streams are closed: their sessions are idle again, so room can be made
-            while (await _sessions(http))["saturated"]:
-                await anyio.sleep(0.05)
+        async def unsaturated() -> bool:  # the streams are closed: their sessions are idle again, room can be made
+            return not (await _sessions(http))["saturated"]
+
+        await eventually(unsaturated)
         assert await _open(http)
         assert [await _list_tools(http, session) for session in sessions].count(404) == 1
 
@@ -99,7 +100,9 @@ async def test_an_idle_session_ends_after_the_configured_timeout(tmp_path: Path)
         async with httpx2.AsyncClient(base_url=server.base, timeout=10) as http:
             session = await _open(http)
             assert (await _sessions(http))["open"] == 1
-            with anyio.fail_after(10):  # /healthz does not touch the session; any request to it would
-                while (await _sessions(http))["open"]:
-                    await anyio.sleep(0.1)
+
+            async def ended() -> bool:  # asked of /healthz: any request to the session would keep it alive
+                return (await _sessions(http))["open"] == 0
+
+            await eventually(ended)
             assert await _list_tools(http, session) == 404

@@ -29,8 +29,16 @@ MALFORMED: list[tuple[bytes, int, object]] = [
     (b"null", INVALID_REQUEST, None),
     (b'{"jsonrpc": "2.0", "id": 8, "method": 42}', INVALID_REQUEST, 8),
     (b'{"jsonrpc": "1.0", "id": "nine", "method": "ping"}', INVALID_REQUEST, "nine"),
+    (
+        b'{"jsonrpc": "2.0", "id": 10, "method": "ping", "params": {"pad": "' + b"x" * 5_000_000 + b'"}}',
+        INVALID_REQUEST,
+        None,
+    ),
 ]
-IDS = ["not-json", "lone-surrogate", "bad-utf8", "batch", "null", "method-not-a-string", "wrong-version"]
+IDS = ["not-json", "lone-surrogate", "bad-utf8", "batch", "null", "method-not-a-string", "wrong-version", "too-long"]
+
+
+pytestmark = pytest.mark.slow  # every test here talks to a server in a child process
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,12 @@ from contact_mcp.store import LocalStore
 from tests.postgres_server import create_schema, drop_schema, schema_of, with_schema
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The suite marks a test that starts a process `slow` (its quick subset excludes them); registered here too so
+    # the store's process-starting tests can carry the mark wherever the suite's own registration lives.
+    config.addinivalue_line("markers", "slow: starts a process (a server over stdio or HTTP, the CLI, a database)")
+
+
 class BackendUnderTest(Protocol):
     def new_database(self, folder: Path) -> str:
         """A fresh, empty database for one module: a SQLite path or a PostgreSQL URL (CONTACT_MCP_DB)."""

@@ -141,6 +141,7 @@ anyio.run(main, sys.argv[1], sys.argv[2])
 """
 
 
+@pytest.mark.slow
 async def test_two_processes_on_one_database_lose_and_duplicate_nothing(empty_store: str, store: LocalStore) -> None:
     async with (
         await anyio.open_process([sys.executable, "-c", _WRITER, empty_store, "a"]) as a,

@@ -128,3 +128,22 @@ async def test_a_username_row_matches_its_contact_and_a_taken_username_is_a_conf
 
     records = await _records(store)
     assert [(r.username, r.name) for r in records] == [("ann", "Ann Lee")]
+
+
+async def test_a_batch_refuses_a_row_alone_and_keeps_the_others(store: LocalStore) -> None:
+    await store.upsert_contact(UpsertContactInput(email="ann@example.com", user_id="u1"))
+    await store.upsert_contact(UpsertContactInput(email="bob@example.com", user_id=None))
+
+    answers = await store.import_batch(
+        [
+            ImportContactInput(emails=("carol@example.com",), name="Carol"),
+            ImportContactInput(emails=("bob@example.com",), user_id="u1"),  # names Ann and Bob: refused
+            ImportContactInput(phones=(PHONE,), name="Mom"),
+        ]
+    )
+
+    assert answers[0] == "created"
+    assert isinstance(answers[1], Conflict)
+    assert answers[2] == "created"
+    assert [r.name for r in await _records(store)] == [None, None, "Carol", "Mom"]
+    assert await store.import_batch([ImportContactInput(phones=(PHONE,), name="Mom")]) == ["unchanged"]

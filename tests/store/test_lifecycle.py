@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from contact_mcp import Settings
+from contact_mcp.errors import InvalidArgument
 from contact_mcp.models import FindContactsInput, UpsertContactInput
 from contact_mcp.store import LocalStore
 
@@ -38,3 +39,15 @@ async def test_aclose_twice_is_harmless(store_settings: Settings, empty_store: s
 
     await store.aclose()
     await store.aclose()
+
+
+async def test_a_live_store_is_ready(store: LocalStore) -> None:
+    await store.ready()
+
+
+async def test_get_contact_with_an_id_that_is_no_uuid_is_an_invalid_argument(store: LocalStore) -> None:
+    """The store's ids are UUIDs; the tool no longer checks that for every provider, so the store does."""
+    with pytest.raises(InvalidArgument) as caught:
+        await store.get_contact("ct_abc123")
+
+    assert caught.value.field == "contact_id"

@@ -7,11 +7,15 @@ file, and its one line of news to stderr, so stdout stays pipeable.
 
 from __future__ import annotations
 
+import os
 import sys
+from functools import partial
 from pathlib import Path
 
+import anyio
+
 from contact_mcp.errors import ContactError
-from contact_mcp.porting.readers import Format
+from contact_mcp.porting.readers import Format, ImportFileError
 from contact_mcp.porting.report import Summary
 from contact_mcp.porting.run import (
     Progress,
@@ -31,7 +35,11 @@ def _open_store(settings: Settings) -> LocalStore:
     return LocalStore.from_settings(settings)
 
 
-async def export_command(settings: Settings, out: Path | None) -> int:
+def export_command(settings: Settings, out: Path | None) -> int:
+    return anyio.run(_export, settings, out)
+
+
+async def _export(settings: Settings, out: Path | None) -> int:
     store = _open_store(settings)
     try:
         if out is None:
@@ -39,13 +47,22 @@ async def export_command(settings: Settings, out: Path | None) -> int:
             sys.stdout.flush()
         else:
             count = await export_to_file(store, out)
+    except BrokenPipeError:  # `contact-mcp export | head`: the reader left, as a pipe's reader may
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so closing stdout at exit cannot fail
+        return 1
     finally:
         await store.aclose()
     print(f"export: {count} contact(s){f' to {out}' if out else ''}", file=sys.stderr)
     return 0
 
 
-async def import_command(settings: Settings, path: Path, *, fmt: Format | None, rejected: Path | None) -> int:
+def import_command(settings: Settings, path: Path, *, fmt: Format | None, rejected: Path | None) -> int:
+    if not path.is_file():  # before the store is opened (and, on first use, created)
+        raise ImportFileError(f"cannot read {path}: no such file")
+    return anyio.run(partial(_import, settings, path, fmt=fmt, rejected=rejected))
+
+
+async def _import(settings: Settings, path: Path, *, fmt: Format | None, rejected: Path | None) -> int:
     rejected_path = rejected if rejected is not None else default_rejected_path(path)
     done = Progress(Summary())
     store = _open_store(settings)
@@ -56,7 +73,7 @@ async def import_command(settings: Settings, path: Path, *, fmt: Format | None, 
     except ContactError as exc:
         print(f"contact-mcp: {stopped(done, exc)}", file=sys.stderr)
         return 1
-    except BaseException as exc:  # Ctrl-C arrives as a cancellation here; say how far the import got, then go on
+    except (KeyboardInterrupt, anyio.get_cancelled_exc_class()) as exc:  # Ctrl-C arrives as a cancellation
         print(f"contact-mcp: {stopped(done, exc)}", file=sys.stderr)
         raise
     finally:

@@ -46,7 +46,7 @@ _CSV_FIELDS: Final = {
     "username": "username",
     "locale": "locale",
 }
-_NUMBERED: Final = re.compile(r"(email|e_mail|phone|phone_number)_?\d+")
+_NUMBERED: Final = re.compile(r"(email|e_mail|phone|phone_number)_?(\d+)")
 _SEPARATORS: Final = re.compile(r"[^0-9a-z]+")
 
 
@@ -96,13 +96,14 @@ def read_rows(path: Path, fmt: Format) -> Iterator[Row]:
 
 
 def count_rows(path: Path, fmt: Format) -> int:
-    """How many rows `read_rows` will yield, about (for the progress bar); reading it also proves the file decodes."""
+    """How many rows `read_rows` will yield (for the progress bar); reading them also proves the file decodes."""
     with _open(path) as handle:
         if fmt == "jsonl":
             return sum(1 for line in handle if line.strip())
         if fmt == "vcf":
             return sum(1 for line in handle if line.strip().upper() == "BEGIN:VCARD")
-        return max(sum(1 for _ in csv.reader(handle, delimiter=_delimiter(handle))) - 1, 0)
+        rows = csv.reader(handle, delimiter=_delimiter(handle))
+        return max(sum(1 for cells in rows if any(cell.strip() for cell in cells)) - 1, 0)
 
 
 # ---------- JSONL ----------
@@ -134,12 +135,13 @@ def _delimiter(handle: TextIO) -> str:
     return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
 
 
-def _column_field(header: str) -> str | None:
+def _column_field(header: str) -> tuple[str, int] | None:
+    """The contact field a column holds, with its number (0 for `email`, 2 for `email2`), or None."""
     key = _SEPARATORS.sub("_", header.strip().lower()).strip("_")
     if key in _CSV_FIELDS:
-        return _CSV_FIELDS[key]
+        return _CSV_FIELDS[key], 0
     numbered = _NUMBERED.fullmatch(key)
-    return _CSV_FIELDS[numbered.group(1)] if numbered else None
+    return (_CSV_FIELDS[numbered.group(1)], int(numbered.group(2))) if numbered else None
 
 
 def _csv_rows(handle: TextIO, path: Path) -> Iterator[Row]:
@@ -155,7 +157,7 @@ def _csv_rows(handle: TextIO, path: Path) -> Iterator[Row]:
             f"{path}: the header row has column(s) that are not contact fields: {', '.join(map(repr, unknown))}. "
             f"Columns may be: {known} (email2, phone2, ... for more); rename or remove the others"
         )
-    single = [field for field in fields if field not in ("email", "phone")]
+    single = [field[0] for field in fields if field is not None and field[0] not in ("email", "phone")]
     if len(single) != len(set(single)):
         raise ImportFileError(f"{path}: the header row names one field twice: {', '.join(header)}")
     last = reader.line_num
@@ -168,10 +170,12 @@ def _csv_rows(handle: TextIO, path: Path) -> Iterator[Row]:
             reason = f"the row has {len(cells)} cells; the header has {len(header)}"
             yield RejectedRow(line=line, reason=reason, source=source)
             continue
-        values: dict[str, list[str]] = {}
+        numbered: dict[str, list[tuple[int, str]]] = {}
         for field, cell in zip(fields, cells, strict=True):
             assert field is not None
-            values.setdefault(field, []).append(cell)
+            numbered.setdefault(field[0], []).append((field[1], cell))
+        # `email` before `email2` before `email3`, whatever their order in the header: the first is the primary.
+        values = {name: [cell for _, cell in sorted(cells, key=lambda c: c[0])] for name, cells in numbered.items()}
         yield NewDataRow(
             line=line,
             source=source,

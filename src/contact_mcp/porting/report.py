@@ -40,10 +40,6 @@ class Summary:
         else:
             self.unchanged += 1
 
-    @property
-    def rows(self) -> int:
-        return self.created + self.updated + self.unchanged + self.rejected
-
     def line(self) -> str:
         return f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged, {self.rejected} rejected"
 
@@ -54,10 +50,6 @@ class RejectedFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._handle: TextIO | None = None
-
-    @property
-    def written(self) -> bool:
-        return self._handle is not None
 
     def write(self, row: RejectedRow) -> None:
         if self._handle is None:

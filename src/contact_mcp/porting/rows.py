@@ -169,3 +169,9 @@ class FileKeys:
     def claim(self, row: RestoreRow | NormalisedRow) -> None:
         for key in self.keys(row):
             self._lines.setdefault(key, row.line)
+
+    def release(self, row: RestoreRow | NormalisedRow) -> None:
+        """Forget the keys `row` claimed (the store refused it)."""
+        for key in self.keys(row):
+            if self._lines.get(key) == row.line:
+                del self._lines[key]

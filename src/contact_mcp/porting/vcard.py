@@ -17,6 +17,9 @@ from typing import Any, Final
 from contact_mcp.porting.rows import NewDataRow, RejectedRow, Row
 
 SUPPORTED_VERSIONS: Final = frozenset({"3.0", "4.0"})
+_READ: Final = frozenset({"BEGIN", "END", "VERSION", "FN", "N", "EMAIL", "TEL"})
+"""The properties a contact is taken from; vobject is shown only these, so a malformed photo or address (which an
+import does not keep) never costs a contact, and a card's large embedded photo is never decoded."""
 _NOT_PREFERRED: Final = 101  # beyond vCard 4's PREF range (1-100)
 
 
@@ -51,7 +54,7 @@ def card_row(line: int, text: str) -> Row:
     """One card's contact, or why it cannot be read."""
     vobject = _vobject()
     try:
-        card: Any = vobject.readOne(text + "\n", validate=False)
+        card: Any = vobject.readOne(_only_read(text) + "\n", validate=False)
     except Exception as exc:  # vobject raises ParseError and assorted others for malformed cards
         return RejectedRow(line=line, reason=f"not a readable vCard: {exc}", source=text)
     children: list[Any] = list(card.getChildren())
@@ -71,6 +74,19 @@ def card_row(line: int, text: str) -> Row:
         emails=_preferred_first(child for child in children if child.name == "EMAIL"),
         phones=tuple(_tel(value) for value in _preferred_first(child for child in children if child.name == "TEL")),
     )
+
+
+def _only_read(text: str) -> str:
+    """The card's lines of the properties in `_READ` (a property is its line and the folded lines after it)."""
+    kept: list[str] = []
+    keep = False
+    for line in text.split("\n"):
+        if line[:1] not in (" ", "\t"):
+            name = line.split(":", 1)[0].split(";", 1)[0]
+            keep = name.rsplit(".", 1)[-1].strip().upper() in _READ  # `item1.EMAIL`: Apple's property groups
+        if keep:
+            kept.append(line)
+    return "\n".join(kept)
 
 
 def _name(children: list[Any]) -> str | None:

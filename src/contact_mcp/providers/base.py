@@ -1,7 +1,7 @@
 """The `Provider` interface: the contact operations as typed async methods.
 
-A provider declares the operations it serves in `operations`; the server routes a tool only to a provider that
-declares its operation, so the default bodies here (which raise) are never reached in a correct build. Every
+A provider declares once, in `operations`, what it serves; the plan (`tools.plan`) routes a tool only to a provider
+that declares its operation, so the default bodies here (which raise) are never reached in a correct build. Every
 method takes a normalised input from `models` and returns a canonical result, or raises a `ContactError`.
 """
 

@@ -36,21 +36,25 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.runner import serve_dual_era_loop
 from mcp.server.sse import SseServerTransport
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from mcp_types import JSONRPCError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contact_mcp.errors import ConfigError, ContactError
 from contact_mcp.logs import configure_logging, rate_limit
 from contact_mcp.serve import freeze_start_up_heap
+from contact_mcp.serve.messages import MAX_MESSAGE_BYTES, parse_message
 from contact_mcp.serve.sessions import BoundedSessionManager
 from contact_mcp.server import ContactServer, build_server
 from contact_mcp.settings import Settings
 
 log = logging.getLogger("contact_mcp.serve.http")
+# A load balancer asks every few seconds: while the store is down, one line per probe would be a flood.
+_readiness_log = logging.getLogger("contact_mcp.serve.readiness")
 
 TOKEN_ENV = "CONTACT_MCP_HTTP_TOKEN"
 MIN_TOKEN_LENGTH = 32
@@ -65,9 +69,9 @@ _WILDCARD_BINDS = ("", "0.0.0.0", "::", "[::]")
 _STREAMS_GRACE_S = 5
 _READY_TIMEOUT_S = 2.0
 _RETRY_AFTER_S = 5
-# The SDK's loggers that speak once per rejected request (a foreign Host, a bad session id): a flood of them
-# would otherwise be a flood of stderr.
-_NOISY_LOGGERS = ("mcp.server.transport_security", "mcp.server.streamable_http_manager", "mcp.server.sse")
+# The SDK's loggers that warn once per rejected request (a foreign Host, a bad session id, a body that is not a
+# message, which the SSE transport logs with a full traceback): a flood of those would be a flood of stderr.
+_SDK_NOISY_LOGGERS = ("mcp.server.transport_security", "mcp.server.streamable_http_manager", "mcp.server.sse")
 
 HttpTransport = Literal["sse", "http"]
 
@@ -75,7 +79,8 @@ HttpTransport = Literal["sse", "http"]
 def run_http(settings: Settings, *, transport: HttpTransport, host: str, port: int, stateless: bool) -> None:
     required_token(settings, host)  # refuse before touching logging or the providers
     configure_logging(settings.log_level)
-    rate_limit(*_NOISY_LOGGERS)
+    rate_limit(*_SDK_NOISY_LOGGERS, tracebacks=False)
+    rate_limit(_readiness_log.name)
     server = build_server(settings)
     app = build_http_app(server, settings, transport=transport, host=host, stateless=stateless)
     freeze_start_up_heap()
@@ -159,9 +164,11 @@ class Lifecycle:
                 reason = exc.message
             except Exception as exc:
                 reason = f"readiness check failed: {type(exc).__name__}"
-                log.warning("readiness check failed", exc_info=True)
+                _readiness_log.warning("not ready: %s", reason, exc_info=True)
+                return reason
             else:
                 return None
+        _readiness_log.warning("not ready: %s", reason)
         return reason
 
 
@@ -196,7 +203,7 @@ def build_http_app(
         lifecycle = Lifecycle(server, None)
         routes = [
             Route(SSE_PATH, endpoint=sse, methods=["GET"]),
-            Mount(MESSAGE_PATH, app=sse.transport.handle_post_message),
+            Mount(MESSAGE_PATH, app=sse.post_message),
         ]
         lifespan = _lifespan(sse.open)
     else:
@@ -314,6 +321,42 @@ class _Sse:
                 yield
             finally:
                 self._state = None
+
+    async def post_message(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """`/messages/`: a body that is not one JSON-RPC message is answered here, 400 with the JSON-RPC error.
+
+        The SDK would answer a plain-text "Could not parse message" and log a full traceback at ERROR for each.
+        """
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.transport.handle_post_message(scope, receive, send)
+            return
+        refusal = await self._guard.validate_request(Request(scope, receive), is_post=True)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        body, more = bytearray(), True
+        while more and len(body) <= MAX_MESSAGE_BYTES:  # past the limit the SDK answers 413 from what we replay
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = bool(message.get("more_body", False))
+        if not more:
+            verdict = parse_message(bytes(body), where="sse")
+            if isinstance(verdict, JSONRPCError):
+                answer = verdict.model_dump_json(by_alias=True, exclude_unset=True)
+                await Response(answer, status_code=400, media_type="application/json")(scope, receive, send)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": more}
+
+        await self.transport.handle_post_message(scope, replay, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Checked here first: the SDK's connect_sse answers a foreign Host and then raises, which uvicorn logs as

@@ -5,9 +5,7 @@ prints, logs or child processes do cannot reach the wire, and a leftover `print(
 the end. The wire itself is a private duplicate of each descriptor, which only this module reads and writes.
 
 Framing is ours rather than the SDK's `stdio_server`, because the SDK drops a line it cannot parse in silence (and a
-client waits for its own timeout): here a line that is not JSON (an invalid surrogate or bad UTF-8 included) is
-answered with a JSON-RPC parse error (-32700), and a batch array or an object that is not a JSON-RPC message with an
-invalid-request error (-32600, carrying the request's id when one can be read), each with one WARNING on stderr.
+client waits for its own timeout): here such a line is answered with the JSON-RPC error `messages.py` builds.
 """
 
 from __future__ import annotations
@@ -18,26 +16,23 @@ import os
 import sys
 from collections.abc import AsyncGenerator, Generator
 from contextlib import asynccontextmanager, contextmanager, suppress
-from typing import Any, BinaryIO, cast
+from typing import BinaryIO, cast
 
 import anyio
 import anyio.to_thread
 import mcp_types
-import pydantic_core
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
-from pydantic import ValidationError
 
 from contact_mcp.logs import configure_logging
 from contact_mcp.serve import freeze_start_up_heap
+from contact_mcp.serve.messages import MAX_MESSAGE_BYTES, parse_message
 from contact_mcp.server import ContactServer, build_server
 from contact_mcp.settings import Settings
 
 log = logging.getLogger("contact_mcp.serve.stdio")
 
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-_MAX_LINE = 16 * 1024 * 1024  # what one line may hold before it is refused unread (the HTTP body limit is 4 MiB)
+_MAX_LINE = MAX_MESSAGE_BYTES  # a longer line is refused unparsed
 
 
 def run_stdio(settings: Settings) -> None:
@@ -66,7 +61,7 @@ def wire() -> Generator[tuple[BinaryIO, BinaryIO], None, None]:
     os.close(null)
     os.dup2(2, 1)
     try:
-        with open(wire_in, "rb", buffering=0, closefd=False) as stdin, open(wire_out, "wb", closefd=False) as stdout:
+        with open(wire_in, "rb", closefd=False) as stdin, open(wire_out, "wb", closefd=False) as stdout:
             yield cast(BinaryIO, stdin), cast(BinaryIO, stdout)
     finally:
         sys.stdout.flush()  # whatever `print()` left buffered lands on stderr, then the caller gets its stdout back
@@ -92,10 +87,10 @@ async def channel(stdin: BinaryIO, stdout: BinaryIO) -> AsyncGenerator[Streams]:
 
     async def read_lines() -> None:
         async with to_server, to_client.clone() as replies:
-            while line := await anyio.to_thread.run_sync(stdin.readline, _MAX_LINE + 1, abandon_on_cancel=True):
+            while line := await anyio.to_thread.run_sync(_read_line, stdin, abandon_on_cancel=True):
                 if not line.strip():
                     continue
-                message = _parse(line)
+                message = parse_message(line, where="stdio")
                 if isinstance(message, mcp_types.JSONRPCError):
                     await replies.send(SessionMessage(message))
                 else:
@@ -120,34 +115,15 @@ async def channel(stdin: BinaryIO, stdout: BinaryIO) -> AsyncGenerator[Streams]:
             await to_client.aclose()
 
 
+def _read_line(stdin: BinaryIO) -> bytes:
+    """The next line; a line over the limit comes back cut (and is refused), its rest read and dropped."""
+    line = stdin.readline(_MAX_LINE + 1)
+    if len(line) > _MAX_LINE and not line.endswith(b"\n"):
+        while (rest := stdin.readline(65536)) and not rest.endswith(b"\n"):
+            pass
+    return line
+
+
 def _write(stdout: BinaryIO, data: bytes) -> None:
     stdout.write(data)
     stdout.flush()
-
-
-def _parse(line: bytes) -> mcp_types.JSONRPCMessage | mcp_types.JSONRPCError:
-    """The message on `line`, or the JSON-RPC error that answers it (logged once as a WARNING)."""
-    if len(line) > _MAX_LINE:
-        return _rejected(INVALID_REQUEST, f"Invalid Request: a message may hold at most {_MAX_LINE} bytes", None)
-    try:
-        return mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False)
-    except ValidationError:
-        pass
-    try:
-        value: Any = pydantic_core.from_json(line)
-    except ValueError:
-        return _rejected(PARSE_ERROR, "Parse error: the line is not valid JSON (UTF-8, no lone surrogates)", None)
-    if isinstance(value, list):
-        return _rejected(
-            INVALID_REQUEST, "Invalid Request: batches are not supported; send one JSON-RPC message per line", None
-        )
-    raw_id = cast(dict[str, Any], value).get("id") if isinstance(value, dict) else None
-    request_id = raw_id if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else None
-    return _rejected(
-        INVALID_REQUEST, "Invalid Request: not a JSON-RPC 2.0 request, notification or response", request_id
-    )
-
-
-def _rejected(code: int, message: str, request_id: str | int | None) -> mcp_types.JSONRPCError:
-    log.warning("stdio: answered a malformed message with %d: %s", code, message)
-    return mcp_types.JSONRPCError(jsonrpc="2.0", id=request_id, error=mcp_types.ErrorData(code=code, message=message))

@@ -22,7 +22,7 @@ it there):
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, cast
 
@@ -44,11 +44,12 @@ from contact_mcp.models import (
     UpsertResult,
     VerificationResult,
 )
+from contact_mcp.normalize import normalize_uuid
 from contact_mcp.providers.base import Provider
 from contact_mcp.settings import Settings, load_settings
 from contact_mcp.store.backend import Backend, BackendModule
 from contact_mcp.store.records import ContactRecord
-from contact_mcp.store.rules import ImportContactInput
+from contact_mcp.store.rules import ImportContactInput, RowError
 
 if TYPE_CHECKING:
     import httpx2
@@ -117,6 +118,9 @@ class LocalStore(Provider):
     async def probe(self) -> str:
         return await self.backend.probe()
 
+    async def ready(self) -> None:
+        await self.backend.ready()
+
     async def attach_contact(self, call: AttachContactInput) -> AttachedContact:
         return await self.backend.attach_contact(call)
 
@@ -133,7 +137,9 @@ class LocalStore(Provider):
         return await self.backend.create_contact(call)
 
     async def get_contact(self, contact_id: str) -> Contact:
-        return await self.backend.get_contact(contact_id)
+        # The store's ids are UUIDs: anything else is a malformed argument (other providers' ids differ, so the
+        # tool leaves this check to whoever serves it).
+        return await self.backend.get_contact(normalize_uuid(contact_id, field="contact_id"))
 
     async def find_contacts(self, call: FindContactsInput) -> ContactPage:
         return await self.backend.find_contacts(call)
@@ -158,3 +164,7 @@ class LocalStore(Provider):
     async def import_contact(self, call: ImportContactInput) -> Outcome:
         """One row of new data, matched and merged like an upsert (idempotent); see `Backend.import_contact`."""
         return await self.backend.import_contact(call)
+
+    async def import_batch(self, items: Sequence[ContactRecord | ImportContactInput]) -> list[Outcome | RowError]:
+        """Rows of an import in one transaction, each whole or refused alone; see `Backend.import_batch`."""
+        return await self.backend.import_batch(items)

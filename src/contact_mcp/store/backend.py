@@ -17,6 +17,7 @@ Stability: the postgres backend is built against this interface; change it only 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from contact_mcp.models import (
@@ -36,6 +37,7 @@ from contact_mcp.models import (
     VerificationResult,
 )
 from contact_mcp.settings import Settings
+from contact_mcp.store import rules
 from contact_mcp.store.records import ContactRecord, RecordPage
 from contact_mcp.store.rules import ImportContactInput
 
@@ -79,8 +81,21 @@ class Backend(Protocol):
         a file twice changes nothing. Conflicts are upsert's, plus a username held by another contact."""
         ...
 
+    async def import_batch(self, items: Sequence[ContactRecord | ImportContactInput]) -> list[Outcome | rules.RowError]:
+        """Several rows of an import in one transaction, in order, each under its own savepoint: a
+        `ContactRecord` restored as `restore_contact` does, an `ImportContactInput` imported as `import_contact`
+        does. A row refused with one of `rules.ROW_ERRORS` is rolled back alone and its error takes its place in
+        the answer; any other failure fails the whole batch, with nothing written. (One transaction for many rows
+        is what makes an import fast; each row is still whole or absent.)"""
+        ...
+
     async def probe(self) -> str:
         """A one-line description for `contact-mcp doctor` (never a password)."""
+        ...
+
+    async def ready(self) -> None:
+        """Readiness (a load balancer asks every few seconds): a cheap check that the database answers; raise
+        `ProviderUnavailable` when it does not. Added after the first interface (additive)."""
         ...
 
     async def aclose(self) -> None:

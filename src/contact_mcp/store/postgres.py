@@ -38,12 +38,12 @@ import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, Literal, LiteralString, TypeVar
 
+import anyio
 import psycopg
 import psycopg_pool
 import stamina
 from psycopg import errors as pg_errors
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
 from contact_mcp.errors import ConfigError, ProviderUnavailable
 from contact_mcp.models import (
@@ -52,23 +52,31 @@ from contact_mcp.models import (
     AttachedIdentity,
     AttachIdentityInput,
     Contact,
-    ContactMethod,
     ContactPage,
     ContactSummary,
     CreateContactInput,
     CreatedContact,
     FindContactsInput,
-    Identity,
     Outcome,
     SetVerificationInput,
     UpsertContactInput,
     UpsertResult,
     VerificationResult,
 )
-from contact_mcp.settings import Settings, shown_db
+from contact_mcp.redact import database_password, display_url
+from contact_mcp.settings import Settings
 from contact_mcp.store import rules
+from contact_mcp.store.backend import Backend
 from contact_mcp.store.migrations.postgres import migrate
-from contact_mcp.store.records import ContactRecord, IdentityRecord, MethodRecord, RecordPage, check_record
+from contact_mcp.store.records import (
+    ContactRecord,
+    RecordPage,
+    StoredFields,
+    check_record,
+    contact_from,
+    record_from,
+    stored_fields,
+)
 
 log = logging.getLogger("contact_mcp.store.postgres")
 
@@ -169,15 +177,22 @@ _UPSERT_CANDIDATES: Final[LiteralString] = (
     "AND kind = 'email' AND value = %(email)s) FROM contacts WHERE user_id = %(user_id)s "
     f"UNION ALL SELECT 'email', {_UPSERT_COLUMNS}, false FROM contacts WHERE seq = {_BY_EMAIL}"
 )
-# A whole contact in one statement (one snapshot): its columns, its methods and identities as JSON arrays.
+# A whole contact in one statement (one snapshot): its columns, its methods and identities as JSON arrays of
+# objects keyed like the record's fields.
+_WHOLE_COLUMNS: Final = (
+    "seq", "id", "user_id", "username", "name", "display_name", "locale", "profile_picture", "companies",
+    "custom_fields", "roles", "subscribed_to_changelog", "created_at", "updated_at",
+)  # fmt: skip
 _WHOLE_CONTACT: Final = (
     "SELECT c.seq, c.id, c.user_id, c.username, c.name, c.display_name, c.locale, c.profile_picture, c.companies, "
     "c.custom_fields, c.roles, c.subscribed_to_changelog, c.created_at, c.updated_at, "
-    "(SELECT coalesce(json_agg(json_build_array(m.id, m.channel, m.type, m.raw_value, m.value, m.is_primary, "
-    "m.verified_at, m.verification_source, m.verification_method, m.created_at) ORDER BY m.seq), '[]') "
-    "FROM methods m WHERE m.contact_seq = c.seq), "
-    "(SELECT coalesce(json_agg(json_build_array(i.id, i.channel_type, i.identifier, i.channel_id, i.created_at) "
-    "ORDER BY i.seq), '[]') FROM identities i WHERE i.contact_seq = c.seq) "
+    "(SELECT coalesce(json_agg(json_build_object('id', m.id, 'channel', m.channel, 'type', m.type, "
+    "'raw_value', m.raw_value, 'value', m.value, 'primary', m.is_primary, 'verified_at', m.verified_at, "
+    "'verification_source', m.verification_source, 'verification_method', m.verification_method, "
+    "'created_at', m.created_at) ORDER BY m.seq), '[]') FROM methods m WHERE m.contact_seq = c.seq), "
+    "(SELECT coalesce(json_agg(json_build_object('id', i.id, 'channel_type', i.channel_type, "
+    "'identifier', i.identifier, 'channel_id', i.channel_id, 'created_at', i.created_at) ORDER BY i.seq), '[]') "
+    "FROM identities i WHERE i.contact_seq = c.seq) "
     "FROM contacts c"
 )
 _CONTACT_BY_ID: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.id = %s"
@@ -189,6 +204,12 @@ _SUMMARY_COLUMNS: Final[LiteralString] = (
 )
 _FIND_IN_METHODS: Final = "c.seq IN (SELECT contact_seq FROM methods WHERE value = %s AND kind = %s)"
 _DELETE_METHODS: Final = "DELETE FROM methods WHERE contact_seq = %s"
+_UPSERT_BY_PHONE: Final[LiteralString] = (
+    f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE seq IN (SELECT contact_seq FROM methods "
+    "WHERE value = %s AND kind = 'phone') ORDER BY seq FOR UPDATE"
+)
+_UPSERT_BY_USERNAME: Final[LiteralString] = f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE username_key = %s FOR UPDATE"
+_HELD_VALUES: Final = "SELECT kind, value FROM methods WHERE contact_seq = %s AND kind IN ('email', 'phone')"
 _DELETE_IDENTITIES: Final = "DELETE FROM identities WHERE contact_seq = %s"
 _JSON_COLUMNS: Final = frozenset({"companies", "custom_fields", "roles"})
 
@@ -206,14 +227,6 @@ def _one_line(text: str, password: str | None) -> str:
     """A driver's message, fit for one log or error line: whitespace collapsed, the password (if any) masked."""
     line = " ".join(text.split())
     return line.replace(password, "****") if password else line
-
-
-def _password(url: str) -> str | None:
-    try:
-        password = conninfo_to_dict(url).get("password")
-    except psycopg.Error:
-        return None
-    return str(password) if password else None
 
 
 _OPERATOR_ERRORS: Final = (pg_errors.ReadOnlySqlTransaction, pg_errors.InsufficientPrivilege)
@@ -252,8 +265,8 @@ def _prove_writable(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
 
 def preflight(settings: Settings) -> None:
     """Connect, migrate, prove writable (unless CONTACT_MCP_READ_ONLY); a `ConfigError` for anything unusable."""
-    where = shown_db(settings.db)
-    password = _password(settings.db)
+    where = display_url(settings.db)
+    password = database_password(settings.db)
     try:
         with psycopg.connect(
             settings.db, autocommit=True, prepare_threshold=None, connect_timeout=_connect_timeout(settings)
@@ -277,7 +290,7 @@ def preflight(settings: Settings) -> None:
         ) from None
 
 
-def open_backend(settings: Settings) -> PostgresBackend:
+def open_backend(settings: Settings) -> Backend:
     return PostgresBackend(settings)
 
 
@@ -309,87 +322,10 @@ def _stored(row: Sequence[Any]) -> rules.StoredContact:
     )
 
 
-def _record(row: Row) -> ContactRecord:
-    (_, id_, user_id, username, name, display_name, locale, picture, companies, custom, roles, subscribed,
-     created_at, updated_at, methods, identities) = row  # fmt: skip
-    return ContactRecord(
-        id=id_,
-        user_id=user_id,
-        username=username,
-        name=name,
-        display_name=display_name,
-        locale=locale,
-        profile_picture=picture,
-        companies=rules.parse_companies(companies),
-        custom_fields=rules.parse_custom_fields(custom),
-        roles=rules.parse_roles(roles),
-        subscribed_to_changelog=subscribed,
-        created_at=created_at,
-        updated_at=updated_at,
-        methods=[
-            MethodRecord(
-                id=m[0],
-                channel=m[1],
-                type=m[2],
-                raw_value=m[3],
-                value=m[4],
-                primary=m[5],
-                verified_at=m[6],
-                verification_source=m[7],
-                verification_method=m[8],
-                created_at=m[9],
-            )
-            for m in methods
-        ],
-        identities=[
-            IdentityRecord(id=i[0], channel_type=i[1], identifier=i[2], channel_id=i[3], created_at=i[4])
-            for i in identities
-        ],
-    )
-
-
-def _contact(record: ContactRecord) -> Contact:
-    return Contact(
-        provider=rules.PROVIDER,
-        id=record.id,
-        user_id=record.user_id,
-        username=record.username,
-        name=record.name,
-        display_name=record.display_name,
-        locale=record.locale,
-        profile_picture=record.profile_picture,
-        companies=record.companies,
-        custom_fields=record.custom_fields,
-        roles=record.roles,
-        subscribed_to_changelog=record.subscribed_to_changelog,
-        created_at=record.created_at,
-        updated_at=record.updated_at,
-        methods=[
-            ContactMethod(
-                id=m.id,
-                channel=m.channel,
-                type=m.type,
-                raw_value=m.raw_value,
-                value=m.value,
-                primary=m.primary,
-                verified=m.verified_at is not None,
-                verified_at=m.verified_at,
-                verification_source=m.verification_source,
-                verification_method=m.verification_method,
-            )
-            for m in record.methods
-        ],
-        identities=[
-            Identity(
-                id=i.id,
-                channel_type=i.channel_type,
-                identifier=i.identifier,
-                channel_id=i.channel_id,
-                created_at=i.created_at,
-            )
-            for i in record.identities
-        ],
-    )
+def _fields(row: Row) -> StoredFields:
+    """A `_WHOLE_CONTACT` row as the record's fields."""
+    *columns, methods, identities = row
+    return stored_fields(dict(zip(_WHOLE_COLUMNS, columns, strict=True)), methods, identities)
 
 
 def find_query(call: FindContactsInput, after: int) -> tuple[LiteralString, list[object]]:
@@ -505,8 +441,8 @@ class PostgresBackend:
     """Contacts in a PostgreSQL database; see the module docstring for locks, retries and failures."""
 
     def __init__(self, settings: Settings) -> None:
-        self._where = shown_db(settings.db)
-        self._password = _password(settings.db)
+        self._where = display_url(settings.db)
+        self._password = database_password(settings.db)
         self._pool_size = settings.db_pool_size
         self._pool = psycopg_pool.AsyncConnectionPool(
             settings.db,
@@ -541,6 +477,14 @@ class PostgresBackend:
             )
 
         return await self._run(probe, write=False)
+
+    async def ready(self) -> None:
+        """One cheap read: an unreachable database is the `provider_unavailable` every call would give."""
+
+        async def ready(conn: Conn) -> None:
+            await conn.execute("SELECT 1 FROM contacts LIMIT 1")
+
+        await self._run(ready, write=False)
 
     # ---------- one call, one transaction, reruns for lost races ----------
 
@@ -605,7 +549,9 @@ class PostgresBackend:
                 retryable=False,
             ) from exc
         finally:
-            await self._pool.putconn(conn)
+            # Shielded: in a cancelled scope every await re-raises, and an unreturned connection is lost to the pool.
+            with anyio.CancelScope(shield=True):
+                await self._pool.putconn(conn)
 
     def _line(self, exc: BaseException | None) -> str:
         return _one_line(str(exc), self._password) if exc is not None else "connection lost"
@@ -695,19 +641,8 @@ class PostgresBackend:
     # ---------- upsert_contact (Featurebase) ----------
 
     async def upsert_contact(self, call: UpsertContactInput) -> UpsertResult:
-        keys = {"user_id": call.user_id, "email": call.email}
-
         async def work(conn: Conn) -> UpsertResult:
-            await _lock(conn, ("user_id", call.user_id), ("email", call.email))
-            await conn.execute(_LOCK_UPSERT_CANDIDATES, keys)
-            by_user_id = by_email = None
-            holds = False
-            for row in await _fetchall(conn, _UPSERT_CANDIDATES, keys):
-                if row[0] == "user_id":
-                    by_user_id, holds = _stored(row[1:15]), bool(row[15])
-                else:
-                    by_email = _stored(row[1:15])
-            target = rules.upsert_target(call, by_user_id=by_user_id, by_email=by_email, user_holds_email=holds)
+            target = await _upsert_target(conn, call)
             now = rules.now()
             if target is None:
                 seq, contact_id = await _add_contact(conn, rules.contact_from_upsert(call), now)
@@ -723,15 +658,7 @@ class PostgresBackend:
             if changes.phone is not None:
                 await _make_primary(conn, target.key, "phone", changes.phone, now)
             if changes.changed:
-                columns = {**changes.columns, "updated_at": now}
-                assignments = sql.SQL(", ").join(
-                    sql.SQL("{} = {}::jsonb" if column in _JSON_COLUMNS else "{} = {}").format(
-                        sql.Identifier(column), sql.Placeholder()
-                    )
-                    for column in columns
-                )
-                statement = sql.SQL("UPDATE contacts SET {} WHERE seq = {}").format(assignments, sql.Placeholder())
-                await conn.execute(statement, (*columns.values(), target.key))
+                await _update_contact(conn, target.key, {**changes.columns, "updated_at": now})
             return rules.upsert_matched(call, target, changes)
 
         return await self._run(work, write=True)
@@ -772,7 +699,7 @@ class PostgresBackend:
         row = await self._run(work, write=False)
         if row is None:
             raise rules.contact_not_found(contact_id)
-        return _contact(_record(row))
+        return contact_from(_fields(row))
 
     async def find_contacts(self, call: FindContactsInput) -> ContactPage:
         after = rules.decode_cursor(call.cursor) if call.cursor is not None else 0
@@ -810,9 +737,33 @@ class PostgresBackend:
         rows = await self._run(work, write=False)
         page = rows[:limit]
         return RecordPage(
-            records=[_record(row) for row in page],
+            records=[record_from(_fields(row)) for row in page],
             after=rules.encode_cursor(int(page[-1][0])) if len(rows) > limit else None,
         )
+
+    async def import_contact(self, call: rules.ImportContactInput) -> Outcome:
+        async def work(conn: Conn) -> Outcome:
+            return await _import(conn, call)
+
+        return await self._run(work, write=True)
+
+    async def import_batch(
+        self, items: Sequence[ContactRecord | rules.ImportContactInput]
+    ) -> list[Outcome | rules.RowError]:
+        async def work(conn: Conn) -> list[Outcome | rules.RowError]:
+            answers: list[Outcome | rules.RowError] = []
+            for item in items:
+                try:
+                    async with conn.transaction():  # a savepoint: a refused row is rolled back alone
+                        if isinstance(item, ContactRecord):
+                            answers.append(await _restore(conn, check_record(item)))
+                        else:
+                            answers.append(await _import(conn, item))
+                except rules.ROW_ERRORS as exc:
+                    answers.append(exc)
+            return answers
+
+        return await self._run(work, write=True)
 
     async def restore_contact(self, record: ContactRecord) -> Outcome:
         checked = check_record(record)
@@ -821,6 +772,73 @@ class PostgresBackend:
             return await _restore(conn, checked)
 
         return await self._run(work, write=True)
+
+
+async def _upsert_target(conn: Conn, call: UpsertContactInput) -> rules.StoredContact | None:
+    """Lock the keys and the candidate rows, read them, and ask `rules.upsert_target` (upsert, and import rows
+    with an email or user id)."""
+    keys = {"user_id": call.user_id, "email": call.email}
+    await _lock(conn, ("user_id", call.user_id), ("email", call.email))
+    await conn.execute(_LOCK_UPSERT_CANDIDATES, keys)
+    by_user_id = by_email = None
+    holds = False
+    for row in await _fetchall(conn, _UPSERT_CANDIDATES, keys):
+        if row[0] == "user_id":
+            by_user_id, holds = _stored(row[1:15]), bool(row[15])
+        else:
+            by_email = _stored(row[1:15])
+    return rules.upsert_target(call, by_user_id=by_user_id, by_email=by_email, user_holds_email=holds)
+
+
+async def _import(conn: Conn, call: rules.ImportContactInput) -> Outcome:
+    """One row of new data: match as `rules.import_target` says, then create or merge, in this one transaction."""
+    by_keys = by_username = None
+    holders: list[rules.StoredContact] = []
+    username_key = rules.username_key(call.username)
+    await _lock(conn, ("username", username_key), *(("phone", phone) for phone in call.phones))
+    if call.emails or call.user_id is not None:
+        by_keys = await _upsert_target(conn, rules.import_upsert(call))
+    else:
+        if username_key is not None:
+            row = await _fetchone(conn, _UPSERT_BY_USERNAME, (username_key,))
+            by_username = _stored(row) if row is not None else None
+        if by_username is None and call.name is not None:
+            for phone in call.phones:
+                holders += [_stored(row) for row in await _fetchall(conn, _UPSERT_BY_PHONE, (phone,))]
+            holders.sort(key=lambda holder: holder.key)
+    target = rules.import_target(call, by_keys=by_keys, by_username=by_username, phone_holders=holders)
+    owner = await _fetchone(conn, _ID_BY_USERNAME, (username_key,)) if username_key is not None else None
+    now = rules.now()
+    if target is None:
+        if owner is not None:
+            raise rules.username_taken(str(call.username), owner[0])
+        seq, _ = await _add_contact(conn, rules.contact_from_import(call), now)
+        for kind, value, primary in rules.import_methods(call):
+            await _add_method(conn, seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=primary)
+        return "created"
+    held = {(str(kind), str(value)) for kind, value in await _fetchall(conn, _HELD_VALUES, (target.key,))}
+    changes = rules.import_changes(target, call, held=held, username_owner=owner[0] if owner else None)
+    if changes.upsert.email is not None:
+        await _make_primary(conn, target.key, "email", changes.upsert.email, now)
+    if changes.upsert.phone is not None:
+        await _make_primary(conn, target.key, "phone", changes.upsert.phone, now)
+    for kind, value in changes.more_methods:
+        await _add_method(conn, target.key, now, channel=kind, type_=kind, raw_value=value, value=value, primary=False)
+    if not changes.changed:
+        return "unchanged"
+    await _update_contact(conn, target.key, {**changes.upsert.columns, "updated_at": now})
+    return "updated"
+
+
+async def _update_contact(conn: Conn, seq: int, columns: dict[str, object]) -> None:
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = {}::jsonb" if column in _JSON_COLUMNS else "{} = {}").format(
+            sql.Identifier(column), sql.Placeholder()
+        )
+        for column in columns
+    )
+    statement = sql.SQL("UPDATE contacts SET {} WHERE seq = {}").format(assignments, sql.Placeholder())
+    await conn.execute(statement, (*columns.values(), seq))
 
 
 async def _make_primary(conn: Conn, seq: int, kind: Literal["email", "phone"], value: str, now: str) -> None:
@@ -840,7 +858,7 @@ async def _restore(conn: Conn, record: ContactRecord) -> Outcome:
     seq: int | None = int(row[0]) if row is not None else None
     if seq is not None:
         current = await _fetchone(conn, _CONTACT_BY_SEQ, (seq,))
-        if current is not None and _record(current) == record:
+        if current is not None and record_from(_fields(current)) == record:
             return "unchanged"
     if record.user_id is not None:
         owner = await _fetchone(conn, _ID_BY_USER_ID, (record.user_id,))

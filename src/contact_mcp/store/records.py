@@ -3,20 +3,24 @@
 Unlike `models.Contact` (what an agent reads), a record keeps everything needed to put a contact back exactly:
 every id and timestamp, each method's own `created_at`, verification as stored. Records are backend-neutral, so
 an export from SQLite restores into PostgreSQL. `check_record` is the rule a record must meet before any backend
-writes it.
+writes it; `stored_fields` reads a backend's named columns, which `record_from` and `contact_from` (what
+get_contact shows) validate.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from contact_mcp.errors import InvalidArgument
-from contact_mcp.models import Company, CustomValue
+from contact_mcp.models import Company, Contact, CustomValue
 from contact_mcp.store import rules
 
 
 class MethodRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     id: str
     channel: str
@@ -31,7 +35,7 @@ class MethodRecord(BaseModel):
 
 
 class IdentityRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     id: str
     channel_type: str | None = None
@@ -41,7 +45,7 @@ class IdentityRecord(BaseModel):
 
 
 class ContactRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     id: str
     user_id: str | None = None
@@ -63,7 +67,7 @@ class ContactRecord(BaseModel):
 class RecordPage(BaseModel):
     """One batch of an export, in the store's order; `after` continues it (None: that was the last batch)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     records: list[ContactRecord]
     after: str | None = None
@@ -90,3 +94,31 @@ def check_record(record: ContactRecord) -> ContactRecord:
     if len(keys) != len(record.identities):
         raise InvalidArgument(f"contact {canonical} has one identity twice", field="identities")
     return record if canonical == record.id else record.model_copy(update={"id": canonical})
+
+
+StoredFields = dict[str, Any]
+"""A whole contact as plain values, named as `ContactRecord`'s fields: what a backend reads, before it becomes
+a record (export, restore) or the agent's view (get_contact); each is one validation."""
+
+
+def stored_fields(
+    row: Mapping[str, Any], methods: list[dict[str, Any]], identities: list[dict[str, Any]]
+) -> StoredFields:
+    """From a backend's rows, columns named as the record's fields (the contact row may carry its `seq`; JSON
+    columns may be JSON text or already decoded)."""
+    fields = {name: value for name, value in row.items() if name != "seq"}
+    # Parsed straight from JSON text by pydantic (faster than json.loads, then validating the Python values).
+    fields["companies"] = rules.parse_companies(fields["companies"])
+    fields["custom_fields"] = rules.parse_custom_fields(fields["custom_fields"])
+    fields["roles"] = rules.parse_roles(fields["roles"])
+    return {**fields, "methods": methods, "identities": identities}
+
+
+def record_from(fields: StoredFields) -> ContactRecord:
+    return ContactRecord.model_validate(fields)
+
+
+def contact_from(fields: StoredFields) -> Contact:
+    """The contact as get_contact shows it: a method is verified when it has a verification time."""
+    methods = [{**m, "verified": m["verified_at"] is not None} for m in fields["methods"]]
+    return Contact.model_validate({**fields, "provider": rules.PROVIDER, "methods": methods})

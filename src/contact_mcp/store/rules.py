@@ -572,6 +572,12 @@ class ImportContactInput:
     locale: str | None = None
 
 
+ROW_ERRORS: Final = (InvalidArgument, Conflict, NotFound)
+"""What the rules refuse one row of an import with (its content, not the database): the row is rolled back alone
+and reported, and the import goes on."""
+RowError = InvalidArgument | Conflict | NotFound
+
+
 def import_upsert(call: ImportContactInput) -> UpsertContactInput:
     """The upsert a row of new data amounts to: its first email and first phone become the contact's primaries."""
     return UpsertContactInput(
@@ -584,8 +590,10 @@ def import_upsert(call: ImportContactInput) -> UpsertContactInput:
 
 
 def name_key(name: str | None) -> str | None:
-    """Names compared for phone-and-name matching: ignoring case and spacing."""
-    return " ".join(name.casefold().split()) or None if name is not None else None
+    """Names compared for phone-and-name matching: ignoring case and spacing (None: no name to compare)."""
+    if name is None:
+        return None
+    return " ".join(name.casefold().split()) or None
 
 
 def import_target(

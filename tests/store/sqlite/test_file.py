@@ -15,6 +15,7 @@ import pytest
 from mcp import Client
 
 from contact_mcp import ConfigError, build_server, load_settings
+from contact_mcp.errors import ProviderUnavailable
 from contact_mcp.store import LocalStore
 from contact_mcp.store.migrations.sqlite import SCHEMA_VERSION
 from contact_mcp.store.sqlite import SqliteBackend
@@ -77,6 +78,20 @@ async def test_a_closed_store_refuses_calls(db_path: Path) -> None:
 
     with pytest.raises(sqlite3.ProgrammingError):
         await store.probe()
+
+
+async def test_a_store_whose_file_vanished_is_not_ready(db_path: Path) -> None:
+    """An open connection keeps working on an unlinked file; readiness looks for the file by name."""
+    store = LocalStore.open(db_path)
+    await store.ready()
+    for path in db_path.parent.iterdir():
+        path.unlink()
+
+    try:
+        with pytest.raises(ProviderUnavailable):
+            await store.ready()
+    finally:
+        await store.aclose()
 
 
 # ---------- unusable paths ----------

@@ -102,13 +102,16 @@ async def test_a_failure_mid_transaction_rolls_the_whole_call_back(db_path: Path
     assert totals == {"contacts": 1, "methods": 1, "identities": 0}
 
 
-async def test_a_write_waiting_for_the_lock_does_not_block_the_event_loop(
+async def test_a_write_waiting_for_the_lock_blocks_neither_the_event_loop_nor_reads(
     db_path: Path, holder: sqlite3.Connection
 ) -> None:
     """While a write waits for another process's lock, the server still answers: `tools/list` (which never
-    touches the database) completes while the upsert is still waiting. On the event loop, it could not."""
+    touches the database) and a read complete while the upsert is still waiting. On the event loop, neither could;
+    on one connection, the read would queue behind the write."""
     order: list[str] = []
     async with Client(build_server(load_settings(db=str(db_path)))) as client:
+        made = await client.call_tool("upsert_contact", {"email": "bob@example.com"})
+        assert made.structured_content is not None
         hold_write_lock(holder)
 
         async def upsert() -> None:
@@ -121,6 +124,45 @@ async def test_a_write_waiting_for_the_lock_does_not_block_the_event_loop(
             await anyio.sleep(0.05)  # let the upsert reach the lock
             await client.list_tools()
             order.append("tools/list")
+            read = await client.call_tool("get_contact", {"contact_id": made.structured_content["id"]})
+            assert not read.is_error, read.content
+            order.append("get_contact")
             holder.execute("COMMIT")
 
-    assert order == ["tools/list", "upsert"]
+    assert order == ["tools/list", "get_contact", "upsert"]
+
+
+async def test_a_session_opens_while_another_process_holds_the_write_lock(
+    db_path: Path, holder: sqlite3.Connection
+) -> None:
+    """Start-up proves the file writable once; opening the store for a session takes no write lock."""
+    server = build_server(load_settings(db=str(db_path)))
+    hold_write_lock(holder)
+    try:
+        async with Client(server) as client:
+            page = await client.call_tool("find_contacts", {})
+    finally:
+        holder.execute("ROLLBACK")
+
+    assert not page.is_error, page.content
+
+
+async def test_a_cancelled_call_still_finishes_its_transaction_and_the_store_goes_on(
+    db_path: Path, holder: sqlite3.Connection
+) -> None:
+    """Cancelling the caller (a client gone, a timeout) while its write waits for the lock neither abandons the
+    transaction half-done nor wedges the connection: the write completes, and the next call is answered."""
+    store = LocalStore(SqliteBackend.open(db_path))
+    hold_write_lock(holder)
+    try:
+        with anyio.move_on_after(0.1) as scope:
+            await store.upsert_contact(UpsertContactInput(email="ann@example.com", user_id=None))
+        holder.execute("ROLLBACK")
+        after = await store.upsert_contact(UpsertContactInput(email="ann@example.com", user_id=None, name="Ann"))
+        totals = await counts(store)
+    finally:
+        await store.aclose()
+
+    assert scope.cancelled_caught
+    assert after.outcome == "updated"  # the cancelled call's contact was written, then found
+    assert totals == {"contacts": 1, "methods": 1, "identities": 0}

@@ -1,22 +1,22 @@
-"""`build_server(settings)`: the MCP server with the tools its enabled providers serve.
+"""The one step every tool call goes through, where every failure becomes a structured error result.
 
-The lifespan opens each enabled provider once (the SQLite store, one HTTP client per API) and closes it on
-shutdown. `ContactServer.call_tool` is the one place where a failed call becomes our structured error result:
-a `ContactError` from a tool, an argument that fails its Pydantic schema, an argument the tool does not declare,
-an unknown tool. Anything else is a bug and keeps the SDK's sanitised "Error executing tool" result.
+Before the SDK validates a call: arguments that are not a JSON object, an unknown tool, an argument the tool does
+not declare, and a control character in any text are refused as `invalid_argument` results; a `null` argument is
+dropped, so it means exactly "not given" (it never clears a stored value). After: a `ContactError` from a tool
+and an argument that fails its Pydantic schema become `invalid_argument` (or the error's own code) results whose
+payload names the provider the call was routed to. Anything else is a bug and keeps the SDK's sanitised
+"Error executing tool" result. So a tool call never ends in a JSON-RPC protocol error, save a request the SDK
+cannot read as a tool call at all (no tool name).
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import re
-from collections.abc import AsyncGenerator, Callable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
-from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated, Any, get_args, get_origin
+from collections.abc import Mapping
+from typing import Any, cast
 
-import httpx2
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
@@ -25,26 +25,13 @@ from mcp.types import CallToolResult
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from contact_mcp import providers
 from contact_mcp.errors import ContactError, ErrorCode, ErrorInfo, error_result
-from contact_mcp.models import Operation, Result
-from contact_mcp.schemas import compact_output_schema, portable_input_schema
-from contact_mcp.settings import Settings, load_settings
-from contact_mcp.tools import TOOLS, AppState, annotations_for
+from contact_mcp.providers.base import Provider
+from contact_mcp.tools.arguments import check_text
+from contact_mcp.tools.reads import PROVIDER_ARGUMENT
+from contact_mcp.tools.state import AppState
 
 log = logging.getLogger("contact_mcp")
-
-INSTRUCTIONS = (
-    "Contact tools. Phones are E.164 (+country code). Failed calls return structuredContent.error "
-    "{code, message, field, hint, retryable}: fix the named field, or retry only when retryable."
-)
-
-
-def _version() -> str:
-    try:
-        return version("contact-mcp")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-        return "0.0.0"
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -108,14 +95,34 @@ def validation_error_info(exc: ValidationError, provider: str | None) -> ErrorIn
     )
 
 
+async def arguments_must_be_an_object(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """Middleware: a `tools/call` whose `arguments` is not a JSON object (a list, a string) would fail the SDK's
+    request validation as JSON-RPC -32602 before any tool code runs; it gets an `invalid_argument` result
+    instead, like every other bad argument."""
+    params = ctx.params
+    if ctx.method == "tools/call" and isinstance(params, Mapping):
+        arguments = cast(Mapping[str, object], params).get("arguments")
+        if arguments is not None and not isinstance(arguments, Mapping):
+            return error_result(
+                ErrorInfo(
+                    code=ErrorCode.INVALID_ARGUMENT,
+                    message=f"arguments must be a JSON object, not {type(arguments).__name__}",
+                    field="arguments",
+                    hint='Send the arguments as an object of name and value, e.g. {"email": "ann@example.com"}',
+                )
+            )
+    return await call_next(ctx)
+
+
 class ContactServer(MCPServer[AppState]):
     """An `MCPServer` whose tool failures are structured `ContactError` results."""
 
-    def __init__(self, *, tools: list[Tool], routing: Mapping[str, str], **kwargs: Any) -> None:
-        super().__init__(tools=tools, **kwargs)
-        self.routing = dict(routing)
+    def __init__(self, *, tools: list[Tool], routing: Mapping[str, tuple[str, ...]], **kwargs: Any) -> None:
+        super().__init__(tools=tools, middleware=[arguments_must_be_an_object], **kwargs)
+        self._routing = {name: tuple(names) for name, names in routing.items()}
+        """Tool name → the providers serving it (several when the tool takes a `provider` argument)."""
         self._accepted = {tool.name: frozenset(tool.parameters.get("properties", {})) for tool in tools}
-        self.opened: tuple[providers.Provider, ...] = ()
+        self.opened: tuple[Provider, ...] = ()
         """The providers the lifespan opened, while it is open (what readiness asks)."""
 
     @property
@@ -131,10 +138,17 @@ class ContactServer(MCPServer[AppState]):
         for provider in self.opened:
             await provider.ready()
 
+    def _provider_of(self, name: str, arguments: Mapping[str, Any]) -> str | None:
+        """The provider a call is routed to: the tool's only one, or the valid `provider` argument it names."""
+        serving = self._routing.get(name, ())
+        if len(serving) == 1:
+            return serving[0]
+        chosen = arguments.get(PROVIDER_ARGUMENT)
+        return chosen if chosen in serving else None
+
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
     ) -> Any:
-        provider = self.routing.get(name)
         accepted = self._accepted.get(name)
         if accepted is None:
             return error_result(
@@ -144,6 +158,9 @@ class ContactServer(MCPServer[AppState]):
                     hint="Available tools: " + ", ".join(sorted(self._accepted)),
                 )
             )
+        provider = self._provider_of(name, arguments)
+        # null means "not given": models (OpenAI's in strict mode especially) send null for what they leave out.
+        given = {key: value for key, value in arguments.items() if value is not None}
         unknown = sorted(set(arguments) - accepted)
         if unknown:
             return error_result(
@@ -156,91 +173,25 @@ class ContactServer(MCPServer[AppState]):
                 )
             )
         try:
-            return await super().call_tool(name, arguments, context)
+            check_text(given)
+        except ContactError as exc:
+            return self._contact_error(name, exc, provider)
+        try:
+            return await super().call_tool(name, given, context)
         except ToolError as exc:
             return self._as_result(name, exc, provider)
+
+    def _contact_error(self, name: str, exc: ContactError, provider: str | None) -> CallToolResult:
+        info = exc.info(provider=provider)
+        log.info("tool %s failed: %s %s", name, info.code.value, info.message)
+        return error_result(info)
 
     def _as_result(self, name: str, exc: ToolError, provider: str | None) -> CallToolResult:
         cause = exc.__cause__
         if isinstance(cause, ContactError):
-            info = cause.with_provider(provider).info() if provider else cause.info()
-            log.info("tool %s failed: %s %s", name, info.code.value, info.message)
-            return error_result(info)
+            return self._contact_error(name, cause, provider)
         if isinstance(cause, ValidationError) and not isinstance(exc, UnexpectedToolError):
             info = validation_error_info(cause, provider)
             log.info("tool %s rejected arguments: %s", name, info.field)
             return error_result(info)
         raise exc
-
-
-def _tool(operation: Operation, provider: str) -> Tool:
-    spec = next(s for s in TOOLS if s.operation is operation)
-    display = providers.provider_class(provider).display_name
-    doc = " ".join((spec.fn.__doc__ or "").split())
-    # structured_output=False: the SDK would generate the result's full JSON Schema only for us to replace it;
-    # the model and the compact schema are set below, and the SDK validates every result against the model.
-    tool = Tool.from_function(
-        spec.fn,
-        name=operation.value,
-        title=spec.title,
-        description=f"{doc} Provider: {display}.",
-        annotations=annotations_for(spec, provider),
-        structured_output=False,
-    )
-    tool.parameters = portable_input_schema(tool.parameters)
-    result = result_model(spec.fn)
-    tool.fn_metadata.output_model = result
-    tool.fn_metadata.output_schema = compact_output_schema(result, result.keys)
-    return tool
-
-
-def result_model(fn: Callable[..., Any]) -> type[Result]:
-    """The result a tool declares: `-> Annotated[CallToolResult, SomeResult]`."""
-    declared = inspect.signature(fn).return_annotation
-    args = get_args(declared)
-    model = args[1] if get_origin(declared) is Annotated and len(args) == 2 else None
-    if not (isinstance(model, type) and issubclass(model, Result)):
-        raise TypeError(f"{fn.__name__} must return Annotated[CallToolResult, <a Result model>]")
-    return model
-
-
-def build_server(
-    settings: Settings | None = None,
-    *,
-    transports: Mapping[str, httpx2.AsyncBaseTransport] | None = None,
-) -> ContactServer:
-    """Build the server; raises `ConfigError` for a configuration that cannot work (checked before serving)."""
-    settings = settings or load_settings()
-    routing = providers.select(settings)
-    ordered = [spec.operation for spec in TOOLS if spec.operation in routing]
-    tools = [_tool(op, routing[op]) for op in ordered]
-    enabled = list(dict.fromkeys(routing.values()))
-    for name in enabled:
-        providers.provider_class(name).preflight(settings)
-    transport_for = dict(transports or {})
-
-    @asynccontextmanager
-    async def lifespan(server: MCPServer[AppState]) -> AsyncGenerator[AppState]:
-        async with AsyncExitStack() as stack:
-            opened: dict[str, providers.Provider] = {}
-            for name in enabled:
-                provider = providers.build_provider(name, settings, transport=transport_for.get(name))
-                stack.push_async_callback(provider.aclose)
-                opened[name] = provider
-            if isinstance(server, ContactServer):
-                server.opened = tuple(opened.values())
-                stack.callback(setattr, server, "opened", ())
-            yield AppState(
-                providers={op: opened[name] for op, name in routing.items()},
-                default_region=settings.default_region,
-            )
-
-    return ContactServer(
-        tools=tools,
-        routing={op.value: name for op, name in routing.items()},
-        name="contact-mcp",
-        version=_version(),
-        instructions=INSTRUCTIONS,
-        lifespan=lifespan,
-        log_level=settings.log_level,  # type: ignore[arg-type]
-    )

@@ -1,0 +1,48 @@
+"""One JSON-RPC message from raw bytes, or the JSON-RPC error that answers bytes that are not one.
+
+Used where our code sees a message before the SDK does (a stdio line, an SSE POST body), so a malformed one is
+answered with what the JSON-RPC spec prescribes — -32700 for what is not JSON (bad UTF-8 and lone surrogates
+included), -32600 for a batch, `null` or an object that is not a JSON-RPC 2.0 message, with the request's id when
+one can be read — in plain words, never pydantic's report of the input, and logged as one WARNING line.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+import mcp_types
+import pydantic_core
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
+from pydantic import ValidationError
+
+log = logging.getLogger("contact_mcp.serve.messages")
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+MAX_MESSAGE_BYTES = DEFAULT_MAX_REQUEST_BODY_SIZE  # as the SDK's HTTP transports: 4 MiB
+
+
+def parse_message(data: bytes, *, where: str) -> mcp_types.JSONRPCMessage | mcp_types.JSONRPCError:
+    """The message in `data`, or the error that answers it (logged once, naming `where` it arrived)."""
+    if len(data) > MAX_MESSAGE_BYTES:
+        return _rejected(where, INVALID_REQUEST, f"Invalid Request: a message may be at most {MAX_MESSAGE_BYTES} bytes")
+    try:
+        return mcp_types.jsonrpc_message_adapter.validate_json(data, by_name=False)
+    except ValidationError:
+        pass
+    try:
+        value: Any = pydantic_core.from_json(data)
+    except ValueError:
+        return _rejected(where, PARSE_ERROR, "Parse error: not valid JSON (UTF-8, no lone surrogates)")
+    if isinstance(value, list):
+        return _rejected(where, INVALID_REQUEST, "Invalid Request: batches are not supported; send one message")
+    raw_id = cast(dict[str, Any], value).get("id") if isinstance(value, dict) else None
+    request_id = raw_id if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else None
+    message = "Invalid Request: not a JSON-RPC 2.0 request, notification or response"
+    return _rejected(where, INVALID_REQUEST, message, request_id)
+
+
+def _rejected(where: str, code: int, message: str, request_id: str | int | None = None) -> mcp_types.JSONRPCError:
+    log.warning("%s: answered a malformed message with %d: %s", where, code, message)
+    return mcp_types.JSONRPCError(jsonrpc="2.0", id=request_id, error=mcp_types.ErrorData(code=code, message=message))

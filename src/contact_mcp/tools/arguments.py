@@ -1,0 +1,105 @@
+"""Rules for argument values that every tool shares: blank and `null` mean "not given", text holds no control
+characters, URLs and instants are checked, and the size limits of custom fields and roles.
+
+Pydantic has checked each argument's type against the tool's signature before a tool runs; these are the rules a
+type cannot say. Each failure is an `InvalidArgument` naming the field and, for a limit, the limit.
+"""
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import cast
+from urllib.parse import urlparse
+
+from contact_mcp.errors import InvalidArgument
+from contact_mcp.limits import MAX_CUSTOM_KEY_LENGTH, MAX_CUSTOM_VALUE_LENGTH
+from contact_mcp.models import CustomValue
+
+# C0 and C1 controls and DEL; tab and newline are ordinary text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def opt(value: str | None) -> str | None:
+    """Optional strings: blank means not given."""
+    if value is None:
+        return None
+    text = value.strip()
+    return text or None
+
+
+def url(value: str | None, *, field: str) -> str | None:
+    text = opt(value)
+    if text is None:
+        return None
+    parsed = urlparse(text)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise InvalidArgument(f"{field} must be an http(s) URL", field=field, hint="e.g. https://example.com/a.png")
+    return text
+
+
+def iso_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_instant(value: str, *, field: str) -> str:
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidArgument(
+            f"{field} is not an ISO 8601 date-time", field=field, hint="e.g. 2026-05-20T15:04:01Z"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return iso_utc(moment)
+
+
+def _control_error(field: str, text: str, *, key: bool = False) -> InvalidArgument:
+    found = _CONTROL.search(text)
+    code = f"U+{ord(found.group()):04X}" if found else "a control character"
+    what = "a key of " + field if key else field
+    return InvalidArgument(
+        f"{what} contains the control character {code}",
+        field=field,
+        hint="Remove control characters; text may hold tab and newline but no other control character",
+    )
+
+
+def check_text(arguments: Mapping[str, object]) -> None:
+    """One rule for every text a call carries, at any depth (strings, map keys, list items): no control character
+    but tab and newline. Run on the raw arguments before validation, so no tool can forget it."""
+    for name, value in arguments.items():
+        _check(value, name)
+
+
+def _check(value: object, path: str) -> None:
+    if isinstance(value, str):
+        if _CONTROL.search(value):
+            raise _control_error(path, value)
+    elif isinstance(value, dict):
+        for key, item in cast(dict[object, object], value).items():
+            if isinstance(key, str) and _CONTROL.search(key):
+                raise _control_error(path, key, key=True)
+            _check(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(cast(list[object], value)):
+            _check(item, f"{path}[{index}]")
+
+
+def check_custom_fields(fields: Mapping[str, CustomValue] | None) -> None:
+    """Key and string-value lengths of one call's `custom_fields` (the key count is in the signature; the count
+    after merging with the stored keys is the store's to check)."""
+    if not fields:
+        return
+    for key, value in fields.items():
+        if len(key) > MAX_CUSTOM_KEY_LENGTH:
+            raise InvalidArgument(
+                f"a custom_fields key is {len(key)} characters long; the limit is {MAX_CUSTOM_KEY_LENGTH}",
+                field="custom_fields",
+                hint=f"Use keys of at most {MAX_CUSTOM_KEY_LENGTH} characters",
+            )
+        if isinstance(value, str) and len(value) > MAX_CUSTOM_VALUE_LENGTH:
+            raise InvalidArgument(
+                f"custom_fields.{key} is {len(value)} characters long; the limit is {MAX_CUSTOM_VALUE_LENGTH}",
+                field=f"custom_fields.{key}",
+                hint=f"Store at most {MAX_CUSTOM_VALUE_LENGTH} characters in one custom field",
+            )

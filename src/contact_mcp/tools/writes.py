@@ -1,0 +1,196 @@
+"""The write tools: one async function each, whose signature is the tool's contract.
+
+Each is thin: Pydantic has validated the arguments against the signature and the dispatch step has applied the
+rules every call shares (`null` is "not given", no control characters); the tool normalises the values
+(`normalize`), hands a typed input to the provider the plan chose for its operation, and renders the canonical
+result. Docstrings are sent to the model as descriptions, so they say only what a model needs to call the tool
+right.
+"""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult
+from pydantic import Field
+
+from contact_mcp.errors import InvalidArgument
+from contact_mcp.limits import MAX_CUSTOM_FIELD_KEYS, MAX_ROLE_LENGTH, MAX_ROLES
+from contact_mcp.models import (
+    AttachContactInput,
+    AttachedContact,
+    AttachedIdentity,
+    AttachIdentityInput,
+    ChannelType,
+    Company,
+    CreateContactInput,
+    CreatedContact,
+    CustomValue,
+    MethodType,
+    Operation,
+    SetVerificationInput,
+    UpsertContactInput,
+    UpsertResult,
+    VerificationResult,
+)
+from contact_mcp.normalize import (
+    normalize_channel,
+    normalize_channel_value,
+    normalize_email,
+    normalize_identifier,
+    normalize_phone,
+    normalize_uuid,
+)
+from contact_mcp.tools.arguments import check_custom_fields, iso_utc, opt, parse_instant, url
+from contact_mcp.tools.render import success
+from contact_mcp.tools.state import AppState, app_state, provider_for
+
+
+async def attach_contact(
+    end_user_id: Annotated[str, Field(max_length=64, description="Contact UUID")],
+    channel: Annotated[
+        str,
+        Field(
+            max_length=40,
+            description="email, phone, sms, voice, whatsapp, slack, twitter, instagram, facebook or other",
+        ),
+    ],
+    value: Annotated[str, Field(max_length=500, description="Email, +E.164 phone or handle")],
+    ctx: Context[AppState],
+) -> Annotated[CallToolResult, AttachedContact]:
+    """Attach a verified email, phone or handle to an end user."""
+    state = app_state(ctx)
+    channel_name = normalize_channel(channel, field="channel")
+    kind, normalized = normalize_channel_value(channel_name, value, field="value", default_region=state.default_region)
+    call = AttachContactInput(
+        end_user_id=normalize_uuid(end_user_id, field="end_user_id"),
+        channel=channel_name,
+        raw_value=value.strip(),
+        type=kind,
+        normalized_value=normalized,
+    )
+    return success(await provider_for(ctx, Operation.ATTACH_CONTACT).attach_contact(call))
+
+
+async def attach_identity(
+    contact_id: Annotated[str, Field(max_length=64, description="Contact id")],
+    identifier: Annotated[str, Field(max_length=320, description="+E.164 phone or email")],
+    ctx: Context[AppState],
+    channel_type: Annotated[ChannelType | None, Field(description="Channel")] = None,
+    channel_id: Annotated[str | None, Field(max_length=100, description="Required for amb")] = None,
+) -> Annotated[CallToolResult, AttachedIdentity]:
+    """Attach a phone/email messaging identity to a contact."""
+    state = app_state(ctx)
+    if channel_type == "amb" and not opt(channel_id):
+        raise InvalidArgument(
+            "channel_id is required when channel_type is amb",
+            field="channel_id",
+            hint="Pass the AMB channel's id (ch_...) as channel_id, or use another channel_type",
+        )
+    _, normalized = normalize_identifier(identifier, field="identifier", default_region=state.default_region)
+    call = AttachIdentityInput(
+        contact_id=contact_id.strip(),
+        identifier=normalized,
+        channel_type=channel_type,
+        channel_id=opt(channel_id),
+    )
+    return success(await provider_for(ctx, Operation.ATTACH_IDENTITY).attach_identity(call))
+
+
+async def set_verification(
+    contact_id: Annotated[str, Field(max_length=64, description="Contact id")],
+    type: Annotated[MethodType, Field(description="Method kind")],
+    value: Annotated[str, Field(max_length=500, description="The phone or email")],
+    verified: Annotated[bool, Field(description="false clears")],
+    ctx: Context[AppState],
+    verification_source: Annotated[str | None, Field(max_length=100, description="e.g. admin-manual")] = None,
+    verified_at: Annotated[str | None, Field(max_length=40, description="ISO 8601, default now")] = None,
+) -> Annotated[CallToolResult, VerificationResult]:
+    """Set or clear verification of a phone or email the contact has."""
+    state = app_state(ctx)
+    if type == "phone":
+        normalized = normalize_phone(value, field="value", default_region=state.default_region)
+    else:
+        normalized = normalize_email(value, field="value")
+    if not verified and opt(verified_at) is not None:
+        raise InvalidArgument(
+            "verified_at was given with verified=false", field="verified_at", hint="Omit verified_at when clearing"
+        )
+    when = None
+    if verified:
+        given = opt(verified_at)
+        when = parse_instant(given, field="verified_at") if given else iso_utc(datetime.now(UTC))
+    call = SetVerificationInput(
+        contact_id=contact_id.strip(),
+        type=type,
+        value=normalized,
+        verified=verified,
+        verified_at=when,
+        verification_source=opt(verification_source) if verified else None,
+    )
+    return success(await provider_for(ctx, Operation.SET_VERIFICATION).set_verification(call))
+
+
+async def upsert_contact(
+    ctx: Context[AppState],
+    email: Annotated[str | None, Field(max_length=500, description="Email")] = None,
+    user_id: Annotated[str | None, Field(max_length=500, description="Matched first")] = None,
+    name: Annotated[str | None, Field(max_length=500, description="Name")] = None,
+    phone: Annotated[str | None, Field(max_length=500, description="+E.164 phone")] = None,
+    locale: Annotated[str | None, Field(max_length=10, description="Locale, e.g. en")] = None,
+    profile_picture: Annotated[str | None, Field(max_length=500, description="Avatar URL")] = None,
+    companies: Annotated[list[Company] | None, Field(max_length=50, description="Companies")] = None,
+    custom_fields: Annotated[
+        dict[str, CustomValue] | None,
+        Field(max_length=MAX_CUSTOM_FIELD_KEYS, description="Values: string/number/bool/null"),
+    ] = None,
+    roles: Annotated[
+        list[Annotated[str, Field(max_length=MAX_ROLE_LENGTH)]] | None,
+        Field(max_length=MAX_ROLES, description="Role ids"),
+    ] = None,
+    subscribed_to_changelog: Annotated[bool | None, Field(description="Changelog opt-in")] = None,
+) -> Annotated[CallToolResult, UpsertResult]:
+    """Create or update a contact by user_id or email (one is required)."""
+    state = app_state(ctx)
+    email_value = opt(email)
+    user = opt(user_id)
+    if email_value is None and user is None:
+        raise InvalidArgument(
+            "email or user_id is required", field="email", hint="Pass email, user_id or both to identify the contact"
+        )
+    check_custom_fields(custom_fields)
+    phone_value = opt(phone)
+    call = UpsertContactInput(
+        email=normalize_email(email_value, field="email") if email_value else None,
+        user_id=user,
+        name=opt(name),
+        phone=normalize_phone(phone_value, field="phone", default_region=state.default_region) if phone_value else None,
+        locale=opt(locale),
+        profile_picture=url(profile_picture, field="profile_picture"),
+        companies=tuple(companies) if companies is not None else None,
+        custom_fields=custom_fields,
+        roles=tuple(roles) if roles is not None else None,
+        subscribed_to_changelog=subscribed_to_changelog,
+    )
+    return success(await provider_for(ctx, Operation.UPSERT_CONTACT).upsert_contact(call))
+
+
+async def create_contact(
+    username: Annotated[str, Field(min_length=1, max_length=100, description="Unique")],
+    phone_number: Annotated[str, Field(max_length=50, description="+E.164 phone")],
+    ctx: Context[AppState],
+    display_name: Annotated[str | None, Field(max_length=200, description="Default username")] = None,
+    avatar_url: Annotated[str | None, Field(max_length=500, description="Image URL")] = None,
+) -> Annotated[CallToolResult, CreatedContact]:
+    """Create a contact from a username and phone number."""
+    state = app_state(ctx)
+    name = username.strip()
+    if not name:
+        raise InvalidArgument("username is empty", field="username", hint="Pass the contact's Protocol username")
+    call = CreateContactInput(
+        username=name,
+        phone_number=normalize_phone(phone_number, field="phone_number", default_region=state.default_region),
+        display_name=opt(display_name),
+        avatar_url=url(avatar_url, field="avatar_url"),
+    )
+    return success(await provider_for(ctx, Operation.CREATE_CONTACT).create_contact(call))

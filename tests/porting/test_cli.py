@@ -1,0 +1,216 @@
+"""`contact-mcp export` and `contact-mcp import` as a user runs them: output, summary, exit codes, the progress bar
+on a terminal only, and an import killed mid-file that a second run finishes."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import run_cli
+
+pytestmark = pytest.mark.slow  # every test here runs the CLI in a child process
+
+CSV = "email,phone,name\nann@example.com,+14155550100,Ann\n,+14155550101,Mom\nnope,,\n"
+
+
+def _env(db: Path) -> dict[str, str]:
+    return {"CONTACT_MCP_DB": str(db), "CONTACT_MCP_DEFAULT_REGION": "US"}
+
+
+def _contacts(db: Path) -> list[tuple[str, int]]:
+    """Each contact's id and how many methods it has, read straight from the file."""
+    with closing(sqlite3.connect(db)) as conn:
+        return conn.execute(
+            "SELECT c.id, (SELECT count(*) FROM methods m WHERE m.contact_seq = c.seq) FROM contacts c ORDER BY c.seq"
+        ).fetchall()
+
+
+def test_import_prints_the_summary_writes_rejected_rows_and_exits_1_when_any_row_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text(CSV)
+
+    done = run_cli("import", str(path), env=_env(tmp_path / "c.db"))
+
+    assert done.returncode == 1, done.stderr
+    rejected = tmp_path / "people.csv.rejected.jsonl"
+    assert done.stdout == (
+        f"import: 2 created, 0 updated, 0 unchanged, 1 rejected; rejected rows with line numbers and reasons in "
+        f"{rejected}\n"
+    )
+    assert done.stderr == ""  # no progress bar when stderr is not a terminal
+    (entry,) = [json.loads(line) for line in rejected.read_text().splitlines()]
+    assert (entry["line"], entry["field"]) == (4, "email")
+
+    again = run_cli("import", str(path), "--rejected", str(tmp_path / "r2.jsonl"), env=_env(tmp_path / "c.db"))
+    assert again.stdout.startswith("import: 0 created, 0 updated, 2 unchanged, 1 rejected"), again.stdout
+
+
+def test_export_writes_jsonl_to_stdout_or_a_file_and_import_restores_it(tmp_path: Path) -> None:
+    source = tmp_path / "people.csv"
+    source.write_text(CSV.replace("nope,,\n", ""))
+    assert run_cli("import", str(source), env=_env(tmp_path / "a.db")).returncode == 0
+
+    to_stdout = run_cli("export", env=_env(tmp_path / "a.db"))
+    to_file = run_cli("export", "--out", str(tmp_path / "out.jsonl"), env=_env(tmp_path / "a.db"))
+
+    assert to_stdout.returncode == 0, to_stdout.stderr
+    assert [json.loads(line)["name"] for line in to_stdout.stdout.splitlines()] == ["Ann", "Mom"]
+    assert to_stdout.stderr == "export: 2 contact(s)\n"
+    assert to_file.stdout == ""
+    assert (tmp_path / "out.jsonl").read_text() == to_stdout.stdout
+    restored = run_cli("import", str(tmp_path / "out.jsonl"), env=_env(tmp_path / "b.db"))
+    assert restored.stdout == "import: 2 created, 0 updated, 0 unchanged, 0 rejected\n"
+    assert restored.returncode == 0
+    assert _contacts(tmp_path / "b.db") == _contacts(tmp_path / "a.db")
+
+
+def test_a_file_that_cannot_be_imported_is_one_line_and_exit_2_with_nothing_written(tmp_path: Path) -> None:
+    path = tmp_path / "google.csv"
+    path.write_text("Name,Given Name\nAnn,Ann\n")
+
+    done = run_cli("import", str(path), env=_env(tmp_path / "c.db"))
+    missing = run_cli("import", str(tmp_path / "nope.vcf"), env=_env(tmp_path / "elsewhere" / "c.db"))
+
+    assert done.returncode == 2
+    assert done.stderr.startswith("contact-mcp: ")
+    assert "'Given Name'" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+    assert _contacts(tmp_path / "c.db") == []
+    assert missing.returncode == 2
+    assert "cannot read" in missing.stderr
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_export_into_a_pipe_its_reader_closes_early_ends_quietly(tmp_path: Path) -> None:
+    source = tmp_path / "people.csv"
+    source.write_text("email\n" + "".join(f"p{n}@example.com\n" for n in range(3000)))
+    env = {**os.environ, **_env(tmp_path / "a.db")}
+    assert run_cli("import", str(source), env=env).returncode == 0
+
+    pipeline = subprocess.run(
+        f"{sys.executable} -m contact_mcp export | head -c 100 > /dev/null; echo ${{PIPESTATUS[0]}}",
+        shell=True,
+        executable="/bin/bash",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert pipeline.stdout.strip() in ("0", "1")  # 0 if it finished writing before head left
+    assert "Traceback" not in pipeline.stderr
+
+
+def test_the_progress_bar_is_drawn_when_stderr_is_a_terminal(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text(CSV)
+    primary, secondary = pty.openpty()
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "contact_mcp", "import", str(path)],
+            env={**os.environ, **_env(tmp_path / "c.db"), "COLUMNS": "100"},
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            text=True,
+        )
+        os.close(secondary)
+        stdout, _ = child.communicate(timeout=60)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # the terminal is closed once the child has gone
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(primary)
+
+    assert "1 rejected" in stdout
+    text = drawn.decode(errors="replace")
+    assert "Importing people.csv" in text
+    assert "3/3" in text
+
+
+def _big_csv(path: Path, rows: int) -> None:
+    """`rows` contacts of two emails and two phones each."""
+    with path.open("w") as out:
+        out.write("email,email2,phone,phone2,name\n")
+        for n in range(rows):
+            phone = 4152000000 + 2 * n
+            out.write(f"p{n}@example.com,p{n}@work.example,+1{phone},+1{phone + 1},P{n}\n")
+
+
+def _start_import(path: Path, db: Path) -> subprocess.Popen[str]:
+    """The import running in a child, once it has written its first contacts."""
+    assert run_cli("export", env=_env(db)).returncode == 0  # creates the schema, so the file can be watched
+    child = subprocess.Popen(
+        [sys.executable, "-m", "contact_mcp", "import", str(path)],
+        env={**os.environ, **_env(db)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not _contacts(db) and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.005)
+    return child
+
+
+def test_an_import_killed_mid_file_leaves_whole_contacts_and_running_it_again_finishes(tmp_path: Path) -> None:
+    rows = 3000
+    path, db = tmp_path / "big.csv", tmp_path / "c.db"
+    _big_csv(path, rows)
+    child = _start_import(path, db)
+    child.send_signal(signal.SIGKILL)
+    child.communicate(timeout=30)
+
+    cut = _contacts(db)
+    assert 0 < len(cut) < rows, "the import was not cut mid-file"
+    assert {methods for _, methods in cut} == {4}  # every contact there is whole: 2 emails and 2 phones
+
+    again = run_cli("import", str(path), env=_env(db), timeout=240)
+
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == f"import: {rows - len(cut)} created, 0 updated, {len(cut)} unchanged, 0 rejected\n"
+    finished = _contacts(db)
+    assert len(finished) == rows
+    assert {methods for _, methods in finished} == {4}
+    assert finished[: len(cut)] == cut
+
+
+def test_ctrl_c_stops_the_import_saying_how_far_it_got(tmp_path: Path) -> None:
+    rows = 2000
+    path, db = tmp_path / "big.csv", tmp_path / "c.db"
+    _big_csv(path, rows)
+    child = _start_import(path, db)
+    child.send_signal(signal.SIGINT)
+    stdout, stderr = child.communicate(timeout=30)
+
+    cut = _contacts(db)
+    assert child.returncode == 130
+    assert stdout == ""
+    said = re.fullmatch(
+        r"contact-mcp: import stopped after line (\d+) \(interrupted\); so far (\d+) created, 0 updated, "
+        r"0 unchanged, 0 rejected\. The rows up to that line are imported, each whole: run the same import again "
+        r"to finish\n",
+        stderr,
+    )
+    assert said is not None, stderr
+    # What it says is imported is (a batch committing as Ctrl-C arrives may be there without being counted).
+    assert int(said[1]) == int(said[2]) + 1 <= len(cut) + 1
+    assert 0 < len(cut) < rows
+    assert {methods for _, methods in cut} == {4}

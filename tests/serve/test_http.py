@@ -1,0 +1,305 @@
+"""Serving over HTTP for deployments: stateless replicas, readiness, draining on SIGTERM, malformed bodies, SSE
+hygiene and log lines that cannot be forged. Real `contact-mcp serve` processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.fakes.feather import API_KEY, FeatherFake
+from tests.fakes.harness import Fault, serve
+from tests.http_server import Spawned, spawn_http
+from tests.serve.polling import eventually
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # servers in child processes
+
+VERSION = "2025-11-25"
+HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+LEGACY = HEADERS | {"mcp-protocol-version": VERSION}
+INIT: dict[str, Any] = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "http", "version": "0"}},
+}
+FORGED = "2026-12-03 10:00:00,000 WARNING contact_mcp: admin login"
+
+
+def _call(request_id: int, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    params = {"name": name, "arguments": arguments}
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+
+
+def _json_rpc(response: httpx2.Response) -> dict[str, Any]:
+    """The JSON-RPC message of a response, whether sent as JSON or as one SSE event."""
+    assert response.status_code == 200, response.text
+    if response.headers["content-type"].startswith("text/event-stream"):
+        data = [line[5:].strip() for line in response.text.splitlines() if line.startswith("data:")]
+        return json.loads(data[-1])
+    return response.json()
+
+
+# ---------- stateless replicas ----------
+
+
+@pytest.fixture(scope="module")
+def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Spawned]]:
+    """Two `--stateless` servers on one database, as behind a load balancer."""
+    tmp = tmp_path_factory.mktemp("replicas")
+    env = {"CONTACT_MCP_DB": str(tmp / "contacts.db")}
+    with spawn_http(env, tmp / "a.log", "--stateless") as a, spawn_http(env, tmp / "b.log", "--stateless") as b:
+        yield [a, b]
+
+
+async def test_any_stateless_replica_answers_any_request(replicas: list[Spawned]) -> None:
+    a, b = replicas
+    async with httpx2.AsyncClient(timeout=30) as http:
+        initialized = _json_rpc(await http.post(f"{a.base}/mcp", json=INIT, headers=HEADERS))
+        assert initialized["result"]["serverInfo"]["name"] == "contact-mcp"
+        assert "mcp-session-id" not in (await http.post(f"{a.base}/mcp", json=INIT, headers=HEADERS)).headers
+
+        upsert = _call(2, "upsert_contact", {"email": "replica@example.com"})
+        created = _json_rpc(await http.post(f"{b.base}/mcp", json=upsert, headers=LEGACY))["result"]
+        contact_id = created["structuredContent"]["id"]
+        get = _call(3, "get_contact", {"contact_id": contact_id})
+        fetched = _json_rpc(await http.post(f"{a.base}/mcp", json=get, headers=LEGACY))["result"]
+
+    assert fetched["structuredContent"]["id"] == contact_id
+    assert "replica@example.com" in json.dumps(fetched["structuredContent"])
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_sdk_clients_of_either_protocol_era_work_on_a_stateless_replica(
+    replicas: list[Spawned], mode: Any
+) -> None:
+    with anyio.fail_after(30):
+        async with (
+            httpx2.AsyncClient(timeout=30) as http,
+            Client(streamable_http_client(f"{replicas[0].base}/mcp", http_client=http), mode=mode) as client,
+        ):
+            result = await client.call_tool("upsert_contact", {"email": f"{mode}@example.com"})
+    assert result.is_error is False
+    assert result.structured_content is not None
+    assert result.structured_content["outcome"] == "created"
+
+
+async def test_stateless_health_says_so(replicas: list[Spawned]) -> None:
+    async with httpx2.AsyncClient(timeout=10) as http:
+        health = (await http.get(f"{replicas[0].base}/healthz")).json()
+    assert (health["ok"], health["stateless"], "sessions" in health) == (True, True, False)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b'[{"jsonrpc": "2.0", "id": 1, "method": "ping"}]', -32600),
+        (b"null", -32600),
+        (b'{"jsonrpc": "2.0", "id": 1, "method": 7}', -32600),
+        (b"{not json", -32700),
+    ],
+    ids=["batch", "null", "invalid-message", "not-json"],
+)
+async def test_a_malformed_body_is_a_400_without_pydantics_dump(
+    replicas: list[Spawned], body: bytes, code: int
+) -> None:
+    async with httpx2.AsyncClient(timeout=10) as http:
+        response = await http.post(f"{replicas[0].base}/mcp", content=body, headers=LEGACY)
+    assert response.status_code == 400
+    assert int(response.headers["content-length"]) == len(response.content)
+    error = response.json()["error"]
+    assert error["code"] == code
+    for dump in ("input_value", "errors.pydantic.dev", "validation error for"):
+        assert dump not in response.text
+
+
+# ---------- readiness and draining ----------
+
+
+async def test_readiness_fails_while_the_store_is_gone_and_health_stays_up(tmp_path: Path) -> None:
+    db = tmp_path / "contacts.db"
+    with spawn_http({"CONTACT_MCP_DB": str(db)}, tmp_path / "server.log") as server:
+        async with httpx2.AsyncClient(base_url=server.base, timeout=10) as http:
+            assert (await http.get("/readyz")).status_code == 200
+            for path in await anyio.to_thread.run_sync(lambda: list(tmp_path.glob("contacts.db*"))):
+                await anyio.Path(path).unlink()
+            ready = await http.get("/readyz")
+            health = await http.get("/healthz")
+    assert ready.status_code == 503
+    assert ready.json()["ready"] is False
+    assert "CONTACT_MCP_DB" in ready.json()["reason"]  # names the variable, not the path (unauthenticated)
+    assert health.status_code == 200
+
+
+@pytest.fixture(scope="module")
+def feather() -> Iterator[tuple[FeatherFake, str]]:
+    fake = FeatherFake()
+    with serve(fake.app) as url:
+        yield fake, url
+
+
+def _reached_contacts(fake: FeatherFake) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return any(request.path.endswith("/contacts") for request in fake.requests)
+
+    return check
+
+
+def _feather_env(url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        "CONTACT_MCP_PROVIDERS": "feather",
+        "FEATHER_API_KEY": API_KEY,
+        "FEATHER_BASE_URL": url,
+        "CONTACT_MCP_DB": str(tmp_path / "contacts.db"),
+        **extra,
+    }
+
+
+async def test_sigterm_fails_readiness_at_once_lets_the_call_in_flight_finish_then_exits(
+    feather: tuple[FeatherFake, str], tmp_path: Path
+) -> None:
+    fake, url = feather
+    fake.reset()
+    end_user = fake.add_end_user(display_name="Drain")
+    fake.app.push(Fault("slow", delay=2.0, path_contains="/contacts"))
+    call = _call(2, "attach_contact", {"end_user_id": end_user, "channel": "email", "value": "drain@example.com"})
+    answers: list[httpx2.Response] = []
+    with spawn_http(_feather_env(url, tmp_path), tmp_path / "server.log", "--stateless") as server:
+        async with httpx2.AsyncClient(base_url=server.base, timeout=30) as http, anyio.create_task_group() as tasks:
+
+            async def attach() -> None:
+                answers.append(await http.post("/mcp", json=call, headers=LEGACY))
+
+            async def unready() -> bool:
+                return (await http.get("/readyz")).status_code == 503
+
+            tasks.start_soon(attach)
+            await eventually(_reached_contacts(fake))  # the slow POST has reached the provider: in flight
+            server.proc.send_signal(signal.SIGTERM)
+            await eventually(unready, within_s=1)
+            health = await http.get("/healthz")
+            assert (health.status_code, health.json()["draining"], health.json()["in_flight"]) == (200, True, 1)
+            assert (await http.get("/readyz")).json() == {"ready": False, "reason": "draining"}
+        result = _json_rpc(answers[0])["result"]
+        assert result.get("isError") is not True
+        assert result["structuredContent"]["created"] is True
+        assert server.proc.wait(timeout=15) == 0
+
+
+async def test_draining_is_bounded_by_the_drain_timeout(feather: tuple[FeatherFake, str], tmp_path: Path) -> None:
+    fake, url = feather
+    fake.reset()
+    end_user = fake.add_end_user(display_name="Slow")
+    fake.app.push(Fault("slow", delay=60.0, path_contains="/contacts"))
+    call = _call(2, "attach_contact", {"end_user_id": end_user, "channel": "email", "value": "slow@example.com"})
+    env = _feather_env(url, tmp_path, CONTACT_MCP_DRAIN_TIMEOUT="0.5")
+    with spawn_http(env, tmp_path / "server.log", "--stateless") as server:
+        async with httpx2.AsyncClient(base_url=server.base, timeout=30) as http, anyio.create_task_group() as tasks:
+
+            async def attach() -> None:
+                with suppress(httpx2.HTTPError):  # the server gives up on it: whatever it answers, if anything
+                    await http.post("/mcp", json=call, headers=LEGACY)
+
+            tasks.start_soon(attach)
+            await eventually(_reached_contacts(fake))
+            server.proc.send_signal(signal.SIGTERM)
+            # 0.5 s of draining, then at most uvicorn's 5 s for open connections: far less than the 60 s call
+            assert await anyio.to_thread.run_sync(lambda: server.proc.wait(timeout=20)) == 0
+    fake.app.clear()
+
+
+async def test_log_lines_cannot_be_forged_by_a_provider_message(
+    feather: tuple[FeatherFake, str], tmp_path: Path
+) -> None:
+    fake, url = feather
+    fake.reset()
+    end_user = fake.add_end_user(display_name="Injector")
+    body = {"error": "bad_request", "message": f"value rejected\n{FORGED}\r\x1b[2K"}
+    fake.app.push(Fault("status", status=400, body=body, path_contains="/contacts"))
+    call = _call(2, "attach_contact", {"end_user_id": end_user, "channel": "email", "value": "x@example.com"})
+    env = _feather_env(url, tmp_path, CONTACT_MCP_LOG_LEVEL="INFO")
+    with spawn_http(env, tmp_path / "server.log", "--stateless") as server:
+        async with httpx2.AsyncClient(base_url=server.base, timeout=30) as http:
+            result = _json_rpc(await http.post("/mcp", json=call, headers=LEGACY))["result"]
+    assert result["isError"] is True
+    log = server.log.read_text()
+    assert "value rejected\\n" + FORGED in log  # logged, escaped, on the line of the record that carried it
+    assert not any(line.startswith(FORGED) for line in log.splitlines())
+    assert "\x1b" not in log
+
+
+# ---------- SSE ----------
+
+
+@pytest.fixture
+def sse_server(tmp_path: Path) -> Iterator[Spawned]:
+    with spawn_http({"CONTACT_MCP_DB": str(tmp_path / "contacts.db")}, tmp_path / "server.log", transport="sse") as s:
+        yield s
+
+
+async def test_sse_foreign_host_requests_are_a_few_warning_lines_not_tracebacks(sse_server: Spawned) -> None:
+    async with httpx2.AsyncClient(base_url=sse_server.base, timeout=10) as http:
+        for _ in range(20):
+            response = await http.get("/sse", headers={"Host": "evil.example"})
+            assert (response.status_code, response.text) == (421, "Invalid Host header")
+        assert (await http.get("/healthz")).status_code == 200
+    log = sse_server.log.read_text()
+    assert "Traceback" not in log
+    assert " ERROR " not in log
+    rejections = [line for line in log.splitlines() if "Invalid Host header" in line]
+    assert 1 <= len(rejections) <= 5
+    assert all(" WARNING " in line for line in rejections)
+
+
+async def test_sse_malformed_messages_are_a_400_json_rpc_error_and_a_line_each_not_a_traceback(
+    sse_server: Spawned,
+) -> None:
+    async with (
+        httpx2.AsyncClient(base_url=sse_server.base, timeout=10) as http,
+        http.stream("GET", "/sse") as stream,
+    ):
+        events = stream.aiter_lines()  # one iterator for the stream's life: leaving it would close the stream
+
+        async def next_data() -> str:
+            while not (line := await anext(events)).startswith("data:"):
+                pass
+            return line[5:].strip()
+
+        endpoint = await next_data()
+        for body, code in ((b"[]", -32600), (b"null", -32600), (b"{not json", -32700)):
+            response = await http.post(endpoint, content=body, headers={"Content-Type": "application/json"})
+            assert response.status_code == 400
+            assert response.json()["error"]["code"] == code
+        assert (await http.post(endpoint, json=INIT)).status_code == 202  # the session goes on
+        assert json.loads(await next_data())["result"]["serverInfo"]["name"] == "contact-mcp"
+    log = sse_server.log.read_text()
+    assert "Traceback" not in log
+    assert len([line for line in log.splitlines() if "answered a malformed message" in line]) == 3
+
+
+def _open_database_files(pid: int, db: Path) -> int:
+    fds = Path(f"/proc/{pid}/fd")
+    return sum(1 for fd in fds.iterdir() if os.path.realpath(fd) == str(db))
+
+
+async def test_sse_connections_share_the_one_open_store(sse_server: Spawned, tmp_path: Path) -> None:
+    """The SDK's SSE app enters the server lifespan per connection: a database connection (and every provider's
+    HTTP client) per stream, which is what kept 600 streams' memory. Ours opens the providers once."""
+    db = (tmp_path / "contacts.db").resolve()
+    before = _open_database_files(sse_server.proc.pid, db)
+    async with Client(sse_client(f"{sse_server.base}/sse")) as one, Client(sse_client(f"{sse_server.base}/sse")) as two:
+        for client in (one, two):
+            assert (await client.call_tool("find_contacts", {})).is_error is False
+        # One store: the SQLite backend holds its writer and its reader connection, whatever the streams.
+        assert _open_database_files(sse_server.proc.pid, db) == before == 2
