@@ -97,3 +97,24 @@ def test_blank_lines_are_ignored(tmp_path: Path) -> None:
         check=True,
     )
     assert [json.loads(line)["id"] for line in done.stdout.splitlines()] == [1, 1]
+
+
+def test_every_request_read_before_the_end_of_stdin_is_answered(tmp_path: Path) -> None:
+    """A client that writes its requests and closes stdin gets every answer: the SDK's loop cancels what is still
+    running at end of input, so the server's input stays open until each request read has its reply."""
+    env = {**os.environ, "CONTACT_MCP_DB": str(tmp_path / "contacts.db")}
+    calls = [
+        {"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {"name": "find_contacts", "arguments": {}}}
+        for n in range(2, 202)
+    ]
+    lines = [INIT, {"jsonrpc": "2.0", "method": "notifications/initialized"}, *calls]
+    done = subprocess.run(
+        [sys.executable, "-m", "contact_mcp", "serve"],
+        input=b"".join(json.dumps(line).encode() + b"\n" for line in lines),
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    answered = sorted(json.loads(line)["id"] for line in done.stdout.splitlines())
+    assert answered == [1, *range(2, 202)]

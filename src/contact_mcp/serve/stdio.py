@@ -33,6 +33,7 @@ from contact_mcp.settings import Settings
 log = logging.getLogger("contact_mcp.serve.stdio")
 
 _MAX_LINE = MAX_MESSAGE_BYTES  # a longer line is refused unparsed
+_EOF_DRAIN_S = 30.0  # how long requests read before the end of stdin may still run
 
 
 def run_stdio(settings: Settings) -> None:
@@ -85,7 +86,11 @@ async def channel(stdin: BinaryIO, stdout: BinaryIO) -> AsyncGenerator[Streams]:
     to_server, from_client = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     to_client, from_server = anyio.create_memory_object_stream[SessionMessage](0)
 
+    unanswered: set[str | int] = set()
+    all_answered = anyio.Event()
+
     async def read_lines() -> None:
+        nonlocal all_answered
         async with to_server, to_client.clone() as replies:
             while line := await anyio.to_thread.run_sync(_read_line, stdin, abandon_on_cancel=True):
                 if not line.strip():
@@ -94,13 +99,26 @@ async def channel(stdin: BinaryIO, stdout: BinaryIO) -> AsyncGenerator[Streams]:
                 if isinstance(message, mcp_types.JSONRPCError):
                     await replies.send(SessionMessage(message))
                 else:
+                    if isinstance(message, mcp_types.JSONRPCRequest):
+                        unanswered.add(message.id)
                     await to_server.send(SessionMessage(message))
+            # At the end of stdin the SDK's loop cancels the requests still running, so a client that writes its
+            # last request and closes its end would lose the answer: the server's input stays open until every
+            # request read has been answered (bounded, as draining is on HTTP).
+            if unanswered:
+                all_answered = anyio.Event()
+                with anyio.move_on_after(_EOF_DRAIN_S):
+                    await all_answered.wait()
 
     async def write_lines() -> None:
         async with from_server:
             async for item in from_server:
                 data = item.message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
                 await anyio.to_thread.run_sync(_write, stdout, data)
+                if isinstance(item.message, mcp_types.JSONRPCResponse | mcp_types.JSONRPCError):
+                    unanswered.discard(cast("str | int", item.message.id))
+                    if not unanswered:
+                        all_answered.set()
 
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(write_lines)  # ends once every reply is written and both senders are closed
