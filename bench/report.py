@@ -25,7 +25,7 @@ from bench.memory import MemoryRow
 from bench.overhead import FLOOR_LIMIT_MS, Comparison, Floor
 from bench.procs import ROOT
 from bench.report_store import StoreResults, section_off_loop, store_sections, store_targets
-from bench.scale import OPERATIONS, ScaleResult
+from bench.scale import OPERATIONS, SCALE_GROWTH, ScaleResult, scale_table
 from bench.stats import median
 from bench.tables import Verdict, mark, round_spread, table
 
@@ -35,7 +35,6 @@ LOCAL_P50 = 1.3
 PROVIDER_P50 = 1.15
 PROVIDER_THROUGHPUT = 0.9
 COLD_START = 1.1
-SCALE_GROWTH = 2.0
 MEMORY_GROWTH = 1.1
 
 
@@ -350,17 +349,7 @@ def _section_scale(results: Results) -> list[str]:
     scale = results.scale
     if scale is None:
         return []
-    header = ["operation", *[f"{size:,}: p50 / p99 ms" for size in scale.sizes], "p50 growth", "target"]
-    body: list[list[str]] = []
-    for op in OPERATIONS:
-        cells = [
-            f"{row.latency.p50_ms:.3f} / {row.latency.p99_ms:.3f}"
-            for size in scale.sizes
-            for row in scale.rows
-            if row.size == size and row.operation == op
-        ]
-        growth = scale.growth(op)
-        body.append([op, *cells, f"{growth:.2f}×", f"≤ {SCALE_GROWTH}×: {mark(growth <= SCALE_GROWTH)}"])
+    header, body = scale_table(scale)
     return [
         "## 4. Store scale",
         "",

@@ -12,13 +12,12 @@ from typing import Any
 from bench.importing import ImportResult
 from bench.overhead import Comparison
 from bench.replicas import Profile, ReplicaComparison, ReplicaResult
-from bench.scale import OPERATIONS, ScaleResult
+from bench.scale import OPERATIONS, SCALE_GROWTH, ScaleResult, scale_table
 from bench.tables import Verdict, mark, round_spread, table
 from contact_mcp.settings import Settings
 
 POSTGRES_P50 = 1.5
 REPLICA_SPEEDUP = 1.3
-SCALE_GROWTH = 2.0
 IMPORT_FLOOR = 0.5
 IMPORT_ROWS = 100_000
 IMPORT_SECONDS = 60.0
@@ -341,17 +340,7 @@ def section_scale(results: StoreResults) -> list[str]:
     scale = results.scale
     if scale is None:
         return []
-    header = ["operation", *[f"{size:,}: p50 / p99 ms" for size in scale.sizes], "p50 growth", "target"]
-    body: list[list[str]] = []
-    for op in OPERATIONS:
-        cells = [
-            f"{row.latency.p50_ms:.3f} / {row.latency.p99_ms:.3f}"
-            for size in scale.sizes
-            for row in scale.rows
-            if row.size == size and row.operation == op
-        ]
-        growth = scale.growth(op)
-        body.append([op, *cells, f"{growth:.2f}×", f"≤ {SCALE_GROWTH}×: {mark(growth <= SCALE_GROWTH)}"])
+    header, body = scale_table(scale)
     return [
         "## 8. Store scale on PostgreSQL",
         "",

@@ -21,6 +21,7 @@ from typing import Any
 
 from bench.importing import ContactRow
 from bench.stats import Summary, ratio, summarize
+from bench.tables import mark
 from contact_mcp.models import FindContactsInput, UpsertContactInput
 from contact_mcp.store import LocalStore
 
@@ -162,3 +163,23 @@ async def _check_found(store: LocalStore, ids: list[str]) -> None:
     page = await store.find_contacts(FindContactsInput(email=f"person{last}@example.com"))
     if [c.id for c in page.contacts] != [ids[last]]:
         raise RuntimeError("find by email did not find the contact it was timed on")
+
+
+SCALE_GROWTH = 2.0
+"""The target: an operation's p50 at the largest size is at most this many times its p50 at the smallest."""
+
+
+def scale_table(scale: ScaleResult) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of a scale run's report table, whichever store it measured."""
+    header = ["operation", *[f"{size:,}: p50 / p99 ms" for size in scale.sizes], "p50 growth", "target"]
+    body: list[list[str]] = []
+    for op in OPERATIONS:
+        cells = [
+            f"{row.latency.p50_ms:.3f} / {row.latency.p99_ms:.3f}"
+            for size in scale.sizes
+            for row in scale.rows
+            if row.size == size and row.operation == op
+        ]
+        growth = scale.growth(op)
+        body.append([op, *cells, f"{growth:.2f}×", f"≤ {SCALE_GROWTH}×: {mark(growth <= SCALE_GROWTH)}"])
+    return header, body
