@@ -52,15 +52,18 @@ def schema(path: Path) -> list[tuple[str, str, str]]:
     return [(kind, name, re.sub(r"\s+", " ", re.sub(r"\s*([(),])\s*", r"\1", sql))) for kind, name, sql in rows]
 
 
-def test_a_fresh_file_has_the_released_version_1_schema(tmp_path: Path) -> None:
+async def test_a_released_version_1_file_migrates_to_the_schema_of_a_fresh_file(tmp_path: Path) -> None:
     released, fresh = tmp_path / "released.db", tmp_path / "fresh.db"
     with closing(sqlite3.connect(released)) as db:
         db.executescript(RELEASED_V1)
+    v1 = schema(released)
 
-    LocalStore.open(fresh)
+    await LocalStore.open(fresh).aclose()
+    await LocalStore.open(released).aclose()
 
-    assert SCHEMA_VERSION == 1
+    assert SCHEMA_VERSION == 2
     assert schema(fresh) == schema(released)
+    assert {(kind, name) for kind, name, _ in v1} < {(kind, name) for kind, name, _ in schema(fresh)}
 
 
 async def test_a_version_1_file_keeps_working(tmp_path: Path) -> None:
@@ -78,4 +81,4 @@ async def test_a_version_1_file_keeps_working(tmp_path: Path) -> None:
     assert [c.id for c in found.contacts] == ["6f1c2a0e-8a3b-4c5d-9e7f-0a1b2c3d4e5f"]
     assert (updated.id, updated.outcome) == ("6f1c2a0e-8a3b-4c5d-9e7f-0a1b2c3d4e5f", "updated")
     with closing(sqlite3.connect(path)) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -82,7 +82,26 @@ _V1: Final[tuple[LiteralString, ...]] = (
     "CREATE INDEX identities_contact ON identities (contact_seq)",
 )
 
-MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (_V1,)
+# Version 2 (issue 12), as SQLite's: `merged_into` on contacts, and the history of writes.
+_V2: Final[tuple[LiteralString, ...]] = (
+    "ALTER TABLE contacts ADD COLUMN merged_into text",
+    "CREATE INDEX contacts_merged_into ON contacts (merged_into) WHERE merged_into IS NOT NULL",
+    """CREATE TABLE history (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at text NOT NULL,
+        tool text NOT NULL,
+        provider text NOT NULL,
+        contact_id text,
+        outcome text NOT NULL,
+        fields jsonb NOT NULL DEFAULT '[]',
+        client text,
+        transport text
+    )""",
+    "CREATE INDEX history_contact ON history (contact_id, seq)",
+    "CREATE INDEX history_at ON history (at)",
+)
+
+MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (_V1, _V2)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 _VERSION_TABLE: Final = (

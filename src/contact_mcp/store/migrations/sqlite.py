@@ -67,7 +67,27 @@ _V1: Final = (
     "CREATE INDEX identities_contact ON identities(contact_seq)",
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1,)
+# Version 2 (issue 12): a merged contact points at its survivor; every write through any tool leaves a history row
+# (`fields` is a JSON list of {"field", "old", "new"} with emails, phones and custom-field values masked).
+_V2: Final = (
+    "ALTER TABLE contacts ADD COLUMN merged_into TEXT",
+    "CREATE INDEX contacts_merged_into ON contacts(merged_into) WHERE merged_into IS NOT NULL",
+    """CREATE TABLE history (
+        seq INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        contact_id TEXT,
+        outcome TEXT NOT NULL,
+        fields TEXT NOT NULL DEFAULT '[]',
+        client TEXT,
+        transport TEXT
+    )""",
+    "CREATE INDEX history_contact ON history(contact_id, seq)",
+    "CREATE INDEX history_at ON history(at)",
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
