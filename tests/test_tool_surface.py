@@ -36,7 +36,7 @@ REQUIRED: dict[str, set[str]] = {
 PROPERTIES: dict[str, set[str]] = {
     "attach_contact": {"end_user_id", "channel", "value"},
     "attach_identity": {"contact_id", "identifier", "channel_type", "channel_id"},
-    "set_verification": {"contact_id", "type", "value", "verified", "verification_source", "verified_at"},
+    "set_verification": {"contact_id", "type", "value", "verified", "verification_source", "verified_at", "confirm"},
     "upsert_contact": {
         "email",
         "user_id",

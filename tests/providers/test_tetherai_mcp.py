@@ -104,7 +104,7 @@ async def test_verify_a_nationally_written_phone(mcp: Client, fake: TetherAIFake
 async def test_clear_an_email_written_in_capitals(mcp: Client, fake: TetherAIFake, contact_id: str) -> None:
     args = {"contact_id": contact_id, "type": "email", "value": "Alex.Morgan@EXAMPLE.com"}
     await mcp.call_tool("set_verification", {**args, "verified": True})
-    result = await mcp.call_tool("set_verification", {**args, "verified": False})
+    result = await mcp.call_tool("set_verification", {**args, "verified": False, "confirm": True})
 
     assert result.structured_content == {
         "provider": "tetherai",
