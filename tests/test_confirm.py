@@ -7,13 +7,10 @@ verification, a verification already clear). Over stdio and HTTP sockets: `tests
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pytest
 from mcp import Client
-from mcp.client.context import ClientRequestContext
-from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult
 
 from contact_mcp import Settings, build_server, load_settings
 from contact_mcp.errors import ConfigError
@@ -21,62 +18,20 @@ from contact_mcp.server import ContactServer
 from contact_mcp.tools.confirm import ANSWER_PARAMETER, Confirmation, confirming
 from contact_mcp.tools.table import TOOLS
 from contact_mcp.tools.writes import attach_contact, clears_verification, describe_clearing
+from tests.confirming import ERAS, PHONE, User, clearing, error_of, phone_over, seed_over
 
 pytestmark = pytest.mark.anyio
 
-PHONE = "+14155550132"
-ERAS = {"auto": "2026-07-28", "legacy": "2025-11-25"}
-
-
-@dataclass
-class User:
-    """The person behind a client that declared elicitation: answers every question the same way, remembers them."""
-
-    action: Literal["accept", "decline", "cancel"] = "accept"
-    ticked: bool = True
-    asked: list[str] = field(default_factory=list[str])
-    schemas: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
-
-    async def __call__(self, context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
-        self.asked.append(params.message)
-        self.schemas.append(getattr(params, "requested_schema", {}))
-        if self.action == "accept":
-            return ElicitResult(action="accept", content={"confirm": self.ticked})
-        return ElicitResult(action=self.action)
-
-
-def clearing(contact_id: str, **extra: Any) -> dict[str, Any]:
-    return {"contact_id": contact_id, "type": "phone", "value": PHONE, "verified": False, **extra}
-
 
 async def seed(server: ContactServer) -> str:
-    """Ada Lovelace with an email and a verified phone; her id."""
     async with Client(server) as client:
-        made = await client.call_tool(
-            "upsert_contact", {"email": "ada@example.com", "name": "Ada Lovelace", "phone": PHONE}
-        )
-        assert made.structured_content is not None, made.content
-        contact_id: str = made.structured_content["id"]
-        verify = {"contact_id": contact_id, "type": "phone", "value": PHONE, "verified": True}
-        done = await client.call_tool("set_verification", verify | {"verification_source": "call"})
-        assert not done.is_error, done.content
-    return contact_id
+        return await seed_over(client)
 
 
 async def phone(server: ContactServer, contact_id: str) -> dict[str, Any]:
     """The stored phone method, read through a client that cannot be asked (reads never are)."""
     async with Client(server) as client:
-        contact = await client.call_tool("get_contact", {"contact_id": contact_id})
-    assert contact.structured_content is not None
-    (found,) = [m for m in contact.structured_content["methods"] if m["value"] == PHONE]
-    return found
-
-
-def error_of(result: CallToolResult) -> dict[str, Any]:
-    assert result.is_error, result.content
-    assert result.structured_content is not None
-    error: dict[str, Any] = result.structured_content["error"]
-    return error
+        return await phone_over(client, contact_id)
 
 
 @pytest.fixture
