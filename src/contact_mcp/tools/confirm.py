@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field
 
 from contact_mcp.errors import ConfirmationRequired, Declined
 from contact_mcp.models import Contact, Operation
+from contact_mcp.providers.base import Provider
 from contact_mcp.tools.reads import PROVIDER_ARGUMENT
 from contact_mcp.tools.state import AppState, provider_for
 
@@ -161,15 +162,22 @@ def _check(outcome: ElicitationResult[Answer], tool: str) -> None:
 # ---------- describing a call: what happens to whom ----------
 
 
-async def read_contact(
-    ctx: Context[AppState], operation: Operation, arguments: Arguments, contact_id: str
-) -> Contact | None:
-    """The contact, read from the provider the call goes to (`provider` argument or the operation's only one);
-    None when that provider has no read. An unknown contact raises its `not_found`, before anyone is asked."""
-    provider = provider_for(ctx, operation, arguments.get(PROVIDER_ARGUMENT))
+def target(ctx: Context[AppState], operation: Operation, arguments: Arguments) -> Provider:
+    """The provider the call goes to: the one its `provider` argument names, or the operation's only one."""
+    return provider_for(ctx, operation, arguments.get(PROVIDER_ARGUMENT))
+
+
+async def read_contact(provider: Provider, contact_id: str) -> Contact | None:
+    """The contact as the provider holds it; None when the provider has no read. An unknown contact raises its
+    `not_found`, before anyone is asked."""
     if Operation.GET_CONTACT not in provider.operations:
         return None
     return await provider.get_contact(contact_id)
+
+
+def held_by(provider: Provider) -> str:
+    """` in Featurebase` for a provider API; nothing for the local store, the default place."""
+    return "" if provider.name == "local" else f" in {provider.display_name}"
 
 
 def contact_label(contact: Contact | None, contact_id: str) -> str:
@@ -182,11 +190,11 @@ def contact_label(contact: Contact | None, contact_id: str) -> str:
     return f"contact {who} (id {contact.id})" if who else f"contact {contact.id}"
 
 
-def holdings(contact: Contact) -> str:
-    """What erasing or merging a contact carries with it: `2 emails, 1 phone, 1 identity`."""
-    kinds = Counter(method.type or method.channel for method in contact.methods)
+def holdings(*contacts: Contact) -> str:
+    """What erasing or merging contacts carries with them: `2 emails, 1 phone, 1 identity`."""
+    kinds = Counter(method.type or method.channel for contact in contacts for method in contact.methods)
     parts = [f"{count} {kind}{'' if count == 1 else 's'}" for kind, count in sorted(kinds.items())]
-    if contact.identities:
-        count = len(contact.identities)
-        parts.append(f"{count} {'identity' if count == 1 else 'identities'}")
+    identities = sum(len(contact.identities) for contact in contacts)
+    if identities:
+        parts.append(f"{identities} {'identity' if identities == 1 else 'identities'}")
     return ", ".join(parts) or "no emails, phones or identities"

@@ -43,7 +43,7 @@ from contact_mcp.normalize import (
 )
 from contact_mcp.store import rules
 from contact_mcp.tools.arguments import check_custom_fields, iso_utc, opt, parse_instant, url
-from contact_mcp.tools.confirm import Arguments, ConfirmArgument, contact_label, read_contact
+from contact_mcp.tools.confirm import Arguments, ConfirmArgument, contact_label, held_by, read_contact, target
 from contact_mcp.tools.render import success
 from contact_mcp.tools.state import AppState, app_state, provider_for
 
@@ -171,14 +171,15 @@ async def describe_clearing(ctx: Context[AppState], arguments: Arguments) -> str
         verification_source=arguments["verification_source"],
         verified_at=arguments["verified_at"],
     )
-    contact = await read_contact(ctx, Operation.SET_VERIFICATION, arguments, call.contact_id)
+    provider = target(ctx, Operation.SET_VERIFICATION, arguments)
+    contact = await read_contact(provider, call.contact_id)
     if contact is not None:
         held = [m for m in contact.methods if m.value == call.value and rules.kind(m.channel, m.type) == call.type]
         if held and all(method.verified is False for method in held):
             return None
     return (
-        f"Clear the verification of {call.type} {call.value} on {contact_label(contact, call.contact_id)}: "
-        "its verification date and source are erased. This cannot be undone."
+        f"Clear the verification of {call.type} {call.value} on {contact_label(contact, call.contact_id)}"
+        f"{held_by(provider)}: its verification date and source are erased. This cannot be undone."
     )
 
 
