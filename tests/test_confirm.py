@@ -246,3 +246,18 @@ async def test_the_server_name_is_a_setting(db_path: Any) -> None:
     async with Client(server) as client:
         assert client.server_info is not None
         assert client.server_info.name == "contacts-eu"
+
+
+@pytest.mark.parametrize("mode", list(ERAS))
+async def test_a_dry_run_is_never_asked_and_changes_nothing(
+    server: ContactServer, mode: Literal["auto", "legacy"]
+) -> None:
+    contact_id = await seed(server)
+    user = User(action="decline")
+    async with Client(server, mode=mode, elicitation_callback=user) as asking:
+        preview = await asking.call_tool("set_verification", clearing(contact_id, dry_run=True))
+    assert not preview.is_error, preview.content
+    assert preview.structured_content is not None
+    assert preview.structured_content["dry_run"] is True
+    assert user.asked == []
+    assert (await phone(server, contact_id))["verified"] is True

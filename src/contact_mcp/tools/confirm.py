@@ -42,10 +42,10 @@ CONFIRM_ARGUMENT = "confirm"
 """What a model sends, once the user has agreed, where the client cannot ask them."""
 DRY_RUN_ARGUMENT = "dry_run"
 """A dry run changes nothing, so it is never asked about."""
-ConfirmArgument = Annotated[bool | None, Field(description="OK")]
-"""The `confirm` parameter, as every tool that takes one declares it (`confirm: ConfirmArgument = None`): optional
-without a published default, and described in two characters, because every model pays for it on every turn
-(12 tokens); the `confirmation_required` error says when to send it."""
+ConfirmArgument = Annotated[bool, Field(description="OK")]
+"""The `confirm` parameter, as every tool that takes one declares it (`confirm: ConfirmArgument = False`): described
+in two characters, because every model pays for it on every turn (12 tokens; like `dry_run`, its default false is
+not published); the `confirmation_required` error says when to send it."""
 ANSWER_PARAMETER = "confirmation"
 """The hidden parameter the resolver fills; not an argument a client can send (it is not in the schema)."""
 # The first revision where a question rides the tool result (InputRequiredResult) instead of a server request.

@@ -42,7 +42,7 @@ from contact_mcp.normalize import (
     normalize_uuid,
 )
 from contact_mcp.store import rules
-from contact_mcp.tools.arguments import check_custom_fields, iso_utc, opt, parse_instant, url
+from contact_mcp.tools.arguments import DryRun, check_custom_fields, iso_utc, opt, parse_instant, url
 from contact_mcp.tools.confirm import Arguments, ConfirmArgument, contact_label, held_by, read_contact, target
 from contact_mcp.tools.render import success
 from contact_mcp.tools.state import AppState, app_state, provider_for
@@ -59,6 +59,7 @@ async def attach_contact(
     ],
     value: Annotated[str, Field(max_length=500, description="Email, +E.164 phone or handle")],
     ctx: Context[AppState],
+    dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, AttachedContact]:
     """Attach a verified email, phone or handle to an end user."""
     state = app_state(ctx)
@@ -70,6 +71,7 @@ async def attach_contact(
         raw_value=value.strip(),
         type=kind,
         normalized_value=normalized,
+        dry_run=dry_run,
     )
     return success(await provider_for(ctx, Operation.ATTACH_CONTACT).attach_contact(call))
 
@@ -80,6 +82,7 @@ async def attach_identity(
     ctx: Context[AppState],
     channel_type: Annotated[ChannelType | None, Field(description="Channel")] = None,
     channel_id: Annotated[str | None, Field(max_length=100, description="Required for amb")] = None,
+    dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, AttachedIdentity]:
     """Attach a phone/email messaging identity to a contact."""
     state = app_state(ctx)
@@ -95,6 +98,7 @@ async def attach_identity(
         identifier=normalized,
         channel_type=channel_type,
         channel_id=opt(channel_id),
+        dry_run=dry_run,
     )
     return success(await provider_for(ctx, Operation.ATTACH_IDENTITY).attach_identity(call))
 
@@ -107,7 +111,8 @@ async def set_verification(
     ctx: Context[AppState],
     verification_source: Annotated[str | None, Field(max_length=100, description="e.g. admin-manual")] = None,
     verified_at: Annotated[str | None, Field(max_length=40, description="ISO 8601, default now")] = None,
-    confirm: ConfirmArgument = None,
+    dry_run: DryRun = False,
+    confirm: ConfirmArgument = False,
 ) -> Annotated[CallToolResult, VerificationResult]:
     """Set or clear verification of a phone or email the contact has."""
     call = _verification(
@@ -118,6 +123,7 @@ async def set_verification(
         verified=verified,
         verification_source=verification_source,
         verified_at=verified_at,
+        dry_run=dry_run,
     )
     return success(await provider_for(ctx, Operation.SET_VERIFICATION).set_verification(call))
 
@@ -131,6 +137,7 @@ def _verification(
     verified: bool,
     verification_source: str | None,
     verified_at: str | None,
+    dry_run: bool,
 ) -> SetVerificationInput:
     if type == "phone":
         normalized = normalize_phone(value, field="value", default_region=state.default_region)
@@ -151,6 +158,7 @@ def _verification(
         verified=verified,
         verified_at=when,
         verification_source=opt(verification_source) if verified else None,
+        dry_run=dry_run,
     )
 
 
@@ -170,6 +178,7 @@ async def describe_clearing(ctx: Context[AppState], arguments: Arguments) -> str
         verified=False,
         verification_source=arguments["verification_source"],
         verified_at=arguments["verified_at"],
+        dry_run=False,
     )
     provider = target(ctx, Operation.SET_VERIFICATION, arguments)
     contact = await read_contact(provider, call.contact_id)
@@ -201,6 +210,7 @@ async def upsert_contact(
         Field(max_length=MAX_ROLES, description="Role ids"),
     ] = None,
     subscribed_to_changelog: Annotated[bool | None, Field(description="Changelog opt-in")] = None,
+    dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, UpsertResult]:
     """Create or update a contact by user_id or email (one is required)."""
     state = app_state(ctx)
@@ -223,6 +233,7 @@ async def upsert_contact(
         custom_fields=custom_fields,
         roles=tuple(roles) if roles is not None else None,
         subscribed_to_changelog=subscribed_to_changelog,
+        dry_run=dry_run,
     )
     return success(await provider_for(ctx, Operation.UPSERT_CONTACT).upsert_contact(call))
 
@@ -233,6 +244,7 @@ async def create_contact(
     ctx: Context[AppState],
     display_name: Annotated[str | None, Field(max_length=200, description="Default username")] = None,
     avatar_url: Annotated[str | None, Field(max_length=500, description="Image URL")] = None,
+    dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, CreatedContact]:
     """Create a contact from a username and phone number."""
     state = app_state(ctx)
@@ -244,5 +256,6 @@ async def create_contact(
         phone_number=normalize_phone(phone_number, field="phone_number", default_region=state.default_region),
         display_name=opt(display_name),
         avatar_url=url(avatar_url, field="avatar_url"),
+        dry_run=dry_run,
     )
     return success(await provider_for(ctx, Operation.CREATE_CONTACT).create_contact(call))
