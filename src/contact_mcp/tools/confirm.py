@@ -32,7 +32,7 @@ from mcp.types import CallToolResult
 from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field
 
-from contact_mcp.errors import ConfirmationRequired, Declined
+from contact_mcp.errors import ConfirmationRequired, Declined, InvalidArgument, NotFound
 from contact_mcp.models import Contact, Operation
 from contact_mcp.providers.base import Provider
 from contact_mcp.tools.reads import PROVIDER_ARGUMENT
@@ -143,6 +143,11 @@ def confirming(fn: ToolFunction, confirmation: Confirmation) -> ToolFunction:
     return tool
 
 
+def always(arguments: Arguments) -> bool:
+    """The rule of a tool whose every call cannot be undone (delete, merge)."""
+    return True
+
+
 def _check(outcome: ElicitationResult[Answer], tool: str) -> None:
     """Raise `Declined` unless the resolver or the user said go ahead."""
     if isinstance(outcome, AcceptedElicitation) and outcome.data.confirm:
@@ -167,12 +172,15 @@ def target(ctx: Context[AppState], operation: Operation, arguments: Arguments) -
     return provider_for(ctx, operation, arguments.get(PROVIDER_ARGUMENT))
 
 
-async def read_contact(provider: Provider, contact_id: str) -> Contact | None:
-    """The contact as the provider holds it; None when the provider has no read. An unknown contact raises its
-    `not_found`, before anyone is asked."""
+async def read_contact(provider: Provider, contact_id: str, *, field: str = "contact_id") -> Contact | None:
+    """The contact as the provider holds it; None when the provider has no read. An unknown or malformed id raises
+    its error naming `field` (the argument that held the id), before anyone is asked."""
     if Operation.GET_CONTACT not in provider.operations:
         return None
-    return await provider.get_contact(contact_id)
+    try:
+        return await provider.get_contact(contact_id)
+    except (NotFound, InvalidArgument) as exc:
+        raise exc.evolve(field=field) from None
 
 
 def held_by(provider: Provider) -> str:
