@@ -236,9 +236,15 @@ def test_bad_confirmation_settings_stop_start_up_naming_the_variable(overrides: 
     assert "too-short-secret" not in str(caught.value)
 
 
-def test_confirm_mode_is_read_case_blind(settings: Settings) -> None:
-    assert load_settings(confirm=" NEVER ").confirm == "never"
-    assert settings.confirm == "destructive"
+def test_the_confirmation_settings_come_from_the_environment(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (settings.confirm, settings.server_name, settings.request_state_keys()) == ("destructive", "contact-mcp", [])
+    monkeypatch.setenv("CONTACT_MCP_CONFIRM", " Never ")
+    monkeypatch.setenv("CONTACT_MCP_SERVER_NAME", "contacts-eu")
+    monkeypatch.setenv("CONTACT_MCP_REQUEST_STATE_KEY", f"{'n' * 32}, {'o' * 32}")
+    read = load_settings()
+    assert (read.confirm, read.server_name, read.request_state_keys()) == ("never", "contacts-eu", ["n" * 32, "o" * 32])
 
 
 async def test_the_server_name_is_a_setting(db_path: Any) -> None:
