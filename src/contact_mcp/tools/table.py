@@ -25,8 +25,9 @@ class ToolSpec:
     title: str
     annotations: ToolAnnotations
     every_provider: bool = False
-    """Served by every enabled provider that can (the reads); with several, the tool takes a `provider` argument.
-    Otherwise one provider serves it: the one HTTP provider that can, else the local store."""
+    """Served by every enabled provider that can (the reads, and delete_contact: a contact lives in each provider
+    apart); with several, the tool takes a `provider` argument. Otherwise one provider serves it: the one HTTP
+    provider that can, else the local store (so an undo goes where its attach went)."""
 
     @property
     def name(self) -> str:
@@ -75,6 +76,25 @@ TOOLS: tuple[ToolSpec, ...] = (
         writes.create_contact,
         "Create contact",
         _hints(read_only=False, destructive=False, idempotent=False),
+    ),
+    ToolSpec(
+        Operation.DELETE_CONTACT,
+        writes.delete_contact,
+        "Delete contact",
+        _hints(read_only=False, destructive=True, idempotent=True),
+        every_provider=True,
+    ),
+    ToolSpec(
+        Operation.DETACH_IDENTITY,
+        writes.detach_identity,
+        "Detach identity",
+        _hints(read_only=False, destructive=True, idempotent=True),
+    ),
+    ToolSpec(
+        Operation.DETACH_CONTACT,
+        writes.detach_contact,
+        "Detach contact",
+        _hints(read_only=False, destructive=True, idempotent=True),
     ),
     ToolSpec(
         Operation.GET_CONTACT,

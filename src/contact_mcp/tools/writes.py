@@ -26,6 +26,12 @@ from contact_mcp.models import (
     CreateContactInput,
     CreatedContact,
     CustomValue,
+    DeleteContactInput,
+    DeletedContact,
+    DetachContactInput,
+    DetachedContact,
+    DetachedIdentity,
+    DetachIdentityInput,
     MethodType,
     Operation,
     SetVerificationInput,
@@ -194,3 +200,69 @@ async def create_contact(
         avatar_url=url(avatar_url, field="avatar_url"),
     )
     return success(await provider_for(ctx, Operation.CREATE_CONTACT).create_contact(call))
+
+
+# ---------- erasure: undoing attaches, deleting contacts ----------
+
+
+def _no_dry_run_yet(dry_run: bool) -> None:
+    """Until the shared dry-run mechanism serves these tools, a dry run is refused rather than run for real."""
+    if dry_run:
+        raise InvalidArgument(
+            "dry_run is not available for this tool yet",
+            field="dry_run",
+            hint="Read the contact with get_contact to see what the call would change",
+        )
+
+
+async def delete_contact(
+    contact_id: Annotated[str, Field(max_length=64, description="Contact id")],
+    ctx: Context[AppState],
+    dry_run: Annotated[bool, Field(description="Preview only")] = False,
+    confirm: Annotated[bool, Field(description="User confirmed")] = False,
+    provider: str | None = None,
+) -> Annotated[CallToolResult, DeletedContact]:
+    """Delete a contact, its methods and identities."""
+    _no_dry_run_yet(dry_run)
+    call = DeleteContactInput(contact_id=contact_id.strip(), dry_run=dry_run)
+    return success(await provider_for(ctx, Operation.DELETE_CONTACT, provider).delete_contact(call))
+
+
+async def detach_identity(
+    contact_id: Annotated[str, Field(max_length=64, description="Contact id")],
+    identifier: Annotated[str, Field(max_length=320, description="+E.164 phone or email")],
+    ctx: Context[AppState],
+    channel_type: Annotated[str | None, Field(max_length=40, description="Default any")] = None,
+    channel_id: Annotated[str | None, Field(max_length=100, description="Default any")] = None,
+    dry_run: Annotated[bool, Field(description="Preview only")] = False,
+) -> Annotated[CallToolResult, DetachedIdentity]:
+    """Detach an identity from a contact."""
+    state = app_state(ctx)
+    _no_dry_run_yet(dry_run)
+    _, normalized = normalize_identifier(identifier, field="identifier", default_region=state.default_region)
+    call = DetachIdentityInput(
+        contact_id=contact_id.strip(),
+        identifier=normalized,
+        channel_type=opt(channel_type),
+        channel_id=opt(channel_id),
+        dry_run=dry_run,
+    )
+    return success(await provider_for(ctx, Operation.DETACH_IDENTITY).detach_identity(call))
+
+
+async def detach_contact(
+    contact_id: Annotated[str, Field(max_length=64, description="Contact id")],
+    channel: Annotated[str, Field(max_length=40, description="As attached")],
+    value: Annotated[str, Field(max_length=500, description="Email, +E.164 phone or handle")],
+    ctx: Context[AppState],
+    dry_run: Annotated[bool, Field(description="Preview only")] = False,
+) -> Annotated[CallToolResult, DetachedContact]:
+    """Remove an email, phone or handle from a contact."""
+    state = app_state(ctx)
+    _no_dry_run_yet(dry_run)
+    channel_name = normalize_channel(channel, field="channel")
+    _, normalized = normalize_channel_value(channel_name, value, field="value", default_region=state.default_region)
+    call = DetachContactInput(
+        contact_id=contact_id.strip(), channel=channel_name, normalized_value=normalized, dry_run=dry_run
+    )
+    return success(await provider_for(ctx, Operation.DETACH_CONTACT).detach_contact(call))
