@@ -21,6 +21,9 @@ ANNOTATIONS: dict[str, tuple[str, bool, bool | None, bool | None]] = {
     "set_verification": ("Set verification", False, True, True),
     "upsert_contact": ("Upsert contact", False, True, True),
     "create_contact": ("Create contact", False, False, False),
+    "delete_contact": ("Delete contact", False, True, True),
+    "detach_identity": ("Detach identity", False, True, True),
+    "detach_contact": ("Detach contact", False, True, True),
     "get_contact": ("Get contact", True, None, None),
     "find_contacts": ("Find contacts", True, None, None),
 }
@@ -30,6 +33,9 @@ REQUIRED: dict[str, set[str]] = {
     "set_verification": {"contact_id", "type", "value", "verified"},
     "upsert_contact": set(),
     "create_contact": {"username", "phone_number"},
+    "delete_contact": {"contact_id"},
+    "detach_identity": {"contact_id", "identifier"},
+    "detach_contact": {"contact_id", "channel", "value"},
     "get_contact": {"contact_id"},
     "find_contacts": set(),
 }
@@ -50,17 +56,23 @@ PROPERTIES: dict[str, set[str]] = {
         "subscribed_to_changelog",
     },
     "create_contact": {"username", "phone_number", "display_name", "avatar_url"},
+    "delete_contact": {"contact_id", "dry_run", "confirm"},
+    "detach_identity": {"contact_id", "identifier", "channel_type", "channel_id", "dry_run"},
+    "detach_contact": {"contact_id", "channel", "value", "dry_run"},
     "get_contact": {"contact_id"},
     "find_contacts": {"email", "phone", "username", "user_id", "query", "limit", "cursor"},
 }
 TOKEN_BUDGET = 1500
+ERASURE = ("delete_contact", "detach_identity", "detach_contact")
+ERASURE_BUDGET = 330
+"""Issue 12's share for the erasure tools; their `dry_run` and `confirm` arguments count in those shares."""
 
 
 async def _tools(client: Client) -> dict[str, Tool]:
     return {tool.name: tool for tool in (await client.list_tools()).tools}
 
 
-async def test_local_store_offers_all_seven_tools_in_table_order(client: Client) -> None:
+async def test_local_store_offers_every_tool_in_table_order(client: Client) -> None:
     names = [tool.name for tool in (await client.list_tools()).tools]
     assert names == [spec.operation.value for spec in TOOLS]
     assert set(names) == set(ANNOTATIONS)
@@ -140,3 +152,19 @@ async def test_what_a_model_is_shown_fits_the_token_budget(
         f"whole tools/list: {len(wire)} JSON characters ~ {len(wire) / 4:.0f} tokens",
     )
     assert shown <= TOKEN_BUDGET
+
+
+async def test_the_erasure_tools_fit_their_share_of_the_budget(
+    client: Client, record_property: Callable[[str, object], None]
+) -> None:
+    """delete_contact, detach_identity and detach_contact together, as a model sees them, less the `dry_run` and
+    `confirm` arguments (budgeted per tool in their own shares)."""
+    shown = 0.0
+    for tool in (await client.list_tools()).tools:
+        if tool.name not in ERASURE:
+            continue
+        schema = dict(tool.input_schema)
+        schema["properties"] = {k: v for k, v in schema["properties"].items() if k not in ("dry_run", "confirm")}
+        shown += len(_model_shown(tool.model_copy(update={"input_schema": schema}))) / 4
+    record_property("figure", f"erasure tools ~ {shown:.0f} tokens (share {ERASURE_BUDGET})")
+    assert 0 < shown <= ERASURE_BUDGET
