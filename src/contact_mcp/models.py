@@ -24,11 +24,11 @@ class Operation(StrEnum):
     SET_VERIFICATION = "set_verification"
     UPSERT_CONTACT = "upsert_contact"
     CREATE_CONTACT = "create_contact"
-    GET_CONTACT = "get_contact"
-    FIND_CONTACTS = "find_contacts"
     DELETE_CONTACT = "delete_contact"
     DETACH_IDENTITY = "detach_identity"
     DETACH_CONTACT = "detach_contact"
+    GET_CONTACT = "get_contact"
+    FIND_CONTACTS = "find_contacts"
 
 
 ChannelType = Literal["blooio", "twilio", "whatsapp", "whatsapp_business", "rcs_business", "amb"]
