@@ -155,6 +155,8 @@ class BlooioClient(HttpProvider):
 
     async def delete_contact(self, call: DeleteContactInput) -> DeletedContact:
         """`DELETE /contacts/{contactId}`: Blooio soft-deletes the contact and its identities."""
+        if call.dry_run:
+            return await self.delete_preview(call.contact_id)
         try:
             _, payload = await self.request("DELETE", f"/contacts/{_contact_segment(call.contact_id)}", replayable=True)
         except NotFound as exc:
@@ -178,10 +180,17 @@ class BlooioClient(HttpProvider):
                 provider=self.name,
                 hint=f"Its identities: {', '.join(names)}" if names else "The contact has no identities",
             )
-        for identity_id in matched:
-            _, payload = await self.request("DELETE", f"{path}/{path_segment(identity_id)}", replayable=True)
-            _item(payload, what="detached identity")
-        return DetachedIdentity(provider=self.name, contact_id=call.contact_id, identifier=call.identifier, ids=matched)
+        if not call.dry_run:  # a dry run has read what a detach needs, and stops before changing anything
+            for identity_id in matched:
+                _, payload = await self.request("DELETE", f"{path}/{path_segment(identity_id)}", replayable=True)
+                _item(payload, what="detached identity")
+        return DetachedIdentity(
+            provider=self.name,
+            contact_id=call.contact_id,
+            identifier=call.identifier,
+            ids=matched,
+            dry_run=True if call.dry_run else None,
+        )
 
     # ---------- the 409 lookup ----------
 

@@ -157,6 +157,8 @@ class FeatherClient(HttpProvider):
 
     async def delete_contact(self, call: DeleteContactInput) -> DeletedContact:
         """`DELETE /v1/identity/end-users/{end_user_id}` (204): the end user and all associated data."""
+        if call.dry_run:
+            return await self.delete_preview(call.contact_id)
         end_user_id = self._end_user_id(call.contact_id)
         try:
             await self.request("DELETE", f"/v1/identity/end-users/{path_segment(end_user_id)}", replayable=True)

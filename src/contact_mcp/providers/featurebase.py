@@ -156,6 +156,8 @@ class FeaturebaseClient(HttpProvider):
     async def delete_contact(self, call: DeleteContactInput) -> DeletedContact:
         """`DELETE /v2/contacts/{id}` answers `{id, object: "contact", deleted: true}`; Featurebase removes the
         contact for good and cleans up its data asynchronously."""
+        if call.dry_run:
+            return await self.delete_preview(call.contact_id)
         try:
             _, body = await self.request("DELETE", self._contact_path(call.contact_id), replayable=True)
         except NotFound as exc:

@@ -113,6 +113,8 @@ class ProtocolClient(HttpProvider):
     async def delete_contact(self, call: DeleteContactInput) -> DeletedContact:
         """`DELETE /v1/contacts/{id}`. [ASSUMPTION] Protocol documents the endpoint but not its answer: 204, or a
         2xx whose body (if any) is not read; an unknown id is 404 `not_found`."""
+        if call.dry_run:
+            return await self.delete_preview(call.contact_id)
         try:
             await self.request("DELETE", self._contact_path(call.contact_id), replayable=True)
         except NotFound as exc:

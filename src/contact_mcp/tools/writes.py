@@ -47,7 +47,7 @@ from contact_mcp.normalize import (
     normalize_phone,
     normalize_uuid,
 )
-from contact_mcp.tools.arguments import check_custom_fields, iso_utc, opt, parse_instant, url
+from contact_mcp.tools.arguments import DryRun, check_custom_fields, iso_utc, opt, parse_instant, url
 from contact_mcp.tools.render import success
 from contact_mcp.tools.state import AppState, app_state, provider_for
 
@@ -63,6 +63,7 @@ async def attach_contact(
     ],
     value: Annotated[str, Field(max_length=500, description="Email, +E.164 phone or handle")],
     ctx: Context[AppState],
+    dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, AttachedContact]:
     """Attach a verified email, phone or handle to an end user."""
     state = app_state(ctx)
@@ -74,6 +75,7 @@ async def attach_contact(
         raw_value=value.strip(),
         type=kind,
         normalized_value=normalized,
+        dry_run=dry_run,
     )
     return success(await provider_for(ctx, Operation.ATTACH_CONTACT).attach_contact(call))
 
@@ -84,6 +86,7 @@ async def attach_identity(
     ctx: Context[AppState],
     channel_type: Annotated[ChannelType | None, Field(description="Channel")] = None,
     channel_id: Annotated[str | None, Field(max_length=100, description="Required for amb")] = None,
+    dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, AttachedIdentity]:
     """Attach a phone/email messaging identity to a contact."""
     state = app_state(ctx)
@@ -99,6 +102,7 @@ async def attach_identity(
         identifier=normalized,
         channel_type=channel_type,
         channel_id=opt(channel_id),
+        dry_run=dry_run,
     )
     return success(await provider_for(ctx, Operation.ATTACH_IDENTITY).attach_identity(call))
 
@@ -111,6 +115,7 @@ async def set_verification(
     ctx: Context[AppState],
     verification_source: Annotated[str | None, Field(max_length=100, description="e.g. admin-manual")] = None,
     verified_at: Annotated[str | None, Field(max_length=40, description="ISO 8601, default now")] = None,
+    dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, VerificationResult]:
     """Set or clear verification of a phone or email the contact has."""
     state = app_state(ctx)
@@ -133,6 +138,7 @@ async def set_verification(
         verified=verified,
         verified_at=when,
         verification_source=opt(verification_source) if verified else None,
+        dry_run=dry_run,
     )
     return success(await provider_for(ctx, Operation.SET_VERIFICATION).set_verification(call))
 
@@ -155,6 +161,7 @@ async def upsert_contact(
         Field(max_length=MAX_ROLES, description="Role ids"),
     ] = None,
     subscribed_to_changelog: Annotated[bool | None, Field(description="Changelog opt-in")] = None,
+    dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, UpsertResult]:
     """Create or update a contact by user_id or email (one is required)."""
     state = app_state(ctx)
@@ -177,6 +184,7 @@ async def upsert_contact(
         custom_fields=custom_fields,
         roles=tuple(roles) if roles is not None else None,
         subscribed_to_changelog=subscribed_to_changelog,
+        dry_run=dry_run,
     )
     return success(await provider_for(ctx, Operation.UPSERT_CONTACT).upsert_contact(call))
 
@@ -187,6 +195,7 @@ async def create_contact(
     ctx: Context[AppState],
     display_name: Annotated[str | None, Field(max_length=200, description="Default username")] = None,
     avatar_url: Annotated[str | None, Field(max_length=500, description="Image URL")] = None,
+    dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, CreatedContact]:
     """Create a contact from a username and phone number."""
     state = app_state(ctx)
@@ -198,6 +207,7 @@ async def create_contact(
         phone_number=normalize_phone(phone_number, field="phone_number", default_region=state.default_region),
         display_name=opt(display_name),
         avatar_url=url(avatar_url, field="avatar_url"),
+        dry_run=dry_run,
     )
     return success(await provider_for(ctx, Operation.CREATE_CONTACT).create_contact(call))
 
@@ -205,25 +215,14 @@ async def create_contact(
 # ---------- erasure: undoing attaches, deleting contacts ----------
 
 
-def _no_dry_run_yet(dry_run: bool) -> None:
-    """Until the shared dry-run mechanism serves these tools, a dry run is refused rather than run for real."""
-    if dry_run:
-        raise InvalidArgument(
-            "dry_run is not available for this tool yet",
-            field="dry_run",
-            hint="Read the contact with get_contact to see what the call would change",
-        )
-
-
 async def delete_contact(
     contact_id: Annotated[str, Field(max_length=64, description="Contact id")],
     ctx: Context[AppState],
-    dry_run: Annotated[bool, Field(description="Preview only")] = False,
+    dry_run: DryRun = False,
     confirm: Annotated[bool, Field(description="User confirmed")] = False,
     provider: str | None = None,
 ) -> Annotated[CallToolResult, DeletedContact]:
     """Delete a contact, its methods and identities."""
-    _no_dry_run_yet(dry_run)
     call = DeleteContactInput(contact_id=contact_id.strip(), dry_run=dry_run)
     return success(await provider_for(ctx, Operation.DELETE_CONTACT, provider).delete_contact(call))
 
@@ -234,11 +233,10 @@ async def detach_identity(
     ctx: Context[AppState],
     channel_type: Annotated[str | None, Field(max_length=40, description="Default any")] = None,
     channel_id: Annotated[str | None, Field(max_length=100, description="Default any")] = None,
-    dry_run: Annotated[bool, Field(description="Preview only")] = False,
+    dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, DetachedIdentity]:
     """Detach an identity from a contact."""
     state = app_state(ctx)
-    _no_dry_run_yet(dry_run)
     _, normalized = normalize_identifier(identifier, field="identifier", default_region=state.default_region)
     call = DetachIdentityInput(
         contact_id=contact_id.strip(),
@@ -255,11 +253,10 @@ async def detach_contact(
     channel: Annotated[str, Field(max_length=40, description="As attached")],
     value: Annotated[str, Field(max_length=500, description="Email, +E.164 phone or handle")],
     ctx: Context[AppState],
-    dry_run: Annotated[bool, Field(description="Preview only")] = False,
+    dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, DetachedContact]:
     """Remove an email, phone or handle from a contact."""
     state = app_state(ctx)
-    _no_dry_run_yet(dry_run)
     channel_name = normalize_channel(channel, field="channel")
     _, normalized = normalize_channel_value(channel_name, value, field="value", default_region=state.default_region)
     call = DetachContactInput(
