@@ -170,3 +170,38 @@ async def test_delete_contact_takes_the_provider_to_delete_from(everyone: tuple[
     error = error_of(await client.call_tool("delete_contact", {"contact_id": seeded.id}))
     assert (error["code"], error["field"]) == ("invalid_argument", "provider")
     assert len(fakes["featurebase"].requests) == 1
+
+
+# ---------- dry runs: the documented read, never the delete ----------
+
+
+@pytest.mark.parametrize("case", DELETING, ids=[case.name for case in DELETING])
+async def test_a_dry_run_delete_reads_the_contact_and_deletes_nothing(
+    case: ProviderCase, fake: Any, client: HttpProvider
+) -> None:
+    seeded = case.seed(fake, 1)
+
+    preview = await client.delete_contact(DeleteContactInput(contact_id=seeded.id, dry_run=True))
+
+    assert (preview.id, preview.dry_run, preview.changes) == (seeded.id, True, None)
+    assert {r.method for r in requests(fake)} == {"GET"}
+    assert (await client.get_contact(seeded.id)).id == seeded.id
+    missing = DeleteContactInput(contact_id=case.missing_id, dry_run=True)
+    assert (await failure(client.delete_contact(missing))).info().code == ErrorCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("case", [PROVIDER_BLOOIO], ids=["blooio"])
+async def test_a_blooio_dry_run_detach_lists_and_detaches_nothing(
+    case: ProviderCase, fake: blooio.BlooioFake, client: BlooioClient
+) -> None:
+    contact_id = fake.seed_contact("Sam", (("sam@example.com", "blooio", None),))
+    (identity,) = fake.identities(contact_id)
+
+    call = DetachIdentityInput(
+        contact_id=contact_id, identifier="sam@example.com", channel_type=None, channel_id=None, dry_run=True
+    )
+    preview = await client.detach_identity(call)
+
+    assert (preview.ids, preview.dry_run) == ([identity.id], True)
+    assert [r.method for r in requests(fake)] == ["GET"]
+    assert fake.identities(contact_id) == [identity]

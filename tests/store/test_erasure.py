@@ -221,3 +221,39 @@ async def test_detach_contact_the_contact_lacks_is_not_found_listing_its_values(
     assert (error["code"], error["field"]) == ("not_found", "contact_id")
     error = await err(client, "detach_contact", contact_id=contact_id, channel="email", value="not an email")
     assert (error["code"], error["field"]) == ("invalid_argument", "value")
+
+
+# ---------- dry runs ----------
+
+
+async def test_a_dry_run_delete_reports_what_would_go_and_changes_nothing(
+    client: Client, store: LocalStore, store_backend: str, empty_store: str
+) -> None:
+    contact_id = await _person(client)
+    backend = BACKENDS[store_backend]
+    before = backend.table_text(empty_store)
+
+    preview = await ok(client, "delete_contact", contact_id=contact_id, dry_run=True)
+
+    assert (preview["id"], preview["dry_run"]) == (contact_id, True)
+    fields = {change["field"]: change for change in preview["changes"]}
+    assert fields["name"] == {"field": "name", "old": NAME}
+    assert fields["user_id"]["old"] == USER_ID and "new" not in fields["user_id"]
+    assert {"methods", "identities"} <= set(fields)
+    assert backend.table_text(empty_store) == before
+    assert await counts(store) == {"contacts": 1, "methods": 4, "identities": 2}
+    assert (await err(client, "delete_contact", contact_id=UNKNOWN_UUID, dry_run=True))["code"] == "not_found"
+
+
+async def test_dry_run_detaches_change_nothing(client: Client, store_backend: str, empty_store: str) -> None:
+    contact_id = await _person(client)
+    backend = BACKENDS[store_backend]
+    before = backend.table_text(empty_store)
+
+    identity = await ok(client, "detach_identity", contact_id=contact_id, identifier=IDENTITY_EMAIL, dry_run=True)
+    method = await ok(client, "detach_contact", contact_id=contact_id, channel="twitter", value=HANDLE, dry_run=True)
+
+    assert identity["dry_run"] is True and method["dry_run"] is True
+    assert [c["field"] for c in identity["changes"]] == ["identities"]
+    assert [c["field"] for c in method["changes"]] == ["methods"]
+    assert backend.table_text(empty_store) == before
