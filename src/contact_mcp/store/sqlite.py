@@ -861,10 +861,11 @@ class SqliteBackend:
         is done)."""
         db = self._writer.db
         try:
-            busy, _, _ = db.execute(_CHECKPOINT).fetchone()
-            # Without STAT4 there is no such table; with it, ANALYZE's samples may quote deleted index keys.
+            # Builds with STAT4 keep sample index keys from ANALYZE (PRAGMA optimize), which may quote the deleted
+            # values; the planner gathers them again. Without STAT4 there is no such table.
             if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat4'").fetchone() is not None:
                 db.execute("DELETE FROM sqlite_stat4")
+            busy, _, _ = db.execute(_CHECKPOINT).fetchone()
         except sqlite3.Error as exc:
             log.warning("CONTACT_MCP_DB=%s: checkpoint after a delete failed: %s", self._path, exc)
             return
