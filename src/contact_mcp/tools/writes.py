@@ -223,7 +223,7 @@ async def delete_contact(
     provider: str | None = None,
 ) -> Annotated[CallToolResult, DeletedContact]:
     """Delete a contact, its methods and identities."""
-    # `confirm` is read by the confirmation step before the call gets here, not by the tool.
+    # `confirm` is the confirmation step's argument (deleting always asks), not the tool's: the tool never reads it.
     call = DeleteContactInput(contact_id=contact_id.strip(), dry_run=dry_run)
     return success(await provider_for(ctx, Operation.DELETE_CONTACT, provider).delete_contact(call))
 
