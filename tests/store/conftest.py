@@ -36,7 +36,7 @@ class BackendUnderTest(Protocol):
         ...
 
     def wipe(self, db: str) -> None:
-        """Delete every contact (the schema stays), so the next test starts empty."""
+        """Delete every contact and the history of writes (the schema stays), so the next test starts empty."""
         ...
 
     def table_text(self, db: str) -> str:
@@ -55,7 +55,9 @@ class SqliteUnderTest:
     def wipe(self, db: str) -> None:
         if Path(db).exists():
             with closing(sqlite3.connect(db)) as conn, conn:
-                conn.executescript("DELETE FROM identities; DELETE FROM methods; DELETE FROM contacts;")
+                conn.executescript(
+                    "DELETE FROM identities; DELETE FROM methods; DELETE FROM contacts; DELETE FROM history;"
+                )
 
     def table_text(self, db: str) -> str:
         with closing(sqlite3.connect(db)) as conn:
@@ -79,7 +81,7 @@ class PostgresUnderTest:
     def wipe(self, db: str) -> None:
         with psycopg.connect(db, autocommit=True) as conn:
             if conn.execute("SELECT to_regclass('contacts')").fetchone() != (None,):
-                conn.execute("TRUNCATE identities, methods, contacts RESTART IDENTITY")
+                conn.execute("TRUNCATE identities, methods, contacts, history RESTART IDENTITY")
 
     def table_text(self, db: str) -> str:
         with psycopg.connect(db, autocommit=True) as conn:
