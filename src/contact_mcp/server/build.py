@@ -3,7 +3,8 @@
 One loop turns each route of the plan (`tools.plan`) into an SDK tool: the function's signature is its input
 schema, made portable; its return annotation `Annotated[CallToolResult, SomeResult]` publishes the result model's
 complete, portable schema (the model renders it, see `Result`) and has the SDK check every result against the
-model. A read served by several providers gets a required `provider` argument, an enum of exactly those.
+model. A tool served by several providers (a read, delete_contact) gets a required `provider` argument, an enum
+of exactly those.
 The lifespan opens each provider of the plan once and closes it on shutdown.
 
 SDK surface used: `Tool.from_function` and `MCPServer(tools=..., middleware=...)`. The SDK has no public way to
@@ -66,7 +67,7 @@ def _choosing_provider(fn: ToolFunction, route: Route) -> ToolFunction:
         choice = inspect.Parameter(
             PROVIDER_ARGUMENT,
             inspect.Parameter.KEYWORD_ONLY,
-            annotation=Annotated[names, Field(description="Provider to read from")],
+            annotation=Annotated[names, Field(description="Provider to use")],
         )
         kept.insert(0, choice)
 

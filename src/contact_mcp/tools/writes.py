@@ -26,6 +26,12 @@ from contact_mcp.models import (
     CreateContactInput,
     CreatedContact,
     CustomValue,
+    DeleteContactInput,
+    DeletedContact,
+    DetachContactInput,
+    DetachedContact,
+    DetachedIdentity,
+    DetachIdentityInput,
     MethodType,
     Operation,
     SetVerificationInput,
@@ -43,7 +49,15 @@ from contact_mcp.normalize import (
 )
 from contact_mcp.store import rules
 from contact_mcp.tools.arguments import DryRun, check_custom_fields, iso_utc, opt, parse_instant, url
-from contact_mcp.tools.confirm import Arguments, ConfirmArgument, contact_label, held_by, read_contact, target
+from contact_mcp.tools.confirm import (
+    Arguments,
+    ConfirmArgument,
+    contact_label,
+    held_by,
+    holdings,
+    read_contact,
+    target,
+)
 from contact_mcp.tools.render import success
 from contact_mcp.tools.state import AppState, app_state, provider_for
 
@@ -259,3 +273,66 @@ async def create_contact(
         dry_run=dry_run,
     )
     return success(await provider_for(ctx, Operation.CREATE_CONTACT).create_contact(call))
+
+
+# ---------- erasure: undoing attaches, deleting contacts ----------
+
+
+async def delete_contact(
+    contact_id: Annotated[str, Field(max_length=64, description="Contact id")],
+    ctx: Context[AppState],
+    dry_run: DryRun = False,
+    confirm: ConfirmArgument = False,
+    provider: str | None = None,
+) -> Annotated[CallToolResult, DeletedContact]:
+    """Delete a contact, its methods and identities."""
+    # `confirm` is the confirmation step's argument (deleting always asks), not the tool's: the tool never reads it.
+    call = DeleteContactInput(contact_id=contact_id.strip(), dry_run=dry_run)
+    return success(await provider_for(ctx, Operation.DELETE_CONTACT, provider).delete_contact(call))
+
+
+async def describe_deletion(ctx: Context[AppState], arguments: Arguments) -> str:
+    """What deleting the contact erases, read from the provider it is deleted from."""
+    contact_id = str(arguments["contact_id"]).strip()
+    provider = target(ctx, Operation.DELETE_CONTACT, arguments)
+    contact = await read_contact(provider, contact_id)
+    held = f": {holdings(contact)}" if contact is not None else ""
+    return f"Delete {contact_label(contact, contact_id)}{held_by(provider)}{held}. This cannot be undone."
+
+
+async def detach_identity(
+    contact_id: Annotated[str, Field(max_length=64, description="Contact id")],
+    identifier: Annotated[str, Field(max_length=320, description="+E.164 phone or email")],
+    ctx: Context[AppState],
+    channel_type: Annotated[str | None, Field(max_length=40, description="Default any")] = None,
+    channel_id: Annotated[str | None, Field(max_length=100, description="Default any")] = None,
+    dry_run: DryRun = False,
+) -> Annotated[CallToolResult, DetachedIdentity]:
+    """Detach an identity from a contact."""
+    state = app_state(ctx)
+    _, normalized = normalize_identifier(identifier, field="identifier", default_region=state.default_region)
+    call = DetachIdentityInput(
+        contact_id=contact_id.strip(),
+        identifier=normalized,
+        channel_type=opt(channel_type),
+        channel_id=opt(channel_id),
+        dry_run=dry_run,
+    )
+    return success(await provider_for(ctx, Operation.DETACH_IDENTITY).detach_identity(call))
+
+
+async def detach_contact(
+    contact_id: Annotated[str, Field(max_length=64, description="Contact id")],
+    channel: Annotated[str, Field(max_length=40, description="As attached")],
+    value: Annotated[str, Field(max_length=500, description="Email, +E.164 phone or handle")],
+    ctx: Context[AppState],
+    dry_run: DryRun = False,
+) -> Annotated[CallToolResult, DetachedContact]:
+    """Remove an email, phone or handle from a contact."""
+    state = app_state(ctx)
+    channel_name = normalize_channel(channel, field="channel")
+    _, normalized = normalize_channel_value(channel_name, value, field="value", default_region=state.default_region)
+    call = DetachContactInput(
+        contact_id=contact_id.strip(), channel=channel_name, normalized_value=normalized, dry_run=dry_run
+    )
+    return success(await provider_for(ctx, Operation.DETACH_CONTACT).detach_contact(call))
