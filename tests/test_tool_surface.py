@@ -42,7 +42,16 @@ REQUIRED: dict[str, set[str]] = {
 PROPERTIES: dict[str, set[str]] = {
     "attach_contact": {"end_user_id", "channel", "value", "dry_run"},
     "attach_identity": {"contact_id", "identifier", "channel_type", "channel_id", "dry_run"},
-    "set_verification": {"contact_id", "type", "value", "verified", "verification_source", "verified_at", "dry_run"},
+    "set_verification": {
+        "contact_id",
+        "type",
+        "value",
+        "verified",
+        "verification_source",
+        "verified_at",
+        "dry_run",
+        "confirm",
+    },
     "upsert_contact": {
         "email",
         "user_id",

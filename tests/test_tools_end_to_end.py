@@ -58,7 +58,7 @@ async def story(client: Client) -> None:
         True,
         "call",
     )
-    cleared = await call(client, "set_verification", verify | {"verified": False})
+    cleared = await call(client, "set_verification", verify | {"verified": False, "confirm": True})
     assert cleared["message"] == "Phone number verification cleared"
     assert "verified_at" not in cleared
     assert "verification_source" not in cleared
