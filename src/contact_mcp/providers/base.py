@@ -18,7 +18,11 @@ from contact_mcp.models import (
     ContactPage,
     CreateContactInput,
     CreatedContact,
+    DuplicatePage,
     FindContactsInput,
+    FindDuplicatesInput,
+    MergeContactsInput,
+    MergeResult,
     Operation,
     SetVerificationInput,
     UpsertContactInput,
@@ -76,3 +80,9 @@ class Provider:
 
     async def find_contacts(self, call: FindContactsInput) -> ContactPage:
         raise self._unsupported(Operation.FIND_CONTACTS)
+
+    async def find_duplicates(self, call: FindDuplicatesInput) -> DuplicatePage:
+        raise self._unsupported(Operation.FIND_DUPLICATES)
+
+    async def merge_contacts(self, call: MergeContactsInput) -> MergeResult:
+        raise self._unsupported(Operation.MERGE_CONTACTS)

@@ -36,7 +36,11 @@ from contact_mcp.models import (
     ContactPage,
     CreateContactInput,
     CreatedContact,
+    DuplicatePage,
     FindContactsInput,
+    FindDuplicatesInput,
+    MergeContactsInput,
+    MergeResult,
     Operation,
     Outcome,
     SetVerificationInput,
@@ -143,6 +147,12 @@ class LocalStore(Provider):
 
     async def find_contacts(self, call: FindContactsInput) -> ContactPage:
         return await self.backend.find_contacts(call)
+
+    async def find_duplicates(self, call: FindDuplicatesInput) -> DuplicatePage:
+        return await self.backend.find_duplicates(call)
+
+    async def merge_contacts(self, call: MergeContactsInput) -> MergeResult:
+        return await self.backend.merge_contacts(call)
 
     # ---------- export and restore (the primitives `contact-mcp export` / `import` build on) ----------
 

@@ -26,6 +26,8 @@ from contact_mcp.models import (
     CreateContactInput,
     CreatedContact,
     CustomValue,
+    MergeContactsInput,
+    MergeResult,
     MethodType,
     Operation,
     SetVerificationInput,
@@ -194,3 +196,19 @@ async def create_contact(
         avatar_url=url(avatar_url, field="avatar_url"),
     )
     return success(await provider_for(ctx, Operation.CREATE_CONTACT).create_contact(call))
+
+
+async def merge_contacts(
+    survivor_id: Annotated[str, Field(max_length=64, description="Contact kept")],
+    duplicate_ids: Annotated[
+        list[Annotated[str, Field(max_length=64)]], Field(min_length=1, max_length=20, description="Merged into it")
+    ],
+    ctx: Context[AppState],
+    confirm: Annotated[bool, Field(description="Confirm the merge")] = False,
+) -> Annotated[CallToolResult, MergeResult]:
+    """Merge duplicates into the survivor: their methods and identities move, empty fields fill, conflicting
+    values keep the survivor's (reported)."""
+    call = MergeContactsInput(
+        survivor_id=survivor_id.strip(), duplicate_ids=tuple(duplicate.strip() for duplicate in duplicate_ids)
+    )
+    return success(await provider_for(ctx, Operation.MERGE_CONTACTS).merge_contacts(call))
