@@ -62,6 +62,8 @@ NAME_WEIGHTS: Final = ((0.97, 0.8), (0.9, 0.7), (0.85, 0.5))
 """(name similarity at least, weight): a name's evidence, added to a shared key's."""
 NAMES_DIFFER_BELOW: Final = 0.75
 """Given or family names less alike than this (and no nickname of each other) are two people: the score halves."""
+TWO_ACCOUNTS: Final = 0.75
+"""Two different user ids scale a pair's score by this: below the default threshold unless lowered."""
 DEFAULT_MIN_SCORE: Final = 0.8
 BLOCK_LIMIT: Final = 50
 """A bucket bigger than this is split by name prefixes (domains, companies) or skipped (a shared phone/mailbox)."""
@@ -256,8 +258,6 @@ def score_pair(a: Candidate, b: Candidate) -> tuple[float, list[Evidence]]:
     miss = 1.0
     for e in evidence:
         miss *= 1.0 - WEIGHTS[e.kind]
-    if a.user_id is not None and b.user_id is not None and "user_id" not in kinds:
-        miss = 1.0 - (1.0 - miss) * 0.5  # two user ids: two accounts, unless everything else says otherwise
     similarity = name_similarity(a.name, b.name)
     if similarity is not None:
         weight = _name_weight(similarity)
@@ -269,6 +269,8 @@ def score_pair(a: Candidate, b: Candidate) -> tuple[float, list[Evidence]]:
             score *= 0.5
     else:
         score = 1.0 - miss
+    if a.user_id is not None and b.user_id is not None and "user_id" not in kinds:
+        score *= TWO_ACCOUNTS  # two user ids: two accounts of one product, which may well be two people
     return round(score, 3), evidence
 
 
