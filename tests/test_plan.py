@@ -14,14 +14,15 @@ from contact_mcp import ConfigError, build_server, load_settings
 from contact_mcp.models import Operation
 from contact_mcp.providers.feather import FeatherClient
 from contact_mcp.tools.plan import make_plan
-from contact_mcp.tools.table import TOOL_NAMES
+from contact_mcp.tools.table import TOOL_NAMES, TOOLS
 from tests.stdio_server import server_params
 from tests.test_cli import exit_code, run_cli
 
 pytestmark = pytest.mark.anyio
 
 READS = ["get_contact", "find_contacts"]
-WRITES = [name for name in TOOL_NAMES if name not in READS]
+"""The reads every provider can serve (with several, they take a `provider` argument)."""
+WRITES = [spec.name for spec in TOOLS if not spec.read_only]
 KEYS: dict[str, Any] = {
     "feather_api_key": "fk-1234",
     "tetherai_api_key": "tk-1234",
@@ -54,6 +55,8 @@ def test_local_beside_a_provider_serves_the_writes_the_provider_does_not_and_sha
         "create_contact": ("local",),
         "get_contact": ("local", "blooio"),
         "find_contacts": ("local", "blooio"),
+        "find_duplicates": ("local",),
+        "merge_contacts": ("local",),
     }
 
 
@@ -93,12 +96,14 @@ def test_exclude_tools_drops_the_named_tools() -> None:
         "upsert_contact",
         "get_contact",
         "find_contacts",
+        "find_duplicates",
+        "merge_contacts",
     ]
 
 
 def test_read_only_wins_over_everything() -> None:
     assert list(routes("local", read_only=True, tools="upsert_contact,get_contact")) == ["get_contact"]
-    assert list(routes("local,blooio", read_only=True)) == READS
+    assert list(routes("local,blooio", read_only=True)) == [*READS, "find_duplicates"]
 
 
 @pytest.mark.parametrize("field", ["tools", "exclude_tools"])

@@ -33,7 +33,7 @@ async def call(client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any
 
 async def story(client: Client) -> None:
     tools = {tool.name for tool in (await client.list_tools()).tools}
-    assert len(tools) == 7
+    assert len(tools) == 9
 
     created = await call(client, "create_contact", {"username": "grace", "phone_number": "+1 202 555 0143"})
     cid = created["id"]
@@ -78,6 +78,15 @@ async def story(client: Client) -> None:
     page = await call(client, "find_contacts", {"phone": "+12025550143"})
     assert [c["id"] for c in page["contacts"]] == [cid]
     assert (await call(client, "find_contacts", {"query": "hopper"}))["contacts"][0]["id"] == cid
+
+    twin = (await call(client, "upsert_contact", {"email": "g.hopper@navy.mil", "name": "Grace B. Hopper"}))["id"]
+    (group,) = (await call(client, "find_duplicates", {}))["groups"]
+    assert [c["id"] for c in group["contacts"]] == [cid, twin]
+    assert {e["kind"] for e in group["evidence"]} == {"email_domain", "name"}
+    merged = await call(client, "merge_contacts", {"survivor_id": cid, "duplicate_ids": [twin]})
+    assert (merged["merged_ids"], merged["moved_methods"]) == ([twin], 1)
+    assert (await call(client, "get_contact", {"contact_id": twin}))["merged_into"] == cid
+    assert (await call(client, "find_duplicates", {}))["groups"] == []
 
 
 async def test_every_tool_in_memory(db_path: Path) -> None:

@@ -76,8 +76,29 @@ def test_two_user_ids_weaken_a_shared_phone() -> None:
 
 
 def test_a_big_domain_is_split_by_name_and_still_finds_the_pair() -> None:
-    given = "Ada Ben Cleo Dev Eve Finn Gus Hana Ivo Jude Kai Lena Milo Nora Otto Pia Quin Rosa Sven Tara".split()
-    family = "Abbott Brooks Carver Dunn Ellis Frost Grant Hale Irwin Joyce".split()
+    given = [
+        "Ada",
+        "Ben",
+        "Cleo",
+        "Dev",
+        "Eve",
+        "Finn",
+        "Gus",
+        "Hana",
+        "Ivo",
+        "Jude",
+        "Kai",
+        "Lena",
+        "Milo",
+        "Nora",
+        "Otto",
+        "Pia",
+        "Quin",
+        "Rosa",
+        "Sven",
+        "Tara",
+    ]
+    family = ["Abbott", "Brooks", "Carver", "Dunn", "Ellis", "Frost", "Grant", "Hale", "Irwin", "Joyce"]
     staff = [
         Candidate(key=k, id=f"c{k}", name=f"{given[k % 20]} {family[k // 20]}", emails=(f"p{k}@corp.example",))
         for k in range(len(given) * len(family))

@@ -17,9 +17,7 @@ pytestmark = pytest.mark.anyio
 PAIRS = 8
 
 
-async def test_merges_racing_upserts_and_attaches_lose_and_duplicate_nothing(
-    client: Client, store: LocalStore
-) -> None:
+async def test_merges_racing_upserts_and_attaches_lose_and_duplicate_nothing(client: Client, store: LocalStore) -> None:
     survivors: list[str] = []
     duplicates: list[str] = []
     for i in range(PAIRS):

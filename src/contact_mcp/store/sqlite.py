@@ -78,9 +78,16 @@ _T = TypeVar("_T")
 
 _SEQ_BY_ID: Final = "SELECT seq FROM contacts WHERE id = ?"
 # A merged contact's id, user_id and username lead to its survivor (`merged_into` is always one hop).
-_LIVE_SEQ: Final = (
-    "SELECT coalesce(s.seq, c.seq) FROM contacts c LEFT JOIN contacts s ON s.id = c.merged_into WHERE c.{} = ?"
-)
+
+
+def _live_seq(column: str) -> str:
+    """SQL for the row number of the contact whose `column` is ?, or of its survivor when it was merged."""
+    return (
+        "SELECT coalesce(s.seq, u.seq) FROM contacts u LEFT JOIN contacts s ON s.id = u.merged_into "
+        f"WHERE u.{column} = ?"
+    )
+
+
 _LIVE_BY_ID: Final = (
     "SELECT coalesce(s.seq, c.seq), coalesce(s.id, c.id) FROM contacts c "
     "LEFT JOIN contacts s ON s.id = c.merged_into WHERE c.id = ?"
@@ -152,7 +159,7 @@ _UPSERT_COLUMNS: Final = (
     f"subscribed_to_changelog, {_primary_value('contacts', 'email')} AS email, "
     f"{_primary_value('contacts', 'phone')} AS phone"
 )
-_UPSERT_BY_USER_ID: Final = f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE seq = ({_LIVE_SEQ.format('user_id')})"
+_UPSERT_BY_USER_ID: Final = f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE seq = ({_live_seq('user_id')})"
 # The oldest contact holding the email as its primary, else the oldest holding it at all.
 _UPSERT_BY_EMAIL: Final = (
     f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE seq = (SELECT contact_seq FROM methods "
@@ -187,7 +194,7 @@ _UPSERT_BY_PHONE: Final = (
     f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE seq IN (SELECT contact_seq FROM methods "
     "WHERE value = ? AND kind = 'phone') ORDER BY seq"
 )
-_UPSERT_BY_USERNAME: Final = f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE seq = ({_LIVE_SEQ.format('username_key')})"
+_UPSERT_BY_USERNAME: Final = f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE seq = ({_live_seq('username_key')})"
 _HELD_VALUES: Final = "SELECT kind, value FROM methods WHERE contact_seq = ? AND kind IN ('email', 'phone')"
 _DELETE_IDENTITIES: Final = "DELETE FROM identities WHERE contact_seq = ?"
 _SET_MERGED_INTO: Final = "UPDATE contacts SET merged_into = ? WHERE seq = ?"
@@ -200,6 +207,8 @@ _DUPLICATE_VALUES: Final = (
     "UNION ALL SELECT contact_seq, CASE WHEN instr(identifier, '@') THEN 'email' ELSE 'phone' END, identifier "
     "FROM identities"
 )
+WHOLE_TABLE_READS: Final = frozenset({"_DUPLICATE_CONTACTS", "_DUPLICATE_VALUES"})
+"""Statements that read every row on purpose (find_duplicates compares the whole store, once per call)."""
 # merge_contacts moves rows by their contact's row number and their own id (indexed on contact_seq).
 _RELEASE: Final = {
     "user_id": "UPDATE contacts SET user_id = NULL WHERE seq = ?",
@@ -408,10 +417,10 @@ def find_query(call: FindContactsInput, after: int) -> tuple[str, list[object]]:
         where.append(_FIND_IN_METHODS)
         params += [call.phone, "phone"]
     if call.username is not None:
-        where.append(f"c.seq = ({_LIVE_SEQ.format('username_key')})")
+        where.append(f"c.seq = ({_live_seq('username_key')})")
         params.append(rules.username_key(call.username))
     if call.user_id is not None:
-        where.append(f"c.seq = ({_LIVE_SEQ.format('user_id')})")
+        where.append(f"c.seq = ({_live_seq('user_id')})")
         params.append(call.user_id)
     params.append(call.limit + 1)
     sql = f"SELECT {_SUMMARY_COLUMNS} FROM contacts c WHERE {' AND '.join(where)} ORDER BY c.seq LIMIT ?"

@@ -62,8 +62,8 @@ async def find_duplicates(
     ctx: Context[AppState],
     limit: Annotated[int, Field(ge=1, le=50, description="Groups per page")] = 20,
     cursor: Annotated[str | None, Field(max_length=200, description="From next_cursor")] = None,
-    min_score: Annotated[float, Field(ge=0.5, le=1, description="Default 0.8")] = 0.8,
+    min_score: Annotated[float, Field(ge=0.5, le=1, description="Lowest score")] = 0.8,
 ) -> Annotated[CallToolResult, DuplicatePage]:
-    """List groups of contacts that are probably one person, with evidence and a score."""
+    """Groups of contacts that are probably one person, with evidence and a score."""
     call = FindDuplicatesInput(limit=limit, cursor=opt(cursor), min_score=min_score)
     return success(await provider_for(ctx, Operation.FIND_DUPLICATES).find_duplicates(call))

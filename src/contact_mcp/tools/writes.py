@@ -206,8 +206,8 @@ async def merge_contacts(
     ctx: Context[AppState],
     confirm: Annotated[bool, Field(description="Confirm the merge")] = False,
 ) -> Annotated[CallToolResult, MergeResult]:
-    """Merge duplicates into the survivor: their methods and identities move, empty fields fill, conflicting
-    values keep the survivor's (reported)."""
+    """Merge duplicates into the survivor: methods and identities move, empty fields fill, conflicts keep the
+    survivor's value."""
     call = MergeContactsInput(
         survivor_id=survivor_id.strip(), duplicate_ids=tuple(duplicate.strip() for duplicate in duplicate_ids)
     )
