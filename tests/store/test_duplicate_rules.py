@@ -9,10 +9,10 @@ from contact_mcp.store.duplicates import (
     Candidate,
     candidate_pairs,
     find_groups,
+    keys_of,
     mailbox,
     name_similarity,
     score_pair,
-    untagged,
 )
 
 
@@ -34,9 +34,12 @@ def test_mailbox_applies_only_the_provider_s_documented_rules(address: str, box:
 
 
 def test_a_tag_on_an_unknown_domain_is_only_a_hint() -> None:
-    assert untagged("ada+crm@analytical.org") == "ada@analytical.org"
-    assert untagged("ada+crm@gmail.com") is None  # a provider rule already says it
-    assert untagged("ada@analytical.org") is None
+    tagged = keys_of(Candidate(key=1, id="a", emails=("ada+crm@analytical.org",)))
+    provider = keys_of(Candidate(key=2, id="b", emails=("ada+crm@gmail.com",)))
+
+    assert tagged["tagged"] == {"ada@analytical.org", "ada+crm@analytical.org"}
+    assert "mailbox" not in tagged
+    assert (provider["mailbox"], "tagged" in provider) == ({"ada@gmail.com"}, False)
 
 
 @pytest.mark.parametrize(

@@ -27,10 +27,12 @@ its weakest joining pair. Groups are ordered by their oldest member, which is wh
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Final, Literal, cast
@@ -58,7 +60,7 @@ WEIGHTS: Final[dict[EvidenceKind, float]] = {
     "email_domain": 0.2,
 }
 """How strongly one shared key says "one person" on its own. A phone is half: families and offices share one."""
-NAME_WEIGHTS: Final = ((0.97, 0.8), (0.9, 0.7), (0.85, 0.5))
+NAME_WEIGHTS: Final = ((0.95, 0.8), (0.9, 0.75), (0.85, 0.5))
 """(name similarity at least, weight): a name's evidence, added to a shared key's."""
 NAMES_DIFFER_BELOW: Final = 0.75
 """Given or family names less alike than this (and no nickname of each other) are two people: the score halves."""
@@ -148,21 +150,6 @@ def mailbox(email: str) -> tuple[str, bool]:
     return canonical, canonical != email.casefold()
 
 
-def untagged(email: str) -> str | None:
-    """An address on a domain without a provider rule, with its `+tag` removed (None when it has none)."""
-    local, _, domain = email.casefold().rpartition("@")
-    if domain in MAILBOX_RULES or "+" not in local:
-        return None
-    base = local.split("+", 1)[0]
-    return f"{base}@{domain}" if base else None
-
-
-def domain_of(email: str) -> str | None:
-    """The email's domain when it could say where someone works (not free mail)."""
-    domain = email.casefold().rpartition("@")[2]
-    return None if not domain or domain in FREE_MAIL else domain
-
-
 def user_id_key(user_id: str) -> str:
     return "".join(user_id.casefold().split())
 
@@ -192,7 +179,10 @@ def _given_similarity(a: str, b: str) -> float:
 def name_similarity(a: str | None, b: str | None) -> float | None:
     """How alike two names are (0..1), or None when either has no name. Given names compare with nicknames and
     initials; family names with Jaro-Winkler; a one-word name is compared with the other's best-matching word."""
-    wa, wb = words(a), words(b)
+    return _similarity(words(a), words(b))
+
+
+def _similarity(wa: tuple[str, ...], wb: tuple[str, ...]) -> float | None:
     if not wa or not wb:
         return None
     if len(wa) == 1 or len(wb) == 1:
@@ -212,63 +202,93 @@ def _name_weight(similarity: float) -> float:
 # ---------- pairs ----------
 
 
-def _pair_keys(c: Candidate) -> dict[EvidenceKind, set[str]]:
-    keys: dict[EvidenceKind, set[str]] = defaultdict(set)
+Keys = dict[EvidenceKind, frozenset[str]]
+"""A contact's blocking keys by kind (each key also evidence when two contacts share it)."""
+PERSONAL: Final = frozenset({"user_id", "email", "mailbox", "tagged"})
+"""Keys one person holds: two contacts sharing one are one person even when their names differ (a typo, a
+new surname, a name field swapped or left blank); a phone, a domain or a company is shared by families and
+colleagues, so with those a name that differs counts against the pair."""
+
+
+def keys_of(c: Candidate) -> Keys:
+    """A contact's keys: its emails; the mailboxes of its provider addresses; for other domains the address
+    without its `+tag` (and with it); its non-free-mail domains; its phones; its user id; its companies."""
+    emails: set[str] = set()
+    boxes: set[str] = set()
+    tagged: set[str] = set()
+    domains: set[str] = set()
     for email in c.emails:
-        keys["email"].add(email.casefold())
-        box, by_rule = mailbox(email)
-        if by_rule:
-            keys["mailbox"].add(box)
-        tag_free = untagged(email)
-        if tag_free is not None:
-            keys["tagged"].add(tag_free)
-        domain = domain_of(email)
-        if domain is not None:
-            keys["email_domain"].add(domain)
-    for email in c.emails:  # an untagged address is the base of a tagged one
-        keys["tagged"].add(email.casefold())
-        box, _ = mailbox(email)
-        keys["mailbox"].add(box)
-    keys["phone"].update(c.phones)
-    if c.user_id is not None:
-        keys["user_id"].add(user_id_key(c.user_id))
-    keys["company"].update(" ".join(words(company)) or company.casefold() for company in c.companies)
+        address = email.casefold()
+        emails.add(address)
+        local, _, domain = address.rpartition("@")
+        rule = MAILBOX_RULES.get(domain)
+        if rule is not None:
+            boxes.add(mailbox(address)[0])
+        else:
+            tagged.add(address)
+            if "+" in local:
+                tagged.add(f"{local.split('+', 1)[0]}@{domain}")
+            if domain not in FREE_MAIL:
+                domains.add(domain)
+    keys: Keys = {}
+    found: tuple[tuple[EvidenceKind, set[str]], ...] = (
+        ("email", emails),
+        ("mailbox", boxes),
+        ("tagged", tagged),
+        ("email_domain", domains),
+        ("phone", set(c.phones)),
+        ("user_id", {user_id_key(c.user_id)} if c.user_id is not None else set[str]()),
+        ("company", {" ".join(words(company)) or company.casefold() for company in c.companies}),
+    )
+    for kind, values in found:
+        if values:
+            keys[kind] = frozenset(values)
     return keys
 
 
-def score_pair(a: Candidate, b: Candidate) -> tuple[float, list[Evidence]]:
-    """The chance-like score (0..1) that two contacts are one person, and the evidence for it. No shared key: 0."""
-    ka, kb = _pair_keys(a), _pair_keys(b)
+_NONE: Final[frozenset[str]] = frozenset()
+
+
+def score_pair(
+    a: Candidate, b: Candidate, known: tuple[Keys, Keys, tuple[str, ...], tuple[str, ...]] | None = None
+) -> tuple[float, list[Evidence]]:
+    """The chance-like score (0..1) that two contacts are one person, and the evidence for it. No shared key: 0.
+    `known`: the two contacts' `keys_of` and name `words`, when the caller has them."""
+    ka, kb, wa, wb = known if known is not None else (keys_of(a), keys_of(b), words(a.name), words(b.name))
     ids = (a.id, b.id)
     evidence: list[Evidence] = []
+    common = ka.keys() & kb.keys()
     for kind in WEIGHTS:
-        shared = ka.get(kind, set()) & kb.get(kind, set())
-        if kind == "mailbox":
-            shared -= ka.get("email", set()) & kb.get("email", set())
+        if kind not in common:
+            continue
+        shared = ka[kind] & kb[kind]
+        if kind in ("mailbox", "tagged"):
+            shared -= ka.get("email", _NONE) & kb.get("email", _NONE)
         if shared:
-            evidence.append(Evidence(kind, sorted(shared)[0], ids))
-    # The strongest form of a shared address counts once: same email > same mailbox > same address but a +tag.
+            evidence.append(Evidence(kind, min(shared), ids))
+    if not evidence:
+        return 0.0, []
+    # The strongest form of a shared address counts once: same email > same mailbox > the same but for a +tag.
     kinds = {e.kind for e in evidence}
     if "email" in kinds or "mailbox" in kinds:
         evidence = [e for e in evidence if e.kind != "tagged"]
         if "email" in kinds:
             evidence = [e for e in evidence if e.kind != "mailbox"]
-    if not evidence:
-        return 0.0, []
+        kinds = {e.kind for e in evidence}
     miss = 1.0
     for e in evidence:
         miss *= 1.0 - WEIGHTS[e.kind]
-    similarity = name_similarity(a.name, b.name)
+    similarity = _similarity(wa, wb)
+    differ = False
     if similarity is not None:
         weight = _name_weight(similarity)
         if weight:
             evidence.append(Evidence("name", f"{similarity:.2f}", ids))
             miss *= 1.0 - weight
-        score = 1.0 - miss
-        if similarity < NAMES_DIFFER_BELOW:
-            score *= 0.5
-    else:
-        score = 1.0 - miss
+        differ = similarity < NAMES_DIFFER_BELOW
+    score = 1.0 - miss
+    if differ and not kinds & PERSONAL:
+        score *= 0.5  # a shared phone or workplace, and another name: a family member or a colleague
     if a.user_id is not None and b.user_id is not None and "user_id" not in kinds:
         score *= TWO_ACCOUNTS  # two user ids: two accounts of one product, which may well be two people
     return round(score, 3), evidence
@@ -278,12 +298,12 @@ def _prefixes(c: Candidate) -> set[str]:
     return {w[:2] for w in words(c.name) if len(w) > 1} or {""}
 
 
-def candidate_pairs(candidates: Sequence[Candidate]) -> set[tuple[int, int]]:
-    """Index pairs (i < j) sharing a blocking key."""
+def candidate_pairs(candidates: Sequence[Candidate], keys: Sequence[Keys] | None = None) -> set[tuple[int, int]]:
+    """Index pairs (i < j) sharing a blocking key (`keys`: each candidate's `keys_of`, when the caller has them)."""
+    keys = keys if keys is not None else [keys_of(c) for c in candidates]
     buckets: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for index, c in enumerate(candidates):
-        keys = _pair_keys(c)
-        for kind, values in keys.items():
+    for index, held in enumerate(keys):
+        for kind, values in held.items():
             for value in values:
                 buckets[(kind, value)].append(index)
     pairs: set[tuple[int, int]] = set()
@@ -317,12 +337,32 @@ def _all_pairs(members: list[int], pairs: set[tuple[int, int]]) -> None:
 # ---------- groups ----------
 
 
+@contextmanager
+def _cyclic_gc_paused() -> Generator[None]:
+    """Grouping builds a few small objects per contact and per pair, hundreds of thousands at 100k contacts, and
+    the cyclic collector would traverse them again and again (it doubled the time); none of them form cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def find_groups(candidates: Iterable[Candidate], *, min_score: float = DEFAULT_MIN_SCORE) -> list[Group]:
     """Every group of two or more contacts joined by pairs scoring at least `min_score`, oldest member first."""
+    with _cyclic_gc_paused():
+        return _groups(candidates, min_score)
+
+
+def _groups(candidates: Iterable[Candidate], min_score: float) -> list[Group]:
     people = sorted(candidates, key=lambda c: c.key)
+    keys = [keys_of(c) for c in people]
+    names = [words(c.name) for c in people]
     scored: list[tuple[float, int, int, list[Evidence]]] = []
-    for i, j in candidate_pairs(people):
-        score, evidence = score_pair(people[i], people[j])
+    for i, j in candidate_pairs(people, keys):
+        score, evidence = score_pair(people[i], people[j], (keys[i], keys[j], names[i], names[j]))
         if score >= min_score:
             scored.append((score, i, j, evidence))
     scored.sort(key=lambda pair: (-pair[0], pair[1], pair[2]))
@@ -405,7 +445,8 @@ def identity_kind(identifier: str) -> Literal["email", "phone"]:
 
 
 def duplicate_page(candidates: list[Candidate], call: FindDuplicatesInput) -> DuplicatePage:
-    """The page of groups after the call's cursor (a group's oldest member's row key)."""
+    """The page of groups after the call's cursor (a group's oldest member's row key). Seconds of CPU at 100k
+    contacts: a backend runs it on a worker thread, never on the event loop."""
     after = decode_cursor(call.cursor) if call.cursor is not None else 0
     by_key = {c.key: c for c in candidates}
     groups = [g for g in find_groups(candidates, min_score=call.min_score) if g.keys[0] > after]

@@ -802,7 +802,8 @@ class PostgresBackend:
                 ((int(r[0]), str(r[1]), str(r[2])) for r in values),
             )
 
-        return duplicates.duplicate_page(await self._run(work, write=False), call)
+        candidates = await self._run(work, write=False)
+        return await anyio.to_thread.run_sync(duplicates.duplicate_page, candidates, call)
 
     async def merge_contacts(self, call: MergeContactsInput) -> MergeResult:
         survivor_id, duplicate_ids = merging.check_ids(call.survivor_id, call.duplicate_ids)

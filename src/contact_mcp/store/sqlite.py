@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
+import anyio
+
 from contact_mcp.errors import ConfigError, ProviderUnavailable
 from contact_mcp.models import (
     AttachContactInput,
@@ -799,7 +801,8 @@ class SqliteBackend:
         def work(db: sqlite3.Connection) -> list[duplicates.Candidate]:
             return duplicates.candidates_from(db.execute(_DUPLICATE_CONTACTS), db.execute(_DUPLICATE_VALUES))
 
-        return duplicates.duplicate_page(await self._run(work, begin="BEGIN"), call)
+        candidates = await self._run(work, begin="BEGIN")
+        return await anyio.to_thread.run_sync(duplicates.duplicate_page, candidates, call)
 
     async def merge_contacts(self, call: MergeContactsInput) -> MergeResult:
         survivor_id, duplicate_ids = merging.check_ids(call.survivor_id, call.duplicate_ids)
