@@ -54,15 +54,17 @@ WEIGHTS: Final[dict[EvidenceKind, float]] = {
     "user_id": 0.99,
     "email": 0.9,
     "mailbox": 0.9,
-    "tagged": 0.7,
+    "tagged": 0.8,
     "phone": 0.5,
     "company": 0.2,
     "email_domain": 0.2,
 }
 """How strongly one shared key says "one person" on its own. A phone is half: families and offices share one."""
-NAME_WEIGHTS: Final = ((0.95, 0.8), (0.9, 0.75), (0.85, 0.5))
+NAME_WEIGHTS: Final = ((0.95, 0.8), (0.9, 0.75), (0.85, 0.6))
 """(name similarity at least, weight): a name's evidence, added to a shared key's."""
 NAMES_DIFFER_BELOW: Final = 0.75
+ONE_WORD_AT_MOST: Final = 0.8
+"""A one-word name matched against a longer name's family name: not a conflict, never evidence either."""
 """Given or family names less alike than this (and no nickname of each other) are two people: the score halves."""
 TWO_ACCOUNTS: Final = 0.75
 """Two different user ids scale a pair's score by this: below the default threshold unless lowered."""
@@ -178,7 +180,8 @@ def _given_similarity(a: str, b: str) -> float:
 
 def name_similarity(a: str | None, b: str | None) -> float | None:
     """How alike two names are (0..1), or None when either has no name. Given names compare with nicknames and
-    initials; family names with Jaro-Winkler; a one-word name is compared with the other's best-matching word."""
+    initials; family names with Jaro-Winkler; a one-word name is compared with the other's given name, or
+    with its family name (then at most `ONE_WORD_AT_MOST`); a name split or joined differently compares as one word."""
     return _similarity(words(a), words(b))
 
 
@@ -187,12 +190,19 @@ def _similarity(wa: tuple[str, ...], wb: tuple[str, ...]) -> float | None:
         return None
     if len(wa) == 1 or len(wb) == 1:
         one, other = (wa, wb) if len(wa) == 1 else (wb, wa)
-        return max(max(JaroWinkler.similarity(one[0], w), _given_similarity(one[0], w)) for w in other)
+        given = _given_similarity(one[0], other[0])
+        if len(other) == 1:
+            return given
+        # "Alec" against "Alec Webb" names him; "Webb" against "Alec Webb" fits every Webb of the family, so a
+        # family name alone is never more than compatible.
+        family = max(JaroWinkler.similarity(one[0], w) for w in other[1:])
+        return max(given, min(family, ONE_WORD_AT_MOST))
     given = _given_similarity(wa[0], wb[0])
     family = JaroWinkler.similarity(wa[-1], wb[-1])
-    # A swapped order ("Smith John") is the same name.
+    # A swapped order ("Smith John") is the same name; so is one split or joined ("Black Well", "Blackwell").
     swapped = min(JaroWinkler.similarity(wa[0], wb[-1]), JaroWinkler.similarity(wa[-1], wb[0]))
-    return max(min(given, family), swapped)
+    joined = JaroWinkler.similarity("".join(wa), "".join(wb)) if len(wa) != len(wb) else 0.0
+    return max(min(given, family), swapped, joined)
 
 
 def _name_weight(similarity: float) -> float:
