@@ -478,7 +478,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.duplicates", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.duplicates", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "contact-mcp-bench")
     parser.add_argument("--copies", type=int, default=20, help="copies of FEBRL's people in the timed set (0: none)")
     parser.add_argument("--runs", type=int, default=3)

@@ -177,3 +177,21 @@ async def test_export_and_restore_keep_merged_into(client: Client, store: LocalS
     cleared = records[1].model_copy(update={"merged_into": None})
     assert await store.restore(cleared) == "updated"
     assert "merged_into" not in await ok(client, "get_contact", contact_id=duplicate)
+
+
+async def test_a_dry_run_merge_says_what_would_change_and_writes_nothing(client: Client, store: LocalStore) -> None:
+    survivor = await new_contact(client, "ada@gmail.com", name="Ada Lovelace")
+    duplicate = await new_contact(client, "ada+x@gmail.com", user_id="u-7", phone=PHONE)
+    before = [r async for batch in store.iter_records() for r in batch]
+
+    preview = await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate], dry_run=True)
+
+    assert preview["dry_run"] is True
+    assert (preview["merged_ids"], preview["filled"], preview["moved_methods"]) == ([duplicate], ["user_id"], 2)
+    changed = {(c["contact_id"], c["field"]) for c in preview["changes"]}
+    assert {(survivor, "user_id"), (duplicate, "merged_into"), (duplicate, "user_id")} <= changed
+    assert (survivor, "methods") in changed and (duplicate, "methods") in changed
+    assert [r async for batch in store.iter_records() for r in batch] == before
+    merged = await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate])
+    assert "dry_run" not in merged
+    assert {(c["contact_id"], c["field"]) for c in merged["changes"]} == changed
