@@ -35,7 +35,7 @@ from collections.abc import Generator, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Final, Literal, cast
+from typing import Final, cast
 
 from nicknames import NickNamer
 from rapidfuzz.distance import JaroWinkler
@@ -414,10 +414,13 @@ def _groups(candidates: Iterable[Candidate], min_score: float) -> list[Group]:
 # ---------- from a backend's rows, to a page ----------
 
 
-def candidates_from(
-    contacts: Iterable[tuple[int, str, str | None, str | None, JsonColumn]],
-    values: Iterable[tuple[int, str, str]],
-) -> list[Candidate]:
+ContactRow = tuple[int, str, str | None, str | None, JsonColumn]
+"""What a backend reads of each contact not merged away: seq, id, name (else display name), user_id, companies."""
+ValueRow = tuple[int, str, str]
+"""An email or phone of a contact, from its methods and identities alike: seq, "email" | "phone", value."""
+
+
+def candidates_from(contacts: Iterable[ContactRow], values: Iterable[ValueRow]) -> list[Candidate]:
     """Candidates from a backend's rows: contacts as (seq, id, name or display name, user_id, companies) and
     values as (seq, kind "email" | "phone", value), from methods and identities alike."""
     emails: dict[int, list[str]] = defaultdict(list)
@@ -428,7 +431,10 @@ def candidates_from(
             held.append(value)
     found: list[Candidate] = []
     for seq, id_, name, user_id, companies in contacts:
-        listed = json.loads(companies) if isinstance(companies, str) else companies
+        if not companies or companies == "[]":
+            listed: object = []
+        else:
+            listed = json.loads(companies) if isinstance(companies, str) else companies
         names = tuple(
             str(c.get(part))
             for c in cast(list[dict[str, object]], listed if isinstance(listed, list) else [])
@@ -449,17 +455,17 @@ def candidates_from(
     return found
 
 
-def identity_kind(identifier: str) -> Literal["email", "phone"]:
-    """An identity's identifier is an email or an E.164 phone (attach_identity normalised it)."""
-    return "email" if "@" in identifier else "phone"
-
-
-def duplicate_page(candidates: list[Candidate], call: FindDuplicatesInput) -> DuplicatePage:
-    """The page of groups after the call's cursor (a group's oldest member's row key). Seconds of CPU at 100k
-    contacts: a backend runs it on a worker thread, never on the event loop."""
+def duplicate_page(
+    contacts: Sequence[ContactRow], values: Sequence[ValueRow], call: FindDuplicatesInput
+) -> DuplicatePage:
+    """The page of groups after the call's cursor (a group's oldest member's row key), from a backend's rows.
+    Seconds of CPU at 100k contacts: a backend runs it on a worker thread, never on the event loop."""
     after = decode_cursor(call.cursor) if call.cursor is not None else 0
+    with _cyclic_gc_paused():
+        candidates = candidates_from(contacts, values)
+        found = _groups(candidates, call.min_score)
     by_key = {c.key: c for c in candidates}
-    groups = [g for g in find_groups(candidates, min_score=call.min_score) if g.keys[0] > after]
+    groups = [g for g in found if g.keys[0] > after]
     page = groups[: call.limit]
     return DuplicatePage(
         provider=PROVIDER,

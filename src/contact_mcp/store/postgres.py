@@ -37,7 +37,7 @@ import hashlib
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Final, Literal, LiteralString, TypeVar
+from typing import Any, Final, Literal, LiteralString, TypeVar, cast
 
 import anyio
 import psycopg
@@ -849,16 +849,13 @@ class PostgresBackend:
         if call.cursor is not None:
             rules.decode_cursor(call.cursor)  # a bad cursor is refused before the read
 
-        async def work(conn: Conn) -> list[duplicates.Candidate]:
-            contacts = await _fetchall(conn, _DUPLICATE_CONTACTS)
-            values = await _fetchall(conn, _DUPLICATE_VALUES)
-            return duplicates.candidates_from(
-                ((int(r[0]), str(r[1]), _text(r[2]), _text(r[3]), r[4]) for r in contacts),
-                ((int(r[0]), str(r[1]), str(r[2])) for r in values),
-            )
+        async def work(conn: Conn) -> tuple[list[Row], list[Row]]:
+            return await _fetchall(conn, _DUPLICATE_CONTACTS), await _fetchall(conn, _DUPLICATE_VALUES)
 
-        candidates = await self._run(work, write=False)
-        return await anyio.to_thread.run_sync(duplicates.duplicate_page, candidates, call)
+        # The driver's rows are the shapes `duplicates` reads (text, bigint, decoded jsonb).
+        contacts, values = await self._run(work, write=False)
+        rows = cast(tuple[list[duplicates.ContactRow], list[duplicates.ValueRow]], (contacts, values))
+        return await anyio.to_thread.run_sync(duplicates.duplicate_page, *rows, call)
 
     async def merge_contacts(self, call: MergeContactsInput) -> MergeResult:
         survivor_id, duplicate_ids = merging.check_ids(call.survivor_id, call.duplicate_ids)

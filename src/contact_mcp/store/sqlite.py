@@ -858,11 +858,11 @@ class SqliteBackend:
         if call.cursor is not None:
             rules.decode_cursor(call.cursor)  # a bad cursor is refused before the read
 
-        def work(db: sqlite3.Connection) -> list[duplicates.Candidate]:
-            return duplicates.candidates_from(db.execute(_DUPLICATE_CONTACTS), db.execute(_DUPLICATE_VALUES))
+        def work(db: sqlite3.Connection) -> tuple[list[duplicates.ContactRow], list[duplicates.ValueRow]]:
+            return db.execute(_DUPLICATE_CONTACTS).fetchall(), db.execute(_DUPLICATE_VALUES).fetchall()
 
-        candidates = await self._run(work, begin="BEGIN")
-        return await anyio.to_thread.run_sync(duplicates.duplicate_page, candidates, call)
+        contacts, values = await self._run(work, begin="BEGIN")
+        return await anyio.to_thread.run_sync(duplicates.duplicate_page, contacts, values, call)
 
     async def merge_contacts(self, call: MergeContactsInput) -> MergeResult:
         survivor_id, duplicate_ids = merging.check_ids(call.survivor_id, call.duplicate_ids)
