@@ -7,6 +7,7 @@ import pytest
 from mcp import Client
 
 from contact_mcp.store import LocalStore
+from contact_mcp.store.rules import ImportContactInput
 from tests.store.calls import PHONE, PHONE_2, UNKNOWN_UUID, counts, err, new_contact, ok
 
 pytestmark = pytest.mark.anyio
@@ -195,3 +196,22 @@ async def test_a_dry_run_merge_says_what_would_change_and_writes_nothing(client:
     merged = await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate])
     assert "dry_run" not in merged
     assert {(c["contact_id"], c["field"]) for c in merged["changes"]} == changed
+
+
+async def test_a_merged_contact_s_username_leads_imports_to_the_survivor(client: Client, store: LocalStore) -> None:
+    survivor = (await ok(client, "create_contact", username="ada", phone_number=PHONE))["id"]
+    duplicate = (await ok(client, "create_contact", username="ada-l", phone_number=PHONE_2))["id"]
+    await ok(client, "attach_contact", end_user_id=survivor, channel="email", value="ada@example.com")
+    await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate])
+
+    by_username = await store.import_contact(ImportContactInput(username="ADA-L", locale="fr"))
+    with_email = await store.import_contact(ImportContactInput(emails=("ada@example.com",), username="ada-l"))
+    records = [r async for batch in store.iter_records() for r in batch]
+
+    assert (by_username, with_email) == ("updated", "unchanged")
+    kept = await ok(client, "get_contact", contact_id=survivor)
+    assert (kept["username"], kept["locale"]) == ("ada", "fr")
+    assert (await ok(client, "find_contacts", username="ada-l"))["contacts"][0]["id"] == survivor
+    assert [await store.restore(r) for r in records] == ["unchanged", "unchanged"]
+    error = await err(client, "create_contact", username="Ada-L", phone_number=PHONE)
+    assert (error["code"], error["existing_id"]) == ("conflict", survivor)

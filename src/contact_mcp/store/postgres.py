@@ -152,7 +152,8 @@ _INSERT_IDENTITY: Final = (
     "INSERT INTO identities (id, contact_seq, channel_type, identifier, channel_id, created_at) "
     "VALUES (%s, %s, %s, %s, %s, %s)"
 )
-_ID_BY_USERNAME: Final = "SELECT coalesce(merged_into, id) FROM contacts WHERE username_key = %s"
+# Whose a username is: a merged contact's leads to its survivor (the holder itself is the second column).
+_ID_BY_USERNAME: Final = "SELECT coalesce(merged_into, id), id FROM contacts WHERE username_key = %s"
 _ID_BY_USER_ID: Final = "SELECT id FROM contacts WHERE user_id = %s"
 _PHONE_HOLDERS: Final[LiteralString] = (
     "SELECT c.id FROM methods m JOIN contacts c ON c.seq = m.contact_seq WHERE m.value = %s AND m.kind = 'phone' "
@@ -1012,6 +1013,8 @@ async def _import(conn: Conn, call: rules.ImportContactInput) -> Outcome:
             holders.sort(key=lambda holder: holder.key)
     target = rules.import_target(call, by_keys=by_keys, by_username=by_username, phone_holders=holders)
     owner = await _fetchone(conn, _ID_BY_USERNAME, (username_key,)) if username_key is not None else None
+    if owner is not None and target is not None and owner[0] == target.id != owner[1]:
+        call = dataclasses.replace(call, username=target.username)  # a stub's: the survivor keeps its own
     now = rules.now()
     if target is None:
         if owner is not None:
@@ -1090,8 +1093,8 @@ async def _restore(conn: Conn, record: ContactRecord) -> Outcome:
     )
     if record.username is not None:
         owner = await _fetchone(conn, _ID_BY_USERNAME, (new.username_key,))
-        if owner is not None and owner[0] != record.id:
-            raise rules.username_taken(record.username, owner[0])
+        if owner is not None and owner[1] != record.id:
+            raise rules.username_taken(record.username, owner[1])
     for identity in record.identities:
         key = (identity.identifier, identity.channel_type or "", identity.channel_id or "")
         owner = await _fetchone(conn, _IDENTITY_BY_KEY, key)

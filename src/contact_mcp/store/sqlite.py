@@ -143,7 +143,8 @@ _INSERT_IDENTITY: Final = (
     "INSERT INTO identities (id, contact_seq, channel_type, identifier, channel_id, created_at) "
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
-_ID_BY_USERNAME: Final = "SELECT coalesce(c.merged_into, c.id) FROM contacts c WHERE c.username_key = ?"
+# Whose a username is: a merged contact's leads to its survivor (the holder itself is the second column).
+_ID_BY_USERNAME: Final = "SELECT coalesce(merged_into, id), id FROM contacts WHERE username_key = ?"
 _ID_BY_USER_ID: Final = "SELECT id FROM contacts WHERE user_id = ?"
 # The other contacts holding a phone, oldest first (create_contact says so: families share phones).
 _PHONE_HOLDERS: Final = (
@@ -975,6 +976,8 @@ class SqliteBackend:
                 holders.sort(key=lambda holder: holder.key)
         target = rules.import_target(call, by_keys=by_keys, by_username=by_username, phone_holders=holders)
         owner = db.execute(_ID_BY_USERNAME, (rules.username_key(call.username),)).fetchone() if call.username else None
+        if owner is not None and target is not None and owner[0] == target.id != owner[1]:
+            call = dataclasses.replace(call, username=target.username)  # a stub's: the survivor keeps its own
         now = rules.now()
         if target is None:
             if owner is not None:
@@ -1062,8 +1065,8 @@ def _restore(db: sqlite3.Connection, record: ContactRecord) -> Outcome:
     )
     if record.username is not None:
         owner = db.execute(_ID_BY_USERNAME, (new.username_key,)).fetchone()
-        if owner is not None and owner[0] != record.id:
-            raise rules.username_taken(record.username, owner[0])
+        if owner is not None and owner[1] != record.id:
+            raise rules.username_taken(record.username, owner[1])
     for identity in record.identities:
         key = (identity.identifier, identity.channel_type or "", identity.channel_id or "")
         owner = db.execute(_IDENTITY_BY_KEY, key).fetchone()
