@@ -493,9 +493,9 @@ async def _require_contact(
     if row is None or canonical is None:
         raise rules.contact_not_found(contact_id, field=field, hint=hint)
     if row[1] is not None:
-        canonical = str(row[1])
-        row = await _fetchone(conn, _LOCK_BY_ID, (canonical,))
-        assert row is not None  # a survivor is never deleted before its stubs
+        survivor = await _fetchone(conn, _LOCK_BY_ID, (str(row[1]),))
+        if survivor is not None:  # else the survivor is gone and the stub answers for itself, as on SQLite
+            return int(survivor[0]), str(row[1])
     return int(row[0]), canonical
 
 
