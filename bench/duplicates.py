@@ -405,6 +405,12 @@ def section(results: dict[str, Any]) -> list[str]:
         f"Target precision ≥ 0.95 at recall ≥ 0.90: **{'met' if target else 'MISSED'}**. Recall by how the copy "
         "was written: " + ", ".join(f"{role} {share:.2f}" for role, share in q["recall_by_scenario"].items()) + ".",
         "",
+        "What limits recall: FEBRL corrupts a copy by swapping whole values too, so some copies carry another "
+        "given name; where such a copy shares only a phone with the person (`phone`, "
+        f"{q['recall_by_scenario'].get('phone', 0):.2f}) or only a workplace domain (`work`), it looks exactly like "
+        "a family member on the shared phone or a colleague, which must be kept apart. Lowering `min_score` to "
+        "0.5 groups those pairs, and the family members with them.",
+        "",
         "By `min_score` (labelled set): "
         + "; ".join(
             f"{score}: precision {c['precision']:.3f}, recall {c['recall']:.3f}, "
