@@ -215,3 +215,17 @@ async def test_a_merged_contact_s_username_leads_imports_to_the_survivor(client:
     assert [await store.restore(r) for r in records] == ["unchanged", "unchanged"]
     error = await err(client, "create_contact", username="Ada-L", phone_number=PHONE)
     assert (error["code"], error["existing_id"]) == ("conflict", survivor)
+
+
+async def test_a_merged_contact_s_phone_and_name_lead_imports_to_the_survivor(
+    client: Client, store: LocalStore
+) -> None:
+    survivor = await new_contact(client, "ada@example.com", name="Ada Lovelace")
+    duplicate = await new_contact(client, "ada.king@example.com", name="Ada King", phone=PHONE)
+    await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate])
+    before = await counts(store)
+
+    outcome = await store.import_contact(ImportContactInput(phones=(PHONE,), name="ada  KING"))
+
+    assert outcome == "unchanged"
+    assert await counts(store) == before

@@ -233,6 +233,7 @@ _HELD_VALUES: Final = "SELECT kind, value FROM methods WHERE contact_seq = %s AN
 _DELETE_IDENTITIES: Final = "DELETE FROM identities WHERE contact_seq = %s"
 _JSON_COLUMNS: Final = frozenset({"companies", "custom_fields", "roles"})
 _SET_MERGED_INTO: Final = "UPDATE contacts SET merged_into = %s WHERE seq = %s"
+_MERGED_NAMES: Final = "SELECT coalesce(name, display_name) FROM contacts WHERE merged_into = %s"
 # find_duplicates reads every contact not merged away, and the emails and phones of its methods and identities.
 _DUPLICATE_CONTACTS: Final = (
     "SELECT seq, id, coalesce(name, display_name), user_id, companies FROM contacts WHERE merged_into IS NULL"
@@ -1011,7 +1012,10 @@ async def _import(conn: Conn, call: rules.ImportContactInput) -> Outcome:
             for phone in call.phones:
                 holders += [_stored(row) for row in await _fetchall(conn, _UPSERT_BY_PHONE, (phone,))]
             holders.sort(key=lambda holder: holder.key)
-    target = rules.import_target(call, by_keys=by_keys, by_username=by_username, phone_holders=holders)
+    merged_names = {h.id: [row[0] for row in await _fetchall(conn, _MERGED_NAMES, (h.id,))] for h in holders}
+    target = rules.import_target(
+        call, by_keys=by_keys, by_username=by_username, phone_holders=holders, merged_names=merged_names
+    )
     owner = await _fetchone(conn, _ID_BY_USERNAME, (username_key,)) if username_key is not None else None
     if owner is not None and target is not None and owner[0] == target.id != owner[1]:
         call = dataclasses.replace(call, username=target.username)  # a stub's: the survivor keeps its own
@@ -1024,7 +1028,13 @@ async def _import(conn: Conn, call: rules.ImportContactInput) -> Outcome:
             await _add_method(conn, seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=primary)
         return "created"
     held = {(str(kind), str(value)) for kind, value in await _fetchall(conn, _HELD_VALUES, (target.key,))}
-    changes = rules.import_changes(target, call, held=held, username_owner=owner[0] if owner else None)
+    changes = rules.import_changes(
+        target,
+        call,
+        held=held,
+        username_owner=owner[0] if owner else None,
+        merged_names=merged_names.get(target.id, ()),
+    )
     if changes.upsert.email is not None:
         await _make_primary(conn, target.key, "email", changes.upsert.email, now)
     if changes.upsert.phone is not None:

@@ -205,6 +205,7 @@ _UPSERT_BY_USERNAME: Final = f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE seq 
 _HELD_VALUES: Final = "SELECT kind, value FROM methods WHERE contact_seq = ? AND kind IN ('email', 'phone')"
 _DELETE_IDENTITIES: Final = "DELETE FROM identities WHERE contact_seq = ?"
 _SET_MERGED_INTO: Final = "UPDATE contacts SET merged_into = ? WHERE seq = ?"
+_MERGED_NAMES: Final = "SELECT coalesce(name, display_name) FROM contacts WHERE merged_into = ?"
 # find_duplicates reads every contact not merged away, and the emails and phones of its methods and identities.
 _DUPLICATE_CONTACTS: Final = (
     "SELECT seq, id, coalesce(name, display_name), user_id, companies FROM contacts WHERE merged_into IS NULL"
@@ -974,7 +975,10 @@ class SqliteBackend:
                 for phone in call.phones:
                     holders += _stored_all(db.execute(_UPSERT_BY_PHONE, (phone,)))
                 holders.sort(key=lambda holder: holder.key)
-        target = rules.import_target(call, by_keys=by_keys, by_username=by_username, phone_holders=holders)
+        merged_names = {h.id: [row[0] for row in db.execute(_MERGED_NAMES, (h.id,))] for h in holders}
+        target = rules.import_target(
+            call, by_keys=by_keys, by_username=by_username, phone_holders=holders, merged_names=merged_names
+        )
         owner = db.execute(_ID_BY_USERNAME, (rules.username_key(call.username),)).fetchone() if call.username else None
         if owner is not None and target is not None and owner[0] == target.id != owner[1]:
             call = dataclasses.replace(call, username=target.username)  # a stub's: the survivor keeps its own
@@ -987,7 +991,13 @@ class SqliteBackend:
                 _add_method(db, seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=primary)
             return "created"
         held = {(str(kind), str(value)) for kind, value in db.execute(_HELD_VALUES, (target.key,))}
-        changes = rules.import_changes(target, call, held=held, username_owner=owner[0] if owner else None)
+        changes = rules.import_changes(
+            target,
+            call,
+            held=held,
+            username_owner=owner[0] if owner else None,
+            merged_names=merged_names.get(target.id, ()),
+        )
         if changes.upsert.email is not None:
             self._make_primary(db, target.key, "email", changes.upsert.email, now)
         if changes.upsert.phone is not None:
