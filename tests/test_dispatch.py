@@ -22,7 +22,7 @@ from contact_mcp.limits import (
     MAX_ROLE_LENGTH,
     MAX_ROLES,
 )
-from contact_mcp.models import ContactPage, ContactSummary
+from contact_mcp.models import ContactPage, ContactSummary, DuplicateGroup, DuplicatePage
 from contact_mcp.tools.render import success
 from tests.results import error_of, json_text
 from tests.stdio_server import server_params
@@ -233,6 +233,17 @@ def test_a_page_larger_than_the_result_limit_is_an_invalid_limit_saying_what_fit
     fits = int((info.value.hint or "").split("limit=")[1].split()[0])
     assert 0 < fits < 50
     assert len(success(ContactPage(provider="local", contacts=big[:fits])).content[1].text) <= MAX_RESULT_BYTES  # type: ignore[union-attr]
+
+
+def test_a_page_of_duplicate_groups_larger_than_the_limit_is_an_invalid_limit_too() -> None:
+    group = DuplicateGroup(
+        score=0.9, contacts=[ContactSummary(id=f"id-{n}", name="n" * 1_000) for n in range(4)], evidence=[]
+    )
+    with pytest.raises(InvalidArgument) as info:
+        success(DuplicatePage(provider="local", groups=[group] * 50))
+    assert info.value.field == "limit"
+    fits = int((info.value.hint or "").split("limit=")[1].split()[0])
+    assert len(success(DuplicatePage(provider="local", groups=[group] * fits)).content[1].text) <= MAX_RESULT_BYTES  # type: ignore[union-attr]
 
 
 # ---------- arguments that are not an object ----------
