@@ -18,6 +18,12 @@ from contact_mcp.models import (
     ContactPage,
     CreateContactInput,
     CreatedContact,
+    DeleteContactInput,
+    DeletedContact,
+    DetachContactInput,
+    DetachedContact,
+    DetachedIdentity,
+    DetachIdentityInput,
     DuplicatePage,
     FindContactsInput,
     FindDuplicatesInput,
@@ -86,3 +92,12 @@ class Provider:
 
     async def merge_contacts(self, call: MergeContactsInput) -> MergeResult:
         raise self._unsupported(Operation.MERGE_CONTACTS)
+
+    async def delete_contact(self, call: DeleteContactInput) -> DeletedContact:
+        raise self._unsupported(Operation.DELETE_CONTACT)
+
+    async def detach_identity(self, call: DetachIdentityInput) -> DetachedIdentity:
+        raise self._unsupported(Operation.DETACH_IDENTITY)
+
+    async def detach_contact(self, call: DetachContactInput) -> DetachedContact:
+        raise self._unsupported(Operation.DETACH_CONTACT)
