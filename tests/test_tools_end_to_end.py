@@ -84,7 +84,7 @@ async def story(client: Client) -> None:
     (group,) = (await call(client, "find_duplicates", {}))["groups"]
     assert [c["id"] for c in group["contacts"]] == [cid, twin]
     assert {e["kind"] for e in group["evidence"]} == {"email_domain", "name"}
-    merged = await call(client, "merge_contacts", {"survivor_id": cid, "duplicate_ids": [twin]})
+    merged = await call(client, "merge_contacts", {"survivor_id": cid, "duplicate_ids": [twin], "confirm": True})
     assert (merged["merged_ids"], merged["moved_methods"]) == ([twin], 1)
     assert (await call(client, "get_contact", {"contact_id": twin}))["merged_into"] == cid
     assert (await call(client, "find_duplicates", {}))["groups"] == []

@@ -126,6 +126,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         writes.merge_contacts,
         "Merge contacts",
         _hints(read_only=False, destructive=True, idempotent=True),
+        confirmation=Confirmation(needed=always, describe=writes.describe_merge),
     ),
 )
 
