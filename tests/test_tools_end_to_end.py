@@ -84,7 +84,7 @@ async def story(client: Client) -> None:
     assert detached["ids"] == [first["id"]]
     removed = await call(client, "detach_contact", {"contact_id": cid, "channel": "email", "value": "grace@navy.mil"})
     assert removed["uid"] == email["uid"]
-    assert (await call(client, "delete_contact", {"contact_id": cid}))["id"] == cid
+    assert (await call(client, "delete_contact", {"contact_id": cid, "confirm": True}))["id"] == cid
     gone = await client.call_tool("get_contact", {"contact_id": cid})
     assert gone.is_error and (gone.structured_content or {})["error"]["code"] == "not_found"
 

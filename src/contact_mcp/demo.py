@@ -107,7 +107,8 @@ async def _story(run: _Runner) -> None:
     # Undoing: an attach taken back, then the person erased (the contact, its methods and identities).
     await run.call("detach_identity", {"contact_id": contact_id, "identifier": "+442079460958"})
     await run.call("detach_contact", {"contact_id": contact_id, "channel": "email", "value": "ada@example.com"})
-    await run.call("delete_contact", {"contact_id": contact_id})
+    # The demo's client cannot ask a user, so it passes confirm (a client that can is always asked instead).
+    await run.call("delete_contact", {"contact_id": contact_id, "confirm": True})
     # The deliberate mistake: no country code, and no CONTACT_MCP_DEFAULT_REGION to assume one.
     await run.call(
         "create_contact",

@@ -274,13 +274,26 @@ async def delete_contact(
     contact_id: Annotated[str, Field(max_length=64, description="Contact id")],
     ctx: Context[AppState],
     dry_run: DryRun = False,
-    confirm: Annotated[bool, Field(description="User confirmed")] = False,
+    confirm: ConfirmArgument = False,
     provider: str | None = None,
 ) -> Annotated[CallToolResult, DeletedContact]:
     """Delete a contact, its methods and identities."""
     # `confirm` is the confirmation step's argument (deleting always asks), not the tool's: the tool never reads it.
     call = DeleteContactInput(contact_id=contact_id.strip(), dry_run=dry_run)
     return success(await provider_for(ctx, Operation.DELETE_CONTACT, provider).delete_contact(call))
+
+
+async def describe_deletion(ctx: Context[AppState], arguments: Arguments) -> str:
+    """What deleting erases, naming the contact as the provider holds it; an unknown or malformed id fails here,
+    before anyone is asked."""
+    provider = target(ctx, Operation.DELETE_CONTACT, arguments)
+    contact_id = str(arguments["contact_id"]).strip()
+    contact = await read_contact(provider, contact_id)
+    merged = ", and every contact merged into it," if provider.name == "local" else ""
+    return (
+        f"Delete {contact_label(contact, contact_id)}{held_by(provider)} with its methods and identities{merged}. "
+        "This cannot be undone."
+    )
 
 
 async def detach_identity(
