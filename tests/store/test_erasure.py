@@ -293,3 +293,19 @@ async def test_without_a_user_to_ask_a_delete_needs_confirm(client: Client, stor
     assert f"Delete contact {NAME} (id {contact_id})" in error["message"]
     assert (await counts(store))["contacts"] == 1
     assert (await ok(client, "delete_contact", contact_id=contact_id, confirm=True))["id"] == contact_id
+
+
+async def test_deleting_after_merge_contacts_erases_the_survivor_and_its_stubs(
+    client: Client, store: LocalStore, store_backend: str, empty_store: str
+) -> None:
+    """The same, with the stubs merge_contacts leaves (they keep their own fields, here the name)."""
+    survivor = await new_contact(client, email="zq@example.org")
+    duplicate = await _person(client)
+    merged = await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate], confirm=True)
+    assert not merged.get("dry_run")
+
+    deleted = await ok(client, "delete_contact", contact_id=survivor, confirm=True)
+
+    assert deleted["also_deleted"] == [duplicate]
+    assert _traces(BACKENDS[store_backend].table_text(empty_store)) == []
+    assert await counts(store) == {"contacts": 0, "methods": 0, "identities": 0}
