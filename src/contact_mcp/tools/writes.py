@@ -346,7 +346,8 @@ async def delete_contact(
 
 
 async def describe_deletion(ctx: Context[AppState], arguments: Arguments) -> str:
-    """What deleting the contact erases, read from the provider it is deleted from."""
+    """What deleting the contact erases, read from the provider it is deleted from; an unknown or malformed id
+    fails here, before anyone is asked."""
     contact_id = str(arguments["contact_id"]).strip()
     provider = target(ctx, Operation.DELETE_CONTACT, arguments)
     contact = await read_contact(provider, contact_id)
