@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, JsonValue
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
@@ -245,6 +245,33 @@ class Identity(BaseModel):
     created_at: str | None = None
 
 
+class HistoryField(BaseModel):
+    """One field a write changed (or, where the tool could not say, was given): values as recorded, emails, phones
+    and custom-field values masked; absent once the contact was deleted."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    field: str
+    old: JsonValue = None
+    new: JsonValue = None
+
+
+class HistoryEntry(BaseModel):
+    """One write through a tool, as the history records it."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    at: str
+    tool: str
+    provider: str
+    contact_id: str | None = None
+    outcome: str
+    """The success outcome (created, updated, unchanged, ...) or the error code."""
+    fields: list[HistoryField] = Field(default_factory=list[HistoryField])
+    client: str | None = None
+    transport: str | None = None
+
+
 class Contact(Result):
     """get_contact: the whole contact."""
 
@@ -270,6 +297,10 @@ class Contact(Result):
         default=None,
         description="Fields cut short to keep the result under 100 KB (the stored contact is whole)",
     )
+    history: list[HistoryEntry] | None = Field(
+        default=None, description="Writes to this contact, newest first (with include_history)"
+    )
+    history_cursor: str | None = Field(default=None, description="More history: pass as history_cursor")
 
     def summary(self) -> str:
         who = self.name or self.display_name or self.username or self.user_id or self.id

@@ -35,7 +35,7 @@ class BackendUnderTest(Protocol):
         ...
 
     def wipe(self, db: str) -> None:
-        """Delete every contact (the schema stays), so the next test starts empty."""
+        """Delete every contact and the history (the schema stays), so the next test starts empty."""
         ...
 
 
@@ -46,7 +46,9 @@ class SqliteUnderTest:
     def wipe(self, db: str) -> None:
         if Path(db).exists():
             with closing(sqlite3.connect(db)) as conn, conn:
-                conn.executescript("DELETE FROM identities; DELETE FROM methods; DELETE FROM contacts;")
+                conn.executescript(
+                    "DELETE FROM identities; DELETE FROM methods; DELETE FROM contacts; DELETE FROM history;"
+                )
 
 
 class PostgresUnderTest:
@@ -61,7 +63,7 @@ class PostgresUnderTest:
     def wipe(self, db: str) -> None:
         with psycopg.connect(db, autocommit=True) as conn:
             if conn.execute("SELECT to_regclass('contacts')").fetchone() != (None,):
-                conn.execute("TRUNCATE identities, methods, contacts RESTART IDENTITY")
+                conn.execute("TRUNCATE identities, methods, contacts, history RESTART IDENTITY")
 
     def drop(self, db: str) -> None:
         drop_schema(self.base, schema_of(db))

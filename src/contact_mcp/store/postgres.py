@@ -57,6 +57,7 @@ from contact_mcp.models import (
     CreateContactInput,
     CreatedContact,
     FindContactsInput,
+    HistoryEntry,
     Outcome,
     SetVerificationInput,
     UpsertContactInput,
@@ -65,7 +66,7 @@ from contact_mcp.models import (
 )
 from contact_mcp.redact import database_password, display_url
 from contact_mcp.settings import Settings
-from contact_mcp.store import rules
+from contact_mcp.store import history, rules
 from contact_mcp.store.backend import Backend
 from contact_mcp.store.migrations.postgres import migrate
 from contact_mcp.store.records import (
@@ -152,6 +153,15 @@ _PHONE_HOLDERS: Final[LiteralString] = (
 _LOCK_KEYS: Final = (
     "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT unnest(%s::bigint[]) AS k ORDER BY k) AS keys"
 )
+
+_INSERT_HISTORY: Final[LiteralString] = (
+    f"INSERT INTO history ({history.INSERT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s)"
+)
+_PRUNE_HISTORY: Final = "DELETE FROM history WHERE at < %s"
+_HISTORY_OF: Final = (
+    "SELECT seq, fields FROM history WHERE contact_id = %s AND (%s::text IS NULL OR provider = %s) FOR UPDATE"
+)
+_SCRUB_HISTORY: Final = "UPDATE history SET fields = %s::jsonb WHERE seq = %s"
 
 
 def _primary_value(contacts: LiteralString, kind: LiteralString) -> LiteralString:
@@ -772,6 +782,48 @@ class PostgresBackend:
             return await _restore(conn, checked)
 
         return await self._run(work, write=True)
+
+    # ---------- history ----------
+
+    async def add_history(self, entries: Sequence[HistoryEntry]) -> None:
+        rows = [history.entry_values(entry) for entry in entries]
+
+        async def work(conn: Conn) -> None:
+            async with conn.cursor() as cursor:
+                await cursor.executemany(_INSERT_HISTORY, rows)
+
+        await self._run(work, write=True)
+
+    async def history_page(self, query: history.HistoryQuery) -> history.HistoryPage:
+        statement, params = history.select(query, "%s")
+
+        async def work(conn: Conn) -> list[Row]:
+            return await _fetchall(conn, statement, params)
+
+        return history.page_from(await self._run(work, write=False), query)
+
+    async def prune_history(self, before: str) -> int:
+        async def work(conn: Conn) -> int:
+            cursor = await conn.execute(_PRUNE_HISTORY, (before,))
+            return cursor.rowcount
+
+        return await self._run(work, write=True)
+
+    async def scrub_history(self, contact_id: str, provider: str | None = None) -> int:
+        async def work(conn: Conn) -> int:
+            return await scrub_history_rows(conn, contact_id, provider)
+
+        return await self._run(work, write=True)
+
+
+async def scrub_history_rows(conn: Conn, contact_id: str, provider: str | None = None) -> int:
+    """Drop every value from the history rows of a contact (of `provider`, or of any), in the caller's transaction
+    (a delete calls it in its own); the rows and their field names stay. Returns the rows scrubbed."""
+    rows = await _fetchall(conn, _HISTORY_OF, (contact_id, provider, provider))
+    if rows:
+        async with conn.cursor() as cursor:
+            await cursor.executemany(_SCRUB_HISTORY, [(history.scrubbed(fields), seq) for seq, fields in rows])
+    return len(rows)
 
 
 async def _upsert_target(conn: Conn, call: UpsertContactInput) -> rules.StoredContact | None:
