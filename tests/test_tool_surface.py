@@ -50,10 +50,13 @@ PROPERTIES: dict[str, set[str]] = {
         "subscribed_to_changelog",
     },
     "create_contact": {"username", "phone_number", "display_name", "avatar_url"},
-    "get_contact": {"contact_id"},
+    "get_contact": {"contact_id", "include_history", "history_cursor"},
     "find_contacts": {"email", "phone", "username", "user_id", "query", "limit", "cursor"},
 }
 TOKEN_BUDGET = 1500
+HISTORY_ARGUMENTS = ("include_history", "history_cursor")
+HISTORY_SHARE = 40
+"""Model-visible tokens the history adds to the tool surface (issue 12's shares)."""
 
 
 async def _tools(client: Client) -> dict[str, Tool]:
@@ -140,3 +143,11 @@ async def test_what_a_model_is_shown_fits_the_token_budget(
         f"whole tools/list: {len(wire)} JSON characters ~ {len(wire) / 4:.0f} tokens",
     )
     assert shown <= TOKEN_BUDGET
+
+
+async def test_the_history_arguments_cost_at_most_their_share_of_tokens(client: Client) -> None:
+    """get_contact's include_history and history_cursor, as a model is shown them (compact JSON of their schema
+    entries, a separating comma each), take at most the history's share of the budget."""
+    properties = (await _tools(client))["get_contact"].input_schema["properties"]
+    added = sum(len(json.dumps({name: properties[name]}, separators=(",", ":"))) - 1 for name in HISTORY_ARGUMENTS)
+    assert added / 4 <= HISTORY_SHARE

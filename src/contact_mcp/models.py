@@ -252,8 +252,8 @@ class HistoryField(BaseModel):
     model_config = ConfigDict(defer_build=True)
 
     field: str
-    old: JsonValue = None
-    new: JsonValue = None
+    old: JsonValue | None = None
+    new: JsonValue | None = None
 
 
 class HistoryEntry(BaseModel):

@@ -4,7 +4,8 @@ its result, never by the tool itself.
 - **When, which tool, which provider** (the one the call was routed to), **which contact**: the result's
   `contact_id`, `end_user_id`, `survivor_id` or `id` (in that order), else the argument naming the contact.
 - **Outcome**: the result's `outcome` (created, updated, unchanged), else `created` → created / unchanged, else
-  its `changes` (none → unchanged, some → updated), else `ok`; an error result records its error code.
+  its `changes` (none → unchanged, some → updated), else what the tool does (create_contact → created,
+  delete_contact → deleted, ...), else `ok`; an error result records its error code.
 - **Fields**: the result's `changes` (`{field, old, new}`, as a dry run reports them) when it has them, else the
   names of the arguments given (values left out); emails, phones and custom-field values masked (`masking`).
 - **Who**: the client's name, from `initialize`'s `clientInfo` (2025 clients) or the request's
@@ -36,6 +37,14 @@ _CONTACT_KEYS: Final = ("contact_id", "end_user_id", "survivor_id", "id")
 _CONTACT_ARGUMENTS: Final = ("contact_id", "end_user_id", "survivor_id")
 # Arguments that say how or where to write, not what: never listed as fields.
 _NOT_FIELDS: Final = frozenset({"contact_id", "end_user_id", "survivor_id", "provider", "dry_run", "confirm"})
+# What a success of these tools is when its result says no more (a result without outcome, created or changes).
+_DONE_BY: Final = {
+    "create_contact": "created",
+    "delete_contact": "deleted",
+    "merge_contacts": "merged",
+    "detach_identity": "detached",
+    "detach_contact": "detached",
+}
 ERASING_TOOLS: Final = frozenset({"delete_contact"})
 """Tools whose success erases the contact: its earlier history entries lose their values."""
 
@@ -71,7 +80,7 @@ def _contact_id(structured: Mapping[str, Any] | None, arguments: Mapping[str, An
     return None
 
 
-def _outcome(structured: Mapping[str, Any]) -> str:
+def _outcome(tool: str, structured: Mapping[str, Any]) -> str:
     outcome = structured.get("outcome")
     if isinstance(outcome, str):
         return outcome
@@ -81,7 +90,7 @@ def _outcome(structured: Mapping[str, Any]) -> str:
     changes = structured.get("changes")
     if isinstance(changes, list):
         return "updated" if changes else "unchanged"
-    return "ok"
+    return _DONE_BY.get(tool, "ok")
 
 
 def _fields(structured: Mapping[str, Any] | None, arguments: Mapping[str, Any]) -> list[HistoryField]:
@@ -124,7 +133,7 @@ def entry_for(
     elif result.is_error or structured is None:
         outcome = "error" if result.is_error else "ok"
     else:
-        outcome = _outcome(structured)
+        outcome = _outcome(tool, structured)
     success = result is not None and not result.is_error and structured is not None
     return HistoryEntry(
         at=store_instant(datetime.now(UTC)),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, LiteralString, cast
 
 from contact_mcp.models import HistoryEntry, HistoryField
@@ -46,6 +46,8 @@ class HistoryQuery:
 class HistoryPage:
     entries: list[HistoryEntry]
     next_cursor: str | None = None
+    cursors: list[str] = field(default_factory=list[str])
+    """The cursor continuing after each entry (a reader that shows fewer entries than the page continues there)."""
 
 
 def fields_json(fields: Sequence[HistoryField]) -> str:
@@ -114,6 +116,7 @@ def page_from(rows: Sequence[Sequence[Any]], query: HistoryQuery) -> HistoryPage
     return HistoryPage(
         entries=[entry_from(row) for row in page],
         next_cursor=rules.encode_cursor(int(page[-1][0])) if more and page else None,
+        cursors=[rules.encode_cursor(int(row[0])) for row in page],
     )
 
 
