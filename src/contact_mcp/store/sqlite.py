@@ -128,7 +128,7 @@ _PHONE_HOLDERS: Final = (
 
 _INSERT_HISTORY: Final = f"INSERT INTO history ({history.INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _PRUNE_HISTORY: Final = "DELETE FROM history WHERE at < ?"
-_HISTORY_OF: Final = "SELECT seq, fields FROM history WHERE contact_id = ?1 AND (?2 IS NULL OR provider = ?2)"
+_HISTORY_OF: Final = "SELECT seq, fields FROM history WHERE contact_id = ? AND (? IS NULL OR provider = ?)"
 _SCRUB_HISTORY: Final = "UPDATE history SET fields = ? WHERE seq = ?"
 
 
@@ -833,7 +833,7 @@ class SqliteBackend:
 def scrub_history_rows(db: sqlite3.Connection, contact_id: str, provider: str | None = None) -> int:
     """Drop every value from the history rows of a contact (of `provider`, or of any), in the caller's transaction
     (a delete calls it in its own); the rows and their field names stay. Returns the rows scrubbed."""
-    rows: list[tuple[int, str]] = db.execute(_HISTORY_OF, (contact_id, provider)).fetchall()
+    rows: list[tuple[int, str]] = db.execute(_HISTORY_OF, (contact_id, provider, provider)).fetchall()
     db.executemany(_SCRUB_HISTORY, [(history.scrubbed(fields), seq) for seq, fields in rows])
     return len(rows)
 
