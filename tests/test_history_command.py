@@ -49,9 +49,11 @@ def test_history_prints_one_line_per_write_oldest_first(ids: list[str], capsys: 
     out, err = capsys.readouterr()
     lines = out.splitlines()
     assert len(lines) == 3
-    assert "upsert_contact  local  " + ids[0] + "  created  [email; name]" in lines[0]
-    assert "create_contact  local  " + ids[1] + "  created  [phone_number; username]" in lines[1]
-    assert lines[2].split("  ")[4] == "updated"
+    assert f"upsert_contact  local  {ids[0]}  created  " in lines[0]
+    assert '[name - -> "Ann"; methods - -> email a***@example.com]' in lines[0]
+    assert f"create_contact  local  {ids[1]}  created  " in lines[1]
+    assert "methods - -> phone +1******0132]" in lines[1]
+    assert lines[2].split("  ")[4:6] == ["updated", '[name "Ann" -> "Ann L"]']
     # A client's name is the client's text: it cannot start a line of its own.
     assert all(line.endswith("by cli-test\\nforged line over memory") for line in lines)
     assert err.strip() == "history: 3 write(s)"

@@ -11,7 +11,7 @@ import pytest
 from mcp.types import CallToolResult
 
 from contact_mcp.history import HistoryLog
-from contact_mcp.models import HistoryField
+from contact_mcp.models import FieldChange
 from contact_mcp.server.recording import entry_for, record_call
 from contact_mcp.store import LocalStore
 from contact_mcp.store.history import HistoryQuery
@@ -41,10 +41,10 @@ def test_the_fields_come_from_the_results_changes_with_emails_phones_and_custom_
         transport="stdio",
     )
     assert entry.fields == [
-        HistoryField(field="email", old="a***@example.com", new="a***@example.org"),
-        HistoryField(field="phone", old=None, new="+1******0132"),
-        HistoryField(field="name", old="Ada", new="Ada Lovelace"),
-        HistoryField(field="custom_fields", old={"plan": "***"}, new={"plan": "***", "note": None}),
+        FieldChange(field="email", old="a***@example.com", new="a***@example.org"),
+        FieldChange(field="phone", old=None, new="+1******0132"),
+        FieldChange(field="name", old="Ada", new="Ada Lovelace"),
+        FieldChange(field="custom_fields", old={"plan": "***"}, new={"plan": "***", "note": None}),
     ]
     assert (entry.outcome, entry.contact_id, entry.client, entry.transport) == ("updated", CONTACT, "agent", "stdio")
     assert "ada.lovelace" not in entry.model_dump_json() and "5550132" not in entry.model_dump_json()
@@ -96,9 +96,9 @@ async def test_a_delete_scrubs_the_contacts_earlier_entries_and_is_recorded_itse
     await call(history, "upsert_contact", {"name": "Bob"}, result(outcome="created", id="other", changes=changes[:1]))
     await call(history, "delete_contact", {"contact_id": CONTACT}, result(contact_id=CONTACT))
     created, other, deleted = (await history.page(HistoryQuery())).entries
-    assert created.fields == [HistoryField(field="name"), HistoryField(field="email")]
+    assert created.fields == [FieldChange(field="name"), FieldChange(field="email")]
     assert "Ada" not in created.model_dump_json()
-    assert other.fields == [HistoryField(field="name", new="Ada Lovelace")]
+    assert other.fields == [FieldChange(field="name", new="Ada Lovelace")]
     assert (deleted.tool, deleted.outcome, deleted.contact_id, deleted.fields) == (
         "delete_contact", "deleted", CONTACT, [],
     )  # fmt: skip

@@ -14,12 +14,12 @@ import json
 import re
 import sys
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, cast
 
 from contact_mcp.errors import ContactError
 from contact_mcp.history import store_instant
 from contact_mcp.logs import escape_controls
-from contact_mcp.models import HistoryEntry, HistoryField
+from contact_mcp.models import FieldChange, HistoryEntry
 from contact_mcp.settings import Settings
 from contact_mcp.store import LocalStore
 from contact_mcp.store.history import MAX_PAGE, HistoryQuery
@@ -45,10 +45,19 @@ def since(text: str, *, now: datetime | None = None) -> str:
 
 
 def _value(value: object) -> str:
-    return "-" if value is None else json.dumps(value, ensure_ascii=False)
+    """A value for people: a method or identity as its channel and (masked) value, anything else as JSON."""
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        item = cast(dict[str, object], value)
+        shown = item.get("value", item.get("identifier"))
+        if isinstance(shown, str):
+            kind = item.get("channel", item.get("channel_type"))
+            return f"{kind} {shown}" if isinstance(kind, str) else shown
+    return json.dumps(value, ensure_ascii=False)
 
 
-def _field(field: HistoryField) -> str:
+def _field(field: FieldChange) -> str:
     if field.old is None and field.new is None:
         return field.field
     return f"{field.field} {_value(field.old)} -> {_value(field.new)}"

@@ -13,7 +13,7 @@ import pytest
 from mcp import Client
 from mcp.types import Implementation
 
-from contact_mcp.models import HistoryEntry, HistoryField
+from contact_mcp.models import FieldChange, HistoryEntry
 from contact_mcp.server import ContactServer
 from contact_mcp.store import LocalStore
 from contact_mcp.store.history import HistoryQuery
@@ -66,12 +66,34 @@ async def test_a_sequence_of_writes_is_recorded_in_order_with_who_and_what(
     assert {e.provider for e in (upsert, attach, again, failed, create)} == {"local"}
     assert {e.client for e in (upsert, attach, again, failed, create)} == {"history-test-client"}
     assert {e.transport for e in (upsert, attach, again, failed, create)} == {"memory"}
-    assert names(upsert) == ["email", "name", "phone"]
-    assert names(attach) == ["channel", "value"]
-    assert names(failed) == ["type", "value", "verified"]
+    assert names(upsert) == ["name", "methods", "methods"]
+    assert names(attach) == ["methods"]
+    assert names(again) == []
+    assert names(failed) == ["type", "value", "verified"]  # a failed call changed nothing: the names it was given
     assert upsert.at <= attach.at <= again.at <= failed.at <= create.at
-    # Without a result's `changes`, the record holds names, never the values given.
-    assert all(field.old is None and field.new is None for e in (upsert, attach) for field in e.fields)
+    # The values, masked: the name as it is, emails to their first letter and domain, phones to +1 and 4 digits.
+    name, email, phone = upsert.fields
+    assert (name.old, name.new) == (None, "Ann")
+    assert isinstance(email.new, dict) and isinstance(phone.new, dict)
+    assert (email.new["channel"], email.new["value"]) == ("email", "a***@example.com")
+    assert (phone.new["channel"], phone.new["value"]) == ("phone", "+1******0123")
+    (whatsapp,) = attach.fields
+    assert isinstance(whatsapp.new, dict) and whatsapp.new["value"] == "+1******0124"
+    stored = "".join(e.model_dump_json() for e in (upsert, attach, again, failed, create))
+    for clear in ("ann@example.com", PHONE, "+14155550124", "a@b.co"):
+        assert clear not in stored
+
+
+async def test_a_dry_run_is_not_recorded(client: Client, store: LocalStore) -> None:
+    ann = await new_contact(client, email="ann@example.com", custom_fields={"plan": "pro"})
+    preview = await ok(client, "upsert_contact", email="ann@example.com", name="Ann", dry_run=True)
+    assert preview["dry_run"] is True
+    await err(client, "set_verification", contact_id=ann, type="email", value="x@y.co", verified=True, dry_run=True)
+    await ok(client, "upsert_contact", email="ann@example.com", custom_fields={"plan": None})
+    created, cleared = await everything(store)
+    assert (created.outcome, cleared.outcome) == ("created", "updated")
+    # A custom field's value is masked whole; null stays null, so "cleared" is visible.
+    assert [(f.field, f.old, f.new) for f in cleared.fields] == [("custom_fields.plan", "***", None)]
 
 
 async def test_reads_and_unknown_tools_are_not_recorded(client: Client, store: LocalStore) -> None:
@@ -182,7 +204,7 @@ def entry(at: str, contact_id: str | None = "c-1", provider: str = "local", **ch
         provider=provider,
         contact_id=contact_id,
         outcome="updated",
-        fields=[HistoryField(field=name, old=None, new=value) for name, value in changes.items()],
+        fields=[FieldChange(field=name, old=None, new=value) for name, value in changes.items()],
         client="c",
         transport="stdio",
     )
@@ -204,8 +226,8 @@ async def test_pages_filter_and_run_either_way(store: LocalStore, empty_store: s
     assert [e.at[:10] for e in after.entries] == ["2026-01-04"]
     assert after.next_cursor is None
     assert after.entries[0].fields == [
-        HistoryField(field="email", new="a***@example.com"),
-        HistoryField(field="custom_fields", new={"plan": "***", "n": None}),
+        FieldChange(field="email", new="a***@example.com"),
+        FieldChange(field="custom_fields", new={"plan": "***", "n": None}),
     ]
     newest = await backend.history_page(HistoryQuery(contact_id="c-1", provider="local", newest_first=True, limit=1))
     assert [e.at[:10] for e in newest.entries] == ["2026-01-04"]
@@ -239,9 +261,9 @@ async def test_scrubbing_a_contact_keeps_its_rows_and_field_names_and_drops_ever
     assert await backend.scrub_history("c-1", "local") == 1
     assert await backend.scrub_history("c-1") == 2
     local, feather, bob = await everything(store)
-    assert local.fields == [HistoryField(field="name"), HistoryField(field="email")]
-    assert feather.fields == [HistoryField(field="name")]
+    assert local.fields == [FieldChange(field="name"), FieldChange(field="email")]
+    assert feather.fields == [FieldChange(field="name")]
     assert (local.tool, local.outcome, local.contact_id, local.at) == (
         "upsert_contact", "updated", "c-1", "2026-01-01T00:00:00.000Z",
     )  # fmt: skip
-    assert bob.fields == [HistoryField(field="name", new="Bob")]
+    assert bob.fields == [FieldChange(field="name", new="Bob")]

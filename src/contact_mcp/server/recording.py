@@ -4,8 +4,8 @@ its result, never by the tool itself.
 - **When, which tool, which provider** (the one the call was routed to), **which contact**: the result's
   `contact_id`, `end_user_id`, `survivor_id` or `id` (in that order), else the argument naming the contact.
 - **Outcome**: the result's `outcome` (created, updated, unchanged), else `created` → created / unchanged, else
-  its `changes` (none → unchanged, some → updated), else what the tool does (create_contact → created,
-  delete_contact → deleted, ...), else `ok`; an error result records its error code.
+  what the tool does (create_contact → created, delete_contact → deleted, ...), else its `changes` (none →
+  unchanged, some → updated), else `ok`; an error result records its error code.
 - **Fields**: the result's `changes` (`{field, old, new}`, as a dry run reports them) when it has them, else the
   names of the arguments given (values left out); emails, phones and custom-field values masked (`masking`).
 - **Who**: the client's name, from `initialize`'s `clientInfo` (2025 clients) or the request's
@@ -29,7 +29,7 @@ from mcp.types import CLIENT_INFO_META_KEY, CallToolResult, Implementation
 
 from contact_mcp.history import HistoryLog, store_instant
 from contact_mcp.masking import mask_value
-from contact_mcp.models import HistoryEntry, HistoryField
+from contact_mcp.models import FieldChange, HistoryEntry
 
 MAX_CLIENT_NAME: Final = 100
 """A client names itself; a longer name is cut, since it is stored on every entry."""
@@ -37,7 +37,7 @@ _CONTACT_KEYS: Final = ("contact_id", "end_user_id", "survivor_id", "id")
 _CONTACT_ARGUMENTS: Final = ("contact_id", "end_user_id", "survivor_id")
 # Arguments that say how or where to write, not what: never listed as fields.
 _NOT_FIELDS: Final = frozenset({"contact_id", "end_user_id", "survivor_id", "provider", "dry_run", "confirm"})
-# What a success of these tools is when its result says no more (a result without outcome, created or changes).
+# What a success of these tools is when its result has no `outcome` or `created` to say so.
 _DONE_BY: Final = {
     "create_contact": "created",
     "delete_contact": "deleted",
@@ -87,26 +87,34 @@ def _outcome(tool: str, structured: Mapping[str, Any]) -> str:
     created = structured.get("created")
     if isinstance(created, bool):
         return "created" if created else "unchanged"
+    if tool in _DONE_BY:
+        return _DONE_BY[tool]
     changes = structured.get("changes")
     if isinstance(changes, list):
         return "updated" if changes else "unchanged"
-    return _DONE_BY.get(tool, "ok")
+    return "ok"
 
 
-def _fields(structured: Mapping[str, Any] | None, arguments: Mapping[str, Any]) -> list[HistoryField]:
+def _fields(structured: Mapping[str, Any] | None, arguments: Mapping[str, Any]) -> list[FieldChange]:
     changes = structured.get("changes") if structured is not None else None
     if isinstance(changes, list):
-        fields: list[HistoryField] = []
+        fields: list[FieldChange] = []
         for change in cast(list[object], changes):
             if not isinstance(change, Mapping):
                 continue
-            item = cast(Mapping[str, object], change)
+            item = cast(Mapping[str, Any], change)
             name = str(item.get("field", ""))
+            whose = item.get("contact_id")
             fields.append(
-                HistoryField(field=name, old=mask_value(name, item.get("old")), new=mask_value(name, item.get("new")))  # pyright: ignore[reportArgumentType]
+                FieldChange(
+                    field=name,
+                    old=cast(Any, mask_value(name, item.get("old"))),
+                    new=cast(Any, mask_value(name, item.get("new"))),
+                    contact_id=whose if isinstance(whose, str) else None,
+                )
             )
         return fields
-    return [HistoryField(field=name) for name in sorted(arguments) if name not in _NOT_FIELDS]
+    return [FieldChange(field=name) for name in sorted(arguments) if name not in _NOT_FIELDS]
 
 
 def is_dry_run(arguments: Mapping[str, Any], result: CallToolResult | None) -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, LiteralString, cast
 
-from contact_mcp.models import HistoryEntry, HistoryField
+from contact_mcp.models import FieldChange, HistoryEntry
 from contact_mcp.store import rules
 
 MAX_PAGE: Final = 500
@@ -50,8 +50,9 @@ class HistoryPage:
     """The cursor continuing after each entry (a reader that shows fewer entries than the page continues there)."""
 
 
-def fields_json(fields: Sequence[HistoryField]) -> str:
-    return json.dumps([field.model_dump(mode="json") for field in fields], separators=(",", ":"), ensure_ascii=False)
+def fields_json(fields: Sequence[FieldChange]) -> str:
+    rows = [field.model_dump(mode="json", exclude_none=True) for field in fields]
+    return json.dumps(rows, separators=(",", ":"), ensure_ascii=False)
 
 
 def entry_values(entry: HistoryEntry) -> tuple[object, ...]:
@@ -80,7 +81,7 @@ def entry_from(row: Sequence[Any]) -> HistoryEntry:
         provider=str(row[3]),
         contact_id=None if row[4] is None else str(row[4]),
         outcome=str(row[5]),
-        fields=[HistoryField.model_validate(item) for item in _items(row[6])],
+        fields=[FieldChange.model_validate(item) for item in _items(row[6])],
         client=None if row[7] is None else str(row[7]),
         transport=None if row[8] is None else str(row[8]),
     )
@@ -130,4 +131,8 @@ def _items(raw: object) -> list[dict[str, Any]]:
 
 def scrubbed(raw: object) -> str:
     """A row's `fields` with every value removed (names kept): what deleting a contact leaves in its history."""
-    return fields_json([HistoryField(field=str(item.get("field", ""))) for item in _items(raw)])
+    kept: list[FieldChange] = []
+    for item in _items(raw):
+        whose = item.get("contact_id")
+        kept.append(FieldChange(field=str(item.get("field", "")), contact_id=whose if isinstance(whose, str) else None))
+    return fields_json(kept)
