@@ -89,3 +89,13 @@ def test_since_reads_dates_instants_and_spans() -> None:
     assert since("2026-05-20T17:04+02:00") == "2026-05-20T15:04:00.000Z"
     assert since("90m", now=now) == "2026-05-20T13:30:00.000Z"
     assert since("7d", now=now) == "2026-05-13T15:00:00.000Z"
+
+
+def test_doctor_says_where_the_history_is_kept(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CONTACT_MCP_DB", str(db_path))
+    monkeypatch.setenv("CONTACT_MCP_HISTORY_RETENTION_DAYS", "30")
+    assert exit_code(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "History of writes:\n  kept in CONTACT_MCP_DB, recorded; retention 30 days" in out

@@ -150,7 +150,7 @@ async def _probe(name: str, settings: Settings) -> bool:
 
 
 async def _doctor(settings: Settings) -> int:
-    from contact_mcp import providers
+    from contact_mcp import history, providers
     from contact_mcp.tools.plan import make_plan
 
     plan = make_plan(settings)
@@ -160,6 +160,12 @@ async def _doctor(settings: Settings) -> int:
     enabled = plan.enabled
     for name in enabled:
         providers.provider_class(name).preflight(settings)
+    print("\nHistory of writes:")
+    if history.preflight(settings, writes=plan.writes, enabled=enabled):
+        kept = f"{settings.history_retention_days} days" if settings.history_retention_days else "forever"
+        print(f"  kept in CONTACT_MCP_DB, {'recorded' if plan.writes else 'read only'}; retention {kept}")
+    else:
+        print("  not kept (no tool writes and no CONTACT_MCP_DB is set)")
     print("\nProbes:")
     results = [await _probe(name, settings) for name in enabled]
     return 0 if all(results) else 1

@@ -40,6 +40,17 @@ def needs_store(settings: Settings, *, writes: bool) -> bool:
     return writes or "local" in settings.providers or "db" in settings.model_fields_set
 
 
+def preflight(settings: Settings, *, writes: bool, enabled: tuple[str, ...]) -> bool:
+    """At start-up, with the providers' preflight: whether the server keeps (or shows) a history, having checked
+    its database when `local` does not already (writable when a served tool writes, as the store itself is)."""
+    from contact_mcp.store import LocalStore
+
+    keeps = needs_store(settings, writes=writes)
+    if keeps and "local" not in enabled:
+        LocalStore.preflight(settings)
+    return keeps
+
+
 class HistoryLog:
     """The history in one opened store backend, with the failure counter and the retention schedule."""
 

@@ -29,7 +29,8 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from contact_mcp import providers
-from contact_mcp.history import HistoryLog, needs_store
+from contact_mcp.history import HistoryLog
+from contact_mcp.history import preflight as history_preflight
 from contact_mcp.models import Operation
 from contact_mcp.schemas import portable_input_schema
 from contact_mcp.server.dispatch import ContactServer
@@ -128,10 +129,8 @@ def build_server(
     enabled = plan.enabled
     for name in enabled:
         providers.provider_class(name).preflight(settings)
-    writes = any(not route.spec.read_only for route in plan.routes)
-    keeps_history = needs_store(settings, writes=writes)
-    if keeps_history and "local" not in enabled:
-        LocalStore.preflight(settings)  # the history's database: a write must find it writable, as the store's would
+    writes = plan.writes
+    keeps_history = history_preflight(settings, writes=writes, enabled=enabled)
     transport_for = dict(transports or {})
 
     @asynccontextmanager
