@@ -3,6 +3,8 @@ shown by get_contact on that provider (Feather's fake on 127.0.0.1)."""
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import anyio
@@ -46,6 +48,30 @@ async def test_a_provider_write_is_recorded_in_the_store_that_serves_no_tool(
     ]
     assert shown.structured_content is not None
     assert [e["outcome"] for e in shown.structured_content["history"]] == ["invalid_argument", "created"]
+
+
+async def test_a_provider_write_stays_a_success_when_its_history_cannot_be_recorded(
+    base_url: str, db_path: Path, fake: FeatherFake
+) -> None:
+    end_user = fake.add_end_user(display_name="Jane")
+    settings = load_settings(providers="feather", feather_api_key=API_KEY, feather_base_url=base_url, db=str(db_path))
+    server = build_server(settings)  # its preflight creates the database: then it starts refusing history rows
+    with closing(sqlite3.connect(db_path)) as conn, conn:
+        conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON history BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    async with Client(server) as client:
+        attached = await client.call_tool(
+            "attach_contact", {"end_user_id": end_user, "channel": "email", "value": "jane@example.com"}
+        )
+        assert server.history is not None
+        counts = server.history.counts()
+    assert not attached.is_error
+    assert attached.structured_content is not None and attached.structured_content["created"] is True
+    assert [contact.normalized_value for contact in fake.end_users[end_user].contacts] == ["jane@example.com"]
+    assert counts == {"recorded": 0, "failed": 1}
+    # Never replayed: once the database accepts rows again, a new server records only its own calls.
+    with closing(sqlite3.connect(db_path)) as conn, conn:
+        conn.execute("DROP TRIGGER refuse")
+        assert conn.execute("SELECT count(*) FROM history").fetchone() == (0,)
 
 
 async def test_a_read_only_server_on_a_provider_alone_opens_no_database(base_url: str, fake: FeatherFake) -> None:
