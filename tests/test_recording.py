@@ -93,12 +93,26 @@ async def test_a_delete_scrubs_the_contacts_earlier_entries_and_is_recorded_itse
     changes = [{"field": "name", "old": None, "new": "Ada Lovelace"}, {"field": "email", "old": None, "new": "a@b.co"}]
     created_ada = result(outcome="created", id=CONTACT, changes=changes)
     await call(history, "upsert_contact", {"name": "Ada Lovelace"}, created_ada)
+    await call(history, "upsert_contact", {"name": "Ada"}, result(outcome="created", id="merged", changes=changes[:1]))
     await call(history, "upsert_contact", {"name": "Bob"}, result(outcome="created", id="other", changes=changes[:1]))
-    await call(history, "delete_contact", {"contact_id": CONTACT}, result(contact_id=CONTACT))
-    created, other, deleted = (await history.page(HistoryQuery())).entries
+    gone = [{"field": "name", "old": "Ada Lovelace", "new": None}, {"field": "methods", "old": {"value": "a@b.co"}}]
+    deleted_ada = result(id=CONTACT, also_deleted=["merged"], changes=gone)
+    await call(history, "delete_contact", {"contact_id": CONTACT}, deleted_ada)
+    created, merged, other, deleted = (await history.page(HistoryQuery())).entries
     assert created.fields == [FieldChange(field="name"), FieldChange(field="email")]
-    assert "Ada" not in created.model_dump_json()
+    assert merged.fields == [FieldChange(field="name")]
     assert other.fields == [FieldChange(field="name", new="Ada Lovelace")]
-    assert (deleted.tool, deleted.outcome, deleted.contact_id, deleted.fields) == (
-        "delete_contact", "deleted", CONTACT, [],
-    )  # fmt: skip
+    assert (deleted.tool, deleted.outcome, deleted.contact_id) == ("delete_contact", "deleted", CONTACT)
+    assert deleted.fields == [FieldChange(field="name"), FieldChange(field="methods")]
+    assert "Ada" not in "".join(e.model_dump_json() for e in (created, merged, deleted))
+
+
+async def test_a_delete_that_failed_or_was_a_dry_run_scrubs_nothing(history: HistoryLog) -> None:
+    changes = [{"field": "name", "old": None, "new": "Ada Lovelace"}]
+    await call(history, "upsert_contact", {"name": "Ada"}, result(outcome="created", id=CONTACT, changes=changes))
+    await call(history, "delete_contact", {"contact_id": CONTACT, "dry_run": True}, result(id=CONTACT, dry_run=True))
+    failed = CallToolResult(content=[], structured_content={"error": {"code": "not_found"}}, is_error=True)
+    await call(history, "delete_contact", {"contact_id": CONTACT}, failed)
+    created, refused = (await history.page(HistoryQuery())).entries
+    assert created.fields == [FieldChange(field="name", new="Ada Lovelace")]
+    assert (refused.outcome, refused.contact_id) == ("not_found", CONTACT)

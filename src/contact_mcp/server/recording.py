@@ -14,7 +14,8 @@ its result, never by the tool itself.
 - **Not recorded**: dry runs (`dry_run: true` writes nothing, so there is nothing to record; an audit of what
   agents tried would be a different log) and calls of tools that only read.
 
-A successful delete also scrubs the values from the contact's earlier entries (`HistoryLog.scrub`), so an erased
+A successful delete also scrubs the values from the earlier entries of the contact (and of the contacts merged into
+it that went with it, `also_deleted`), and its own entry keeps field names only (`HistoryLog.scrub`): an erased
 person's history keeps what happened and when, and nothing that identifies them.
 """
 
@@ -176,6 +177,19 @@ async def record_call(
         client=client_name(context),
         transport=transport,
     )
-    if tool in ERASING_TOOLS and entry.contact_id is not None and result is not None and not result.is_error:
-        await history.scrub(entry.contact_id, entry.provider)
+    structured = result.structured_content if result is not None and not result.is_error else None
+    if tool in ERASING_TOOLS and structured is not None:
+        for erased in _erased(entry.contact_id, structured):
+            await history.scrub(erased, entry.provider)
+        # The delete's own entry keeps what went (field names), not the values that identified the person.
+        entry = entry.model_copy(
+            update={"fields": [FieldChange(field=f.field, contact_id=f.contact_id) for f in entry.fields]}
+        )
     await history.record(entry)
+
+
+def _erased(contact_id: str | None, structured: Mapping[str, Any]) -> list[str]:
+    """The contacts a successful delete erased: its own, and those merged into it that went with it."""
+    also = structured.get("also_deleted")
+    extra = [item for item in cast(list[object], also) if isinstance(item, str)] if isinstance(also, list) else []
+    return ([contact_id] if contact_id is not None else []) + extra
