@@ -1,5 +1,6 @@
 """What the dispatch step records for a call: fields from a result's `changes` with values masked, nothing for a
-dry run, and a delete that scrubs the contact's earlier entries (on a real SQLite store)."""
+dry run, and a provider's delete that scrubs the contact's earlier entries (kept in a real SQLite store; the store's
+own deletes scrub in their transaction, tests/store/test_history.py)."""
 
 from __future__ import annotations
 
@@ -76,9 +77,11 @@ async def history(tmp_path: Path) -> AsyncIterator[HistoryLog]:
         await store.aclose()
 
 
-async def call(history: HistoryLog, tool: str, arguments: dict[str, Any], answer: CallToolResult) -> None:
+async def call(
+    history: HistoryLog, tool: str, arguments: dict[str, Any], answer: CallToolResult, provider: str = "featurebase"
+) -> None:
     await record_call(
-        history, tool=tool, provider="local", arguments=arguments, result=answer, context=None, transport="memory"
+        history, tool=tool, provider=provider, arguments=arguments, result=answer, context=None, transport="memory"
     )
 
 
@@ -89,7 +92,9 @@ async def test_a_dry_run_is_not_recorded(history: HistoryLog) -> None:
     assert history.counts() == {"recorded": 0, "failed": 0}
 
 
-async def test_a_delete_scrubs_the_contacts_earlier_entries_and_is_recorded_itself(history: HistoryLog) -> None:
+async def test_a_provider_delete_scrubs_the_contacts_earlier_entries_and_is_recorded_itself(
+    history: HistoryLog,
+) -> None:
     changes = [{"field": "name", "old": None, "new": "Ada Lovelace"}, {"field": "email", "old": None, "new": "a@b.co"}]
     created_ada = result(outcome="created", id=CONTACT, changes=changes)
     await call(history, "upsert_contact", {"name": "Ada Lovelace"}, created_ada)

@@ -18,6 +18,7 @@ from contact_mcp.server import ContactServer
 from contact_mcp.store import LocalStore
 from contact_mcp.store.history import HistoryQuery
 from tests.store.calls import PHONE, UNKNOWN_UUID, err, new_contact, ok
+from tests.store.conftest import BACKENDS
 
 pytestmark = pytest.mark.anyio
 
@@ -116,6 +117,27 @@ async def test_a_call_refused_before_the_tool_ran_is_recorded_with_its_code(clie
     # Only the tool's own arguments are named: an unknown one is the caller's noise.
     assert (unknown.outcome, unknown.contact_id) == ("invalid_argument", UNKNOWN_UUID)
     assert names(unknown) == ["channel", "value"]
+
+
+async def test_deleting_a_contact_keeps_its_history_without_a_value(
+    client: Client, store: LocalStore, empty_store: str, store_backend: str
+) -> None:
+    ann = await new_contact(client, email="ann.lovelace@example.com", name="Ann Lovelace", phone=PHONE)
+    await ok(client, "attach_contact", end_user_id=ann, channel="twitter", value="@annlovelace")
+    bob = await new_contact(client, email="bob@example.com", name="Bob Builder")
+    await ok(client, "delete_contact", contact_id=ann, dry_run=True)
+    await ok(client, "delete_contact", contact_id=ann, confirm=True)
+    created, attached, other, deleted = await everything(store)
+    assert [(e.tool, e.contact_id, e.outcome) for e in (created, attached, deleted)] == [
+        ("upsert_contact", ann, "created"), ("attach_contact", ann, "created"), ("delete_contact", ann, "deleted"),
+    ]  # fmt: skip
+    for entry in (created, attached, deleted):
+        assert entry.fields and all(f.old is None and f.new is None for f in entry.fields)
+    assert names(created) == ["name", "methods", "methods"]
+    assert other.contact_id == bob and ("name", "Bob Builder") in [(f.field, f.new) for f in other.fields]
+    text = BACKENDS[store_backend].table_text(empty_store)
+    for value in ("Lovelace", "annlovelace", "a***@example.com", "+1******0123"):
+        assert value not in text
 
 
 # ---------- get_contact(include_history) ----------

@@ -14,9 +14,10 @@ its result, never by the tool itself.
 - **Not recorded**: dry runs (`dry_run: true` writes nothing, so there is nothing to record; an audit of what
   agents tried would be a different log) and calls of tools that only read.
 
-A successful delete also scrubs the values from the earlier entries of the contact (and of the contacts merged into
-it that went with it, `also_deleted`), and its own entry keeps field names only (`HistoryLog.scrub`): an erased
-person's history keeps what happened and when, and nothing that identifies them.
+A successful delete on a provider also scrubs the values from the earlier entries of the contact (and of the
+contacts merged into it that went with it, `also_deleted`; `HistoryLog.scrub`) — the store does the same for its
+own deletes inside the delete's transaction, so no value outlives it in the file — and the delete's own entry keeps
+field names only: an erased person's history keeps what happened and when, and nothing that identifies them.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ _DONE_BY: Final = {
     "detach_identity": "detached",
     "detach_contact": "detached",
 }
+LOCAL: Final = "local"
 ERASING_TOOLS: Final = frozenset({"delete_contact"})
 """Tools whose success erases the contact: its earlier history entries lose their values."""
 
@@ -179,8 +181,9 @@ async def record_call(
     )
     structured = result.structured_content if result is not None and not result.is_error else None
     if tool in ERASING_TOOLS and structured is not None:
-        for erased in _erased(entry.contact_id, structured):
-            await history.scrub(erased, entry.provider)
+        if entry.provider != LOCAL:  # the store scrubs its own in the delete's transaction (before its checkpoint)
+            for erased in _erased(entry.contact_id, structured):
+                await history.scrub(erased, entry.provider)
         # The delete's own entry keeps what went (field names), not the values that identified the person.
         entry = entry.model_copy(
             update={"fields": [FieldChange(field=f.field, contact_id=f.contact_id) for f in entry.fields]}
