@@ -25,10 +25,13 @@ _USER_TEST_DB = os.environ.get(TEST_DB_ENV, "").strip() or None
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     for name in list(os.environ):
         if name.startswith(_OUR_PREFIXES):
             monkeypatch.delenv(name)
+    # The default CONTACT_MCP_DB lives under XDG_DATA_HOME: a server on provider APIs alone still opens it for the
+    # history of writes, and no test may write into the developer's home.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg")))
 
 
 @pytest.fixture(autouse=True)

@@ -73,7 +73,7 @@ PROPERTIES: dict[str, set[str]] = {
     "delete_contact": {"contact_id", "dry_run", "confirm"},
     "detach_identity": {"contact_id", "identifier", "channel_type", "channel_id", "dry_run"},
     "detach_contact": {"contact_id", "channel", "value", "dry_run"},
-    "get_contact": {"contact_id"},
+    "get_contact": {"contact_id", "include_history", "history_cursor"},
     "find_contacts": {"email", "phone", "username", "user_id", "query", "limit", "cursor"},
     "find_duplicates": {"limit", "cursor", "min_score"},
     "merge_contacts": {"survivor_id", "duplicate_ids", "dry_run", "confirm"},
@@ -94,6 +94,9 @@ DRY_RUN_CHARACTERS = 53
 ERASURE = ("delete_contact", "detach_identity", "detach_contact")
 ERASURE_BUDGET = 330
 """Issue 12's share for the erasure tools; their `dry_run` and `confirm` arguments count in those shares."""
+HISTORY_ARGUMENTS = ("include_history", "history_cursor")
+HISTORY_SHARE = 40
+"""Model-visible tokens the history adds to the tool surface (issue 12's shares)."""
 
 
 async def _tools(client: Client) -> dict[str, Tool]:
@@ -215,3 +218,11 @@ async def test_the_erasure_tools_fit_their_share_of_the_budget(
         shown += len(_model_shown(tool.model_copy(update={"input_schema": schema}))) / 4
     record_property("figure", f"erasure tools ~ {shown:.0f} tokens (share {ERASURE_BUDGET})")
     assert 0 < shown <= ERASURE_BUDGET
+
+
+async def test_the_history_arguments_cost_at_most_their_share_of_tokens(client: Client) -> None:
+    """get_contact's include_history and history_cursor, as a model is shown them (compact JSON of their schema
+    entries, a separating comma each), take at most the history's share of the budget."""
+    properties = (await _tools(client))["get_contact"].input_schema["properties"]
+    added = sum(len(json.dumps({name: properties[name]}, separators=(",", ":"))) - 1 for name in HISTORY_ARGUMENTS)
+    assert added / 4 <= HISTORY_SHARE

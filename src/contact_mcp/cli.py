@@ -1,4 +1,5 @@
-"""The `contact-mcp` command line: `serve` (the default), `demo`, `manifest`, `doctor`, `export` and `import`.
+"""The `contact-mcp` command line: `serve` (the default), `demo`, `manifest`, `doctor`, `export`, `import` and
+`history`.
 
 Each command is a small function returning its exit code; `main` parses, dispatches and turns a `ConfigError`
 into one line on stderr and exit code 2, because a configuration problem is the operator's to fix and a
@@ -12,6 +13,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -148,7 +150,7 @@ async def _probe(name: str, settings: Settings) -> bool:
 
 
 async def _doctor(settings: Settings) -> int:
-    from contact_mcp import providers
+    from contact_mcp import history, providers
     from contact_mcp.tools.plan import make_plan
 
     plan = make_plan(settings)
@@ -158,6 +160,12 @@ async def _doctor(settings: Settings) -> int:
     enabled = plan.enabled
     for name in enabled:
         providers.provider_class(name).preflight(settings)
+    print("\nHistory of writes:")
+    if history.preflight(settings, writes=plan.writes, enabled=enabled):
+        kept = f"{settings.history_retention_days} days" if settings.history_retention_days else "forever"
+        print(f"  kept in CONTACT_MCP_DB, {'recorded' if plan.writes else 'read only'}; retention {kept}")
+    else:
+        print("  not kept (no tool writes and no CONTACT_MCP_DB is set)")
     print("\nProbes:")
     results = [await _probe(name, settings) for name in enabled]
     return 0 if all(results) else 1
@@ -192,6 +200,32 @@ def cmd_import(args: argparse.Namespace) -> int:
         fmt=None if fmt == "auto" else cast("Format", fmt),
         rejected=cast(Path | None, args.rejected),
     )
+
+
+# ---------- history ----------
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    from contact_mcp.history_command import print_history
+
+    return anyio.run(
+        partial(
+            print_history,
+            settings,
+            contact=cast(str | None, args.contact),
+            provider=cast(str | None, args.provider),
+            after=cast(str | None, args.since),
+            as_json=cast(bool, args.json),
+        )
+    )
+
+
+def _since(text: str) -> str:
+    from contact_mcp.history_command import since
+
+    return since(text)
 
 
 # ---------- parsing and dispatch ----------
@@ -267,6 +301,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--rejected", type=Path, help="where rejected rows go, as JSONL (default: FILE.rejected.jsonl)"
     )
     import_.set_defaults(handler=cmd_import)
+
+    history = commands.add_parser(
+        "history",
+        help="print the history of writes kept in CONTACT_MCP_DB (oldest first; values masked)",
+        description="Print the writes made through the tools, as recorded in CONTACT_MCP_DB: when, which tool and "
+        "provider, which contact, the outcome, the fields (emails, phones and custom values masked), and who called.",
+    )
+    history.add_argument("--contact", metavar="ID", help="only this contact's writes")
+    history.add_argument("--provider", metavar="NAME", help="only writes through this provider (local, feather, ...)")
+    history.add_argument(
+        "--since", type=_since, metavar="WHEN", help="from an ISO 8601 date or time, or a span back: 30m, 12h, 7d"
+    )
+    history.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
+    history.set_defaults(handler=cmd_history)
     return parser
 
 

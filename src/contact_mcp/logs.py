@@ -5,7 +5,12 @@ newline in it would start a line that looks like our own (`2026 WARNING contact_
 escapes control characters in the message (`\\n` → `\\\\n`, `\\x1b` → `\\\\x1b`), and indents every line of a
 traceback, so each record starts exactly one line at column 0 and nothing a value carries can. `RateLimit` keeps a
 flood of identical warnings (one per rejected request) to a few lines a minute plus a count of what it dropped.
-Imports nothing of ours: the CLI sets logging up before it loads anything heavy.
+
+Logs carry no email, phone or name. Our own log calls never format one (they log codes, field names, ids and
+types); libraries' records that would (the SDK's SSE transport logs whole message bodies at DEBUG, httpx2 every
+request URL at INFO, and a URL may hold an email; httpcore2 headers at DEBUG) are held at WARNING whatever the
+level, and the formatter masks any email or +phone left in a line (`masking`), as a last line of defence. Imports
+nothing of ours but `masking` (a leaf): the CLI sets logging up before it loads anything heavy.
 """
 
 from __future__ import annotations
@@ -17,17 +22,29 @@ import threading
 import time
 from types import TracebackType
 
+from contact_mcp.masking import mask_email, mask_phone
+
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # C0 controls, DEL, C1 controls (NEL among them), and the Unicode line and paragraph separators.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# Libraries whose records below WARNING carry what clients and providers sent (bodies, URLs, headers).
+TALKATIVE_LOGGERS = ("mcp.server.sse", "mcp.server.runner", "mcp.shared.jsonrpc_dispatcher", "httpx2", "httpcore2")
+_EMAIL_IN_TEXT = re.compile(r"[\w.+%-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+")
+_PHONE_IN_TEXT = re.compile(r"(?:\+|%2B)\d[\d ().-]{5,18}\d")
 
 
 def _escape(match: re.Match[str]) -> str:
     char = match[0]
     return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def mask_contact_values(text: str) -> str:
+    """`text` with every email and international phone number in it masked (`masking`), percent-encoded or not."""
+    text = _EMAIL_IN_TEXT.sub(lambda m: mask_email(m[0].replace("%40", "@")), text)
+    return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m[0].replace("%2B", "+")), text)
 
 
 def escape_controls(text: str) -> str:
@@ -39,7 +56,7 @@ class EscapingFormatter(logging.Formatter):
     """`logging.Formatter` whose message part is one line whatever its arguments held; tracebacks are indented."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        record.message = escape_controls(record.message)
+        record.message = escape_controls(mask_contact_values(record.message))
         return super().formatMessage(record)
 
     def formatException(self, ei: ExcInfo) -> str:
@@ -98,6 +115,8 @@ def configure_logging(level: str = "WARNING") -> None:
     # force=True replaces whatever was there, e.g. the handler the SDK's own basicConfig would have added.
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.captureWarnings(True)
+    for name in TALKATIVE_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[level]))
 
 
 def rate_limit(*names: str, burst: int = 5, per_s: float = 60.0, tracebacks: bool = True) -> None:

@@ -378,6 +378,24 @@ class Identity(BaseModel):
     created_at: str | None = None
 
 
+class HistoryEntry(BaseModel):
+    """One write through a tool, as the history records it."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    at: str
+    tool: str
+    provider: str
+    contact_id: str | None = None
+    outcome: str
+    """The success outcome (created, updated, unchanged, ...) or the error code."""
+    fields: list[FieldChange] = Field(default_factory=list[FieldChange])
+    """What changed (emails, phones and custom-field values masked), or the argument names given; no values once
+    the contact was deleted."""
+    client: str | None = None
+    transport: str | None = None
+
+
 class Contact(Result):
     """get_contact: the whole contact."""
 
@@ -400,6 +418,10 @@ class Contact(Result):
     methods: list[ContactMethod] = Field(default_factory=list[ContactMethod])
     identities: list[Identity] = Field(default_factory=list[Identity])
     truncated: list[str] | None = Field(default=None, description=_TRUNCATED)
+    history: list[HistoryEntry] | None = Field(
+        default=None, description="Writes to this contact, newest first (with include_history)"
+    )
+    history_cursor: str | None = Field(default=None, description="More history: pass as history_cursor")
 
     def summary(self) -> str:
         who = self.name or self.display_name or self.username or self.user_id or self.id

@@ -121,6 +121,11 @@ class Settings(BaseSettings):
     """Comma list of keys (32+ bytes each) sealing the state of a call that asks the user, shared by every replica:
     the first seals, every one opens (rotation). Unset: a key made at start-up, good for one process only."""
 
+    history_retention_days: int = Field(
+        default=365, ge=0, validation_alias=AliasChoices("CONTACT_MCP_HISTORY_RETENTION_DAYS")
+    )
+    """Days the history of writes is kept; 0 keeps it forever."""
+
     connect_timeout_s: float = Field(default=5.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_CONNECT_TIMEOUT"))
     read_timeout_s: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_READ_TIMEOUT"))
     max_response_bytes: int = Field(

@@ -141,6 +141,8 @@ class Lifecycle:
 
     def health(self) -> dict[str, object]:
         body: dict[str, object] = {"ok": True, "draining": self.draining, "in_flight": self.in_flight}
+        if self.server.history is not None:
+            body["history"] = self.server.history.counts()
         if self.sessions is not None:
             body["stateless"] = self.sessions.stateless
             if not self.sessions.stateless:
@@ -209,6 +211,7 @@ def build_http_app(
     else:
         raise ValueError(f"unknown HTTP transport {transport!r}; expected 'http' or 'sse'")
     server.middleware.insert(0, lifecycle)
+    server.transport = transport
 
     async def healthz(_request: Request) -> JSONResponse:
         return JSONResponse(lifecycle.health())

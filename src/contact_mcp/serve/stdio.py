@@ -47,6 +47,7 @@ def run_stdio(settings: Settings) -> None:
 
 async def serve_stdio(server: ContactServer, stdin: BinaryIO, stdout: BinaryIO) -> None:
     """Serve one client on the given byte streams until stdin ends."""
+    server.transport = "stdio"
     async with channel(stdin, stdout) as (read_stream, write_stream):
         await server.lowlevel.run(read_stream, write_stream, server.lowlevel.create_initialization_options())
 

@@ -5,7 +5,8 @@ schema, made portable; its return annotation `Annotated[CallToolResult, SomeResu
 complete, portable schema (the model renders it, see `Result`) and has the SDK check every result against the
 model. A tool served by several providers (a read, delete_contact) gets a required `provider` argument, an enum
 of exactly those.
-The lifespan opens each provider of the plan once and closes it on shutdown.
+The lifespan opens each provider of the plan once and closes it on shutdown, and the history of writes
+(`contact_mcp.history`) in CONTACT_MCP_DB when the server records or shows one (preflighted here with the providers).
 
 SDK surface used: `Tool.from_function` and `MCPServer(tools=..., middleware=...)`. The SDK has no public way to
 give a tool an input schema other than the one it derives (`add_tool` takes none in 2.3), so the portable schema
@@ -29,10 +30,13 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from contact_mcp import providers
+from contact_mcp.history import HistoryLog
+from contact_mcp.history import preflight as history_preflight
 from contact_mcp.models import Operation
 from contact_mcp.schemas import portable_input_schema
 from contact_mcp.server.dispatch import ContactServer
 from contact_mcp.settings import Settings, load_settings
+from contact_mcp.store import LocalStore
 from contact_mcp.tools.confirm import confirming
 from contact_mcp.tools.plan import Plan, Route, make_plan
 from contact_mcp.tools.reads import PROVIDER_ARGUMENT
@@ -101,6 +105,21 @@ def _tool(route: Route, settings: Settings) -> Tool:
     return tool.model_copy(update={"parameters": portable_input_schema(tool.parameters)})
 
 
+async def _open_history(
+    stack: AsyncExitStack, opened: Mapping[str, providers.Provider], settings: Settings, *, writes: bool
+) -> HistoryLog:
+    """The history on the local store's own backend when `local` is open, else on a store opened for it alone;
+    rows past retention are pruned now when this server writes (a read-only server deletes nothing)."""
+    local = opened.get("local")
+    if not isinstance(local, LocalStore):
+        local = LocalStore.from_settings(settings)
+        stack.push_async_callback(local.aclose)
+    history = HistoryLog(local.backend, retention_days=settings.history_retention_days)
+    if writes:
+        await history.prune()
+    return history
+
+
 def build_server(
     settings: Settings | None = None,
     *,
@@ -114,6 +133,8 @@ def build_server(
     enabled = plan.enabled
     for name in enabled:
         providers.provider_class(name).preflight(settings)
+    writes = plan.writes
+    keeps_history = history_preflight(settings, writes=writes, enabled=enabled)
     transport_for = dict(transports or {})
 
     @asynccontextmanager
@@ -124,13 +145,15 @@ def build_server(
                 provider = providers.build_provider(name, settings, transport=transport_for.get(name))
                 stack.push_async_callback(provider.aclose)
                 opened[name] = provider
+            history = await _open_history(stack, opened, settings, writes=writes) if keeps_history else None
             if isinstance(server, ContactServer):
                 server.opened = tuple(opened.values())
+                server.history = history
                 stack.callback(setattr, server, "opened", ())
             serving: dict[Operation, dict[str, providers.Provider]] = {
                 route.spec.operation: {name: opened[name] for name in route.providers} for route in plan.routes
             }
-            yield AppState(serving=serving, default_region=settings.default_region)
+            yield AppState(serving=serving, default_region=settings.default_region, history=history)
 
     return ContactServer(
         tools=tools,

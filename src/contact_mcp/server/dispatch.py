@@ -26,7 +26,9 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from contact_mcp.errors import ContactError, ErrorCode, ErrorInfo, error_result
+from contact_mcp.history import HistoryLog
 from contact_mcp.providers.base import Provider
+from contact_mcp.server.recording import record_call
 from contact_mcp.tools.arguments import check_text
 from contact_mcp.tools.reads import PROVIDER_ARGUMENT
 from contact_mcp.tools.state import AppState
@@ -114,6 +116,21 @@ async def arguments_must_be_an_object(ctx: ServerRequestContext[Any, Any], call_
     return await call_next(ctx)
 
 
+def _reads_only(tool: Tool) -> bool:
+    return bool(tool.annotations is not None and tool.annotations.read_only_hint)
+
+
+def _history_of(context: Context[AppState, Any] | None) -> HistoryLog | None:
+    """The history the lifespan opened, when the call came through a request (the SDK's own path always does)."""
+    if context is None:
+        return None
+    try:
+        state = cast(object, context.request_context.lifespan_context)
+    except ValueError:
+        return None
+    return state.history if isinstance(state, AppState) else None
+
+
 class ContactServer(MCPServer[AppState]):
     """An `MCPServer` whose tool failures are structured `ContactError` results."""
 
@@ -122,8 +139,14 @@ class ContactServer(MCPServer[AppState]):
         self._routing = {name: tuple(names) for name, names in routing.items()}
         """Tool name → the providers serving it (several when the tool takes a `provider` argument)."""
         self._accepted = {tool.name: frozenset(tool.parameters.get("properties", {})) for tool in tools}
+        self._writing = frozenset(tool.name for tool in tools if not _reads_only(tool))
+        """The tools whose calls the history records (the table's `readOnlyHint`)."""
         self.opened: tuple[Provider, ...] = ()
         """The providers the lifespan opened, while it is open (what readiness asks)."""
+        self.history: HistoryLog | None = None
+        """The history the lifespan opened, while it is open (what `/healthz` counts)."""
+        self.transport = "memory"
+        """The transport serving this server, as the history records it: `serve/` sets stdio, sse or http."""
 
     @property
     def lowlevel(self) -> Server[Any]:
@@ -161,6 +184,35 @@ class ContactServer(MCPServer[AppState]):
         provider = self._provider_of(name, arguments)
         # null means "not given": models (OpenAI's in strict mode especially) send null for what they leave out.
         given = {key: value for key, value in arguments.items() if value is not None}
+        if name not in self._writing:
+            return await self._call(name, arguments, given, accepted, provider, context)
+        history = _history_of(context)
+        recorded = {key: value for key, value in given.items() if key in accepted}
+        try:
+            result = await self._call(name, arguments, given, accepted, provider, context)
+        except Exception:
+            if history is not None:
+                await record_call(
+                    history, tool=name, provider=provider, arguments=recorded, result=None, context=context,
+                    transport=self.transport,
+                )  # fmt: skip
+            raise
+        if history is not None and isinstance(result, CallToolResult):  # not a request for input: that call ends later
+            await record_call(
+                history, tool=name, provider=provider, arguments=recorded, result=result, context=context,
+                transport=self.transport,
+            )  # fmt: skip
+        return result
+
+    async def _call(
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        given: dict[str, Any],
+        accepted: frozenset[str],
+        provider: str | None,
+        context: Context[AppState, Any] | None,
+    ) -> Any:
         unknown = sorted(set(arguments) - accepted)
         if unknown:
             return error_result(
@@ -183,7 +235,8 @@ class ContactServer(MCPServer[AppState]):
 
     def _contact_error(self, name: str, exc: ContactError, provider: str | None) -> CallToolResult:
         info = exc.info(provider=provider)
-        log.info("tool %s failed: %s %s", name, info.code.value, info.message)
+        # Code and field only: a message may quote the caller's data (an email, a phone), which logs never carry.
+        log.info("tool %s failed: %s (field %s)", name, info.code.value, info.field)
         return error_result(info)
 
     def _as_result(self, name: str, exc: ToolError, provider: str | None) -> CallToolResult:

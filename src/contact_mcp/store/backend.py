@@ -38,6 +38,7 @@ from contact_mcp.models import (
     DuplicatePage,
     FindContactsInput,
     FindDuplicatesInput,
+    HistoryEntry,
     MergeContactsInput,
     MergeResult,
     Outcome,
@@ -47,7 +48,7 @@ from contact_mcp.models import (
     VerificationResult,
 )
 from contact_mcp.settings import Settings
-from contact_mcp.store import rules
+from contact_mcp.store import history, rules
 from contact_mcp.store.records import ContactRecord, RecordPage
 from contact_mcp.store.rules import ImportContactInput
 
@@ -125,6 +126,24 @@ class Backend(Protocol):
         does. A row refused with one of `rules.ROW_ERRORS` is rolled back alone and its error takes its place in
         the answer; any other failure fails the whole batch, with nothing written. (One transaction for many rows
         is what makes an import fast; each row is still whole or absent.)"""
+        ...
+
+    async def add_history(self, entries: Sequence[HistoryEntry]) -> None:
+        """Append rows to the history of writes, in one transaction (values already masked by the recorder).
+        Added for issue 12 (additive)."""
+        ...
+
+    async def history_page(self, query: history.HistoryQuery) -> history.HistoryPage:
+        """One page of the history, filtered and ordered as `query` says (`history.select`); one read."""
+        ...
+
+    async def prune_history(self, before: str) -> int:
+        """Delete the history rows recorded before the instant `before` (the store's format); the count deleted."""
+        ...
+
+    async def scrub_history(self, contact_id: str, provider: str | None = None) -> int:
+        """Remove every value from the history rows of a contact (of `provider`, or of any), keeping the rows and
+        their field names: what deleting a contact leaves. The count of rows scrubbed."""
         ...
 
     async def probe(self) -> str:

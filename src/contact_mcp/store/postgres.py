@@ -69,6 +69,7 @@ from contact_mcp.models import (
     FieldChange,
     FindContactsInput,
     FindDuplicatesInput,
+    HistoryEntry,
     MergeConflict,
     MergeContactsInput,
     MergeResult,
@@ -81,7 +82,7 @@ from contact_mcp.models import (
 )
 from contact_mcp.redact import database_password, display_url
 from contact_mcp.settings import Settings
-from contact_mcp.store import duplicates, merging, rules
+from contact_mcp.store import duplicates, history, merging, rules
 from contact_mcp.store.backend import Backend
 from contact_mcp.store.migrations.postgres import migrate
 from contact_mcp.store.records import (
@@ -171,6 +172,15 @@ _PHONE_HOLDERS: Final[LiteralString] = (
 _LOCK_KEYS: Final = (
     "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT unnest(%s::bigint[]) AS k ORDER BY k) AS keys"
 )
+
+_INSERT_HISTORY: Final[LiteralString] = (
+    f"INSERT INTO history ({history.INSERT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s)"
+)
+_PRUNE_HISTORY: Final = "DELETE FROM history WHERE at < %s"
+_HISTORY_OF: Final = (
+    "SELECT seq, fields FROM history WHERE contact_id = %s AND (%s::text IS NULL OR provider = %s) FOR UPDATE"
+)
+_SCRUB_HISTORY: Final = "UPDATE history SET fields = %s::jsonb WHERE seq = %s"
 
 
 def _primary_value(contacts: LiteralString, kind: LiteralString) -> LiteralString:
@@ -851,6 +861,9 @@ class PostgresBackend:
                 await conn.execute(_DELETE_METHODS, (key,))
                 await conn.execute(_DELETE_IDENTITIES, (key,))
                 await conn.execute(_DELETE_CONTACT, (key,))
+            # In the same transaction: the history keeps its rows, not the values.
+            for erased in (canonical, *merged):
+                await scrub_history_rows(conn, erased, rules.PROVIDER)
             return rules.deleted_contact(canonical, merged=merged, merged_into=_text(row[1]))
 
         return await self._write(work, dry_run=call.dry_run)
@@ -1058,6 +1071,48 @@ class PostgresBackend:
             return await _restore(conn, checked)
 
         return await self._run(work, write=True)
+
+    # ---------- history ----------
+
+    async def add_history(self, entries: Sequence[HistoryEntry]) -> None:
+        rows = [history.entry_values(entry) for entry in entries]
+
+        async def work(conn: Conn) -> None:
+            async with conn.cursor() as cursor:
+                await cursor.executemany(_INSERT_HISTORY, rows)
+
+        await self._run(work, write=True)
+
+    async def history_page(self, query: history.HistoryQuery) -> history.HistoryPage:
+        statement, params = history.select(query, "%s")
+
+        async def work(conn: Conn) -> list[Row]:
+            return await _fetchall(conn, statement, params)
+
+        return history.page_from(await self._run(work, write=False), query)
+
+    async def prune_history(self, before: str) -> int:
+        async def work(conn: Conn) -> int:
+            cursor = await conn.execute(_PRUNE_HISTORY, (before,))
+            return cursor.rowcount
+
+        return await self._run(work, write=True)
+
+    async def scrub_history(self, contact_id: str, provider: str | None = None) -> int:
+        async def work(conn: Conn) -> int:
+            return await scrub_history_rows(conn, contact_id, provider)
+
+        return await self._run(work, write=True)
+
+
+async def scrub_history_rows(conn: Conn, contact_id: str, provider: str | None = None) -> int:
+    """Drop every value from the history rows of a contact (of `provider`, or of any), in the caller's transaction
+    (a delete calls it in its own); the rows and their field names stay. Returns the rows scrubbed."""
+    rows = await _fetchall(conn, _HISTORY_OF, (contact_id, provider, provider))
+    if rows:
+        async with conn.cursor() as cursor:
+            await cursor.executemany(_SCRUB_HISTORY, [(history.scrubbed(fields), seq) for seq, fields in rows])
+    return len(rows)
 
 
 async def _upsert_target(conn: Conn, call: UpsertContactInput) -> tuple[rules.StoredContact | None, UpsertContactInput]:

@@ -54,6 +54,7 @@ from contact_mcp.models import (
     FieldChange,
     FindContactsInput,
     FindDuplicatesInput,
+    HistoryEntry,
     MergeConflict,
     MergeContactsInput,
     MergeResult,
@@ -65,7 +66,7 @@ from contact_mcp.models import (
     WriteResult,
 )
 from contact_mcp.settings import Settings
-from contact_mcp.store import duplicates, merging, rules
+from contact_mcp.store import duplicates, history, merging, rules
 from contact_mcp.store.migrations.sqlite import migrate, schema_version
 from contact_mcp.store.records import (
     ContactRecord,
@@ -157,6 +158,11 @@ _PHONE_HOLDERS: Final = (
     "SELECT c.id FROM methods m JOIN contacts c ON c.seq = m.contact_seq WHERE m.value = ? AND m.kind = 'phone' "
     f"GROUP BY m.contact_seq ORDER BY m.contact_seq LIMIT {rules.SHARED_PHONE_LIMIT}"
 )
+
+_INSERT_HISTORY: Final = f"INSERT INTO history ({history.INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_PRUNE_HISTORY: Final = "DELETE FROM history WHERE at < ?"
+_HISTORY_OF: Final = "SELECT seq, fields FROM history WHERE contact_id = ? AND (? IS NULL OR provider = ?)"
+_SCRUB_HISTORY: Final = "UPDATE history SET fields = ? WHERE seq = ?"
 
 
 def _primary_value(contacts: str, kind: str) -> str:
@@ -976,6 +982,9 @@ class SqliteBackend:
                 db.execute(_DELETE_METHODS, (key,))
                 db.execute(_DELETE_IDENTITIES, (key,))
                 db.execute(_DELETE_CONTACT, (key,))
+            # In the same transaction, so before the checkpoint: the history keeps its rows, not the values.
+            for erased in (canonical, *merged):
+                scrub_history_rows(db, erased, rules.PROVIDER)
             return rules.deleted_contact(canonical, merged=merged, merged_into=merged_into)
 
         result = await self._write(work, dry_run=call.dry_run)
@@ -1037,6 +1046,23 @@ class SqliteBackend:
             return rules.detached_contact(call, contact_id, uid, new_primary)
 
         return await self._write(work, dry_run=call.dry_run)
+
+    # ---------- history ----------
+
+    async def add_history(self, entries: Sequence[HistoryEntry]) -> None:
+        rows = [history.entry_values(entry) for entry in entries]
+        await self._run(lambda db: db.executemany(_INSERT_HISTORY, rows), begin="BEGIN IMMEDIATE")
+
+    async def history_page(self, query: history.HistoryQuery) -> history.HistoryPage:
+        statement, params = history.select(query, "?")
+        rows = await self._run(lambda db: db.execute(statement, params).fetchall(), begin="BEGIN")
+        return history.page_from(rows, query)
+
+    async def prune_history(self, before: str) -> int:
+        return await self._run(lambda db: db.execute(_PRUNE_HISTORY, (before,)).rowcount, begin="BEGIN IMMEDIATE")
+
+    async def scrub_history(self, contact_id: str, provider: str | None = None) -> int:
+        return await self._run(lambda db: scrub_history_rows(db, contact_id, provider), begin="BEGIN IMMEDIATE")
 
     # ---------- export and restore ----------
 
@@ -1124,6 +1150,14 @@ class SqliteBackend:
         assignments = ", ".join(f"{column} = ?" for column in columns)
         db.execute(f"UPDATE contacts SET {assignments} WHERE seq = ?", (*columns.values(), target.key))
         return "updated"
+
+
+def scrub_history_rows(db: sqlite3.Connection, contact_id: str, provider: str | None = None) -> int:
+    """Drop every value from the history rows of a contact (of `provider`, or of any), in the caller's transaction
+    (a delete calls it in its own); the rows and their field names stay. Returns the rows scrubbed."""
+    rows: list[tuple[int, str]] = db.execute(_HISTORY_OF, (contact_id, provider, provider)).fetchall()
+    db.executemany(_SCRUB_HISTORY, [(history.scrubbed(fields), seq) for seq, fields in rows])
+    return len(rows)
 
 
 def _named(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:

@@ -45,6 +45,11 @@ class Plan:
         """The providers serving at least one tool, in the order they first appear."""
         return tuple(dict.fromkeys(name for route in self.routes for name in route.providers))
 
+    @property
+    def writes(self) -> bool:
+        """Whether a served tool writes (its calls are recorded in the history)."""
+        return any(not route.spec.read_only for route in self.routes)
+
     def lines(self) -> list[str]:
         """The plan in words, one line per tool of the table, for `doctor`."""
         served = {route.spec.name: route for route in self.routes}

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from mcp.server.mcpserver import Context
 
+from contact_mcp.history import HistoryLog
 from contact_mcp.models import Operation
 from contact_mcp.providers.base import Provider
 
@@ -20,6 +21,8 @@ class AppState:
     serving: Mapping[Operation, Mapping[str, Provider]]
     """Per operation, the providers serving it by name: one for a write, one or more for a read."""
     default_region: str | None
+    history: HistoryLog | None = None
+    """The history of writes (in CONTACT_MCP_DB), when this server keeps or shows one (`history.needs_store`)."""
 
 
 def app_state(ctx: Context[AppState]) -> AppState:

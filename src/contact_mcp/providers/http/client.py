@@ -27,6 +27,7 @@ import httpx2
 import stamina
 
 from contact_mcp.errors import ContactError, InvalidArgument, ProviderError, ProviderTimeout, ProviderUnavailable
+from contact_mcp.logs import mask_contact_values
 from contact_mcp.models import DeletedContact, FindContactsInput
 from contact_mcp.providers.base import Provider
 from contact_mcp.providers.http.errors import (
@@ -281,7 +282,8 @@ class HttpProvider(Provider):
             raw = await self._read_capped(response, unknown)
         finally:
             await response.aclose()
-        log.debug("%s %s %s -> %d", self.name, method, path, response.status_code)
+        # A path may name a contact by email (Featurebase's /v2/contacts/{email}): masked, as logs carry none.
+        log.debug("%s %s %s -> %d", self.name, method, mask_contact_values(path), response.status_code)
         status = response.status_code
         body = _loads(raw)
         if 200 <= status < 300:
