@@ -125,13 +125,13 @@ _VALUES_OF_KIND: Final[LiteralString] = (
 )
 _SET_PRIMARY: Final = "UPDATE methods SET is_primary = %s WHERE seq = %s"
 _VERIFY_ATTACHED: Final = "UPDATE methods SET verified_at = %s, verification_method = %s WHERE seq = %s"
-# Only rows whose state differs are touched, so the row count says whether anything changed.
+# Only rows whose state differs are touched, so the rows returned say whether anything changed.
 _SET_VERIFICATION: Final = (
     "UPDATE methods SET verified_at = %(at)s::text, verification_source = %(source)s::text, "
     "verification_method = %(method)s::text "
     "WHERE contact_seq = %(seq)s AND kind = %(kind)s AND value = %(value)s AND ("
     "verified_at IS DISTINCT FROM %(at)s::text OR verification_source IS DISTINCT FROM %(source)s::text "
-    "OR verification_method IS DISTINCT FROM %(method)s::text)"
+    "OR verification_method IS DISTINCT FROM %(method)s::text) RETURNING seq"
 )
 _HAS_METHOD_OF_KIND_VALUE: Final = "SELECT 1 FROM methods WHERE contact_seq = %s AND kind = %s AND value = %s LIMIT 1"
 _IDENTITY_BY_KEY: Final = (
@@ -488,9 +488,12 @@ class PostgresBackend:
 
     # ---------- one call, one transaction, reruns for lost races ----------
 
-    async def _run(self, work: Callable[[Conn], Awaitable[_T]], *, write: bool) -> _T:
+    async def _run(self, work: Callable[[Conn], Awaitable[_T]], *, write: bool, pipeline: bool = False) -> _T:
         """Run `work` on a pooled connection, inside one transaction when it writes; rerun it when it lost a race
-        or its connection was found broken before committing."""
+        or its connection was found broken before committing. `pipeline` (writes only): libpq's pipeline mode,
+        where a statement whose rows `work` does not fetch costs no round trip of its own (BEGIN, the key locks
+        and the writes travel with the next fetch or the COMMIT); `work` must not read a cursor's `rowcount`
+        without fetching first."""
         reconnected = False
         try:
             async for attempt in stamina.retry_context(
@@ -498,7 +501,7 @@ class PostgresBackend:
             ):
                 with attempt:
                     try:
-                        return await self._once(work, write=write)
+                        return await self._once(work, write=write, pipeline=pipeline)
                     except _BrokenConnection as exc:
                         if reconnected:
                             raise _unreachable(self._line(exc.__cause__)) from exc.__cause__
@@ -512,7 +515,7 @@ class PostgresBackend:
             ) from exc
         raise AssertionError("unreachable: stamina returns or raises")  # pragma: no cover
 
-    async def _once(self, work: Callable[[Conn], Awaitable[_T]], *, write: bool) -> _T:
+    async def _once(self, work: Callable[[Conn], Awaitable[_T]], *, write: bool, pipeline: bool = False) -> _T:
         if not self._opened:
             self._opened = True
             await self._pool.open(wait=False)
@@ -524,6 +527,12 @@ class PostgresBackend:
         try:
             if not write:
                 return await work(conn)
+            if pipeline:
+                async with conn.pipeline():
+                    async with conn.transaction():
+                        result = await work(conn)
+                        committing = True  # leaving both blocks commits: the COMMIT is sent with the last sync
+                return result
             async with conn.transaction():
                 result = await work(conn)
                 committing = True  # leaving the block commits
@@ -590,7 +599,7 @@ class PostgresBackend:
                 method = rules.ATTACH_VERIFICATION_METHOD
             return rules.attached_contact(call, uid=uid, type_=type_, verification_method=method, created=False)
 
-        return await self._run(work, write=True)
+        return await self._run(work, write=True, pipeline=True)
 
     # ---------- attach_identity (Blooio) ----------
 
@@ -615,7 +624,7 @@ class PostgresBackend:
                 call, contact_id=contact_id, identity_id=identity_id, created_at=created_at, created=False
             )
 
-        return await self._run(work, write=True)
+        return await self._run(work, write=True, pipeline=True)
 
     # ---------- set_verification (TetherAI) ----------
 
@@ -631,12 +640,11 @@ class PostgresBackend:
             verified_at, source, method = rules.verification_state(call)
             params = {"at": verified_at, "source": source, "method": method, "seq": seq}
             # Every method carrying the value (the same number on sms and whatsapp, say) changes together.
-            cursor = await conn.execute(_SET_VERIFICATION, {**params, "kind": call.type, "value": call.value})
-            if cursor.rowcount:
+            if await _fetchall(conn, _SET_VERIFICATION, {**params, "kind": call.type, "value": call.value}):
                 await conn.execute(_TOUCH, (rules.now(), seq))
             return rules.verification_result(call, contact_id)
 
-        return await self._run(work, write=True)
+        return await self._run(work, write=True, pipeline=True)
 
     # ---------- upsert_contact (Featurebase) ----------
 
@@ -661,7 +669,7 @@ class PostgresBackend:
                 await _update_contact(conn, target.key, {**changes.columns, "updated_at": now})
             return rules.upsert_matched(call, target, changes)
 
-        return await self._run(work, write=True)
+        return await self._run(work, write=True, pipeline=True)
 
     # ---------- create_contact (Protocol) ----------
 
@@ -670,13 +678,13 @@ class PostgresBackend:
             now = rules.now()
             new = rules.contact_from_create(call)
             await _lock(conn, ("username", new.username_key))
-            existing = await _fetchone(conn, _ID_BY_USERNAME, (new.username_key,))
+            # Both sent before either is read: one round trip in pipeline mode.
+            owner_cursor = await conn.execute(_ID_BY_USERNAME, (new.username_key,))
+            holders_cursor = await conn.execute(_PHONE_HOLDERS, (call.phone_number, rules.SHARED_PHONE_LIMIT))
+            existing = await owner_cursor.fetchone()
             if existing is not None:
                 raise rules.username_taken(call.username, existing[0])
-            shared_with = [
-                str(row[0])
-                for row in await _fetchall(conn, _PHONE_HOLDERS, (call.phone_number, rules.SHARED_PHONE_LIMIT))
-            ]
+            shared_with = [str(row[0]) for row in await holders_cursor.fetchall()]
             seq, contact_id = await _add_contact(conn, new, now)
             phone = call.phone_number
             await _add_method(
@@ -684,7 +692,7 @@ class PostgresBackend:
             )
             return rules.created_contact(call, contact_id=contact_id, created_at=now, shared_with=shared_with)
 
-        return await self._run(work, write=True)
+        return await self._run(work, write=True, pipeline=True)
 
     # ---------- get_contact, find_contacts ----------
 
@@ -745,7 +753,7 @@ class PostgresBackend:
         async def work(conn: Conn) -> Outcome:
             return await _import(conn, call)
 
-        return await self._run(work, write=True)
+        return await self._run(work, write=True, pipeline=True)
 
     async def import_batch(
         self, items: Sequence[ContactRecord | rules.ImportContactInput]
@@ -763,7 +771,7 @@ class PostgresBackend:
                     answers.append(exc)
             return answers
 
-        return await self._run(work, write=True)
+        return await self._run(work, write=True, pipeline=True)
 
     async def restore_contact(self, record: ContactRecord) -> Outcome:
         checked = check_record(record)
@@ -771,7 +779,7 @@ class PostgresBackend:
         async def work(conn: Conn) -> Outcome:
             return await _restore(conn, checked)
 
-        return await self._run(work, write=True)
+        return await self._run(work, write=True, pipeline=True)
 
 
 async def _upsert_target(conn: Conn, call: UpsertContactInput) -> rules.StoredContact | None:
@@ -843,8 +851,10 @@ async def _update_contact(conn: Conn, seq: int, columns: dict[str, object]) -> N
 
 async def _make_primary(conn: Conn, seq: int, kind: Literal["email", "phone"], value: str, now: str) -> None:
     """Make `value` (not the current primary) the contact's primary of `kind`, adding it as a method if new."""
-    current = await _fetchone(conn, _PRIMARY_OF_KIND, (seq, kind))
-    existing = await _fetchone(conn, _METHOD_OF_KIND, (seq, kind, value, kind))
+    # Both sent before either is read: one round trip in pipeline mode.
+    current_cursor = await conn.execute(_PRIMARY_OF_KIND, (seq, kind))
+    existing_cursor = await conn.execute(_METHOD_OF_KIND, (seq, kind, value, kind))
+    current, existing = await current_cursor.fetchone(), await existing_cursor.fetchone()
     if current is not None:
         await conn.execute(_SET_PRIMARY, (False, current[0]))
     if existing is not None:
