@@ -32,6 +32,7 @@ Dead tuples, vacuum, backups and failover are the database's business (autovacuu
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -43,7 +44,7 @@ import psycopg
 import psycopg_pool
 import stamina
 from psycopg import errors as pg_errors
-from psycopg import sql
+from psycopg import pq, sql
 
 from contact_mcp.errors import ConfigError, ProviderUnavailable
 from contact_mcp.models import (
@@ -83,6 +84,8 @@ log = logging.getLogger("contact_mcp.store.postgres")
 _T = TypeVar("_T")
 Conn = psycopg.AsyncConnection[tuple[Any, ...]]
 Row = tuple[Any, ...]
+Statement = tuple[LiteralString, Sequence[object] | Mapping[str, object]]
+"""A statement and its parameters, for `_script`."""
 
 RETRY_ATTEMPTS: Final = 10
 """Runs of one call's transaction when it loses a race (unique_violation, serialization_failure, deadlock)."""
@@ -125,13 +128,13 @@ _VALUES_OF_KIND: Final[LiteralString] = (
 )
 _SET_PRIMARY: Final = "UPDATE methods SET is_primary = %s WHERE seq = %s"
 _VERIFY_ATTACHED: Final = "UPDATE methods SET verified_at = %s, verification_method = %s WHERE seq = %s"
-# Only rows whose state differs are touched, so the rows returned say whether anything changed.
+# Only rows whose state differs are touched, so the row count says whether anything changed.
 _SET_VERIFICATION: Final = (
     "UPDATE methods SET verified_at = %(at)s::text, verification_source = %(source)s::text, "
     "verification_method = %(method)s::text "
     "WHERE contact_seq = %(seq)s AND kind = %(kind)s AND value = %(value)s AND ("
     "verified_at IS DISTINCT FROM %(at)s::text OR verification_source IS DISTINCT FROM %(source)s::text "
-    "OR verification_method IS DISTINCT FROM %(method)s::text) RETURNING seq"
+    "OR verification_method IS DISTINCT FROM %(method)s::text)"
 )
 _HAS_METHOD_OF_KIND_VALUE: Final = "SELECT 1 FROM methods WHERE contact_seq = %s AND kind = %s AND value = %s LIMIT 1"
 _IDENTITY_BY_KEY: Final = (
@@ -211,6 +214,31 @@ _UPSERT_BY_PHONE: Final[LiteralString] = (
 _UPSERT_BY_USERNAME: Final[LiteralString] = f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE username_key = %s FOR UPDATE"
 _HELD_VALUES: Final = "SELECT kind, value FROM methods WHERE contact_seq = %s AND kind IN ('email', 'phone')"
 _DELETE_IDENTITIES: Final = "DELETE FROM identities WHERE contact_seq = %s"
+# A batch of new data (import): does any stored contact hold one of its keys? (`rules.batch_keys`)
+_BATCH_KEYS_HELD: Final = (
+    "SELECT EXISTS (SELECT 1 FROM contacts WHERE user_id = ANY(%(user_ids)s::text[]) "
+    "OR username_key = ANY(%(usernames)s::text[])) "
+    "OR EXISTS (SELECT 1 FROM methods WHERE value = ANY(%(emails)s::text[]) AND kind = 'email') "
+    "OR EXISTS (SELECT 1 FROM methods WHERE value = ANY(%(phones)s::text[]) AND kind = 'phone')"
+)
+# ... and when none does, its contacts and their methods, each in one statement, in the rows' order (seq order).
+_INSERT_CONTACTS: Final = (
+    f"INSERT INTO contacts ({_CONTACT_COLUMNS}) "
+    "SELECT id, user_id, username, username_key, name, display_name, locale, profile_picture, companies::jsonb, "
+    "custom_fields::jsonb, roles::jsonb, subscribed::boolean, search_text, %(now)s, %(now)s "
+    "FROM unnest(%(id)s::text[], %(user_id)s::text[], %(username)s::text[], %(username_key)s::text[], "
+    "%(name)s::text[], %(display_name)s::text[], %(locale)s::text[], %(profile_picture)s::text[], "
+    "%(companies)s::text[], %(custom_fields)s::text[], %(roles)s::text[], %(subscribed)s::text[], "
+    "%(search_text)s::text[]) WITH ORDINALITY AS new (id, user_id, username, username_key, name, display_name, "
+    "locale, profile_picture, companies, custom_fields, roles, subscribed, search_text, ord) ORDER BY ord"
+)
+_INSERT_NEW_METHODS: Final = (
+    "INSERT INTO methods (id, contact_seq, channel, type, kind, raw_value, value, is_primary, created_at) "
+    "SELECT new.id, c.seq, new.kind, new.kind, new.kind, new.value, new.value, new.is_primary, %(now)s "
+    "FROM unnest(%(id)s::text[], %(contact_id)s::text[], %(kind)s::text[], %(value)s::text[], "
+    "%(is_primary)s::boolean[]) WITH ORDINALITY AS new (id, contact_id, kind, value, is_primary, ord) "
+    "JOIN contacts c ON c.id = new.contact_id ORDER BY new.ord"
+)
 _JSON_COLUMNS: Final = frozenset({"companies", "custom_fields", "roles"})
 
 
@@ -423,6 +451,43 @@ async def _lock(conn: Conn, *keys: tuple[str, str | None]) -> None:
         await conn.execute(_LOCK_KEYS, (ids,))
 
 
+def _lock_statement(*keys: tuple[str, str | None]) -> Statement:
+    """`_lock` as a statement of a `_script`."""
+    return _LOCK_KEYS, ([lock_key(namespace, value) for namespace, value in keys if value is not None],)
+
+
+async def _abandon(conn: Conn) -> None:
+    """Roll back the transaction a failed scripted call left open (a broken connection is the pool's to drop)."""
+    if conn.broken or conn.info.transaction_status == pq.TransactionStatus.IDLE:
+        return
+    with anyio.CancelScope(shield=True), contextlib.suppress(psycopg.Error):
+        await conn.execute("ROLLBACK")
+
+
+async def _script(conn: Conn, *statements: Statement) -> list[list[Row]]:
+    """Several statements in one round trip, run in order; the rows each returned ([] for a statement returning
+    none). On an idle connection the script opens the call's transaction: BEGIN goes first (see `_run`).
+
+    Each statement's parameters are bound client-side by psycopg (`AsyncClientCursor.mogrify`, the driver's own
+    quoting) and the script is sent with the simple query protocol, the one that takes several statements at once.
+    Nothing is prepared, so PgBouncer in transaction mode is fine. Under READ COMMITTED each statement of a script
+    still takes its own snapshot, so a statement after an advisory lock sees what the lock's last holder committed.
+    An error stops the script there and is raised, as for one statement."""
+    cursor = psycopg.AsyncClientCursor(conn)
+    parts = [cursor.mogrify(query, params) for query, params in statements]
+    opens = conn.info.transaction_status == pq.TransactionStatus.IDLE
+    await cursor.execute("; ".join(["BEGIN", *parts] if opens else parts).encode())
+    answers: list[list[Row]] = []
+    while True:
+        result = cursor.pgresult
+        answers.append(
+            await cursor.fetchall() if result is not None and result.status == pq.ExecStatus.TUPLES_OK else []
+        )
+        if not cursor.nextset():
+            break
+    return answers[1:] if opens else answers
+
+
 async def _require_contact(
     conn: Conn, contact_id: str, *, field: str = "contact_id", hint: str = rules.GET_HINT
 ) -> tuple[int, str]:
@@ -488,12 +553,10 @@ class PostgresBackend:
 
     # ---------- one call, one transaction, reruns for lost races ----------
 
-    async def _run(self, work: Callable[[Conn], Awaitable[_T]], *, write: bool, pipeline: bool = False) -> _T:
+    async def _run(self, work: Callable[[Conn], Awaitable[_T]], *, write: bool, scripted: bool = False) -> _T:
         """Run `work` on a pooled connection, inside one transaction when it writes; rerun it when it lost a race
-        or its connection was found broken before committing. `pipeline` (writes only): libpq's pipeline mode,
-        where a statement whose rows `work` does not fetch costs no round trip of its own (BEGIN, the key locks
-        and the writes travel with the next fetch or the COMMIT); `work` must not read a cursor's `rowcount`
-        without fetching first."""
+        or its connection was found broken before committing. `scripted` (writes): `work`'s first statements are
+        a `_script`, which opens the transaction itself, so BEGIN costs no round trip of its own."""
         reconnected = False
         try:
             async for attempt in stamina.retry_context(
@@ -501,7 +564,7 @@ class PostgresBackend:
             ):
                 with attempt:
                     try:
-                        return await self._once(work, write=write, pipeline=pipeline)
+                        return await self._once(work, write=write, scripted=scripted)
                     except _BrokenConnection as exc:
                         if reconnected:
                             raise _unreachable(self._line(exc.__cause__)) from exc.__cause__
@@ -515,7 +578,7 @@ class PostgresBackend:
             ) from exc
         raise AssertionError("unreachable: stamina returns or raises")  # pragma: no cover
 
-    async def _once(self, work: Callable[[Conn], Awaitable[_T]], *, write: bool, pipeline: bool = False) -> _T:
+    async def _once(self, work: Callable[[Conn], Awaitable[_T]], *, write: bool, scripted: bool = False) -> _T:
         if not self._opened:
             self._opened = True
             await self._pool.open(wait=False)
@@ -527,11 +590,15 @@ class PostgresBackend:
         try:
             if not write:
                 return await work(conn)
-            if pipeline:
-                async with conn.pipeline():
-                    async with conn.transaction():
-                        result = await work(conn)
-                        committing = True  # leaving both blocks commits: the COMMIT is sent with the last sync
+            if scripted:
+                try:
+                    result = await work(conn)
+                except BaseException:
+                    await _abandon(conn)
+                    raise
+                if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+                    committing = True
+                    await conn.execute("COMMIT")
                 return result
             async with conn.transaction():
                 result = await work(conn)
@@ -599,7 +666,7 @@ class PostgresBackend:
                 method = rules.ATTACH_VERIFICATION_METHOD
             return rules.attached_contact(call, uid=uid, type_=type_, verification_method=method, created=False)
 
-        return await self._run(work, write=True, pipeline=True)
+        return await self._run(work, write=True)
 
     # ---------- attach_identity (Blooio) ----------
 
@@ -624,7 +691,7 @@ class PostgresBackend:
                 call, contact_id=contact_id, identity_id=identity_id, created_at=created_at, created=False
             )
 
-        return await self._run(work, write=True, pipeline=True)
+        return await self._run(work, write=True)
 
     # ---------- set_verification (TetherAI) ----------
 
@@ -640,11 +707,12 @@ class PostgresBackend:
             verified_at, source, method = rules.verification_state(call)
             params = {"at": verified_at, "source": source, "method": method, "seq": seq}
             # Every method carrying the value (the same number on sms and whatsapp, say) changes together.
-            if await _fetchall(conn, _SET_VERIFICATION, {**params, "kind": call.type, "value": call.value}):
+            cursor = await conn.execute(_SET_VERIFICATION, {**params, "kind": call.type, "value": call.value})
+            if cursor.rowcount:
                 await conn.execute(_TOUCH, (rules.now(), seq))
             return rules.verification_result(call, contact_id)
 
-        return await self._run(work, write=True, pipeline=True)
+        return await self._run(work, write=True)
 
     # ---------- upsert_contact (Featurebase) ----------
 
@@ -669,7 +737,7 @@ class PostgresBackend:
                 await _update_contact(conn, target.key, {**changes.columns, "updated_at": now})
             return rules.upsert_matched(call, target, changes)
 
-        return await self._run(work, write=True, pipeline=True)
+        return await self._run(work, write=True, scripted=True)
 
     # ---------- create_contact (Protocol) ----------
 
@@ -677,14 +745,15 @@ class PostgresBackend:
         async def work(conn: Conn) -> CreatedContact:
             now = rules.now()
             new = rules.contact_from_create(call)
-            await _lock(conn, ("username", new.username_key))
-            # Both sent before either is read: one round trip in pipeline mode.
-            owner_cursor = await conn.execute(_ID_BY_USERNAME, (new.username_key,))
-            holders_cursor = await conn.execute(_PHONE_HOLDERS, (call.phone_number, rules.SHARED_PHONE_LIMIT))
-            existing = await owner_cursor.fetchone()
-            if existing is not None:
-                raise rules.username_taken(call.username, existing[0])
-            shared_with = [str(row[0]) for row in await holders_cursor.fetchall()]
+            _, owner, holders = await _script(
+                conn,
+                _lock_statement(("username", new.username_key)),
+                (_ID_BY_USERNAME, (new.username_key,)),
+                (_PHONE_HOLDERS, (call.phone_number, rules.SHARED_PHONE_LIMIT)),
+            )
+            if owner:
+                raise rules.username_taken(call.username, owner[0][0])
+            shared_with = [str(row[0]) for row in holders]
             seq, contact_id = await _add_contact(conn, new, now)
             phone = call.phone_number
             await _add_method(
@@ -692,7 +761,7 @@ class PostgresBackend:
             )
             return rules.created_contact(call, contact_id=contact_id, created_at=now, shared_with=shared_with)
 
-        return await self._run(work, write=True, pipeline=True)
+        return await self._run(work, write=True, scripted=True)
 
     # ---------- get_contact, find_contacts ----------
 
@@ -753,12 +822,16 @@ class PostgresBackend:
         async def work(conn: Conn) -> Outcome:
             return await _import(conn, call)
 
-        return await self._run(work, write=True, pipeline=True)
+        return await self._run(work, write=True)
 
     async def import_batch(
         self, items: Sequence[ContactRecord | rules.ImportContactInput]
     ) -> list[Outcome | rules.RowError]:
         async def work(conn: Conn) -> list[Outcome | rules.RowError]:
+            calls = [item for item in items if isinstance(item, rules.ImportContactInput)]
+            keys = rules.batch_keys(calls) if len(calls) == len(items) else None
+            if keys is not None and await _create_all(conn, calls, keys):
+                return ["created"] * len(calls)
             answers: list[Outcome | rules.RowError] = []
             for item in items:
                 try:
@@ -771,7 +844,7 @@ class PostgresBackend:
                     answers.append(exc)
             return answers
 
-        return await self._run(work, write=True, pipeline=True)
+        return await self._run(work, write=True)
 
     async def restore_contact(self, record: ContactRecord) -> Outcome:
         checked = check_record(record)
@@ -779,18 +852,71 @@ class PostgresBackend:
         async def work(conn: Conn) -> Outcome:
             return await _restore(conn, checked)
 
-        return await self._run(work, write=True, pipeline=True)
+        return await self._run(work, write=True)
+
+
+async def _create_all(conn: Conn, calls: Sequence[rules.ImportContactInput], keys: rules.BatchKeys) -> bool:
+    """Create every row's contact at once, if no stored contact holds any of the batch's keys (then every row
+    creates its contact: `rules.batch_keys`); else write nothing and say so. The batch's key locks are taken first,
+    all in one statement (the locks each row would take, and its further emails), so the answer holds until commit
+    and the rows imported one by one afterwards in the same transaction wait for no further lock. In pipeline mode
+    this is two round trips for the whole batch: the locks and the check, then the inserts with the COMMIT."""
+    await _lock(
+        conn,
+        *(("user_id", user_id) for user_id in keys.user_ids),
+        *(("email", email) for email in keys.emails),
+        *(("username", key) for key in keys.username_keys),
+        *(("phone", phone) for phone in keys.phones),
+    )
+    held = await _fetchone(
+        conn,
+        _BATCH_KEYS_HELD,
+        {
+            "user_ids": list(keys.user_ids),
+            "usernames": list(keys.username_keys),
+            "emails": list(keys.emails),
+            "phones": list(keys.matching_phones),
+        },
+    )
+    if held is None or held[0]:
+        return False
+    try:
+        news = [rules.contact_from_import(call) for call in calls]
+    except rules.ROW_ERRORS:
+        return False  # the rows one by one say which
+    ids = [rules.new_id() for _ in calls]
+    columns: dict[str, list[object]] = {
+        "id": list(ids), "user_id": [], "username": [], "username_key": [], "name": [], "display_name": [],
+        "locale": [], "profile_picture": [], "companies": [], "custom_fields": [], "roles": [], "subscribed": [],
+        "search_text": [],
+    }  # fmt: skip
+    for new in news:
+        for column, value in zip(list(columns)[1:], _contact_values(new), strict=True):
+            columns[column].append(None if value is None else str(value).lower() if isinstance(value, bool) else value)
+    now = rules.now()
+    await conn.execute(_INSERT_CONTACTS, {**columns, "now": now})
+    methods: dict[str, list[object]] = {"id": [], "contact_id": [], "kind": [], "value": [], "is_primary": []}
+    for contact_id, call in zip(ids, calls, strict=True):
+        for kind, value, primary in rules.import_methods(call):
+            for column, item in zip(methods, (rules.new_id(), contact_id, kind, value, primary), strict=True):
+                methods[column].append(item)
+    await conn.execute(_INSERT_NEW_METHODS, {**methods, "now": now})
+    return True
 
 
 async def _upsert_target(conn: Conn, call: UpsertContactInput) -> rules.StoredContact | None:
     """Lock the keys and the candidate rows, read them, and ask `rules.upsert_target` (upsert, and import rows
     with an email or user id)."""
     keys = {"user_id": call.user_id, "email": call.email}
-    await _lock(conn, ("user_id", call.user_id), ("email", call.email))
-    await conn.execute(_LOCK_UPSERT_CANDIDATES, keys)
+    *_, candidates = await _script(
+        conn,
+        _lock_statement(("user_id", call.user_id), ("email", call.email)),
+        (_LOCK_UPSERT_CANDIDATES, keys),
+        (_UPSERT_CANDIDATES, keys),
+    )
     by_user_id = by_email = None
     holds = False
-    for row in await _fetchall(conn, _UPSERT_CANDIDATES, keys):
+    for row in candidates:
         if row[0] == "user_id":
             by_user_id, holds = _stored(row[1:15]), bool(row[15])
         else:
@@ -851,10 +977,8 @@ async def _update_contact(conn: Conn, seq: int, columns: dict[str, object]) -> N
 
 async def _make_primary(conn: Conn, seq: int, kind: Literal["email", "phone"], value: str, now: str) -> None:
     """Make `value` (not the current primary) the contact's primary of `kind`, adding it as a method if new."""
-    # Both sent before either is read: one round trip in pipeline mode.
-    current_cursor = await conn.execute(_PRIMARY_OF_KIND, (seq, kind))
-    existing_cursor = await conn.execute(_METHOD_OF_KIND, (seq, kind, value, kind))
-    current, existing = await current_cursor.fetchone(), await existing_cursor.fetchone()
+    current = await _fetchone(conn, _PRIMARY_OF_KIND, (seq, kind))
+    existing = await _fetchone(conn, _METHOD_OF_KIND, (seq, kind, value, kind))
     if current is not None:
         await conn.execute(_SET_PRIMARY, (False, current[0]))
     if existing is not None:

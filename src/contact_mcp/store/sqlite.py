@@ -752,6 +752,10 @@ class SqliteBackend:
         self, items: Sequence[ContactRecord | rules.ImportContactInput]
     ) -> list[Outcome | rules.RowError]:
         def work(db: sqlite3.Connection) -> list[Outcome | rules.RowError]:
+            calls = [item for item in items if isinstance(item, rules.ImportContactInput)]
+            keys = rules.batch_keys(calls) if len(calls) == len(items) else None
+            if keys is not None and _create_all(db, calls, keys):
+                return ["created"] * len(calls)
             answers: list[Outcome | rules.RowError] = []
             for item in items:
                 db.execute("SAVEPOINT import_row")
@@ -805,6 +809,49 @@ class SqliteBackend:
         assignments = ", ".join(f"{column} = ?" for column in columns)
         db.execute(f"UPDATE contacts SET {assignments} WHERE seq = ?", (*columns.values(), target.key))
         return "updated"
+
+
+_KEY_LOOKUPS: Final = (
+    ("user_ids", "SELECT 1 FROM contacts WHERE user_id IN ({})"),
+    ("username_keys", "SELECT 1 FROM contacts WHERE username_key IN ({})"),
+    ("emails", "SELECT 1 FROM methods WHERE value IN ({}) AND kind = 'email'"),
+    ("matching_phones", "SELECT 1 FROM methods WHERE value IN ({}) AND kind = 'phone'"),
+)
+_KEYS_PER_LOOKUP: Final = 500
+"""Values bound in one `_KEY_LOOKUPS` statement (SQLite allows 32,766 parameters; statements are cached by text,
+so full chunks reuse one prepared statement)."""
+
+
+def batch_lookups(keys: rules.BatchKeys) -> Iterator[tuple[str, list[str]]]:
+    """The statements (and their values) that find a stored contact holding one of a batch's keys: each an index
+    search per value (tests/store/sqlite/test_indexes.py checks their plans)."""
+    for field, template in _KEY_LOOKUPS:
+        values: tuple[str, ...] = getattr(keys, field)
+        for start in range(0, len(values), _KEYS_PER_LOOKUP):
+            chunk = list(values[start : start + _KEYS_PER_LOOKUP])
+            yield template.format(", ".join("?" * len(chunk))) + " LIMIT 1", chunk
+
+
+def _create_all(db: sqlite3.Connection, calls: Sequence[rules.ImportContactInput], keys: rules.BatchKeys) -> bool:
+    """Create every row's contact, if no stored contact holds any of the batch's keys (then every row creates its
+    contact: `rules.batch_keys`); else write nothing and say so. The write lock is held (BEGIN IMMEDIATE), so the
+    answer holds until commit."""
+    if any(db.execute(query, values).fetchone() is not None for query, values in batch_lookups(keys)):
+        return False
+    try:
+        news = [rules.contact_from_import(call) for call in calls]
+    except rules.ROW_ERRORS:
+        return False  # the rows one by one say which
+    now = rules.now()
+    methods: list[tuple[object, ...]] = []
+    for new, call in zip(news, calls, strict=True):
+        seq, _ = _add_contact(db, new, now)
+        methods += [
+            (rules.new_id(), seq, kind, kind, kind, value, value, primary, None, None, None, now)
+            for kind, value, primary in rules.import_methods(call)
+        ]
+    db.executemany(_INSERT_METHOD, methods)
+    return True
 
 
 def _named(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
