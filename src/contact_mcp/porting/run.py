@@ -110,11 +110,14 @@ async def import_rows(
     committed (so a caller interrupted mid-way can say where); rejected rows go to `rejected`, in line order."""
     seen = FileKeys()
     pending: list[RejectedRow | Ready] = []
+    ready = 0
     for row in rows:
-        pending.append(_prepare(row, default_region=default_region, seen=seen))
-        if sum(not isinstance(item, RejectedRow) for item in pending) >= batch_rows:
+        item = _prepare(row, default_region=default_region, seen=seen)
+        pending.append(item)
+        ready += not isinstance(item, RejectedRow)
+        if ready >= batch_rows:
             await _flush(store, pending, seen=seen, rejected=rejected, done=done, ticker=ticker)
-            pending = []
+            pending, ready = [], 0
     await _flush(store, pending, seen=seen, rejected=rejected, done=done, ticker=ticker)
 
 

@@ -13,6 +13,11 @@ COMMIT` transaction (rolled back on any exception), so two processes on the same
 instead of losing or duplicating updates; each read is one read transaction. A cancelled caller does not abandon
 its transaction: the thread finishes it (commit or rollback) before the connection's next call runs.
 
+Short reads skip the hop: get_contact and find_contacts by an exact key (index searches, a fraction of the hop's
+cost) run on the event loop's thread, on a third query-only connection that never waits for a lock (busy timeout
+0). In WAL mode a read needs no lock; when it would have to wait (a file not in WAL mode while another process
+writes), it goes to the reader's thread, so the loop never waits on the database.
+
 Every exact lookup is indexed, so a call costs about the same at 1k and 100k contacts (tests/store/sqlite/).
 Statements are fixed module-level strings, so sqlite3's statement cache prepares each once per connection.
 """
@@ -481,9 +486,16 @@ class SqliteBackend:
     mode a reader never waits for a writer, so a write queued behind another process's lock (up to the busy
     timeout) delays other writes only; reads go on."""
 
-    def __init__(self, writer: sqlite3.Connection, reader: sqlite3.Connection, path: Path) -> None:
+    def __init__(
+        self,
+        writer: sqlite3.Connection,
+        reader: sqlite3.Connection,
+        path: Path,
+        inline: sqlite3.Connection | None = None,
+    ) -> None:
         self._writer = _Lane(writer, f"contact-mcp sqlite writer {path.name}")
         self._reader = _Lane(reader, f"contact-mcp sqlite reader {path.name}")
+        self._inline = inline
         self._path = path
         self._closed = False
 
@@ -500,15 +512,18 @@ class SqliteBackend:
         where = Path(path).expanduser()
         try:
             reader = _reader(where, busy_timeout_ms)
+            inline = _reader(where, 0)
         except sqlite3.Error as exc:
             writer.close()
             raise ConfigError(f"CONTACT_MCP_DB={where} cannot be opened for reading ({exc})") from None
-        return cls(writer, reader, where)
+        return cls(writer, reader, where, inline)
 
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._inline is not None:
+            self._inline.close()
         await self._reader.run(self._reader.db.close)
         await self._writer.run(self._close_writer)
         self._reader.stop()
@@ -546,6 +561,19 @@ class SqliteBackend:
         reader (`begin` None: each statement its own read transaction)."""
         lane = self._writer if begin == "BEGIN IMMEDIATE" else self._reader
         return await lane.run(functools.partial(_transaction, lane.db, work, begin))
+
+    async def _read(self, work: Callable[[sqlite3.Connection], _T], *, begin: Literal["BEGIN"] | None) -> _T:
+        """A short, indexed read: answered on the event loop's own thread, without the hop to the reader's thread,
+        when it can be answered at once. Its connection never waits for a lock (busy timeout 0): in WAL mode a
+        reader never needs one; should it ever have to wait (a file not in WAL mode while another process writes,
+        WAL recovery), the read goes to the reader's thread, which may wait, and the loop goes on."""
+        if self._inline is not None:
+            try:
+                return _transaction(self._inline, work, begin)
+            except ProviderUnavailable as exc:
+                if not (isinstance(exc.__cause__, sqlite3.OperationalError) and _is_busy(exc.__cause__)):
+                    raise
+        return await self._run(work, begin=begin)
 
     @staticmethod
     def _require_contact(
@@ -716,7 +744,7 @@ class SqliteBackend:
                 raise rules.contact_not_found(contact_id)
             return found[0]
 
-        return contact_from(await self._run(work, begin="BEGIN"))
+        return contact_from(await self._read(work, begin="BEGIN"))
 
     # ---------- find_contacts ----------
 
@@ -727,7 +755,9 @@ class SqliteBackend:
         def work(db: sqlite3.Connection) -> list[dict[str, Any]]:
             return _named(db.execute(sql, params))  # one statement: its own read transaction
 
-        rows = await self._run(work, begin=None)
+        # Exact filters are index searches (short); a name search alone may walk many contacts: the reader's thread.
+        exact = any(value is not None for value in (call.email, call.phone, call.username, call.user_id))
+        rows = await (self._read(work, begin=None) if exact else self._run(work, begin=None))
         page = rows[: call.limit]
         return ContactPage(
             provider=rules.PROVIDER,
