@@ -859,32 +859,33 @@ async def _create_all(conn: Conn, calls: Sequence[rules.ImportContactInput], key
     """Create every row's contact at once, if no stored contact holds any of the batch's keys (then every row
     creates its contact: `rules.batch_keys`); else write nothing and say so. The batch's key locks are taken first,
     all in one statement (the locks each row would take, and its further emails), so the answer holds until commit
-    and the rows imported one by one afterwards in the same transaction wait for no further lock. In pipeline mode
-    this is two round trips for the whole batch: the locks and the check, then the inserts with the COMMIT."""
-    await _lock(
+    and the rows imported one by one afterwards in the same transaction wait for no further lock. Two round trips
+    for the whole batch (two `_script`s): the locks and the check, then the inserts."""
+    _, held = await _script(
         conn,
-        *(("user_id", user_id) for user_id in keys.user_ids),
-        *(("email", email) for email in keys.emails),
-        *(("username", key) for key in keys.username_keys),
-        *(("phone", phone) for phone in keys.phones),
+        _lock_statement(
+            *(("user_id", user_id) for user_id in keys.user_ids),
+            *(("email", email) for email in keys.emails),
+            *(("username", key) for key in keys.username_keys),
+            *(("phone", phone) for phone in keys.phones),
+        ),
+        (
+            _BATCH_KEYS_HELD,
+            {
+                "user_ids": list(keys.user_ids),
+                "usernames": list(keys.username_keys),
+                "emails": list(keys.emails),
+                "phones": list(keys.matching_phones),
+            },
+        ),
     )
-    held = await _fetchone(
-        conn,
-        _BATCH_KEYS_HELD,
-        {
-            "user_ids": list(keys.user_ids),
-            "usernames": list(keys.username_keys),
-            "emails": list(keys.emails),
-            "phones": list(keys.matching_phones),
-        },
-    )
-    if held is None or held[0]:
+    if held[0][0]:
         return False
     try:
         news = [rules.contact_from_import(call) for call in calls]
     except rules.ROW_ERRORS:
         return False  # the rows one by one say which
-    ids = [rules.new_id() for _ in calls]
+    ids = rules.new_ids(len(calls))
     columns: dict[str, list[object]] = {
         "id": list(ids), "user_id": [], "username": [], "username_key": [], "name": [], "display_name": [],
         "locale": [], "profile_picture": [], "companies": [], "custom_fields": [], "roles": [], "subscribed": [],
@@ -894,13 +895,14 @@ async def _create_all(conn: Conn, calls: Sequence[rules.ImportContactInput], key
         for column, value in zip(list(columns)[1:], _contact_values(new), strict=True):
             columns[column].append(None if value is None else str(value).lower() if isinstance(value, bool) else value)
     now = rules.now()
-    await conn.execute(_INSERT_CONTACTS, {**columns, "now": now})
-    methods: dict[str, list[object]] = {"id": [], "contact_id": [], "kind": [], "value": [], "is_primary": []}
+
+    methods: dict[str, list[object]] = {"contact_id": [], "kind": [], "value": [], "is_primary": []}
     for contact_id, call in zip(ids, calls, strict=True):
         for kind, value, primary in rules.import_methods(call):
-            for column, item in zip(methods, (rules.new_id(), contact_id, kind, value, primary), strict=True):
+            for column, item in zip(methods, (contact_id, kind, value, primary), strict=True):
                 methods[column].append(item)
-    await conn.execute(_INSERT_NEW_METHODS, {**methods, "now": now})
+    methods["id"] = list(rules.new_ids(len(methods["kind"])))
+    await _script(conn, (_INSERT_CONTACTS, {**columns, "now": now}), (_INSERT_NEW_METHODS, {**methods, "now": now}))
     return True
 
 

@@ -874,13 +874,16 @@ def _create_all(db: sqlite3.Connection, calls: Sequence[rules.ImportContactInput
         return False  # the rows one by one say which
     now = rules.now()
     methods: list[tuple[object, ...]] = []
-    for new, call in zip(news, calls, strict=True):
-        seq, _ = _add_contact(db, new, now)
-        methods += [
-            (rules.new_id(), seq, kind, kind, kind, value, value, primary, None, None, None, now)
-            for kind, value, primary in rules.import_methods(call)
-        ]
-    db.executemany(_INSERT_METHOD, methods)
+    for new, call, contact_id in zip(news, calls, rules.new_ids(len(calls)), strict=True):
+        seq, _ = _add_contact(db, new, now, contact_id)
+        methods += [(seq, kind, value, primary) for kind, value, primary in rules.import_methods(call)]
+    db.executemany(
+        _INSERT_METHOD,
+        [
+            (method_id, seq, kind, kind, kind, value, value, primary, None, None, None, now)
+            for method_id, (seq, kind, value, primary) in zip(rules.new_ids(len(methods)), methods, strict=True)
+        ],
+    )
     return True
 
 
