@@ -13,12 +13,16 @@ unavailable) stops the import, saying at which line.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol, TextIO
+
+import anyio
+import anyio.lowlevel
 
 from contact_mcp.errors import ContactError
 from contact_mcp.models import Outcome
@@ -96,6 +100,11 @@ class Progress:
     line: int = 0
 
 
+YIELD_ROWS: Final = 8
+"""Rows normalised between two turns of the event loop: the batch being written meanwhile (a database round trip,
+the store thread's answer) moves on at each turn."""
+
+
 async def import_rows(
     store: Importer,
     rows: Iterable[Row],
@@ -107,33 +116,63 @@ async def import_rows(
     batch_rows: int = BATCH_ROWS,
 ) -> None:
     """Import `rows` in order, `batch_rows` to a store transaction, counting each in `done` once its batch is
-    committed (so a caller interrupted mid-way can say where); rejected rows go to `rejected`, in line order."""
+    committed (so a caller interrupted mid-way can say where); rejected rows go to `rejected`, in line order.
+
+    The next batch is normalised while the previous one is written (normalising is most of an import's work, and
+    the database's part runs in another process or thread); a batch's rows are checked against the file's earlier
+    rows only once the batch before it is written, so a row the store refused frees its keys for later rows."""
     seen = FileKeys()
+    writing: list[asyncio.Future[None]] = []  # the batch being written, if any (an asyncio task)
     pending: list[RejectedRow | Ready] = []
     ready = 0
-    for row in rows:
-        item = _prepare(row, default_region=default_region, seen=seen)
-        pending.append(item)
-        ready += not isinstance(item, RejectedRow)
-        if ready >= batch_rows:
-            await _flush(store, pending, seen=seen, rejected=rejected, done=done, ticker=ticker)
-            pending, ready = [], 0
-    await _flush(store, pending, seen=seen, rejected=rejected, done=done, ticker=ticker)
+
+    async def write(batch: list[RejectedRow | Ready]) -> None:
+        while writing:
+            await writing.pop()
+        claimed = [_claim(item, seen=seen) for item in batch]
+        flush = _flush(store, claimed, seen=seen, rejected=rejected, done=done, ticker=ticker)
+        writing.append(asyncio.ensure_future(flush))
+
+    try:
+        for count, row in enumerate(rows, 1):
+            item = _normalised(row, default_region=default_region)
+            pending.append(item)
+            ready += not isinstance(item, RejectedRow)
+            if ready >= batch_rows:
+                await write(pending)
+                pending, ready = [], 0
+            elif count % YIELD_ROWS == 0:
+                await anyio.lowlevel.checkpoint()
+        await write(pending)
+        while writing:
+            await writing.pop()
+    finally:
+        # Stopped mid-way (Ctrl-C, a file that cannot be read on): the batch already handed to the store (one batch,
+        # short) is written and counted, so what the import says it did is what it did.
+        for task in writing:
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([task])
+            if not task.cancelled():
+                task.exception()  # looked at: the error that stopped the import is the one raised
 
 
-def _prepare(row: Row, *, default_region: str | None, seen: FileKeys) -> RejectedRow | Ready:
-    """The row ready for the store, or rejected before it: unreadable, not normalisable, or a second row for a
-    contact an earlier row of the file imports (its keys are claimed here, so a duplicate in one batch is seen)."""
-    if isinstance(row, RejectedRow):
+def _normalised(row: Row, *, default_region: str | None) -> RejectedRow | Ready:
+    """The row ready for the store, or rejected before it: unreadable or not normalisable."""
+    if isinstance(row, RejectedRow | RestoreRow):
         return row
-    ready = row if isinstance(row, RestoreRow) else normalise(row, default_region=default_region)
-    if isinstance(ready, RejectedRow):
-        return ready
-    duplicate = seen.earlier(ready)
+    return normalise(row, default_region=default_region)
+
+
+def _claim(item: RejectedRow | Ready, *, seen: FileKeys) -> RejectedRow | Ready:
+    """The row, or rejected as a second row for a contact an earlier row of the file imports (its keys are claimed
+    here, so a duplicate in one batch is seen)."""
+    if isinstance(item, RejectedRow):
+        return item
+    duplicate = seen.earlier(item)
     if duplicate is not None:
         return duplicate
-    seen.claim(ready)
-    return ready
+    seen.claim(item)
+    return item
 
 
 async def _flush(
