@@ -17,24 +17,23 @@ import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol, TextIO
 
 import anyio
-import anyio.lowlevel
 
 from contact_mcp.errors import ContactError
 from contact_mcp.models import Outcome
+from contact_mcp.porting.normalising import WORKER_FROM_ROWS, Ready, normalised_rows
 from contact_mcp.porting.readers import Format, count_rows, detect_format, read_rows
 from contact_mcp.porting.report import RejectedFile, Summary, Ticker, progress_bar
 from contact_mcp.porting.rows import (
     FileKeys,
-    NormalisedRow,
     RejectedRow,
     RestoreRow,
     Row,
-    normalise,
     rejection,
     source_of,
 )
@@ -53,9 +52,6 @@ class Exporter(Protocol):
 
 class Importer(Protocol):
     async def import_batch(self, items: Sequence[ContactRecord | ImportContactInput]) -> list[Outcome | RowError]: ...
-
-
-Ready = RestoreRow | NormalisedRow
 
 
 # ---------- export ----------
@@ -100,11 +96,6 @@ class Progress:
     line: int = 0
 
 
-YIELD_ROWS: Final = 8
-"""Rows normalised between two turns of the event loop: the batch being written meanwhile (a database round trip,
-the store thread's answer) moves on at each turn."""
-
-
 async def import_rows(
     store: Importer,
     rows: Iterable[Row],
@@ -114,9 +105,11 @@ async def import_rows(
     done: Progress,
     ticker: Ticker | None = None,
     batch_rows: int = BATCH_ROWS,
+    in_worker: bool = False,
 ) -> None:
     """Import `rows` in order, `batch_rows` to a store transaction, counting each in `done` once its batch is
     committed (so a caller interrupted mid-way can say where); rejected rows go to `rejected`, in line order.
+    `in_worker`: normalise in a worker process (`normalising`).
 
     The next batch is normalised while the previous one is written (normalising is most of an import's work, and
     the database's part runs in another process or thread); a batch's rows are checked against the file's earlier
@@ -134,15 +127,13 @@ async def import_rows(
         writing.append(asyncio.ensure_future(flush))
 
     try:
-        for count, row in enumerate(rows, 1):
-            item = _normalised(row, default_region=default_region)
-            pending.append(item)
-            ready += not isinstance(item, RejectedRow)
-            if ready >= batch_rows:
-                await write(pending)
-                pending, ready = [], 0
-            elif count % YIELD_ROWS == 0:
-                await anyio.lowlevel.checkpoint()
+        async with aclosing(normalised_rows(rows, default_region=default_region, in_worker=in_worker)) as items:
+            async for item in items:
+                pending.append(item)
+                ready += not isinstance(item, RejectedRow)
+                if ready >= batch_rows:
+                    await write(pending)
+                    pending, ready = [], 0
         await write(pending)
         while writing:
             await writing.pop()
@@ -154,13 +145,6 @@ async def import_rows(
                 await asyncio.wait([task])
             if not task.cancelled():
                 task.exception()  # looked at: the error that stopped the import is the one raised
-
-
-def _normalised(row: Row, *, default_region: str | None) -> RejectedRow | Ready:
-    """The row ready for the store, or rejected before it: unreadable or not normalisable."""
-    if isinstance(row, RejectedRow | RestoreRow):
-        return row
-    return normalise(row, default_region=default_region)
 
 
 def _claim(item: RejectedRow | Ready, *, seen: FileKeys) -> RejectedRow | Ready:
@@ -240,6 +224,7 @@ async def import_file(
                     rejected=rejected,
                     done=done,
                     ticker=ticker,
+                    in_worker=chosen != "jsonl" and total >= WORKER_FROM_ROWS,
                 )
     finally:
         rejected.close()

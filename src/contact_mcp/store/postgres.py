@@ -221,23 +221,23 @@ _BATCH_KEYS_HELD: Final = (
     "OR EXISTS (SELECT 1 FROM methods WHERE value = ANY(%(emails)s::text[]) AND kind = 'email') "
     "OR EXISTS (SELECT 1 FROM methods WHERE value = ANY(%(phones)s::text[]) AND kind = 'phone')"
 )
-# ... and when none does, its contacts and their methods, each in one statement, in the rows' order (seq order).
-_INSERT_CONTACTS: Final = (
-    f"INSERT INTO contacts ({_CONTACT_COLUMNS}) "
+# ... and when none does, its contacts and their methods in one statement, in the rows' order (seq order); the
+# methods find their contact's seq among the rows just inserted (a join with the whole table would scan it).
+_INSERT_NEW_CONTACTS: Final = (
+    f"WITH added AS (INSERT INTO contacts ({_CONTACT_COLUMNS}) "
     "SELECT id, user_id, username, username_key, name, display_name, locale, profile_picture, companies::jsonb, "
     "custom_fields::jsonb, roles::jsonb, subscribed::boolean, search_text, %(now)s, %(now)s "
     "FROM unnest(%(id)s::text[], %(user_id)s::text[], %(username)s::text[], %(username_key)s::text[], "
     "%(name)s::text[], %(display_name)s::text[], %(locale)s::text[], %(profile_picture)s::text[], "
     "%(companies)s::text[], %(custom_fields)s::text[], %(roles)s::text[], %(subscribed)s::text[], "
     "%(search_text)s::text[]) WITH ORDINALITY AS new (id, user_id, username, username_key, name, display_name, "
-    "locale, profile_picture, companies, custom_fields, roles, subscribed, search_text, ord) ORDER BY ord"
-)
-_INSERT_NEW_METHODS: Final = (
+    "locale, profile_picture, companies, custom_fields, roles, subscribed, search_text, ord) ORDER BY ord "
+    "RETURNING seq, id) "
     "INSERT INTO methods (id, contact_seq, channel, type, kind, raw_value, value, is_primary, created_at) "
-    "SELECT new.id, c.seq, new.kind, new.kind, new.kind, new.value, new.value, new.is_primary, %(now)s "
-    "FROM unnest(%(id)s::text[], %(contact_id)s::text[], %(kind)s::text[], %(value)s::text[], "
+    "SELECT new.id, added.seq, new.kind, new.kind, new.kind, new.value, new.value, new.is_primary, %(now)s "
+    "FROM unnest(%(method_id)s::text[], %(contact_id)s::text[], %(kind)s::text[], %(value)s::text[], "
     "%(is_primary)s::boolean[]) WITH ORDINALITY AS new (id, contact_id, kind, value, is_primary, ord) "
-    "JOIN contacts c ON c.id = new.contact_id ORDER BY new.ord"
+    "JOIN added ON added.id = new.contact_id ORDER BY new.ord"
 )
 _JSON_COLUMNS: Final = frozenset({"companies", "custom_fields", "roles"})
 
@@ -860,7 +860,7 @@ async def _create_all(conn: Conn, calls: Sequence[rules.ImportContactInput], key
     creates its contact: `rules.batch_keys`); else write nothing and say so. The batch's key locks are taken first,
     all in one statement (the locks each row would take, and its further emails), so the answer holds until commit
     and the rows imported one by one afterwards in the same transaction wait for no further lock. Two round trips
-    for the whole batch (two `_script`s): the locks and the check, then the inserts."""
+    for the whole batch: the locks and the check (a `_script`), then the inserts (one statement)."""
     _, held = await _script(
         conn,
         _lock_statement(
@@ -901,8 +901,8 @@ async def _create_all(conn: Conn, calls: Sequence[rules.ImportContactInput], key
         for kind, value, primary in rules.import_methods(call):
             for column, item in zip(methods, (contact_id, kind, value, primary), strict=True):
                 methods[column].append(item)
-    methods["id"] = list(rules.new_ids(len(methods["kind"])))
-    await _script(conn, (_INSERT_CONTACTS, {**columns, "now": now}), (_INSERT_NEW_METHODS, {**methods, "now": now}))
+    methods["method_id"] = list(rules.new_ids(len(methods["kind"])))
+    await conn.execute(_INSERT_NEW_CONTACTS, {**columns, **methods, "now": now})
     return True
 
 

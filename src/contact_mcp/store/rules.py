@@ -149,16 +149,18 @@ def decode_cursor(cursor: str) -> int:
 # ---------- JSON-valued columns ----------
 
 
+# None and empty are written without pydantic (most contacts have neither companies, custom fields nor roles, and
+# an import writes these three for every row).
 def companies_json(companies: tuple[Company, ...] | list[Company] | None) -> str:
-    return _COMPANIES.dump_json(list(companies or ()), exclude_none=True).decode()
+    return _COMPANIES.dump_json(list(companies), exclude_none=True).decode() if companies else "[]"
 
 
 def custom_fields_json(fields: dict[str, CustomValue] | None) -> str:
-    return _CUSTOM_FIELDS.dump_json(fields or {}).decode()
+    return _CUSTOM_FIELDS.dump_json(fields).decode() if fields else "{}"
 
 
 def roles_json(roles: tuple[str, ...] | list[str] | None) -> str:
-    return _ROLES.dump_json(list(roles or ())).decode()
+    return _ROLES.dump_json(list(roles)).decode() if roles else "[]"
 
 
 def parse_companies(stored: JsonColumn) -> list[Company]:

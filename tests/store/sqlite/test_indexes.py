@@ -110,6 +110,6 @@ async def test_an_import_batch_looks_its_keys_up_through_indexes(store: SqliteBa
 
     assert len(lookups) == 4 * (1 if count <= 500 else 2)
     for sql, params in lookups:
-        steps = plan(store, sql, params)
+        steps = plan(store, sql, list[object](params))
         assert steps
         assert full_reads(sql, steps) == [], steps
