@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
@@ -57,6 +57,7 @@ class AttachContactInput:
     raw_value: str
     type: str | None
     normalized_value: str
+    dry_run: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,7 @@ class AttachIdentityInput:
     identifier: str
     channel_type: ChannelType | None
     channel_id: str | None
+    dry_run: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,7 @@ class SetVerificationInput:
     verified: bool
     verified_at: str | None  # ISO 8601 UTC; None when clearing
     verification_source: str | None
+    dry_run: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,7 @@ class UpsertContactInput:
     custom_fields: dict[str, CustomValue] | None = None
     roles: tuple[str, ...] | None = None
     subscribed_to_changelog: bool | None = None
+    dry_run: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,7 @@ class CreateContactInput:
     phone_number: str
     display_name: str | None
     avatar_url: str | None
+    dry_run: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +135,52 @@ class Result(BaseModel):
     def summary(self) -> str:
         raise NotImplementedError
 
+    def headline(self) -> str:
+        """The one-line summary a result is sent with (a write's says first when it was a dry run)."""
+        return self.summary()
+
     def structured(self) -> dict[str, object]:
         return self.model_dump(mode="json", exclude_none=True)
 
 
-class AttachedContact(Result):
+_TRUNCATED = "Fields cut short to keep the result under 100 KB (the stored contact is whole)"
+
+ChangeValue = str | int | float | bool | list[Any] | dict[str, Any] | None
+"""A field's value before or after a write: any JSON value (None: the field had or has no value)."""
+
+
+# No docstring: it would be published as a description. What `field` names (the history masks values by it):
+# a contact's own field by its name (`name`, `user_id`, `roles`, `companies`...), one custom field as
+# `custom_fields.<key>`, one contact method as `methods` and one identity as `identities`, whose old and new are
+# the method or identity as an object (absent: added, or removed).
+class FieldChange(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+    field: Annotated[str, Field(description="e.g. name, custom_fields.plan, methods")]
+    old: Annotated[ChangeValue, Field(description="Before (absent: none)")] = None
+    new: Annotated[ChangeValue, Field(description="After (absent: none)")] = None
+    contact_id: Annotated[str | None, Field(description="Whose field, when a call changes several contacts")] = None
+
+
+class WriteResult(Result):
+    """What every write tool answers besides its own fields: whether it was a dry run, and what changed."""
+
+    dry_run: bool | None = Field(
+        default=None, description="True: a dry run; nothing was written (ids of new records are not kept)"
+    )
+    changes: list[FieldChange] | None = Field(
+        default=None,
+        description="What the call changed (on a dry run: would change), old to new, where the provider can tell",
+    )
+    truncated: list[str] | None = Field(default=None, description=_TRUNCATED)
+
+    def headline(self) -> str:
+        if self.dry_run:
+            return f"Dry run, nothing written; the call would answer: {self.summary()}"
+        return self.summary()
+
+
+class AttachedContact(WriteResult):
     """attach_contact: the verified contact method now on the end user."""
 
     created: bool
@@ -150,7 +196,7 @@ class AttachedContact(Result):
         return f"{verb} {self.channel} {self.normalized_value} to end user {self.end_user_id} (uid {self.uid})."
 
 
-class AttachedIdentity(Result):
+class AttachedIdentity(WriteResult):
     """attach_identity: the identity on the contact."""
 
     created: bool
@@ -167,7 +213,7 @@ class AttachedIdentity(Result):
         return f"{verb} identity {self.identifier}{on} to contact {self.contact_id} (id {self.id})."
 
 
-class VerificationResult(Result):
+class VerificationResult(WriteResult):
     """set_verification: the method's verification state after the change."""
 
     message: Literal[
@@ -185,7 +231,7 @@ class VerificationResult(Result):
         return f"{self.message}: {self.value} on contact {self.contact_id}."
 
 
-class UpsertResult(Result):
+class UpsertResult(WriteResult):
     """upsert_contact: what was done and the contact's key fields."""
 
     outcome: Outcome
@@ -200,7 +246,7 @@ class UpsertResult(Result):
         return f"Contact {who} {self.outcome} (id {self.id})."
 
 
-class CreatedContact(Result):
+class CreatedContact(WriteResult):
     """create_contact: the new contact."""
 
     id: str
@@ -266,10 +312,7 @@ class Contact(Result):
     updated_at: str | None = None
     methods: list[ContactMethod] = Field(default_factory=list[ContactMethod])
     identities: list[Identity] = Field(default_factory=list[Identity])
-    truncated: list[str] | None = Field(
-        default=None,
-        description="Fields cut short to keep the result under 100 KB (the stored contact is whole)",
-    )
+    truncated: list[str] | None = Field(default=None, description=_TRUNCATED)
 
     def summary(self) -> str:
         who = self.name or self.display_name or self.username or self.user_id or self.id

@@ -51,7 +51,9 @@ def _portable(node: Any) -> Any:
             mapping = {**kept[0], **mapping}
         # A union of scalars has no portable spelling: the type stays open and the description and the
         # server-side validator carry it.
-    if mapping.get("default", 0) is None:
+    default = mapping.get("default", ...)
+    if default is None or (default is False and mapping.get("type") == "boolean"):
+        # Left out, an argument is "not given" (None) or off (a flag whose default is false): saying so costs tokens.
         mapping.pop("default")
     for key in _INPUT_DROP:
         mapping.pop(key, None)

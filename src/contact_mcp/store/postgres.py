@@ -57,12 +57,14 @@ from contact_mcp.models import (
     ContactSummary,
     CreateContactInput,
     CreatedContact,
+    FieldChange,
     FindContactsInput,
     Outcome,
     SetVerificationInput,
     UpsertContactInput,
     UpsertResult,
     VerificationResult,
+    WriteResult,
 )
 from contact_mcp.redact import database_password, display_url
 from contact_mcp.settings import Settings
@@ -82,6 +84,7 @@ from contact_mcp.store.records import (
 log = logging.getLogger("contact_mcp.store.postgres")
 
 _T = TypeVar("_T")
+_W = TypeVar("_W", bound=WriteResult)
 Conn = psycopg.AsyncConnection[tuple[Any, ...]]
 Row = tuple[Any, ...]
 Statement = tuple[LiteralString, Sequence[object] | Mapping[str, object]]
@@ -499,6 +502,38 @@ async def _require_contact(
     return int(row[0]), canonical
 
 
+async def _whole(conn: Conn, seq: int) -> StoredFields | None:
+    row = await _fetchone(conn, _CONTACT_BY_SEQ, (seq,))
+    return _fields(row) if row is not None else None
+
+
+class Touched:
+    """The contacts one write changes, each read whole before its first change (None: the write creates it), so
+    what changed is the difference from the same contact read again at the end of the transaction."""
+
+    def __init__(self, conn: Conn) -> None:
+        self._conn = conn
+        self._before: dict[int, StoredFields | None] = {}
+
+    async def before(self, seq: int) -> None:
+        """Await before the write first changes (or deletes) contact `seq` (its row locked by then)."""
+        if seq not in self._before:
+            self._before[seq] = await _whole(self._conn, seq)
+
+    def created(self, seq: int) -> None:
+        """Call when the write has inserted contact `seq`."""
+        self._before.setdefault(seq, None)
+
+    async def changes(self) -> list[FieldChange]:
+        several = len(self._before) > 1
+        changes: list[FieldChange] = []
+        for seq, before in self._before.items():
+            after = await _whole(self._conn, seq)
+            whose = (after or before or {}).get("id") if several else None
+            changes += rules.field_changes(before, after, contact_id=whose)
+        return changes
+
+
 # ---------- the backend ----------
 
 
@@ -553,10 +588,27 @@ class PostgresBackend:
 
     # ---------- one call, one transaction, reruns for lost races ----------
 
-    async def _run(self, work: Callable[[Conn], Awaitable[_T]], *, write: bool, scripted: bool = False) -> _T:
-        """Run `work` on a pooled connection, inside one transaction when it writes; rerun it when it lost a race
-        or its connection was found broken before committing. `scripted` (writes): `work`'s first statements are
-        a `_script`, which opens the transaction itself, so BEGIN costs no round trip of its own."""
+    async def _write(
+        self, work: Callable[[Conn, Touched], Awaitable[_W]], *, dry_run: bool, scripted: bool = False
+    ) -> _W:
+        """Every write tool's transaction: `work` says which contacts it touches (`Touched`), its result is
+        given what changed, and a dry run is rolled back instead of committed (so it fails as the real call would,
+        and writes nothing). `scripted`: see `_run`."""
+
+        async def write(conn: Conn) -> _W:
+            touched = Touched(conn)
+            result = await work(conn, touched)
+            return rules.reported(result, await touched.changes(), dry_run=dry_run)
+
+        return await self._run(write, write=True, dry_run=dry_run, scripted=scripted)
+
+    async def _run(
+        self, work: Callable[[Conn], Awaitable[_T]], *, write: bool, dry_run: bool = False, scripted: bool = False
+    ) -> _T:
+        """Run `work` on a pooled connection, inside one transaction when it writes (rolled back at its end for a
+        `dry_run`); rerun it when it lost a race or its connection was found broken before committing.
+        `scripted` (writes): `work`'s first statements are a `_script`, which opens the transaction itself, so
+        BEGIN costs no round trip of its own."""
         reconnected = False
         try:
             async for attempt in stamina.retry_context(
@@ -564,7 +616,7 @@ class PostgresBackend:
             ):
                 with attempt:
                     try:
-                        return await self._once(work, write=write, scripted=scripted)
+                        return await self._once(work, write=write, dry_run=dry_run, scripted=scripted)
                     except _BrokenConnection as exc:
                         if reconnected:
                             raise _unreachable(self._line(exc.__cause__)) from exc.__cause__
@@ -578,7 +630,9 @@ class PostgresBackend:
             ) from exc
         raise AssertionError("unreachable: stamina returns or raises")  # pragma: no cover
 
-    async def _once(self, work: Callable[[Conn], Awaitable[_T]], *, write: bool, scripted: bool = False) -> _T:
+    async def _once(
+        self, work: Callable[[Conn], Awaitable[_T]], *, write: bool, dry_run: bool = False, scripted: bool = False
+    ) -> _T:
         if not self._opened:
             self._opened = True
             await self._pool.open(wait=False)
@@ -597,12 +651,15 @@ class PostgresBackend:
                     await _abandon(conn)
                     raise
                 if conn.info.transaction_status != pq.TransactionStatus.IDLE:
-                    committing = True
-                    await conn.execute("COMMIT")
+                    if dry_run:
+                        await conn.execute("ROLLBACK")
+                    else:
+                        committing = True
+                        await conn.execute("COMMIT")
                 return result
-            async with conn.transaction():
+            async with conn.transaction(force_rollback=dry_run):
                 result = await work(conn)
-                committing = True  # leaving the block commits
+                committing = not dry_run  # leaving the block commits (a dry run's rolls back)
             return result
         except _RACES:
             raise  # (deadlock and serialization failures are OperationalErrors too) rerun by `_run`
@@ -635,11 +692,12 @@ class PostgresBackend:
     # ---------- attach_contact (Feather) ----------
 
     async def attach_contact(self, call: AttachContactInput) -> AttachedContact:
-        async def work(conn: Conn) -> AttachedContact:
+        async def work(conn: Conn, touched: Touched) -> AttachedContact:
             now = rules.now()
             seq, _ = await _require_contact(conn, call.end_user_id, field="end_user_id", hint=rules.ATTACH_HINT)
             row = await _fetchone(conn, _METHOD_BY_CHANNEL_VALUE, (seq, call.channel, call.normalized_value))
             if row is None:
+                await touched.before(seq)
                 kind = rules.kind(call.channel, call.type)
                 first_of_kind = await _fetchone(conn, _PRIMARY_OF_KIND, (seq, kind)) is None
                 uid = await _add_method(
@@ -661,21 +719,23 @@ class PostgresBackend:
             method_seq, uid, type_, verified_at, method = row
             if verified_at is None:
                 # Attaching says the value is verified: an unverified method (say, from upsert) is promoted.
+                await touched.before(seq)
                 await conn.execute(_VERIFY_ATTACHED, (now, rules.ATTACH_VERIFICATION_METHOD, method_seq))
                 await conn.execute(_TOUCH, (now, seq))
                 method = rules.ATTACH_VERIFICATION_METHOD
             return rules.attached_contact(call, uid=uid, type_=type_, verification_method=method, created=False)
 
-        return await self._run(work, write=True)
+        return await self._write(work, dry_run=call.dry_run)
 
     # ---------- attach_identity (Blooio) ----------
 
     async def attach_identity(self, call: AttachIdentityInput) -> AttachedIdentity:
-        async def work(conn: Conn) -> AttachedIdentity:
+        async def work(conn: Conn, touched: Touched) -> AttachedIdentity:
             now = rules.now()
             seq, contact_id = await _require_contact(conn, call.contact_id)
             row = await _fetchone(conn, _IDENTITY_BY_KEY, rules.identity_key(call))
             if row is None:
+                await touched.before(seq)
                 identity_id = rules.new_id()
                 await conn.execute(
                     _INSERT_IDENTITY, (identity_id, seq, call.channel_type, call.identifier, call.channel_id, now)
@@ -691,12 +751,12 @@ class PostgresBackend:
                 call, contact_id=contact_id, identity_id=identity_id, created_at=created_at, created=False
             )
 
-        return await self._run(work, write=True)
+        return await self._write(work, dry_run=call.dry_run)
 
     # ---------- set_verification (TetherAI) ----------
 
     async def set_verification(self, call: SetVerificationInput) -> VerificationResult:
-        async def work(conn: Conn) -> VerificationResult:
+        async def work(conn: Conn, touched: Touched) -> VerificationResult:
             seq, contact_id = await _require_contact(conn, call.contact_id)
             if await _fetchone(conn, _HAS_METHOD_OF_KIND_VALUE, (seq, call.type, call.value)) is None:
                 values = [
@@ -705,6 +765,7 @@ class PostgresBackend:
                 ]
                 raise rules.value_not_found(call, values)
             verified_at, source, method = rules.verification_state(call)
+            await touched.before(seq)
             params = {"at": verified_at, "source": source, "method": method, "seq": seq}
             # Every method carrying the value (the same number on sms and whatsapp, say) changes together.
             cursor = await conn.execute(_SET_VERIFICATION, {**params, "kind": call.type, "value": call.value})
@@ -712,16 +773,17 @@ class PostgresBackend:
                 await conn.execute(_TOUCH, (rules.now(), seq))
             return rules.verification_result(call, contact_id)
 
-        return await self._run(work, write=True)
+        return await self._write(work, dry_run=call.dry_run)
 
     # ---------- upsert_contact (Featurebase) ----------
 
     async def upsert_contact(self, call: UpsertContactInput) -> UpsertResult:
-        async def work(conn: Conn) -> UpsertResult:
+        async def work(conn: Conn, touched: Touched) -> UpsertResult:
             target = await _upsert_target(conn, call)
             now = rules.now()
             if target is None:
                 seq, contact_id = await _add_contact(conn, rules.contact_from_upsert(call), now)
+                touched.created(seq)
                 for kind, value in (("email", call.email), ("phone", call.phone)):
                     if value is not None:
                         await _add_method(
@@ -729,6 +791,8 @@ class PostgresBackend:
                         )
                 return rules.upsert_created(call, contact_id)
             changes = rules.upsert_changes(target, call)
+            if changes.changed:
+                await touched.before(target.key)
             if changes.email is not None:
                 await _make_primary(conn, target.key, "email", changes.email, now)
             if changes.phone is not None:
@@ -737,12 +801,12 @@ class PostgresBackend:
                 await _update_contact(conn, target.key, {**changes.columns, "updated_at": now})
             return rules.upsert_matched(call, target, changes)
 
-        return await self._run(work, write=True, scripted=True)
+        return await self._write(work, dry_run=call.dry_run, scripted=True)
 
     # ---------- create_contact (Protocol) ----------
 
     async def create_contact(self, call: CreateContactInput) -> CreatedContact:
-        async def work(conn: Conn) -> CreatedContact:
+        async def work(conn: Conn, touched: Touched) -> CreatedContact:
             now = rules.now()
             new = rules.contact_from_create(call)
             _, owner, holders = await _script(
@@ -755,13 +819,14 @@ class PostgresBackend:
                 raise rules.username_taken(call.username, owner[0][0])
             shared_with = [str(row[0]) for row in holders]
             seq, contact_id = await _add_contact(conn, new, now)
+            touched.created(seq)
             phone = call.phone_number
             await _add_method(
                 conn, seq, now, channel="phone", type_="phone", raw_value=phone, value=phone, primary=True
             )
             return rules.created_contact(call, contact_id=contact_id, created_at=now, shared_with=shared_with)
 
-        return await self._run(work, write=True, scripted=True)
+        return await self._write(work, dry_run=call.dry_run, scripted=True)
 
     # ---------- get_contact, find_contacts ----------
 

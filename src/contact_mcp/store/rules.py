@@ -19,10 +19,10 @@ import binascii
 import json
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Final, Literal
+from typing import Any, Final, Literal, TypeVar, cast
 
 from pydantic import TypeAdapter
 
@@ -43,12 +43,14 @@ from contact_mcp.models import (
     CreateContactInput,
     CreatedContact,
     CustomValue,
+    FieldChange,
     MethodType,
     Outcome,
     SetVerificationInput,
     UpsertContactInput,
     UpsertResult,
     VerificationResult,
+    WriteResult,
 )
 
 PROVIDER: Final = "local"
@@ -744,3 +746,95 @@ def import_changes(
         (kind, value) for kind, values in _by_kind(call) for value in values[1:] if (kind, value) not in held
     )
     return ImportChanges(upsert=replace(upsert, columns=columns), more_methods=more)
+
+
+# ---------- what a write changed ----------
+
+_W = TypeVar("_W", bound=WriteResult)
+
+# Bookkeeping, not what the caller changed: never reported.
+_UNREPORTED: Final = frozenset({"seq", "id", "created_at", "updated_at", "methods", "identities"})
+# What a method and an identity show of themselves in a change (their own timestamps and raw input are bookkeeping).
+_METHOD_SHOWN: Final = ("id", "channel", "type", "value", "verified_at", "verification_source", "verification_method")
+_IDENTITY_SHOWN: Final = ("id", "channel_type", "identifier", "channel_id")
+_METHOD_KEY: Final = ("channel", "value")
+_IDENTITY_KEY: Final = ("identifier", "channel_type", "channel_id")
+
+Whole = Mapping[str, Any]
+"""A whole contact as a backend reads it inside a write's transaction (`records.StoredFields`)."""
+
+
+def _plain(value: object) -> Any:
+    """A field's value as JSON values; an empty list or map is no value (a new contact's `roles: []` is no change)."""
+    if isinstance(value, Company):
+        return value.model_dump(mode="json", exclude_none=True)
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in cast(Sequence[object], value)] or None
+    if isinstance(value, dict):
+        return dict(cast(Mapping[str, object], value)) or None
+    return value
+
+
+Keyed = dict[tuple[object, ...], dict[str, Any]]
+
+
+def _keyed(entries: object, names: tuple[str, ...], key: tuple[str, ...]) -> Keyed:
+    """A contact's methods or identities by their key, each as a change shows it (its `names` that have values;
+    a method also says whether it is primary and verified, as get_contact does)."""
+    keyed: Keyed = {}
+    for row in cast(list[Mapping[str, Any]], entries or []):
+        shown = {n: row[n] for n in names if row.get(n) is not None}
+        if "primary" in row:
+            shown.update(primary=bool(row["primary"]), verified=row.get("verified_at") is not None)
+        keyed[tuple(row.get(k) for k in key)] = shown
+    return keyed
+
+
+def _entry_changes(field: str, before: Keyed, after: Keyed) -> list[FieldChange]:
+    changes = [FieldChange(field=field, old=old, new=after.get(k)) for k, old in before.items() if after.get(k) != old]
+    return changes + [FieldChange(field=field, new=new) for k, new in after.items() if k not in before]
+
+
+def field_changes(before: Whole | None, after: Whole | None, *, contact_id: str | None = None) -> list[FieldChange]:
+    """What a write did to one contact, from the contact read whole before it (None: the write created it) and
+    after it (None: the write deleted it), in the same transaction: each field whose value differs, old to new;
+    custom fields key by key; methods by (channel, value) and identities by their key, each as an object. Ids,
+    timestamps and raw input are bookkeeping and never reported. `contact_id` labels every change (for a call
+    that changes several contacts)."""
+    old_fields: Whole = before or {}
+    new_fields: Whole = after or {}
+    changes: list[FieldChange] = []
+    for name in dict.fromkeys(n for n in (*old_fields, *new_fields) if n not in _UNREPORTED):
+        if name == "custom_fields":
+            old_map = cast(Mapping[str, Any], old_fields.get(name) or {})
+            new_map = cast(Mapping[str, Any], new_fields.get(name) or {})
+            for key in dict.fromkeys((*old_map, *new_map)):
+                old, new = old_map.get(key), new_map.get(key)
+                if key not in new_map or key not in old_map or _canonical_value(old) != _canonical_value(new):
+                    changes.append(FieldChange(field=f"custom_fields.{key}", old=old, new=new))
+            continue
+        old, new = _plain(old_fields.get(name)), _plain(new_fields.get(name))
+        if _canonical_value(old) != _canonical_value(new):
+            changes.append(FieldChange(field=name, old=old, new=new))
+    for field_name, names, key in (
+        ("methods", _METHOD_SHOWN, _METHOD_KEY),
+        ("identities", _IDENTITY_SHOWN, _IDENTITY_KEY),
+    ):
+        changes += _entry_changes(
+            field_name,
+            _keyed(old_fields.get(field_name), names, key),
+            _keyed(new_fields.get(field_name), names, key),
+        )
+    if contact_id is not None:
+        changes = [change.model_copy(update={"contact_id": contact_id}) for change in changes]
+    return changes
+
+
+def _canonical_value(value: object) -> str:
+    """Values compared as canonical JSON: key order never counts, and `1` never equals `true`."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def reported(result: _W, changes: list[FieldChange], *, dry_run: bool) -> _W:
+    """A write's result with what it changed, and marked as a dry run when it was one (nothing written)."""
+    return result.model_copy(update={"changes": changes, "dry_run": True if dry_run else None})

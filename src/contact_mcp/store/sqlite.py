@@ -46,12 +46,14 @@ from contact_mcp.models import (
     ContactSummary,
     CreateContactInput,
     CreatedContact,
+    FieldChange,
     FindContactsInput,
     Outcome,
     SetVerificationInput,
     UpsertContactInput,
     UpsertResult,
     VerificationResult,
+    WriteResult,
 )
 from contact_mcp.settings import Settings
 from contact_mcp.store import rules
@@ -72,6 +74,7 @@ BUSY_TIMEOUT_MS: Final = 5_000
 """How long a call waits for another process's write to finish before answering `provider_unavailable`."""
 
 _T = TypeVar("_T")
+_W = TypeVar("_W", bound=WriteResult)
 
 # ---------- statements ----------
 
@@ -155,6 +158,7 @@ _RECORD_COLUMNS: Final = (
     "subscribed_to_changelog, created_at, updated_at"
 )
 _RECORD_BY_ID: Final = f"SELECT {_RECORD_COLUMNS} FROM contacts WHERE id = ?"
+_RECORD_BY_SEQ: Final = f"SELECT {_RECORD_COLUMNS} FROM contacts WHERE seq = ?"
 _RECORDS_AFTER: Final = f"SELECT {_RECORD_COLUMNS} FROM contacts WHERE seq > ? ORDER BY seq LIMIT ?"
 # Methods and identities of a run of contacts, by row-number range (both indexed on contact_seq).
 _METHODS_OF: Final = (
@@ -392,15 +396,18 @@ def _transaction(
     db: sqlite3.Connection,
     work: Callable[[sqlite3.Connection], _T],
     begin: Literal["BEGIN IMMEDIATE", "BEGIN"] | None,
+    *,
+    commit: bool = True,
 ) -> _T:
-    """One call's transaction on `db` (on the worker thread): committed, or rolled back on any exception, with the
-    database's retryable failures mapped to `ProviderUnavailable`."""
+    """One call's transaction on `db` (on the worker thread): committed (rolled back instead when not `commit`: a
+    dry run), or rolled back on any exception, with the database's retryable failures mapped to
+    `ProviderUnavailable`."""
     try:
         if begin is None:
             return work(db)
         db.execute(begin)
         result = work(db)
-        db.execute("COMMIT")
+        db.execute("COMMIT" if commit else "ROLLBACK")
         return result
     except BaseException as exc:
         if db.in_transaction:
@@ -418,6 +425,38 @@ def _transaction(
                 retryable=False,
             ) from exc
         raise
+
+
+def _whole(db: sqlite3.Connection, seq: int) -> StoredFields | None:
+    found = _stored_contacts(db, _named(db.execute(_RECORD_BY_SEQ, (seq,))))
+    return found[0] if found else None
+
+
+class Touched:
+    """The contacts one write changes, each read whole before its first change (None: the write creates it), so
+    what changed is the difference from the same contact read again at the end of the transaction."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._before: dict[int, StoredFields | None] = {}
+
+    def before(self, seq: int) -> None:
+        """Call before the write first changes (or deletes) contact `seq`."""
+        if seq not in self._before:
+            self._before[seq] = _whole(self._db, seq)
+
+    def created(self, seq: int) -> None:
+        """Call when the write has inserted contact `seq`."""
+        self._before.setdefault(seq, None)
+
+    def changes(self) -> list[FieldChange]:
+        several = len(self._before) > 1
+        changes: list[FieldChange] = []
+        for seq, before in self._before.items():
+            after = _whole(self._db, seq)
+            whose = (after or before or {}).get("id") if several else None
+            changes += rules.field_changes(before, after, contact_id=whose)
+        return changes
 
 
 _Call = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]]
@@ -575,6 +614,19 @@ class SqliteBackend:
                     raise
         return await self._run(work, begin=begin)
 
+    async def _write(self, work: Callable[[sqlite3.Connection, Touched], _W], *, dry_run: bool) -> _W:
+        """Every write tool's transaction: `work` says which contacts it touches (`Touched`), its result is
+        given what changed, and a dry run is rolled back instead of committed (so it fails as the real call would,
+        and writes nothing)."""
+
+        def write(db: sqlite3.Connection) -> _W:
+            touched = Touched(db)
+            result = work(db, touched)
+            return rules.reported(result, touched.changes(), dry_run=dry_run)
+
+        lane = self._writer
+        return await lane.run(functools.partial(_transaction, lane.db, write, "BEGIN IMMEDIATE", commit=not dry_run))
+
     @staticmethod
     def _require_contact(
         db: sqlite3.Connection, contact_id: str, *, field: str = "contact_id", hint: str = rules.GET_HINT
@@ -590,11 +642,12 @@ class SqliteBackend:
     # ---------- attach_contact (Feather) ----------
 
     async def attach_contact(self, call: AttachContactInput) -> AttachedContact:
-        def work(db: sqlite3.Connection) -> AttachedContact:
+        def work(db: sqlite3.Connection, touched: Touched) -> AttachedContact:
             now = rules.now()
             seq, _ = self._require_contact(db, call.end_user_id, field="end_user_id", hint=rules.ATTACH_HINT)
             row = db.execute(_METHOD_BY_CHANNEL_VALUE, (seq, call.channel, call.normalized_value)).fetchone()
             if row is None:
+                touched.before(seq)
                 kind = rules.kind(call.channel, call.type)
                 first_of_kind = db.execute(_PRIMARY_OF_KIND, (seq, kind)).fetchone() is None
                 uid = _add_method(
@@ -616,21 +669,23 @@ class SqliteBackend:
             method_seq, uid, type_, verified_at, method = row
             if verified_at is None:
                 # Attaching says the value is verified: an unverified method (say, from upsert) is promoted.
+                touched.before(seq)
                 db.execute(_VERIFY_ATTACHED, (now, rules.ATTACH_VERIFICATION_METHOD, method_seq))
                 db.execute(_TOUCH, (now, seq))
                 method = rules.ATTACH_VERIFICATION_METHOD
             return rules.attached_contact(call, uid=uid, type_=type_, verification_method=method, created=False)
 
-        return await self._run(work, begin="BEGIN IMMEDIATE")
+        return await self._write(work, dry_run=call.dry_run)
 
     # ---------- attach_identity (Blooio) ----------
 
     async def attach_identity(self, call: AttachIdentityInput) -> AttachedIdentity:
-        def work(db: sqlite3.Connection) -> AttachedIdentity:
+        def work(db: sqlite3.Connection, touched: Touched) -> AttachedIdentity:
             now = rules.now()
             seq, contact_id = self._require_contact(db, call.contact_id)
             row = db.execute(_IDENTITY_BY_KEY, rules.identity_key(call)).fetchone()
             if row is None:
+                touched.before(seq)
                 identity_id = rules.new_id()
                 db.execute(
                     _INSERT_IDENTITY, (identity_id, seq, call.channel_type, call.identifier, call.channel_id, now)
@@ -646,37 +701,41 @@ class SqliteBackend:
                 call, contact_id=contact_id, identity_id=identity_id, created_at=created_at, created=False
             )
 
-        return await self._run(work, begin="BEGIN IMMEDIATE")
+        return await self._write(work, dry_run=call.dry_run)
 
     # ---------- set_verification (TetherAI) ----------
 
     async def set_verification(self, call: SetVerificationInput) -> VerificationResult:
-        def work(db: sqlite3.Connection) -> VerificationResult:
+        def work(db: sqlite3.Connection, touched: Touched) -> VerificationResult:
             seq, contact_id = self._require_contact(db, call.contact_id)
             if db.execute(_HAS_METHOD_OF_KIND_VALUE, (seq, call.type, call.value)).fetchone() is None:
                 values: list[str] = [row[0] for row in db.execute(_VALUES_OF_KIND, (seq, call.type))]
                 raise rules.value_not_found(call, values)
             state = rules.verification_state(call)
+            touched.before(seq)
             # Every method carrying the value (the same number on sms and whatsapp, say) changes together.
             if db.execute(_SET_VERIFICATION, (*state, seq, call.type, call.value)).rowcount:
                 db.execute(_TOUCH, (rules.now(), seq))
             return rules.verification_result(call, contact_id)
 
-        return await self._run(work, begin="BEGIN IMMEDIATE")
+        return await self._write(work, dry_run=call.dry_run)
 
     # ---------- upsert_contact (Featurebase) ----------
 
     async def upsert_contact(self, call: UpsertContactInput) -> UpsertResult:
-        def work(db: sqlite3.Connection) -> UpsertResult:
+        def work(db: sqlite3.Connection, touched: Touched) -> UpsertResult:
             target = self._upsert_target(db, call)
             now = rules.now()
             if target is None:
                 seq, contact_id = _add_contact(db, rules.contact_from_upsert(call), now)
+                touched.created(seq)
                 for kind, value in (("email", call.email), ("phone", call.phone)):
                     if value is not None:
                         _add_method(db, seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=True)
                 return rules.upsert_created(call, contact_id)
             changes = rules.upsert_changes(target, call)
+            if changes.changed:
+                touched.before(target.key)
             if changes.email is not None:
                 self._make_primary(db, target.key, "email", changes.email, now)
             if changes.phone is not None:
@@ -687,7 +746,7 @@ class SqliteBackend:
                 db.execute(f"UPDATE contacts SET {assignments} WHERE seq = ?", (*columns.values(), target.key))
             return rules.upsert_matched(call, target, changes)
 
-        return await self._run(work, begin="BEGIN IMMEDIATE")
+        return await self._write(work, dry_run=call.dry_run)
 
     @staticmethod
     def _upsert_target(db: sqlite3.Connection, call: UpsertContactInput) -> rules.StoredContact | None:
@@ -717,7 +776,7 @@ class SqliteBackend:
     # ---------- create_contact (Protocol) ----------
 
     async def create_contact(self, call: CreateContactInput) -> CreatedContact:
-        def work(db: sqlite3.Connection) -> CreatedContact:
+        def work(db: sqlite3.Connection, touched: Touched) -> CreatedContact:
             now = rules.now()
             new = rules.contact_from_create(call)
             existing = db.execute(_ID_BY_USERNAME, (new.username_key,)).fetchone()
@@ -725,11 +784,12 @@ class SqliteBackend:
                 raise rules.username_taken(call.username, existing[0])
             shared_with: list[str] = [row[0] for row in db.execute(_PHONE_HOLDERS, (call.phone_number,))]
             seq, contact_id = _add_contact(db, new, now)
+            touched.created(seq)
             phone = call.phone_number
             _add_method(db, seq, now, channel="phone", type_="phone", raw_value=phone, value=phone, primary=True)
             return rules.created_contact(call, contact_id=contact_id, created_at=now, shared_with=shared_with)
 
-        return await self._run(work, begin="BEGIN IMMEDIATE")
+        return await self._write(work, dry_run=call.dry_run)
 
     # ---------- get_contact ----------
 

@@ -6,8 +6,9 @@ serialised once, and that serialisation is what the size limit measures.
 
 No result's JSON exceeds `MAX_RESULT_BYTES`. A contact larger than that comes back shortened: its largest lists and
 maps lose entries from the end until it fits, and `truncated` names the fields that were cut (the stored contact
-is whole). A page of contacts that would not fit is an `invalid_argument` on `limit` whose hint gives a limit that
-fits. No other result can grow that large from valid arguments; one that did would be a `provider_error`.
+is whole); so does a write's list of `changes` (a contact's worth of custom fields, set at once, is that large).
+A page of contacts that would not fit is an `invalid_argument` on `limit` whose hint gives a limit that fits. No
+other result can grow that large from valid arguments; one that did would be a `provider_error`.
 """
 
 from typing import Any, cast
@@ -17,10 +18,11 @@ from pydantic_core import to_json
 
 from contact_mcp.errors import InvalidArgument, ProviderError
 from contact_mcp.limits import MAX_RESULT_BYTES
-from contact_mcp.models import Contact, ContactPage, Result
+from contact_mcp.models import Contact, ContactPage, Result, WriteResult
 
 # A contact's collections, in the order they are cut when the whole contact would not fit.
 _CUTTABLE = ("custom_fields", "companies", "methods", "identities", "roles", "tags")
+_WRITE_CUTTABLE = ("changes",)
 
 
 def success(result: Result) -> CallToolResult:
@@ -29,14 +31,16 @@ def success(result: Result) -> CallToolResult:
     if len(raw) > MAX_RESULT_BYTES:
         data, raw = _fit(result, data)
     return CallToolResult(
-        content=[TextContent(type="text", text=result.summary()), TextContent(type="text", text=raw.decode())],
+        content=[TextContent(type="text", text=result.headline()), TextContent(type="text", text=raw.decode())],
         structured_content=data,
     )
 
 
 def _fit(result: Result, data: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     if isinstance(result, Contact):
-        return _shorten_contact(data)
+        return _shorten(data, _CUTTABLE)
+    if isinstance(result, WriteResult):
+        return _shorten(data, _WRITE_CUTTABLE)
     if isinstance(result, ContactPage):
         raise _page_too_large(data)
     raise ProviderError(
@@ -46,14 +50,14 @@ def _fit(result: Result, data: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     )
 
 
-def _shorten_contact(data: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+def _shorten(data: dict[str, Any], cuttable: tuple[str, ...]) -> tuple[dict[str, Any], bytes]:
     shortened = dict(data)
     cut: list[str] = []
     raw = to_json(shortened)
     # Reserve room for the `truncated` list itself.
     budget = MAX_RESULT_BYTES - 200
     while len(raw) > budget:
-        present = [name for name in _CUTTABLE if shortened.get(name)]
+        present = [name for name in cuttable if shortened.get(name)]
         if not present:
             break
         largest = max(present, key=lambda name: len(to_json(shortened[name])))
@@ -63,7 +67,7 @@ def _shorten_contact(data: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         raw = to_json({**shortened, "truncated": cut})
     if len(raw) > MAX_RESULT_BYTES:
         raise ProviderError(
-            f"the contact's fixed fields alone are larger than {MAX_RESULT_BYTES} bytes", provider=data["provider"]
+            f"the result's fixed fields alone are larger than {MAX_RESULT_BYTES} bytes", provider=data["provider"]
         )
     shortened["truncated"] = cut
     return shortened, to_json(shortened)

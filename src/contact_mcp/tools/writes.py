@@ -41,7 +41,7 @@ from contact_mcp.normalize import (
     normalize_phone,
     normalize_uuid,
 )
-from contact_mcp.tools.arguments import check_custom_fields, iso_utc, opt, parse_instant, url
+from contact_mcp.tools.arguments import DryRun, check_custom_fields, iso_utc, opt, parse_instant, url
 from contact_mcp.tools.render import success
 from contact_mcp.tools.state import AppState, app_state, provider_for
 
@@ -57,6 +57,7 @@ async def attach_contact(
     ],
     value: Annotated[str, Field(max_length=500, description="Email, +E.164 phone or handle")],
     ctx: Context[AppState],
+    dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, AttachedContact]:
     """Attach a verified email, phone or handle to an end user."""
     state = app_state(ctx)
@@ -68,6 +69,7 @@ async def attach_contact(
         raw_value=value.strip(),
         type=kind,
         normalized_value=normalized,
+        dry_run=dry_run,
     )
     return success(await provider_for(ctx, Operation.ATTACH_CONTACT).attach_contact(call))
 
@@ -78,6 +80,7 @@ async def attach_identity(
     ctx: Context[AppState],
     channel_type: Annotated[ChannelType | None, Field(description="Channel")] = None,
     channel_id: Annotated[str | None, Field(max_length=100, description="Required for amb")] = None,
+    dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, AttachedIdentity]:
     """Attach a phone/email messaging identity to a contact."""
     state = app_state(ctx)
@@ -93,6 +96,7 @@ async def attach_identity(
         identifier=normalized,
         channel_type=channel_type,
         channel_id=opt(channel_id),
+        dry_run=dry_run,
     )
     return success(await provider_for(ctx, Operation.ATTACH_IDENTITY).attach_identity(call))
 
@@ -105,6 +109,7 @@ async def set_verification(
     ctx: Context[AppState],
     verification_source: Annotated[str | None, Field(max_length=100, description="e.g. admin-manual")] = None,
     verified_at: Annotated[str | None, Field(max_length=40, description="ISO 8601, default now")] = None,
+    dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, VerificationResult]:
     """Set or clear verification of a phone or email the contact has."""
     state = app_state(ctx)
@@ -127,6 +132,7 @@ async def set_verification(
         verified=verified,
         verified_at=when,
         verification_source=opt(verification_source) if verified else None,
+        dry_run=dry_run,
     )
     return success(await provider_for(ctx, Operation.SET_VERIFICATION).set_verification(call))
 
@@ -149,6 +155,7 @@ async def upsert_contact(
         Field(max_length=MAX_ROLES, description="Role ids"),
     ] = None,
     subscribed_to_changelog: Annotated[bool | None, Field(description="Changelog opt-in")] = None,
+    dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, UpsertResult]:
     """Create or update a contact by user_id or email (one is required)."""
     state = app_state(ctx)
@@ -171,6 +178,7 @@ async def upsert_contact(
         custom_fields=custom_fields,
         roles=tuple(roles) if roles is not None else None,
         subscribed_to_changelog=subscribed_to_changelog,
+        dry_run=dry_run,
     )
     return success(await provider_for(ctx, Operation.UPSERT_CONTACT).upsert_contact(call))
 
@@ -181,6 +189,7 @@ async def create_contact(
     ctx: Context[AppState],
     display_name: Annotated[str | None, Field(max_length=200, description="Default username")] = None,
     avatar_url: Annotated[str | None, Field(max_length=500, description="Image URL")] = None,
+    dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, CreatedContact]:
     """Create a contact from a username and phone number."""
     state = app_state(ctx)
@@ -192,5 +201,6 @@ async def create_contact(
         phone_number=normalize_phone(phone_number, field="phone_number", default_region=state.default_region),
         display_name=opt(display_name),
         avatar_url=url(avatar_url, field="avatar_url"),
+        dry_run=dry_run,
     )
     return success(await provider_for(ctx, Operation.CREATE_CONTACT).create_contact(call))
