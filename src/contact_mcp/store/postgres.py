@@ -202,6 +202,9 @@ _WHOLE_CONTACT: Final = (
     "FROM contacts c"
 )
 _CONTACT_BY_ID: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.id = %s"
+_UPSERT_CANDIDATES_WHOLE: Final[LiteralString] = (
+    f"{_WHOLE_CONTACT} WHERE c.user_id = %(user_id)s OR c.seq = {_BY_EMAIL}"
+)
 _CONTACT_BY_SEQ: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.seq = %s"
 _EXPORT_PAGE: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.seq > %s ORDER BY c.seq LIMIT %s"
 _SUMMARY_COLUMNS: Final[LiteralString] = (
@@ -270,6 +273,14 @@ class _BrokenConnection(Exception):
 
 def _retry_on(exc: Exception) -> bool:
     return isinstance(exc, (*_RACES, _BrokenConnection))
+
+
+def _commit_unknown() -> ProviderUnavailable:
+    return ProviderUnavailable(
+        "the connection to the contact database broke while committing; the write may have been saved",
+        hint="Read the contact (get_contact or find_contacts) before retrying the write",
+        retry_after_s=1.0,
+    )
 
 
 def _unreachable(cause: str) -> ProviderUnavailable:
@@ -492,14 +503,26 @@ async def _script(conn: Conn, *statements: Statement) -> list[list[Row]]:
 
 
 async def _require_contact(
-    conn: Conn, contact_id: str, *, field: str = "contact_id", hint: str = rules.GET_HINT
+    conn: Conn,
+    contact_id: str,
+    *,
+    field: str = "contact_id",
+    hint: str = rules.GET_HINT,
+    touched: Touched | None = None,
 ) -> tuple[int, str]:
-    """The contact's row number and canonical id, its row locked for this transaction; else `NotFound`."""
+    """The contact's row number and canonical id, its row locked for this transaction; else `NotFound`. One
+    `_script` (so it can open a scripted write's transaction); with `touched`, the contact is read whole in the same
+    round trip, once locked, for `Touched.before`."""
     canonical = rules.canonical_id(contact_id)
-    row = await _fetchone(conn, _SEQ_BY_ID_FOR_UPDATE, (canonical,)) if canonical else None
-    if row is None or canonical is None:
+    if canonical is None:
         raise rules.contact_not_found(contact_id, field=field, hint=hint)
-    return int(row[0]), canonical
+    whole: list[Statement] = [(_CONTACT_BY_ID, (canonical,))] if touched is not None else []
+    rows, *read = await _script(conn, (_SEQ_BY_ID_FOR_UPDATE, (canonical,)), *whole)
+    if not rows:
+        raise rules.contact_not_found(contact_id, field=field, hint=hint)
+    if touched is not None:
+        touched.read(read[0])
+    return int(rows[0][0]), canonical
 
 
 async def _whole(conn: Conn, seq: int) -> StoredFields | None:
@@ -514,24 +537,40 @@ class Touched:
     def __init__(self, conn: Conn) -> None:
         self._conn = conn
         self._before: dict[int, StoredFields | None] = {}
+        self._read: dict[int, StoredFields] = {}
+
+    def read(self, rows: Sequence[Row]) -> None:
+        """Contacts this write read whole (`_WHOLE_CONTACT` rows) once their rows were locked and before changing
+        anything: `before` takes them from here instead of reading them again (a round trip)."""
+        for row in rows:
+            self._read[int(row[0])] = _fields(row)
 
     async def before(self, seq: int) -> None:
         """Await before the write first changes (or deletes) contact `seq` (its row locked by then)."""
         if seq not in self._before:
-            self._before[seq] = await _whole(self._conn, seq)
+            self._before[seq] = self._read[seq] if seq in self._read else await _whole(self._conn, seq)
 
     def created(self, seq: int) -> None:
         """Call when the write has inserted contact `seq`."""
         self._before.setdefault(seq, None)
 
-    async def changes(self) -> list[FieldChange]:
+    async def changes(self, *, then: Statement | None = None) -> list[FieldChange]:
+        """What changed; every contact read again in one round trip, `then` (a COMMIT, say) sent with them."""
+        reads: list[Statement] = [(_CONTACT_BY_SEQ, (seq,)) for seq in self._before]
+        if not reads and then is None:
+            return []
+        answers = await _script(self._conn, *reads, *([then] if then is not None else []))
         several = len(self._before) > 1
         changes: list[FieldChange] = []
-        for seq, before in self._before.items():
-            after = await _whole(self._conn, seq)
+        for before, rows in zip(self._before.values(), answers, strict=False):  # (then's answer last)
+            after = _fields(rows[0]) if rows else None
             whose = (after or before or {}).get("id") if several else None
             changes += rules.field_changes(before, after, contact_id=whose)
         return changes
+
+
+class _CommitFailed(Exception):
+    """The connection broke while a write's COMMIT was on its way: whether it was saved is unknown."""
 
 
 # ---------- the backend ----------
@@ -598,7 +637,15 @@ class PostgresBackend:
         async def write(conn: Conn) -> _W:
             touched = Touched(conn)
             result = await work(conn, touched)
-            return rules.reported(result, await touched.changes(), dry_run=dry_run)
+            if not scripted or dry_run:
+                return rules.reported(result, await touched.changes(), dry_run=dry_run)
+            try:  # a scripted write reads what changed and commits in one round trip
+                changes = await touched.changes(then=("COMMIT", ()))
+            except psycopg.OperationalError as exc:
+                if conn.broken:
+                    raise _CommitFailed from exc
+                raise
+            return rules.reported(result, changes, dry_run=dry_run)
 
         return await self._run(write, write=True, dry_run=dry_run, scripted=scripted)
 
@@ -661,6 +708,9 @@ class PostgresBackend:
                 result = await work(conn)
                 committing = not dry_run  # leaving the block commits (a dry run's rolls back)
             return result
+        except _CommitFailed as exc:
+            await self._pool.check()
+            raise _commit_unknown() from exc.__cause__
         except _RACES:
             raise  # (deadlock and serialization failures are OperationalErrors too) rerun by `_run`
         except psycopg.OperationalError as exc:
@@ -669,11 +719,7 @@ class PostgresBackend:
             # The server restarted or the network dropped: the pool's idle connections are likely broken too.
             await self._pool.check()
             if committing:
-                raise ProviderUnavailable(
-                    "the connection to the contact database broke while committing; the write may have been saved",
-                    hint="Read the contact (get_contact or find_contacts) before retrying the write",
-                    retry_after_s=1.0,
-                ) from exc
+                raise _commit_unknown() from exc
             raise _BrokenConnection from exc
         except _OPERATOR_ERRORS as exc:
             raise ProviderUnavailable(
@@ -694,7 +740,9 @@ class PostgresBackend:
     async def attach_contact(self, call: AttachContactInput) -> AttachedContact:
         async def work(conn: Conn, touched: Touched) -> AttachedContact:
             now = rules.now()
-            seq, _ = await _require_contact(conn, call.end_user_id, field="end_user_id", hint=rules.ATTACH_HINT)
+            seq, _ = await _require_contact(
+                conn, call.end_user_id, field="end_user_id", hint=rules.ATTACH_HINT, touched=touched
+            )
             row = await _fetchone(conn, _METHOD_BY_CHANNEL_VALUE, (seq, call.channel, call.normalized_value))
             if row is None:
                 await touched.before(seq)
@@ -725,14 +773,14 @@ class PostgresBackend:
                 method = rules.ATTACH_VERIFICATION_METHOD
             return rules.attached_contact(call, uid=uid, type_=type_, verification_method=method, created=False)
 
-        return await self._write(work, dry_run=call.dry_run)
+        return await self._write(work, dry_run=call.dry_run, scripted=True)
 
     # ---------- attach_identity (Blooio) ----------
 
     async def attach_identity(self, call: AttachIdentityInput) -> AttachedIdentity:
         async def work(conn: Conn, touched: Touched) -> AttachedIdentity:
             now = rules.now()
-            seq, contact_id = await _require_contact(conn, call.contact_id)
+            seq, contact_id = await _require_contact(conn, call.contact_id, touched=touched)
             row = await _fetchone(conn, _IDENTITY_BY_KEY, rules.identity_key(call))
             if row is None:
                 await touched.before(seq)
@@ -751,13 +799,13 @@ class PostgresBackend:
                 call, contact_id=contact_id, identity_id=identity_id, created_at=created_at, created=False
             )
 
-        return await self._write(work, dry_run=call.dry_run)
+        return await self._write(work, dry_run=call.dry_run, scripted=True)
 
     # ---------- set_verification (TetherAI) ----------
 
     async def set_verification(self, call: SetVerificationInput) -> VerificationResult:
         async def work(conn: Conn, touched: Touched) -> VerificationResult:
-            seq, contact_id = await _require_contact(conn, call.contact_id)
+            seq, contact_id = await _require_contact(conn, call.contact_id, touched=touched)
             if await _fetchone(conn, _HAS_METHOD_OF_KIND_VALUE, (seq, call.type, call.value)) is None:
                 values = [
                     str(row[0])
@@ -773,13 +821,13 @@ class PostgresBackend:
                 await conn.execute(_TOUCH, (rules.now(), seq))
             return rules.verification_result(call, contact_id)
 
-        return await self._write(work, dry_run=call.dry_run)
+        return await self._write(work, dry_run=call.dry_run, scripted=True)
 
     # ---------- upsert_contact (Featurebase) ----------
 
     async def upsert_contact(self, call: UpsertContactInput) -> UpsertResult:
         async def work(conn: Conn, touched: Touched) -> UpsertResult:
-            target = await _upsert_target(conn, call)
+            target = await _upsert_target(conn, call, touched)
             now = rules.now()
             if target is None:
                 seq, contact_id = await _add_contact(conn, rules.contact_from_upsert(call), now)
@@ -971,16 +1019,22 @@ async def _create_all(conn: Conn, calls: Sequence[rules.ImportContactInput], key
     return True
 
 
-async def _upsert_target(conn: Conn, call: UpsertContactInput) -> rules.StoredContact | None:
+async def _upsert_target(
+    conn: Conn, call: UpsertContactInput, touched: Touched | None = None
+) -> rules.StoredContact | None:
     """Lock the keys and the candidate rows, read them, and ask `rules.upsert_target` (upsert, and import rows
-    with an email or user id)."""
+    with an email or user id). With `touched`, the candidates are read whole in the same round trip too."""
     keys = {"user_id": call.user_id, "email": call.email}
-    *_, candidates = await _script(
+    whole: list[Statement] = [(_UPSERT_CANDIDATES_WHOLE, keys)] if touched is not None else []
+    _, _, candidates, *read = await _script(
         conn,
         _lock_statement(("user_id", call.user_id), ("email", call.email)),
         (_LOCK_UPSERT_CANDIDATES, keys),
         (_UPSERT_CANDIDATES, keys),
+        *whole,
     )
+    if touched is not None:
+        touched.read(read[0])
     by_user_id = by_email = None
     holds = False
     for row in candidates:
