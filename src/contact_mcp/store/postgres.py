@@ -87,7 +87,7 @@ _T = TypeVar("_T")
 _W = TypeVar("_W", bound=WriteResult)
 Conn = psycopg.AsyncConnection[tuple[Any, ...]]
 Row = tuple[Any, ...]
-Statement = tuple[LiteralString, Sequence[object] | Mapping[str, object]]
+Statement = tuple[LiteralString | sql.Composed, Sequence[object] | Mapping[str, object]]
 """A statement and its parameters, for `_script`."""
 
 RETRY_ATTEMPTS: Final = 10
@@ -138,6 +138,11 @@ _SET_VERIFICATION: Final = (
     "WHERE contact_seq = %(seq)s AND kind = %(kind)s AND value = %(value)s AND ("
     "verified_at IS DISTINCT FROM %(at)s::text OR verification_source IS DISTINCT FROM %(source)s::text "
     "OR verification_method IS DISTINCT FROM %(method)s::text)"
+)
+# ... and the contact's updated_at moved when any did, in the same statement.
+_SET_VERIFICATION_AND_TOUCH: Final[LiteralString] = (
+    f"WITH changed AS ({_SET_VERIFICATION} RETURNING 1) "
+    "UPDATE contacts SET updated_at = %(now)s WHERE seq = %(seq)s AND EXISTS (SELECT 1 FROM changed)"
 )
 _HAS_METHOD_OF_KIND_VALUE: Final = "SELECT 1 FROM methods WHERE contact_seq = %s AND kind = %s AND value = %s LIMIT 1"
 _IDENTITY_BY_KEY: Final = (
@@ -538,6 +543,12 @@ class Touched:
         self._conn = conn
         self._before: dict[int, StoredFields | None] = {}
         self._read: dict[int, StoredFields] = {}
+        self._deferred: list[Statement] = []
+
+    def defer(self, query: LiteralString | sql.Composed, params: Sequence[object] | Mapping[str, object]) -> None:
+        """A last write whose answer the call does not need: sent with the round trip that reads the changes back
+        (errors surface there, as the statement's own would)."""
+        self._deferred.append((query, params))
 
     def read(self, rows: Sequence[Row]) -> None:
         """Contacts this write read whole (`_WHOLE_CONTACT` rows) once their rows were locked and before changing
@@ -557,9 +568,10 @@ class Touched:
     async def changes(self, *, then: Statement | None = None) -> list[FieldChange]:
         """What changed; every contact read again in one round trip, `then` (a COMMIT, say) sent with them."""
         reads: list[Statement] = [(_CONTACT_BY_SEQ, (seq,)) for seq in self._before]
-        if not reads and then is None:
+        if not reads and not self._deferred and then is None:
             return []
-        answers = await _script(self._conn, *reads, *([then] if then is not None else []))
+        answers = await _script(self._conn, *self._deferred, *reads, *([then] if then is not None else []))
+        answers = answers[len(self._deferred) :]
         several = len(self._before) > 1
         changes: list[FieldChange] = []
         for before, rows in zip(self._before.values(), answers, strict=False):  # (then's answer last)
@@ -743,24 +755,24 @@ class PostgresBackend:
             seq, _ = await _require_contact(
                 conn, call.end_user_id, field="end_user_id", hint=rules.ATTACH_HINT, touched=touched
             )
-            row = await _fetchone(conn, _METHOD_BY_CHANNEL_VALUE, (seq, call.channel, call.normalized_value))
+            kind = rules.kind(call.channel, call.type)
+            found, primary = await _script(
+                conn,
+                (_METHOD_BY_CHANNEL_VALUE, (seq, call.channel, call.normalized_value)),
+                (_PRIMARY_OF_KIND, (seq, kind)),
+            )
+            row = found[0] if found else None
             if row is None:
                 await touched.before(seq)
-                kind = rules.kind(call.channel, call.type)
-                first_of_kind = await _fetchone(conn, _PRIMARY_OF_KIND, (seq, kind)) is None
-                uid = await _add_method(
-                    conn,
-                    seq,
-                    now,
-                    channel=call.channel,
-                    type_=call.type,
-                    raw_value=call.raw_value,
-                    value=call.normalized_value,
-                    primary=first_of_kind,
-                    verified_at=now,
-                    verification_method=rules.ATTACH_VERIFICATION_METHOD,
-                )
-                await conn.execute(_TOUCH, (now, seq))
+                uid = rules.new_id()
+                touched.defer(
+                    _INSERT_METHOD,
+                    (
+                        uid, seq, call.channel, call.type, kind, call.raw_value, call.normalized_value, not primary,
+                        now, None, rules.ATTACH_VERIFICATION_METHOD, now,
+                    ),
+                )  # fmt: skip
+                touched.defer(_TOUCH, (now, seq))
                 return rules.attached_contact(
                     call, uid=uid, type_=call.type, verification_method=rules.ATTACH_VERIFICATION_METHOD, created=True
                 )
@@ -768,8 +780,8 @@ class PostgresBackend:
             if verified_at is None:
                 # Attaching says the value is verified: an unverified method (say, from upsert) is promoted.
                 await touched.before(seq)
-                await conn.execute(_VERIFY_ATTACHED, (now, rules.ATTACH_VERIFICATION_METHOD, method_seq))
-                await conn.execute(_TOUCH, (now, seq))
+                touched.defer(_VERIFY_ATTACHED, (now, rules.ATTACH_VERIFICATION_METHOD, method_seq))
+                touched.defer(_TOUCH, (now, seq))
                 method = rules.ATTACH_VERIFICATION_METHOD
             return rules.attached_contact(call, uid=uid, type_=type_, verification_method=method, created=False)
 
@@ -785,10 +797,10 @@ class PostgresBackend:
             if row is None:
                 await touched.before(seq)
                 identity_id = rules.new_id()
-                await conn.execute(
+                touched.defer(
                     _INSERT_IDENTITY, (identity_id, seq, call.channel_type, call.identifier, call.channel_id, now)
                 )
-                await conn.execute(_TOUCH, (now, seq))
+                touched.defer(_TOUCH, (now, seq))
                 return rules.attached_identity(
                     call, contact_id=contact_id, identity_id=identity_id, created_at=now, created=True
                 )
@@ -816,9 +828,9 @@ class PostgresBackend:
             await touched.before(seq)
             params = {"at": verified_at, "source": source, "method": method, "seq": seq}
             # Every method carrying the value (the same number on sms and whatsapp, say) changes together.
-            cursor = await conn.execute(_SET_VERIFICATION, {**params, "kind": call.type, "value": call.value})
-            if cursor.rowcount:
-                await conn.execute(_TOUCH, (rules.now(), seq))
+            touched.defer(
+                _SET_VERIFICATION_AND_TOUCH, {**params, "kind": call.type, "value": call.value, "now": rules.now()}
+            )
             return rules.verification_result(call, contact_id)
 
         return await self._write(work, dry_run=call.dry_run, scripted=True)
@@ -846,7 +858,7 @@ class PostgresBackend:
             if changes.phone is not None:
                 await _make_primary(conn, target.key, "phone", changes.phone, now)
             if changes.changed:
-                await _update_contact(conn, target.key, {**changes.columns, "updated_at": now})
+                touched.defer(*_update_statement(target.key, {**changes.columns, "updated_at": now}))
             return rules.upsert_matched(call, target, changes)
 
         return await self._write(work, dry_run=call.dry_run, scripted=True)
@@ -1086,6 +1098,10 @@ async def _import(conn: Conn, call: rules.ImportContactInput) -> Outcome:
 
 
 async def _update_contact(conn: Conn, seq: int, columns: dict[str, object]) -> None:
+    await conn.execute(*_update_statement(seq, columns))
+
+
+def _update_statement(seq: int, columns: dict[str, object]) -> tuple[sql.Composed, tuple[object, ...]]:
     assignments = sql.SQL(", ").join(
         sql.SQL("{} = {}::jsonb" if column in _JSON_COLUMNS else "{} = {}").format(
             sql.Identifier(column), sql.Placeholder()
@@ -1093,7 +1109,7 @@ async def _update_contact(conn: Conn, seq: int, columns: dict[str, object]) -> N
         for column in columns
     )
     statement = sql.SQL("UPDATE contacts SET {} WHERE seq = {}").format(assignments, sql.Placeholder())
-    await conn.execute(statement, (*columns.values(), seq))
+    return statement, (*columns.values(), seq)
 
 
 async def _make_primary(conn: Conn, seq: int, kind: Literal["email", "phone"], value: str, now: str) -> None:
