@@ -456,11 +456,38 @@ async def _add_method(
     verified_at: str | None = None,
     verification_method: str | None = None,
 ) -> str:
+    uid, statement = _method_statement(
+        seq,
+        now,
+        channel=channel,
+        type_=type_,
+        raw_value=raw_value,
+        value=value,
+        primary=primary,
+        verified_at=verified_at,
+        verification_method=verification_method,
+    )
+    await conn.execute(*statement)
+    return uid
+
+
+def _method_statement(
+    seq: int,
+    now: str,
+    *,
+    channel: str,
+    type_: str | None,
+    raw_value: str,
+    value: str,
+    primary: bool,
+    verified_at: str | None = None,
+    verification_method: str | None = None,
+) -> tuple[str, Statement]:
+    """`_add_method` as a statement (to defer): the new method's id, and the insert."""
     uid = rules.new_id()
     kind = rules.kind(channel, type_)
     row = (uid, seq, channel, type_, kind, raw_value, value, primary, verified_at, None, verification_method, now)
-    await conn.execute(_INSERT_METHOD, row)
-    return uid
+    return uid, (_INSERT_METHOD, row)
 
 
 async def _lock(conn: Conn, *keys: tuple[str, str | None]) -> None:
@@ -846,9 +873,10 @@ class PostgresBackend:
                 touched.created(seq)
                 for kind, value in (("email", call.email), ("phone", call.phone)):
                     if value is not None:
-                        await _add_method(
-                            conn, seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=True
+                        _, method = _method_statement(
+                            seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=True
                         )
+                        touched.defer(*method)
                 return rules.upsert_created(call, contact_id)
             changes = rules.upsert_changes(target, call)
             if changes.changed:
@@ -881,9 +909,10 @@ class PostgresBackend:
             seq, contact_id = await _add_contact(conn, new, now)
             touched.created(seq)
             phone = call.phone_number
-            await _add_method(
-                conn, seq, now, channel="phone", type_="phone", raw_value=phone, value=phone, primary=True
+            _, method = _method_statement(
+                seq, now, channel="phone", type_="phone", raw_value=phone, value=phone, primary=True
             )
+            touched.defer(*method)
             return rules.created_contact(call, contact_id=contact_id, created_at=now, shared_with=shared_with)
 
         return await self._write(work, dry_run=call.dry_run, scripted=True)
