@@ -24,14 +24,21 @@ class Operation(StrEnum):
     SET_VERIFICATION = "set_verification"
     UPSERT_CONTACT = "upsert_contact"
     CREATE_CONTACT = "create_contact"
+    DELETE_CONTACT = "delete_contact"
+    DETACH_IDENTITY = "detach_identity"
+    DETACH_CONTACT = "detach_contact"
     GET_CONTACT = "get_contact"
     FIND_CONTACTS = "find_contacts"
+    FIND_DUPLICATES = "find_duplicates"
+    MERGE_CONTACTS = "merge_contacts"
 
 
 ChannelType = Literal["blooio", "twilio", "whatsapp", "whatsapp_business", "rcs_business", "amb"]
 MethodType = Literal["phone", "email"]
 Outcome = Literal["created", "updated", "unchanged"]
 CustomValue = str | int | float | bool | None
+EvidenceKind = Literal["user_id", "email", "mailbox", "tagged", "phone", "name", "company", "email_domain"]
+"""Why find_duplicates thinks two contacts are one person: a key they share, or a similar name."""
 
 
 # Featurebase's company object, snake_case. No docstring: it would be published as a description.
@@ -105,6 +112,31 @@ class CreateContactInput:
 
 
 @dataclass(frozen=True, slots=True)
+class DeleteContactInput:
+    contact_id: str
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DetachIdentityInput:
+    contact_id: str
+    identifier: str
+    channel_type: str | None
+    """None: the identifier on any channel type."""
+    channel_id: str | None
+    """None: the identifier on any channel id."""
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DetachContactInput:
+    contact_id: str
+    channel: str
+    normalized_value: str
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class FindContactsInput:
     email: str | None = None
     phone: str | None = None
@@ -113,6 +145,20 @@ class FindContactsInput:
     query: str | None = None
     limit: int = 20
     cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FindDuplicatesInput:
+    limit: int = 20
+    cursor: str | None = None
+    min_score: float = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class MergeContactsInput:
+    survivor_id: str
+    duplicate_ids: tuple[str, ...]
+    dry_run: bool = False
 
 
 # ---------- canonical results ----------
@@ -265,6 +311,47 @@ class CreatedContact(WriteResult):
         return f"Created contact {self.username} ({self.phone_number}), id {self.id}.{shared}"
 
 
+class DeletedContact(WriteResult):
+    """delete_contact: the contact that is gone."""
+
+    id: str
+    also_deleted: list[str] | None = None
+    """Contacts that had been merged into this one (the same person), deleted with it."""
+    merged_into: str | None = None
+    """The deleted contact had been merged into this one, which holds the person's data and still exists."""
+
+    def summary(self) -> str:
+        also = f" with merged contact(s) {', '.join(self.also_deleted)}" if self.also_deleted else ""
+        survivor = f"; its data lives on in contact {self.merged_into}" if self.merged_into else ""
+        return f"Deleted contact {self.id}{also}{survivor}."
+
+
+class DetachedIdentity(WriteResult):
+    """detach_identity: the identities taken off the contact."""
+
+    contact_id: str
+    identifier: str
+    ids: list[str]
+
+    def summary(self) -> str:
+        return f"Detached {self.identifier} from contact {self.contact_id} (identity {', '.join(self.ids)})."
+
+
+class DetachedContact(WriteResult):
+    """detach_contact: the method taken off the contact."""
+
+    contact_id: str
+    channel: str
+    normalized_value: str
+    uid: str
+    new_primary: str | None = None
+    """The value that became primary of its kind in the detached one's place."""
+
+    def summary(self) -> str:
+        primary = f"; {self.new_primary} is now primary" if self.new_primary else ""
+        return f"Detached {self.channel} {self.normalized_value} from contact {self.contact_id}{primary}."
+
+
 # A provider fills what its API says; what it does not say stays absent (None), never invented.
 class ContactMethod(BaseModel):
     model_config = ConfigDict(defer_build=True)
@@ -339,3 +426,58 @@ class ContactPage(Result):
     def summary(self) -> str:
         more = f"; more with cursor {self.next_cursor}" if self.next_cursor else ""
         return f"Found {len(self.contacts)} contact(s){more}."
+
+
+class DuplicateEvidence(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+    kind: EvidenceKind
+    value: str
+    ids: list[str]
+
+
+class DuplicateGroup(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+    score: float
+    contacts: list[ContactSummary]
+    evidence: list[DuplicateEvidence]
+
+
+class DuplicatePage(Result):
+    """find_duplicates: one page of groups of contacts that are probably one person."""
+
+    groups: list[DuplicateGroup]
+    next_cursor: str | None = None
+
+    def summary(self) -> str:
+        more = f"; more with cursor {self.next_cursor}" if self.next_cursor else ""
+        return f"Found {len(self.groups)} group(s) of probable duplicates{more}."
+
+
+class MergeConflict(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+    field: str
+    kept: str
+    dropped: str
+    id: str
+    """The duplicate whose value was dropped."""
+
+
+class MergeResult(WriteResult):
+    """merge_contacts: the survivor, what it took from the duplicates, and the values it kept over theirs."""
+
+    outcome: Outcome
+    survivor_id: str
+    merged_ids: list[str]
+    filled: list[str]
+    moved_methods: int
+    moved_identities: int
+    conflicts: list[MergeConflict]
+
+    def summary(self) -> str:
+        if not self.merged_ids:
+            return f"Nothing to merge into contact {self.survivor_id}."
+        kept = f"; {len(self.conflicts)} conflicting value(s) kept from the survivor" if self.conflicts else ""
+        return f"Merged {len(self.merged_ids)} contact(s) into {self.survivor_id}{kept}."

@@ -18,7 +18,17 @@ from contact_mcp.models import (
     ContactPage,
     CreateContactInput,
     CreatedContact,
+    DeleteContactInput,
+    DeletedContact,
+    DetachContactInput,
+    DetachedContact,
+    DetachedIdentity,
+    DetachIdentityInput,
+    DuplicatePage,
     FindContactsInput,
+    FindDuplicatesInput,
+    MergeContactsInput,
+    MergeResult,
     Operation,
     SetVerificationInput,
     UpsertContactInput,
@@ -76,3 +86,18 @@ class Provider:
 
     async def find_contacts(self, call: FindContactsInput) -> ContactPage:
         raise self._unsupported(Operation.FIND_CONTACTS)
+
+    async def find_duplicates(self, call: FindDuplicatesInput) -> DuplicatePage:
+        raise self._unsupported(Operation.FIND_DUPLICATES)
+
+    async def merge_contacts(self, call: MergeContactsInput) -> MergeResult:
+        raise self._unsupported(Operation.MERGE_CONTACTS)
+
+    async def delete_contact(self, call: DeleteContactInput) -> DeletedContact:
+        raise self._unsupported(Operation.DELETE_CONTACT)
+
+    async def detach_identity(self, call: DetachIdentityInput) -> DetachedIdentity:
+        raise self._unsupported(Operation.DETACH_IDENTITY)
+
+    async def detach_contact(self, call: DetachContactInput) -> DetachedContact:
+        raise self._unsupported(Operation.DETACH_CONTACT)

@@ -43,6 +43,11 @@ from contact_mcp.models import (
     CreateContactInput,
     CreatedContact,
     CustomValue,
+    DeletedContact,
+    DetachContactInput,
+    DetachedContact,
+    DetachedIdentity,
+    DetachIdentityInput,
     FieldChange,
     MethodType,
     Outcome,
@@ -72,6 +77,7 @@ VALUES_IN_HINT: Final = 10
 
 ATTACH_HINT: Final = "Create the contact with upsert_contact or create_contact, or find its id with find_contacts"
 GET_HINT: Final = "Find the contact's id with find_contacts"
+DELETE_HINT: Final = "No contact has this id (it may be deleted already); find the contact's id with find_contacts"
 CURSOR_HINT: Final = "Pass next_cursor from the previous find_contacts result unchanged, or omit cursor"
 
 _COMPANIES: Final = TypeAdapter(list[Company])
@@ -273,6 +279,73 @@ def value_not_found(call: SetVerificationInput, values: list[str]) -> NotFound:
     else:
         hint = f"The contact has no {noun}; add one first with upsert_contact ({call.type}=...) or attach_contact"
     return NotFound(f"the contact has no {noun} {call.value}", field="value", hint=hint)
+
+
+# ---------- delete_contact, detach_identity, detach_contact (erasure) ----------
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityRow:
+    """One identity of a contact, as detach_identity matches it."""
+
+    key: int
+    id: str
+    identifier: str
+    channel_type: str | None
+    channel_id: str | None
+
+
+def identities_to_detach(call: DetachIdentityInput, held: list[IdentityRow]) -> list[IdentityRow]:
+    """The contact's identities that detach_identity takes off: the identifier, on the channel type and channel id
+    when given (omitted: any); `NotFound` listing the identifiers the contact has when none matches."""
+    matched = [
+        row
+        for row in held
+        if row.identifier == call.identifier
+        and (call.channel_type is None or row.channel_type == call.channel_type)
+        and (call.channel_id is None or row.channel_id == call.channel_id)
+    ]
+    if matched:
+        return matched
+    on = f" on {call.channel_type}" if call.channel_type else ""
+    names = list(dict.fromkeys(row.identifier for row in held))[:VALUES_IN_HINT]
+    hint = (
+        f"The contact's identities: {', '.join(names)}; pass one of these as identifier"
+        if names
+        else "The contact has no identities; read it with get_contact"
+    )
+    raise NotFound(f"the contact has no identity {call.identifier}{on}", field="identifier", hint=hint)
+
+
+def detached_identity(call: DetachIdentityInput, contact_id: str, rows: list[IdentityRow]) -> DetachedIdentity:
+    return DetachedIdentity(
+        provider=PROVIDER, contact_id=contact_id, identifier=call.identifier, ids=[row.id for row in rows]
+    )
+
+
+def method_not_found(call: DetachContactInput, values: list[str]) -> NotFound:
+    """detach_contact on a channel and value the contact lacks; `values` are its values on that channel."""
+    hint = (
+        f"The contact's {call.channel} values: {', '.join(values)}; pass one of these as value"
+        if values
+        else f"The contact has nothing on channel {call.channel}; read it with get_contact"
+    )
+    return NotFound(f"the contact has no {call.channel} {call.normalized_value}", field="value", hint=hint)
+
+
+def detached_contact(call: DetachContactInput, contact_id: str, uid: str, new_primary: str | None) -> DetachedContact:
+    return DetachedContact(
+        provider=PROVIDER,
+        contact_id=contact_id,
+        channel=call.channel,
+        normalized_value=call.normalized_value,
+        uid=uid,
+        new_primary=new_primary,
+    )
+
+
+def deleted_contact(contact_id: str, *, merged: list[str], merged_into: str | None) -> DeletedContact:
+    return DeletedContact(provider=PROVIDER, id=contact_id, also_deleted=merged or None, merged_into=merged_into)
 
 
 # ---------- attach_contact, attach_identity, set_verification ----------
@@ -615,6 +688,7 @@ def import_target(
     by_keys: StoredContact | None,
     by_username: StoredContact | None,
     phone_holders: list[StoredContact],
+    merged_names: Mapping[str, Sequence[str | None]] | None = None,
 ) -> StoredContact | None:
     """The contact a row of new data updates, or None to create one.
 
@@ -622,7 +696,8 @@ def import_target(
     `import_upsert(call)` (its conflicts raised). Otherwise the row's username names the contact (`by_username`,
     the contact holding it, when the row has one); otherwise its phone and name together do: `phone_holders` are
     the contacts holding any of the row's phones, oldest first, and the oldest whose name (or display name) is the
-    row's, ignoring case and spacing, is the match. A phone alone never matches: families share one.
+    row's, ignoring case and spacing, is the match; `merged_names` adds, per holder id, the names of the contacts
+    merged into it (their phones are its own now). A phone alone never matches: families share one.
     """
     if call.emails or call.user_id is not None:
         return by_keys
@@ -632,7 +707,8 @@ def import_target(
     if key is None:
         return None
     for holder in phone_holders:
-        if name_key(holder.name or holder.display_name) == key:
+        names = [holder.name or holder.display_name, *(merged_names or {}).get(holder.id, ())]
+        if any(name_key(name) == key for name in names):
             return holder
     return None
 
@@ -722,14 +798,21 @@ class ImportChanges:
 
 
 def import_changes(
-    stored: StoredContact, call: ImportContactInput, *, held: set[tuple[str, str]], username_owner: str | None
+    stored: StoredContact,
+    call: ImportContactInput,
+    *,
+    held: set[tuple[str, str]],
+    username_owner: str | None,
+    merged_names: Sequence[str | None] = (),
 ) -> ImportChanges:
     """Merge a row into its contact as an upsert does, plus the row's username (`username_owner`: the id of the
     contact holding it, if any; another contact's is a `Conflict`) and the row's further emails and phones the
-    contact lacks (`held`: the (kind, value) pairs of its methods)."""
+    contact lacks (`held`: the (kind, value) pairs of its methods). `merged_names`: the names of the contacts
+    merged into it, which a row keyed by phone and name may carry without renaming it."""
     merge = import_upsert(call)
     keyed_by_phone_and_name = not (call.emails or call.user_id is not None or call.username is not None)
-    if keyed_by_phone_and_name and name_key(call.name) == name_key(stored.name or stored.display_name):
+    names = {name_key(name) for name in (stored.name or stored.display_name, *merged_names)}
+    if keyed_by_phone_and_name and name_key(call.name) in names:
         merge = replace(merge, name=None)  # the name matched, ignoring case and spacing: it is not an edit
     upsert = upsert_changes(stored, merge)
     columns = dict(upsert.columns)

@@ -27,7 +27,7 @@ import httpx2
 import stamina
 
 from contact_mcp.errors import ContactError, InvalidArgument, ProviderError, ProviderTimeout, ProviderUnavailable
-from contact_mcp.models import FindContactsInput
+from contact_mcp.models import DeletedContact, FindContactsInput
 from contact_mcp.providers.base import Provider
 from contact_mcp.providers.http.errors import (
     RETRY_STATUSES,
@@ -134,6 +134,13 @@ class HttpProvider(Provider):
         )
 
     # ---------- for subclasses ----------
+
+    async def delete_preview(self, contact_id: str) -> DeletedContact:
+        """A dry run of delete_contact: the contact is read with the provider's documented read (so an unknown or
+        malformed id fails as the delete would) and nothing is sent that deletes. What the provider would erase
+        beyond the contact (its own associated data) no read can tell, so `changes` is left out."""
+        contact = await self.get_contact(contact_id)
+        return DeletedContact(provider=self.name, id=contact.id, dry_run=True)
 
     def check_filters(self, call: FindContactsInput) -> None:
         """The filters a find gives, after refusing one the API cannot serve: never a scan of a whole list."""
