@@ -7,7 +7,9 @@ from __future__ import annotations
 import pytest
 from mcp import Client
 
+from contact_mcp.server import ContactServer
 from contact_mcp.store import LocalStore
+from tests.confirming import User
 from tests.store.calls import PHONE, PHONE_2, UNKNOWN_UUID, counts, err, new_contact, ok
 from tests.store.conftest import BACKENDS
 
@@ -50,7 +52,7 @@ async def test_delete_leaves_none_of_the_contacts_values_in_any_table(
     backend = BACKENDS[store_backend]
     assert len(_traces(backend.table_text(empty_store))) == 8  # the check can see them while they are there
 
-    deleted = await ok(client, "delete_contact", contact_id=contact_id.upper())
+    deleted = await ok(client, "delete_contact", contact_id=contact_id.upper(), confirm=True)
 
     assert deleted["id"] == contact_id
     assert "also_deleted" not in deleted and "merged_into" not in deleted
@@ -67,7 +69,7 @@ async def test_delete_leaves_none_of_the_contacts_values_in_any_table(
 
 async def test_a_deleted_contact_is_gone_and_its_keys_are_free_again(client: Client) -> None:
     contact_id = await _person(client)
-    await ok(client, "delete_contact", contact_id=contact_id)
+    await ok(client, "delete_contact", contact_id=contact_id, confirm=True)
 
     error = await err(client, "get_contact", contact_id=contact_id)
     assert error["code"] == "not_found"
@@ -86,7 +88,7 @@ async def test_deleting_twice_changes_nothing_more_the_second_time(client: Clien
     """Idempotent in effect: the second call finds nothing to delete and says so; nothing else is touched."""
     contact_id = await _person(client)
     await new_contact(client, email="other@example.com")
-    await ok(client, "delete_contact", contact_id=contact_id)
+    await ok(client, "delete_contact", contact_id=contact_id, confirm=True)
     before = await counts(store)
 
     assert (await err(client, "delete_contact", contact_id=contact_id))["code"] == "not_found"
@@ -110,7 +112,7 @@ async def test_deleting_a_survivor_deletes_the_contacts_merged_into_it(
     backend.mark_merged(empty_store, merged, survivor)
     backend.mark_merged(empty_store, merged_earlier, merged)
 
-    deleted = await ok(client, "delete_contact", contact_id=survivor)
+    deleted = await ok(client, "delete_contact", contact_id=survivor, confirm=True)
 
     assert deleted["id"] == survivor
     assert sorted(deleted["also_deleted"]) == sorted([merged, merged_earlier])
@@ -126,7 +128,7 @@ async def test_deleting_a_merged_contact_deletes_only_it_and_names_its_survivor(
     merged = await new_contact(client, email=EMAIL)
     BACKENDS[store_backend].mark_merged(empty_store, merged, survivor)
 
-    deleted = await ok(client, "delete_contact", contact_id=merged)
+    deleted = await ok(client, "delete_contact", contact_id=merged, confirm=True)
 
     assert (deleted["id"], deleted["merged_into"]) == (merged, survivor)
     assert "also_deleted" not in deleted
@@ -257,3 +259,53 @@ async def test_dry_run_detaches_change_nothing(client: Client, store_backend: st
     assert [c["field"] for c in identity["changes"]] == ["identities"]
     assert [c["field"] for c in method["changes"]] == ["methods"]
     assert backend.table_text(empty_store) == before
+
+
+# ---------- confirmation: a delete is always asked about ----------
+
+
+async def test_a_delete_asks_the_user_naming_the_contact_and_a_no_changes_nothing(
+    server: ContactServer, client: Client, store: LocalStore
+) -> None:
+    contact_id = await _person(client)
+    declining = User(action="decline")
+    async with Client(server, elicitation_callback=declining) as asking:
+        refused = await asking.call_tool("delete_contact", {"contact_id": contact_id, "confirm": True})
+    assert refused.is_error and (refused.structured_content or {})["error"]["code"] == "declined"
+    (question,) = declining.asked
+    assert f"Delete contact {NAME} (id {contact_id})" in question and "cannot be undone" in question
+    assert (await counts(store))["contacts"] == 1
+
+    accepting = User()
+    async with Client(server, elicitation_callback=accepting) as asking:
+        done = await asking.call_tool("delete_contact", {"contact_id": contact_id})
+    assert not done.is_error, done.content
+    assert len(accepting.asked) == 1
+    assert await counts(store) == {"contacts": 0, "methods": 0, "identities": 0}
+
+
+async def test_without_a_user_to_ask_a_delete_needs_confirm(client: Client, store: LocalStore) -> None:
+    contact_id = await _person(client)
+
+    error = await err(client, "delete_contact", contact_id=contact_id)
+
+    assert (error["code"], error["field"]) == ("confirmation_required", "confirm")
+    assert f"Delete contact {NAME} (id {contact_id})" in error["message"]
+    assert (await counts(store))["contacts"] == 1
+    assert (await ok(client, "delete_contact", contact_id=contact_id, confirm=True))["id"] == contact_id
+
+
+async def test_deleting_after_merge_contacts_erases_the_survivor_and_its_stubs(
+    client: Client, store: LocalStore, store_backend: str, empty_store: str
+) -> None:
+    """The same, with the stubs merge_contacts leaves (they keep their own fields, here the name)."""
+    survivor = await new_contact(client, email="zq@example.org")
+    duplicate = await _person(client)
+    merged = await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate], confirm=True)
+    assert not merged.get("dry_run")
+
+    deleted = await ok(client, "delete_contact", contact_id=survivor, confirm=True)
+
+    assert deleted["also_deleted"] == [duplicate]
+    assert _traces(BACKENDS[store_backend].table_text(empty_store)) == []
+    assert await counts(store) == {"contacts": 0, "methods": 0, "identities": 0}
