@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from contact_mcp import Settings
-from contact_mcp.porting.readers import read_rows
+from contact_mcp.porting.readers import Format, read_rows
 from contact_mcp.porting.report import RejectedFile, Summary
 from contact_mcp.porting.rows import Row
 from contact_mcp.porting.run import Progress, import_file, import_rows
@@ -197,3 +197,38 @@ async def test_restoring_a_row_whose_user_id_belongs_to_another_contact_is_rejec
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+@pytest.mark.parametrize("fmt", ["csv", "vcf"])
+async def test_rows_normalised_in_a_worker_process_import_as_rows_normalised_here(
+    store: LocalStore, tmp_path: Path, fmt: Format
+) -> None:
+    path = _write(tmp_path / f"contacts.{fmt}", CSV if fmt == "csv" else APPLE + GOOGLE + V4)
+    clean = LocalStore.open(tmp_path / "clean.db")
+    summaries: list[Summary] = []
+    try:
+        for target, in_worker in ((store, True), (clean, False)):
+            done = Progress(Summary())
+            rejected = RejectedFile(tmp_path / f"rejected-{in_worker}")
+            await import_rows(
+                target,
+                read_rows(path, fmt),
+                default_region="US",
+                rejected=rejected,
+                done=done,
+                batch_rows=2,
+                in_worker=in_worker,
+            )
+            rejected.close()
+            summaries.append(done.summary)
+        assert _shape(await _records(store)) == _shape(await _records(clean))
+    finally:
+        await clean.aclose()
+
+    assert summaries[0] == summaries[1]
+    assert summaries[0].created > 0
+    assert (summaries[0].rejected > 0) == (fmt == "csv")
+    written = [tmp_path / f"rejected-{in_worker}" for in_worker in (True, False)]
+    assert [path.read_text() if path.exists() else None for path in written] == [
+        path.read_text() if path.exists() else None for path in reversed(written)
+    ]

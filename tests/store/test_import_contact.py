@@ -147,3 +147,66 @@ async def test_a_batch_refuses_a_row_alone_and_keeps_the_others(store: LocalStor
     assert answers[2] == "created"
     assert [r.name for r in await _records(store)] == [None, None, "Carol", "Mom"]
     assert await store.import_batch([ImportContactInput(phones=(PHONE,), name="Mom")]) == ["unchanged"]
+
+
+async def test_a_batch_of_new_contacts_is_created_in_order_as_row_by_row_imports_would(store: LocalStore) -> None:
+    rows = [
+        ImportContactInput(
+            emails=(f"p{i}@example.com", f"p{i}@work.example"), phones=(f"+1415555{i:04d}",), name=f"P{i}"
+        )
+        for i in range(5)
+    ] + [ImportContactInput(user_id="u9", username="Nine"), ImportContactInput(phones=(PHONE,), name="Mom")]
+
+    assert await store.import_batch(rows) == ["created"] * 7
+
+    records = await _records(store)
+    assert [(r.name, r.user_id, r.username) for r in records] == [
+        *((f"P{i}", None, None) for i in range(5)),
+        (None, "u9", "Nine"),
+        ("Mom", None, None),
+    ]
+    assert [[(m.channel, m.value, m.primary, m.verified_at) for m in r.methods] for r in records[:1]] == [
+        [
+            ("email", "p0@example.com", True, None),
+            ("email", "p0@work.example", False, None),
+            ("phone", "+14155550000", True, None),
+        ]
+    ]
+    assert await store.import_batch(rows) == ["unchanged"] * 7
+    assert len(await _records(store)) == 7
+
+
+@pytest.mark.parametrize(
+    ("rows", "outcomes"),
+    [
+        (
+            [
+                ImportContactInput(emails=("ann@example.com",), phones=(PHONE,), name="Ann"),
+                ImportContactInput(phones=(PHONE,), name="ann"),  # Ann's phone and name: the first row's contact
+            ],
+            ["created", "unchanged"],
+        ),
+        (
+            [
+                ImportContactInput(emails=("bob@example.com",), username="bob"),
+                ImportContactInput(emails=("bob@work.example",), username="Bob"),  # the same username: refused
+            ],
+            ["created", Conflict],
+        ),
+        (
+            [
+                ImportContactInput(emails=("cy@example.com", "cy@work.example")),
+                ImportContactInput(emails=("cy@work.example",), name="Cy"),  # the first row's second email
+            ],
+            ["created", "updated"],
+        ),
+    ],
+    ids=["phone-and-name", "username", "second-email"],
+)
+async def test_a_batch_whose_rows_name_one_contact_is_imported_row_by_row(
+    store: LocalStore, rows: list[ImportContactInput], outcomes: list[object]
+) -> None:
+    answers = await store.import_batch(rows)
+
+    assert [a if isinstance(a, str) else type(a) for a in answers] == outcomes
+    assert len(await _records(store)) == 1

@@ -13,24 +13,27 @@ unavailable) stops the import, saying at which line.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol, TextIO
 
+import anyio
+
 from contact_mcp.errors import ContactError
 from contact_mcp.models import Outcome
+from contact_mcp.porting.normalising import WORKER_FROM_ROWS, Ready, normalised_rows
 from contact_mcp.porting.readers import Format, count_rows, detect_format, read_rows
 from contact_mcp.porting.report import RejectedFile, Summary, Ticker, progress_bar
 from contact_mcp.porting.rows import (
     FileKeys,
-    NormalisedRow,
     RejectedRow,
     RestoreRow,
     Row,
-    normalise,
     rejection,
     source_of,
 )
@@ -49,9 +52,6 @@ class Exporter(Protocol):
 
 class Importer(Protocol):
     async def import_batch(self, items: Sequence[ContactRecord | ImportContactInput]) -> list[Outcome | RowError]: ...
-
-
-Ready = RestoreRow | NormalisedRow
 
 
 # ---------- export ----------
@@ -105,32 +105,58 @@ async def import_rows(
     done: Progress,
     ticker: Ticker | None = None,
     batch_rows: int = BATCH_ROWS,
+    in_worker: bool = False,
 ) -> None:
     """Import `rows` in order, `batch_rows` to a store transaction, counting each in `done` once its batch is
-    committed (so a caller interrupted mid-way can say where); rejected rows go to `rejected`, in line order."""
+    committed (so a caller interrupted mid-way can say where); rejected rows go to `rejected`, in line order.
+    `in_worker`: normalise in a worker process (`normalising`).
+
+    The next batch is normalised while the previous one is written (normalising is most of an import's work, and
+    the database's part runs in another process or thread); a batch's rows are checked against the file's earlier
+    rows only once the batch before it is written, so a row the store refused frees its keys for later rows."""
     seen = FileKeys()
+    writing: list[asyncio.Future[None]] = []  # the batch being written, if any (an asyncio task)
     pending: list[RejectedRow | Ready] = []
-    for row in rows:
-        pending.append(_prepare(row, default_region=default_region, seen=seen))
-        if sum(not isinstance(item, RejectedRow) for item in pending) >= batch_rows:
-            await _flush(store, pending, seen=seen, rejected=rejected, done=done, ticker=ticker)
-            pending = []
-    await _flush(store, pending, seen=seen, rejected=rejected, done=done, ticker=ticker)
+    ready = 0
+
+    async def write(batch: list[RejectedRow | Ready]) -> None:
+        while writing:
+            await writing.pop()
+        claimed = [_claim(item, seen=seen) for item in batch]
+        flush = _flush(store, claimed, seen=seen, rejected=rejected, done=done, ticker=ticker)
+        writing.append(asyncio.ensure_future(flush))
+
+    try:
+        async with aclosing(normalised_rows(rows, default_region=default_region, in_worker=in_worker)) as items:
+            async for item in items:
+                pending.append(item)
+                ready += not isinstance(item, RejectedRow)
+                if ready >= batch_rows:
+                    await write(pending)
+                    pending, ready = [], 0
+        await write(pending)
+        while writing:
+            await writing.pop()
+    finally:
+        # Stopped mid-way (Ctrl-C, a file that cannot be read on): the batch already handed to the store (one batch,
+        # short) is written and counted, so what the import says it did is what it did.
+        for task in writing:
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([task])
+            if not task.cancelled():
+                task.exception()  # looked at: the error that stopped the import is the one raised
 
 
-def _prepare(row: Row, *, default_region: str | None, seen: FileKeys) -> RejectedRow | Ready:
-    """The row ready for the store, or rejected before it: unreadable, not normalisable, or a second row for a
-    contact an earlier row of the file imports (its keys are claimed here, so a duplicate in one batch is seen)."""
-    if isinstance(row, RejectedRow):
-        return row
-    ready = row if isinstance(row, RestoreRow) else normalise(row, default_region=default_region)
-    if isinstance(ready, RejectedRow):
-        return ready
-    duplicate = seen.earlier(ready)
+def _claim(item: RejectedRow | Ready, *, seen: FileKeys) -> RejectedRow | Ready:
+    """The row, or rejected as a second row for a contact an earlier row of the file imports (its keys are claimed
+    here, so a duplicate in one batch is seen)."""
+    if isinstance(item, RejectedRow):
+        return item
+    duplicate = seen.earlier(item)
     if duplicate is not None:
         return duplicate
-    seen.claim(ready)
-    return ready
+    seen.claim(item)
+    return item
 
 
 async def _flush(
@@ -198,6 +224,7 @@ async def import_file(
                     rejected=rejected,
                     done=done,
                     ticker=ticker,
+                    in_worker=chosen != "jsonl" and total >= WORKER_FROM_ROWS,
                 )
     finally:
         rejected.close()

@@ -34,6 +34,7 @@ in the WAL and backups for as long as those are kept (README, "Erasure").
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -46,7 +47,7 @@ import psycopg
 import psycopg_pool
 import stamina
 from psycopg import errors as pg_errors
-from psycopg import sql
+from psycopg import pq, sql
 
 from contact_mcp.errors import ConfigError, ProviderUnavailable
 from contact_mcp.models import (
@@ -101,6 +102,8 @@ _T = TypeVar("_T")
 _W = TypeVar("_W", bound=WriteResult)
 Conn = psycopg.AsyncConnection[tuple[Any, ...]]
 Row = tuple[Any, ...]
+Statement = tuple[LiteralString | sql.Composed, Sequence[object] | Mapping[str, object]]
+"""A statement and its parameters, for `_script`."""
 
 RETRY_ATTEMPTS: Final = 10
 """Runs of one call's transaction when it loses a race (unique_violation, serialization_failure, deadlock)."""
@@ -151,6 +154,11 @@ _SET_VERIFICATION: Final = (
     "WHERE contact_seq = %(seq)s AND kind = %(kind)s AND value = %(value)s AND ("
     "verified_at IS DISTINCT FROM %(at)s::text OR verification_source IS DISTINCT FROM %(source)s::text "
     "OR verification_method IS DISTINCT FROM %(method)s::text)"
+)
+# ... and the contact's updated_at moved when any did, in the same statement.
+_SET_VERIFICATION_AND_TOUCH: Final[LiteralString] = (
+    f"WITH changed AS ({_SET_VERIFICATION} RETURNING 1) "
+    "UPDATE contacts SET updated_at = %(now)s WHERE seq = %(seq)s AND EXISTS (SELECT 1 FROM changed)"
 )
 _HAS_METHOD_OF_KIND_VALUE: Final = "SELECT 1 FROM methods WHERE contact_seq = %s AND kind = %s AND value = %s LIMIT 1"
 _IDENTITY_BY_KEY: Final = (
@@ -231,6 +239,9 @@ _WHOLE_CONTACT: Final = (
     "FROM contacts c"
 )
 _CONTACT_BY_ID: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.id = %s"
+_UPSERT_CANDIDATES_WHOLE: Final[LiteralString] = (
+    f"{_WHOLE_CONTACT} WHERE c.user_id = %(user_id)s OR c.seq = {_BY_EMAIL}"
+)
 _CONTACT_BY_SEQ: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.seq = %s"
 _EXPORT_PAGE: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.seq > %s ORDER BY c.seq LIMIT %s"
 _SUMMARY_COLUMNS: Final[LiteralString] = (
@@ -249,6 +260,31 @@ _UPSERT_BY_USERNAME: Final[LiteralString] = (
 )
 _HELD_VALUES: Final = "SELECT kind, value FROM methods WHERE contact_seq = %s AND kind IN ('email', 'phone')"
 _DELETE_IDENTITIES: Final = "DELETE FROM identities WHERE contact_seq = %s"
+# A batch of new data (import): does any stored contact hold one of its keys? (`rules.batch_keys`)
+_BATCH_KEYS_HELD: Final = (
+    "SELECT EXISTS (SELECT 1 FROM contacts WHERE user_id = ANY(%(user_ids)s::text[]) "
+    "OR username_key = ANY(%(usernames)s::text[])) "
+    "OR EXISTS (SELECT 1 FROM methods WHERE value = ANY(%(emails)s::text[]) AND kind = 'email') "
+    "OR EXISTS (SELECT 1 FROM methods WHERE value = ANY(%(phones)s::text[]) AND kind = 'phone')"
+)
+# ... and when none does, its contacts and their methods in one statement, in the rows' order (seq order); the
+# methods find their contact's seq among the rows just inserted (a join with the whole table would scan it).
+_INSERT_NEW_CONTACTS: Final = (
+    f"WITH added AS (INSERT INTO contacts ({_CONTACT_COLUMNS}) "
+    "SELECT id, user_id, username, username_key, name, display_name, locale, profile_picture, companies::jsonb, "
+    "custom_fields::jsonb, roles::jsonb, subscribed::boolean, search_text, %(now)s, %(now)s "
+    "FROM unnest(%(id)s::text[], %(user_id)s::text[], %(username)s::text[], %(username_key)s::text[], "
+    "%(name)s::text[], %(display_name)s::text[], %(locale)s::text[], %(profile_picture)s::text[], "
+    "%(companies)s::text[], %(custom_fields)s::text[], %(roles)s::text[], %(subscribed)s::text[], "
+    "%(search_text)s::text[]) WITH ORDINALITY AS new (id, user_id, username, username_key, name, display_name, "
+    "locale, profile_picture, companies, custom_fields, roles, subscribed, search_text, ord) ORDER BY ord "
+    "RETURNING seq, id) "
+    "INSERT INTO methods (id, contact_seq, channel, type, kind, raw_value, value, is_primary, created_at) "
+    "SELECT new.id, added.seq, new.kind, new.kind, new.kind, new.value, new.value, new.is_primary, %(now)s "
+    "FROM unnest(%(method_id)s::text[], %(contact_id)s::text[], %(kind)s::text[], %(value)s::text[], "
+    "%(is_primary)s::boolean[]) WITH ORDINALITY AS new (id, contact_id, kind, value, is_primary, ord) "
+    "JOIN added ON added.id = new.contact_id ORDER BY new.ord"
+)
 # Erasure: a contact (locked), the contacts merged into it, its identities and methods.
 _ERASE_TARGET: Final = "SELECT seq, merged_into FROM contacts WHERE id = %s FOR UPDATE"
 _MERGED_INTO: Final = "SELECT seq, id FROM contacts WHERE merged_into = %s ORDER BY seq FOR UPDATE"
@@ -326,6 +362,14 @@ class _BrokenConnection(Exception):
 
 def _retry_on(exc: Exception) -> bool:
     return isinstance(exc, (*_RACES, _BrokenConnection))
+
+
+def _commit_unknown() -> ProviderUnavailable:
+    return ProviderUnavailable(
+        "the connection to the contact database broke while committing; the write may have been saved",
+        hint="Read the contact (get_contact or find_contacts) before retrying the write",
+        retry_after_s=1.0,
+    )
 
 
 def _unreachable(cause: str) -> ProviderUnavailable:
@@ -502,11 +546,38 @@ async def _add_method(
     verified_at: str | None = None,
     verification_method: str | None = None,
 ) -> str:
+    uid, statement = _method_statement(
+        seq,
+        now,
+        channel=channel,
+        type_=type_,
+        raw_value=raw_value,
+        value=value,
+        primary=primary,
+        verified_at=verified_at,
+        verification_method=verification_method,
+    )
+    await conn.execute(*statement)
+    return uid
+
+
+def _method_statement(
+    seq: int,
+    now: str,
+    *,
+    channel: str,
+    type_: str | None,
+    raw_value: str,
+    value: str,
+    primary: bool,
+    verified_at: str | None = None,
+    verification_method: str | None = None,
+) -> tuple[str, Statement]:
+    """`_add_method` as a statement (to defer): the new method's id, and the insert."""
     uid = rules.new_id()
     kind = rules.kind(channel, type_)
     row = (uid, seq, channel, type_, kind, raw_value, value, primary, verified_at, None, verification_method, now)
-    await conn.execute(_INSERT_METHOD, row)
-    return uid
+    return uid, (_INSERT_METHOD, row)
 
 
 async def _lock(conn: Conn, *keys: tuple[str, str | None]) -> None:
@@ -516,15 +587,65 @@ async def _lock(conn: Conn, *keys: tuple[str, str | None]) -> None:
         await conn.execute(_LOCK_KEYS, (ids,))
 
 
+def _lock_statement(*keys: tuple[str, str | None]) -> Statement:
+    """`_lock` as a statement of a `_script`."""
+    return _LOCK_KEYS, ([lock_key(namespace, value) for namespace, value in keys if value is not None],)
+
+
+async def _abandon(conn: Conn) -> None:
+    """Roll back the transaction a failed scripted call left open (a broken connection is the pool's to drop)."""
+    if conn.broken or conn.info.transaction_status == pq.TransactionStatus.IDLE:
+        return
+    with anyio.CancelScope(shield=True), contextlib.suppress(psycopg.Error):
+        await conn.execute("ROLLBACK")
+
+
+async def _script(conn: Conn, *statements: Statement) -> list[list[Row]]:
+    """Several statements in one round trip, run in order; the rows each returned ([] for a statement returning
+    none). On an idle connection the script opens the call's transaction: BEGIN goes first (see `_run`).
+
+    Each statement's parameters are bound client-side by psycopg (`AsyncClientCursor.mogrify`, the driver's own
+    quoting) and the script is sent with the simple query protocol, the one that takes several statements at once.
+    Nothing is prepared, so PgBouncer in transaction mode is fine. Under READ COMMITTED each statement of a script
+    still takes its own snapshot, so a statement after an advisory lock sees what the lock's last holder committed.
+    An error stops the script there and is raised, as for one statement."""
+    cursor = psycopg.AsyncClientCursor(conn)
+    parts = [cursor.mogrify(query, params) for query, params in statements]
+    opens = conn.info.transaction_status == pq.TransactionStatus.IDLE
+    await cursor.execute("; ".join(["BEGIN", *parts] if opens else parts).encode())
+    answers: list[list[Row]] = []
+    while True:
+        result = cursor.pgresult
+        answers.append(
+            await cursor.fetchall() if result is not None and result.status == pq.ExecStatus.TUPLES_OK else []
+        )
+        if not cursor.nextset():
+            break
+    return answers[1:] if opens else answers
+
+
 async def _require_contact(
-    conn: Conn, contact_id: str, *, field: str = "contact_id", hint: str = rules.GET_HINT
+    conn: Conn,
+    contact_id: str,
+    *,
+    field: str = "contact_id",
+    hint: str = rules.GET_HINT,
+    touched: Touched | None = None,
 ) -> tuple[int, str]:
     """The contact's row number and canonical id, its row locked for this transaction; else `NotFound`. A merged
-    contact's id leads to its survivor (whose row is the one locked)."""
+    contact's id leads to its survivor (whose row is the one locked). The first lock is a `_script` (so it can open
+    a scripted write's transaction); with `touched`, the contact is read whole in the same round trip, once locked,
+    for `Touched.before`."""
     canonical = rules.canonical_id(contact_id)
-    row = await _fetchone(conn, _LOCK_BY_ID, (canonical,)) if canonical else None
-    if row is None or canonical is None:
+    if canonical is None:
         raise rules.contact_not_found(contact_id, field=field, hint=hint)
+    whole: list[Statement] = [(_CONTACT_BY_ID, (canonical,))] if touched is not None else []
+    rows, *read = await _script(conn, (_LOCK_BY_ID, (canonical,)), *whole)
+    if not rows:
+        raise rules.contact_not_found(contact_id, field=field, hint=hint)
+    if touched is not None:
+        touched.read(read[0])
+    row = rows[0]
     if row[1] is not None:
         survivor = await _fetchone(conn, _LOCK_BY_ID, (str(row[1]),))
         if survivor is not None:  # else the survivor is gone and the stub answers for itself, as on SQLite
@@ -544,24 +665,47 @@ class Touched:
     def __init__(self, conn: Conn) -> None:
         self._conn = conn
         self._before: dict[int, StoredFields | None] = {}
+        self._read: dict[int, StoredFields] = {}
+        self._deferred: list[Statement] = []
+
+    def defer(self, query: LiteralString | sql.Composed, params: Sequence[object] | Mapping[str, object]) -> None:
+        """A last write whose answer the call does not need: sent with the round trip that reads the changes back
+        (errors surface there, as the statement's own would)."""
+        self._deferred.append((query, params))
+
+    def read(self, rows: Sequence[Row]) -> None:
+        """Contacts this write read whole (`_WHOLE_CONTACT` rows) once their rows were locked and before changing
+        anything: `before` takes them from here instead of reading them again (a round trip)."""
+        for row in rows:
+            self._read[int(row[0])] = _fields(row)
 
     async def before(self, seq: int) -> None:
         """Await before the write first changes (or deletes) contact `seq` (its row locked by then)."""
         if seq not in self._before:
-            self._before[seq] = await _whole(self._conn, seq)
+            self._before[seq] = self._read[seq] if seq in self._read else await _whole(self._conn, seq)
 
     def created(self, seq: int) -> None:
         """Call when the write has inserted contact `seq`."""
         self._before.setdefault(seq, None)
 
-    async def changes(self) -> list[FieldChange]:
+    async def changes(self, *, then: Statement | None = None) -> list[FieldChange]:
+        """What changed; every contact read again in one round trip, `then` (a COMMIT, say) sent with them."""
+        reads: list[Statement] = [(_CONTACT_BY_SEQ, (seq,)) for seq in self._before]
+        if not reads and not self._deferred and then is None:
+            return []
+        answers = await _script(self._conn, *self._deferred, *reads, *([then] if then is not None else []))
+        answers = answers[len(self._deferred) :]
         several = len(self._before) > 1
         changes: list[FieldChange] = []
-        for seq, before in self._before.items():
-            after = await _whole(self._conn, seq)
+        for before, rows in zip(self._before.values(), answers, strict=False):  # (then's answer last)
+            after = _fields(rows[0]) if rows else None
             whose = (after or before or {}).get("id") if several else None
             changes += rules.field_changes(before, after, contact_id=whose)
         return changes
+
+
+class _CommitFailed(Exception):
+    """The connection broke while a write's COMMIT was on its way: whether it was saved is unknown."""
 
 
 # ---------- the backend ----------
@@ -618,21 +762,35 @@ class PostgresBackend:
 
     # ---------- one call, one transaction, reruns for lost races ----------
 
-    async def _write(self, work: Callable[[Conn, Touched], Awaitable[_W]], *, dry_run: bool) -> _W:
+    async def _write(
+        self, work: Callable[[Conn, Touched], Awaitable[_W]], *, dry_run: bool, scripted: bool = False
+    ) -> _W:
         """Every write tool's transaction: `work` says which contacts it touches (`Touched`), its result is
         given what changed, and a dry run is rolled back instead of committed (so it fails as the real call would,
-        and writes nothing)."""
+        and writes nothing). `scripted`: see `_run`."""
 
         async def write(conn: Conn) -> _W:
             touched = Touched(conn)
             result = await work(conn, touched)
-            return rules.reported(result, await touched.changes(), dry_run=dry_run)
+            if not scripted or dry_run:
+                return rules.reported(result, await touched.changes(), dry_run=dry_run)
+            try:  # a scripted write reads what changed and commits in one round trip
+                changes = await touched.changes(then=("COMMIT", ()))
+            except psycopg.OperationalError as exc:
+                if conn.broken:
+                    raise _CommitFailed from exc
+                raise
+            return rules.reported(result, changes, dry_run=dry_run)
 
-        return await self._run(write, write=True, dry_run=dry_run)
+        return await self._run(write, write=True, dry_run=dry_run, scripted=scripted)
 
-    async def _run(self, work: Callable[[Conn], Awaitable[_T]], *, write: bool, dry_run: bool = False) -> _T:
+    async def _run(
+        self, work: Callable[[Conn], Awaitable[_T]], *, write: bool, dry_run: bool = False, scripted: bool = False
+    ) -> _T:
         """Run `work` on a pooled connection, inside one transaction when it writes (rolled back at its end for a
-        `dry_run`); rerun it when it lost a race or its connection was found broken before committing."""
+        `dry_run`); rerun it when it lost a race or its connection was found broken before committing.
+        `scripted` (writes): `work`'s first statements are a `_script`, which opens the transaction itself, so
+        BEGIN costs no round trip of its own."""
         reconnected = False
         try:
             async for attempt in stamina.retry_context(
@@ -640,7 +798,7 @@ class PostgresBackend:
             ):
                 with attempt:
                     try:
-                        return await self._once(work, write=write, dry_run=dry_run)
+                        return await self._once(work, write=write, dry_run=dry_run, scripted=scripted)
                     except _BrokenConnection as exc:
                         if reconnected:
                             raise _unreachable(self._line(exc.__cause__)) from exc.__cause__
@@ -654,7 +812,9 @@ class PostgresBackend:
             ) from exc
         raise AssertionError("unreachable: stamina returns or raises")  # pragma: no cover
 
-    async def _once(self, work: Callable[[Conn], Awaitable[_T]], *, write: bool, dry_run: bool = False) -> _T:
+    async def _once(
+        self, work: Callable[[Conn], Awaitable[_T]], *, write: bool, dry_run: bool = False, scripted: bool = False
+    ) -> _T:
         if not self._opened:
             self._opened = True
             await self._pool.open(wait=False)
@@ -666,10 +826,26 @@ class PostgresBackend:
         try:
             if not write:
                 return await work(conn)
+            if scripted:
+                try:
+                    result = await work(conn)
+                except BaseException:
+                    await _abandon(conn)
+                    raise
+                if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+                    if dry_run:
+                        await conn.execute("ROLLBACK")
+                    else:
+                        committing = True
+                        await conn.execute("COMMIT")
+                return result
             async with conn.transaction(force_rollback=dry_run):
                 result = await work(conn)
                 committing = not dry_run  # leaving the block commits (a dry run's rolls back)
             return result
+        except _CommitFailed as exc:
+            await self._pool.check()
+            raise _commit_unknown() from exc.__cause__
         except _RACES:
             raise  # (deadlock and serialization failures are OperationalErrors too) rerun by `_run`
         except psycopg.OperationalError as exc:
@@ -678,11 +854,7 @@ class PostgresBackend:
             # The server restarted or the network dropped: the pool's idle connections are likely broken too.
             await self._pool.check()
             if committing:
-                raise ProviderUnavailable(
-                    "the connection to the contact database broke while committing; the write may have been saved",
-                    hint="Read the contact (get_contact or find_contacts) before retrying the write",
-                    retry_after_s=1.0,
-                ) from exc
+                raise _commit_unknown() from exc
             raise _BrokenConnection from exc
         except _OPERATOR_ERRORS as exc:
             raise ProviderUnavailable(
@@ -703,26 +875,28 @@ class PostgresBackend:
     async def attach_contact(self, call: AttachContactInput) -> AttachedContact:
         async def work(conn: Conn, touched: Touched) -> AttachedContact:
             now = rules.now()
-            seq, live = await _require_contact(conn, call.end_user_id, field="end_user_id", hint=rules.ATTACH_HINT)
+            seq, live = await _require_contact(
+                conn, call.end_user_id, field="end_user_id", hint=rules.ATTACH_HINT, touched=touched
+            )
             attach = dataclasses.replace(call, end_user_id=live)
-            row = await _fetchone(conn, _METHOD_BY_CHANNEL_VALUE, (seq, call.channel, call.normalized_value))
+            kind = rules.kind(call.channel, call.type)
+            found, primary = await _script(
+                conn,
+                (_METHOD_BY_CHANNEL_VALUE, (seq, call.channel, call.normalized_value)),
+                (_PRIMARY_OF_KIND, (seq, kind)),
+            )
+            row = found[0] if found else None
             if row is None:
                 await touched.before(seq)
-                kind = rules.kind(call.channel, call.type)
-                first_of_kind = await _fetchone(conn, _PRIMARY_OF_KIND, (seq, kind)) is None
-                uid = await _add_method(
-                    conn,
-                    seq,
-                    now,
-                    channel=call.channel,
-                    type_=call.type,
-                    raw_value=call.raw_value,
-                    value=call.normalized_value,
-                    primary=first_of_kind,
-                    verified_at=now,
-                    verification_method=rules.ATTACH_VERIFICATION_METHOD,
-                )
-                await conn.execute(_TOUCH, (now, seq))
+                uid = rules.new_id()
+                touched.defer(
+                    _INSERT_METHOD,
+                    (
+                        uid, seq, call.channel, call.type, kind, call.raw_value, call.normalized_value, not primary,
+                        now, None, rules.ATTACH_VERIFICATION_METHOD, now,
+                    ),
+                )  # fmt: skip
+                touched.defer(_TOUCH, (now, seq))
                 return rules.attached_contact(
                     attach, uid=uid, type_=call.type, verification_method=rules.ATTACH_VERIFICATION_METHOD, created=True
                 )
@@ -730,27 +904,27 @@ class PostgresBackend:
             if verified_at is None:
                 # Attaching says the value is verified: an unverified method (say, from upsert) is promoted.
                 await touched.before(seq)
-                await conn.execute(_VERIFY_ATTACHED, (now, rules.ATTACH_VERIFICATION_METHOD, method_seq))
-                await conn.execute(_TOUCH, (now, seq))
+                touched.defer(_VERIFY_ATTACHED, (now, rules.ATTACH_VERIFICATION_METHOD, method_seq))
+                touched.defer(_TOUCH, (now, seq))
                 method = rules.ATTACH_VERIFICATION_METHOD
             return rules.attached_contact(attach, uid=uid, type_=type_, verification_method=method, created=False)
 
-        return await self._write(work, dry_run=call.dry_run)
+        return await self._write(work, dry_run=call.dry_run, scripted=True)
 
     # ---------- attach_identity (Blooio) ----------
 
     async def attach_identity(self, call: AttachIdentityInput) -> AttachedIdentity:
         async def work(conn: Conn, touched: Touched) -> AttachedIdentity:
             now = rules.now()
-            seq, contact_id = await _require_contact(conn, call.contact_id)
+            seq, contact_id = await _require_contact(conn, call.contact_id, touched=touched)
             row = await _fetchone(conn, _IDENTITY_BY_KEY, rules.identity_key(call))
             if row is None:
                 await touched.before(seq)
                 identity_id = rules.new_id()
-                await conn.execute(
+                touched.defer(
                     _INSERT_IDENTITY, (identity_id, seq, call.channel_type, call.identifier, call.channel_id, now)
                 )
-                await conn.execute(_TOUCH, (now, seq))
+                touched.defer(_TOUCH, (now, seq))
                 return rules.attached_identity(
                     call, contact_id=contact_id, identity_id=identity_id, created_at=now, created=True
                 )
@@ -761,13 +935,13 @@ class PostgresBackend:
                 call, contact_id=contact_id, identity_id=identity_id, created_at=created_at, created=False
             )
 
-        return await self._write(work, dry_run=call.dry_run)
+        return await self._write(work, dry_run=call.dry_run, scripted=True)
 
     # ---------- set_verification (TetherAI) ----------
 
     async def set_verification(self, call: SetVerificationInput) -> VerificationResult:
         async def work(conn: Conn, touched: Touched) -> VerificationResult:
-            seq, contact_id = await _require_contact(conn, call.contact_id)
+            seq, contact_id = await _require_contact(conn, call.contact_id, touched=touched)
             if await _fetchone(conn, _HAS_METHOD_OF_KIND_VALUE, (seq, call.type, call.value)) is None:
                 values = [
                     str(row[0])
@@ -778,27 +952,28 @@ class PostgresBackend:
             await touched.before(seq)
             params = {"at": verified_at, "source": source, "method": method, "seq": seq}
             # Every method carrying the value (the same number on sms and whatsapp, say) changes together.
-            cursor = await conn.execute(_SET_VERIFICATION, {**params, "kind": call.type, "value": call.value})
-            if cursor.rowcount:
-                await conn.execute(_TOUCH, (rules.now(), seq))
+            touched.defer(
+                _SET_VERIFICATION_AND_TOUCH, {**params, "kind": call.type, "value": call.value, "now": rules.now()}
+            )
             return rules.verification_result(call, contact_id)
 
-        return await self._write(work, dry_run=call.dry_run)
+        return await self._write(work, dry_run=call.dry_run, scripted=True)
 
     # ---------- upsert_contact (Featurebase) ----------
 
     async def upsert_contact(self, call: UpsertContactInput) -> UpsertResult:
         async def work(conn: Conn, touched: Touched) -> UpsertResult:
-            target, applied = await _upsert_target(conn, call)
+            target, applied = await _upsert_target(conn, call, touched)
             now = rules.now()
             if target is None:
                 seq, contact_id = await _add_contact(conn, rules.contact_from_upsert(call), now)
                 touched.created(seq)
                 for kind, value in (("email", call.email), ("phone", call.phone)):
                     if value is not None:
-                        await _add_method(
-                            conn, seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=True
+                        _, method = _method_statement(
+                            seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=True
                         )
+                        touched.defer(*method)
                 return rules.upsert_created(call, contact_id)
             changes = rules.upsert_changes(target, applied)
             if changes.changed:
@@ -808,10 +983,10 @@ class PostgresBackend:
             if changes.phone is not None:
                 await _make_primary(conn, target.key, "phone", changes.phone, now)
             if changes.changed:
-                await _update_contact(conn, target.key, {**changes.columns, "updated_at": now})
+                touched.defer(*_update_statement(target.key, {**changes.columns, "updated_at": now}))
             return rules.upsert_matched(applied, target, changes)
 
-        return await self._write(work, dry_run=call.dry_run)
+        return await self._write(work, dry_run=call.dry_run, scripted=True)
 
     # ---------- create_contact (Protocol) ----------
 
@@ -819,23 +994,25 @@ class PostgresBackend:
         async def work(conn: Conn, touched: Touched) -> CreatedContact:
             now = rules.now()
             new = rules.contact_from_create(call)
-            await _lock(conn, ("username", new.username_key))
-            existing = await _fetchone(conn, _ID_BY_USERNAME, (new.username_key,))
-            if existing is not None:
-                raise rules.username_taken(call.username, existing[0])
-            shared_with = [
-                str(row[0])
-                for row in await _fetchall(conn, _PHONE_HOLDERS, (call.phone_number, rules.SHARED_PHONE_LIMIT))
-            ]
+            _, owner, holders = await _script(
+                conn,
+                _lock_statement(("username", new.username_key)),
+                (_ID_BY_USERNAME, (new.username_key,)),
+                (_PHONE_HOLDERS, (call.phone_number, rules.SHARED_PHONE_LIMIT)),
+            )
+            if owner:
+                raise rules.username_taken(call.username, owner[0][0])
+            shared_with = [str(row[0]) for row in holders]
             seq, contact_id = await _add_contact(conn, new, now)
             touched.created(seq)
             phone = call.phone_number
-            await _add_method(
-                conn, seq, now, channel="phone", type_="phone", raw_value=phone, value=phone, primary=True
+            _, method = _method_statement(
+                seq, now, channel="phone", type_="phone", raw_value=phone, value=phone, primary=True
             )
+            touched.defer(*method)
             return rules.created_contact(call, contact_id=contact_id, created_at=now, shared_with=shared_with)
 
-        return await self._write(work, dry_run=call.dry_run)
+        return await self._write(work, dry_run=call.dry_run, scripted=True)
 
     # ---------- delete_contact, detach_identity, detach_contact (erasure) ----------
 
@@ -1050,6 +1227,10 @@ class PostgresBackend:
         self, items: Sequence[ContactRecord | rules.ImportContactInput]
     ) -> list[Outcome | rules.RowError]:
         async def work(conn: Conn) -> list[Outcome | rules.RowError]:
+            calls = [item for item in items if isinstance(item, rules.ImportContactInput)]
+            keys = rules.batch_keys(calls) if len(calls) == len(items) else None
+            if keys is not None and await _create_all(conn, calls, keys):
+                return ["created"] * len(calls)
             answers: list[Outcome | rules.RowError] = []
             for item in items:
                 try:
@@ -1115,16 +1296,77 @@ async def scrub_history_rows(conn: Conn, contact_id: str, provider: str | None =
     return len(rows)
 
 
-async def _upsert_target(conn: Conn, call: UpsertContactInput) -> tuple[rules.StoredContact | None, UpsertContactInput]:
+async def _create_all(conn: Conn, calls: Sequence[rules.ImportContactInput], keys: rules.BatchKeys) -> bool:
+    """Create every row's contact at once, if no stored contact holds any of the batch's keys (then every row
+    creates its contact: `rules.batch_keys`); else write nothing and say so. The batch's key locks are taken first,
+    all in one statement (the locks each row would take, and its further emails), so the answer holds until commit
+    and the rows imported one by one afterwards in the same transaction wait for no further lock. Two round trips
+    for the whole batch: the locks and the check (a `_script`), then the inserts (one statement)."""
+    _, held = await _script(
+        conn,
+        _lock_statement(
+            *(("user_id", user_id) for user_id in keys.user_ids),
+            *(("email", email) for email in keys.emails),
+            *(("username", key) for key in keys.username_keys),
+            *(("phone", phone) for phone in keys.phones),
+        ),
+        (
+            _BATCH_KEYS_HELD,
+            {
+                "user_ids": list(keys.user_ids),
+                "usernames": list(keys.username_keys),
+                "emails": list(keys.emails),
+                "phones": list(keys.matching_phones),
+            },
+        ),
+    )
+    if held[0][0]:
+        return False
+    try:
+        news = [rules.contact_from_import(call) for call in calls]
+    except rules.ROW_ERRORS:
+        return False  # the rows one by one say which
+    ids = rules.new_ids(len(calls))
+    columns: dict[str, list[object]] = {
+        "id": list(ids), "user_id": [], "username": [], "username_key": [], "name": [], "display_name": [],
+        "locale": [], "profile_picture": [], "companies": [], "custom_fields": [], "roles": [], "subscribed": [],
+        "search_text": [],
+    }  # fmt: skip
+    for new in news:
+        for column, value in zip(list(columns)[1:], _contact_values(new), strict=True):
+            columns[column].append(None if value is None else str(value).lower() if isinstance(value, bool) else value)
+    now = rules.now()
+
+    methods: dict[str, list[object]] = {"contact_id": [], "kind": [], "value": [], "is_primary": []}
+    for contact_id, call in zip(ids, calls, strict=True):
+        for kind, value, primary in rules.import_methods(call):
+            for column, item in zip(methods, (contact_id, kind, value, primary), strict=True):
+                methods[column].append(item)
+    methods["method_id"] = list(rules.new_ids(len(methods["kind"])))
+    await conn.execute(_INSERT_NEW_CONTACTS, {**columns, **methods, "now": now})
+    return True
+
+
+async def _upsert_target(
+    conn: Conn, call: UpsertContactInput, touched: Touched | None = None
+) -> tuple[rules.StoredContact | None, UpsertContactInput]:
     """Lock the keys and the candidate rows, read them, and ask `rules.upsert_target` (upsert, and import rows
     with an email or user id); with the call as it applies (a merged contact's user_id replaced by its
-    survivor's)."""
+    survivor's). With `touched`, the candidates are read whole in the same round trip too."""
     keys = {"user_id": call.user_id, "email": call.email}
-    await _lock(conn, ("user_id", call.user_id), ("email", call.email))
-    await conn.execute(_LOCK_UPSERT_CANDIDATES, keys)
+    whole: list[Statement] = [(_UPSERT_CANDIDATES_WHOLE, keys)] if touched is not None else []
+    _, _, candidates, *read = await _script(
+        conn,
+        _lock_statement(("user_id", call.user_id), ("email", call.email)),
+        (_LOCK_UPSERT_CANDIDATES, keys),
+        (_UPSERT_CANDIDATES, keys),
+        *whole,
+    )
+    if touched is not None:
+        touched.read(read[0])
     by_user_id = by_email = None
     holds = False
-    for row in await _fetchall(conn, _UPSERT_CANDIDATES, keys):
+    for row in candidates:
         if row[0] == "user_id":
             by_user_id, holds = _stored(row[1:15]), bool(row[15])
         else:
@@ -1200,6 +1442,10 @@ async def _merge_party(conn: Conn, contact_id: str) -> tuple[int, ContactRecord 
 
 
 async def _update_contact(conn: Conn, seq: int, columns: dict[str, object]) -> None:
+    await conn.execute(*_update_statement(seq, columns))
+
+
+def _update_statement(seq: int, columns: dict[str, object]) -> tuple[sql.Composed, tuple[object, ...]]:
     assignments = sql.SQL(", ").join(
         sql.SQL("{} = {}::jsonb" if column in _JSON_COLUMNS else "{} = {}").format(
             sql.Identifier(column), sql.Placeholder()
@@ -1207,7 +1453,7 @@ async def _update_contact(conn: Conn, seq: int, columns: dict[str, object]) -> N
         for column in columns
     )
     statement = sql.SQL("UPDATE contacts SET {} WHERE seq = {}").format(assignments, sql.Placeholder())
-    await conn.execute(statement, (*columns.values(), seq))
+    return statement, (*columns.values(), seq)
 
 
 async def _make_primary(conn: Conn, seq: int, kind: Literal["email", "phone"], value: str, now: str) -> None:

@@ -13,6 +13,11 @@ COMMIT` transaction (rolled back on any exception), so two processes on the same
 instead of losing or duplicating updates; each read is one read transaction. A cancelled caller does not abandon
 its transaction: the thread finishes it (commit or rollback) before the connection's next call runs.
 
+Short reads skip the hop: get_contact and find_contacts by an exact key (index searches, a fraction of the hop's
+cost) run on the event loop's thread, on a third query-only connection that never waits for a lock (busy timeout
+0). In WAL mode a read needs no lock; when it would have to wait (a file not in WAL mode while another process
+writes), it goes to the reader's thread, so the loop never waits on the database.
+
 Every exact lookup is indexed, so a call costs about the same at 1k and 100k contacts (tests/store/sqlite/).
 Statements are fixed module-level strings, so sqlite3's statement cache prepares each once per connection.
 """
@@ -604,9 +609,16 @@ class SqliteBackend:
     mode a reader never waits for a writer, so a write queued behind another process's lock (up to the busy
     timeout) delays other writes only; reads go on."""
 
-    def __init__(self, writer: sqlite3.Connection, reader: sqlite3.Connection, path: Path) -> None:
+    def __init__(
+        self,
+        writer: sqlite3.Connection,
+        reader: sqlite3.Connection,
+        path: Path,
+        inline: sqlite3.Connection | None = None,
+    ) -> None:
         self._writer = _Lane(writer, f"contact-mcp sqlite writer {path.name}")
         self._reader = _Lane(reader, f"contact-mcp sqlite reader {path.name}")
+        self._inline = inline
         self._path = path
         self._closed = False
 
@@ -623,15 +635,18 @@ class SqliteBackend:
         where = Path(path).expanduser()
         try:
             reader = _reader(where, busy_timeout_ms)
+            inline = _reader(where, 0)
         except sqlite3.Error as exc:
             writer.close()
             raise ConfigError(f"CONTACT_MCP_DB={where} cannot be opened for reading ({exc})") from None
-        return cls(writer, reader, where)
+        return cls(writer, reader, where, inline)
 
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._inline is not None:
+            self._inline.close()
         await self._reader.run(self._reader.db.close)
         await self._writer.run(self._close_writer)
         self._reader.stop()
@@ -669,6 +684,19 @@ class SqliteBackend:
         reader (`begin` None: each statement its own read transaction)."""
         lane = self._writer if begin == "BEGIN IMMEDIATE" else self._reader
         return await lane.run(functools.partial(_transaction, lane.db, work, begin))
+
+    async def _read(self, work: Callable[[sqlite3.Connection], _T], *, begin: Literal["BEGIN"] | None) -> _T:
+        """A short, indexed read: answered on the event loop's own thread, without the hop to the reader's thread,
+        when it can be answered at once. Its connection never waits for a lock (busy timeout 0): in WAL mode a
+        reader never needs one; should it ever have to wait (a file not in WAL mode while another process writes,
+        WAL recovery), the read goes to the reader's thread, which may wait, and the loop goes on."""
+        if self._inline is not None:
+            try:
+                return _transaction(self._inline, work, begin)
+            except ProviderUnavailable as exc:
+                if not (isinstance(exc.__cause__, sqlite3.OperationalError) and _is_busy(exc.__cause__)):
+                    raise
+        return await self._run(work, begin=begin)
 
     async def _write(self, work: Callable[[sqlite3.Connection, Touched], _W], *, dry_run: bool) -> _W:
         """Every write tool's transaction: `work` says which contacts it touches (`Touched`), its result is
@@ -868,7 +896,7 @@ class SqliteBackend:
                 raise rules.contact_not_found(contact_id)
             return found[0]
 
-        return contact_from(await self._run(work, begin="BEGIN"))
+        return contact_from(await self._read(work, begin="BEGIN"))
 
     # ---------- find_contacts ----------
 
@@ -879,7 +907,9 @@ class SqliteBackend:
         def work(db: sqlite3.Connection) -> list[dict[str, Any]]:
             return _named(db.execute(sql, params))  # one statement: its own read transaction
 
-        rows = await self._run(work, begin=None)
+        # Exact filters are index searches (short); a name search alone may walk many contacts: the reader's thread.
+        exact = any(value is not None for value in (call.email, call.phone, call.username, call.user_id))
+        rows = await (self._read(work, begin=None) if exact else self._run(work, begin=None))
         page = rows[: call.limit]
         return ContactPage(
             provider=rules.PROVIDER,
@@ -1081,6 +1111,10 @@ class SqliteBackend:
         self, items: Sequence[ContactRecord | rules.ImportContactInput]
     ) -> list[Outcome | rules.RowError]:
         def work(db: sqlite3.Connection) -> list[Outcome | rules.RowError]:
+            calls = [item for item in items if isinstance(item, rules.ImportContactInput)]
+            keys = rules.batch_keys(calls) if len(calls) == len(items) else None
+            if keys is not None and _create_all(db, calls, keys):
+                return ["created"] * len(calls)
             answers: list[Outcome | rules.RowError] = []
             for item in items:
                 db.execute("SAVEPOINT import_row")
@@ -1158,6 +1192,52 @@ def scrub_history_rows(db: sqlite3.Connection, contact_id: str, provider: str | 
     rows: list[tuple[int, str]] = db.execute(_HISTORY_OF, (contact_id, provider, provider)).fetchall()
     db.executemany(_SCRUB_HISTORY, [(history.scrubbed(fields), seq) for seq, fields in rows])
     return len(rows)
+
+
+_KEY_LOOKUPS: Final = (
+    ("user_ids", "SELECT 1 FROM contacts WHERE user_id IN ({})"),
+    ("username_keys", "SELECT 1 FROM contacts WHERE username_key IN ({})"),
+    ("emails", "SELECT 1 FROM methods WHERE value IN ({}) AND kind = 'email'"),
+    ("matching_phones", "SELECT 1 FROM methods WHERE value IN ({}) AND kind = 'phone'"),
+)
+_KEYS_PER_LOOKUP: Final = 500
+"""Values bound in one `_KEY_LOOKUPS` statement (SQLite allows 32,766 parameters; statements are cached by text,
+so full chunks reuse one prepared statement)."""
+
+
+def batch_lookups(keys: rules.BatchKeys) -> Iterator[tuple[str, list[str]]]:
+    """The statements (and their values) that find a stored contact holding one of a batch's keys: each an index
+    search per value (tests/store/sqlite/test_indexes.py checks their plans)."""
+    for field, template in _KEY_LOOKUPS:
+        values: tuple[str, ...] = getattr(keys, field)
+        for start in range(0, len(values), _KEYS_PER_LOOKUP):
+            chunk = list(values[start : start + _KEYS_PER_LOOKUP])
+            yield template.format(", ".join("?" * len(chunk))) + " LIMIT 1", chunk
+
+
+def _create_all(db: sqlite3.Connection, calls: Sequence[rules.ImportContactInput], keys: rules.BatchKeys) -> bool:
+    """Create every row's contact, if no stored contact holds any of the batch's keys (then every row creates its
+    contact: `rules.batch_keys`); else write nothing and say so. The write lock is held (BEGIN IMMEDIATE), so the
+    answer holds until commit."""
+    if any(db.execute(query, values).fetchone() is not None for query, values in batch_lookups(keys)):
+        return False
+    try:
+        news = [rules.contact_from_import(call) for call in calls]
+    except rules.ROW_ERRORS:
+        return False  # the rows one by one say which
+    now = rules.now()
+    methods: list[tuple[object, ...]] = []
+    for new, call, contact_id in zip(news, calls, rules.new_ids(len(calls)), strict=True):
+        seq, _ = _add_contact(db, new, now, contact_id)
+        methods += [(seq, kind, value, primary) for kind, value, primary in rules.import_methods(call)]
+    db.executemany(
+        _INSERT_METHOD,
+        [
+            (method_id, seq, kind, kind, kind, value, value, primary, None, None, None, now)
+            for method_id, (seq, kind, value, primary) in zip(rules.new_ids(len(methods)), methods, strict=True)
+        ],
+    )
+    return True
 
 
 def _named(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:

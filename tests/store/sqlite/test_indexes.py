@@ -16,7 +16,8 @@ import pytest
 
 from contact_mcp.models import FindContactsInput
 from contact_mcp.store import sqlite
-from contact_mcp.store.sqlite import SqliteBackend, find_query
+from contact_mcp.store.rules import BatchKeys
+from contact_mcp.store.sqlite import SqliteBackend, batch_lookups, find_query
 
 pytestmark = pytest.mark.anyio
 
@@ -105,3 +106,17 @@ async def test_listing_reads_in_seq_order_without_sorting(store: SqliteBackend) 
 
     assert steps[0] == "SEARCH c USING INTEGER PRIMARY KEY (rowid>?)"
     assert not [step for step in steps if "TEMP B-TREE" in step], steps
+
+
+@pytest.mark.parametrize("count", [1, 3, 501])
+async def test_an_import_batch_looks_its_keys_up_through_indexes(store: SqliteBackend, count: int) -> None:
+    values = tuple(f"v{i}" for i in range(count))
+    keys = BatchKeys(emails=values, user_ids=values, username_keys=values, phones=values, matching_phones=values)
+
+    lookups = list(batch_lookups(keys))
+
+    assert len(lookups) == 4 * (1 if count <= 500 else 2)
+    for sql, params in lookups:
+        steps = plan(store, sql, list[object](params))
+        assert steps
+        assert full_reads(sql, steps) == [], steps

@@ -166,3 +166,40 @@ async def test_a_cancelled_call_still_finishes_its_transaction_and_the_store_goe
     assert scope.cancelled_caught
     assert after.outcome == "updated"  # the cancelled call's contact was written, then found
     assert totals == {"contacts": 1, "methods": 1, "identities": 0}
+
+
+async def test_a_read_answered_on_the_event_loop_never_waits_there_for_a_lock(db_path: Path) -> None:
+    """Short reads are answered on the event loop's thread; a file not in WAL mode, whose reader must wait while
+    another process writes, sends them to the reader's thread instead, and the loop goes on meanwhile."""
+    seeded = LocalStore(SqliteBackend.open(db_path))
+    made = await seeded.upsert_contact(UpsertContactInput(email="bob@example.com", user_id=None))
+    await seeded.aclose()
+    other = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    try:
+        assert other.execute("PRAGMA journal_mode = DELETE").fetchone()[0] == "delete"
+        store = LocalStore(SqliteBackend.open(db_path, read_only=True))  # read-only: the file stays in DELETE mode
+        other.execute("BEGIN EXCLUSIVE")  # another process writing: a reader must wait
+        order: list[str] = []
+
+        async def read() -> None:
+            found = await store.get_contact(made.id)
+            page = await store.find_contacts(FindContactsInput(email="bob@example.com"))
+            assert [found.id, *(c.id for c in page.contacts)] == [made.id, made.id]
+            order.append("read")
+
+        # The other process commits a second later, on its own: a read waiting on the loop's thread would hold the
+        # loop until then and finish first.
+        commit = threading.Timer(1.0, other.execute, ("COMMIT",))
+        commit.start()
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(read)
+                await anyio.sleep(0.05)
+                order.append("loop")
+        finally:
+            commit.join()
+        await store.aclose()
+    finally:
+        other.close()
+
+    assert order == ["loop", "read"]

@@ -1,0 +1,83 @@
+"""An import's rows made ready for the store, in order: in this process, or for a large file in a worker process.
+
+Normalising (email-validator, phonenumbers) is most of what an import does, and it holds the GIL: in this process
+it can only take turns with the store's own thread. For a large file a worker process normalises chunk after
+chunk, a few chunks ahead of the rows being written, so on a machine with two cores the two overlap. The rows come
+back in file order and are the same rows either way (`normalised`); only the time differs. A small file is
+normalised here: starting the worker costs about half a second. The worker ignores SIGINT: Ctrl-C is the importing
+process's to handle (it stops and says how far it got), and the worker ends with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import multiprocessing
+import signal
+from collections import deque
+from collections.abc import AsyncGenerator, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Final
+
+import anyio.lowlevel
+
+from contact_mcp.porting.rows import NormalisedRow, RejectedRow, RestoreRow, Row, normalise
+
+Ready = RestoreRow | NormalisedRow
+
+WORKER_FROM_ROWS: Final = 5_000
+"""Files of at least this many rows of new data are normalised in a worker process."""
+CHUNK_ROWS: Final = 500
+"""Rows handed to the worker at a time."""
+CHUNKS_AHEAD: Final = 4
+"""Chunks the worker may be ahead of the rows taken."""
+YIELD_ROWS: Final = 8
+"""Rows normalised here between two turns of the event loop: the batch being written meanwhile (a database round
+trip, the store thread's answer) moves on at each turn."""
+
+
+def normalised(row: Row, *, default_region: str | None) -> RejectedRow | Ready:
+    """The row ready for the store, or rejected before it: unreadable or not normalisable."""
+    if isinstance(row, RejectedRow | RestoreRow):
+        return row
+    return normalise(row, default_region=default_region)
+
+
+def _normalise_chunk(rows: list[Row], default_region: str | None) -> list[RejectedRow | Ready]:
+    return [normalised(row, default_region=default_region) for row in rows]
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+async def normalised_rows(
+    rows: Iterable[Row], *, default_region: str | None, in_worker: bool
+) -> AsyncGenerator[RejectedRow | Ready, None]:
+    """`normalised` of every row, in order; in a worker process when `in_worker`. Close it (`aclosing`) when
+    stopping early: that stops the worker."""
+    if not in_worker:
+        for count, row in enumerate(rows, 1):
+            yield normalised(row, default_region=default_region)
+            if count % YIELD_ROWS == 0:
+                await anyio.lowlevel.checkpoint()
+        return
+    pool = ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint
+    )
+    ahead: deque[asyncio.Future[list[RejectedRow | Ready]]] = deque()
+    try:
+        source = iter(rows)
+        chunks = iter(lambda: list(itertools.islice(source, CHUNK_ROWS)), [])
+        for chunk in chunks:
+            ahead.append(asyncio.wrap_future(pool.submit(_normalise_chunk, chunk, default_region)))
+            if len(ahead) >= CHUNKS_AHEAD:
+                for item in await ahead.popleft():
+                    yield item
+        while ahead:
+            for item in await ahead.popleft():
+                yield item
+    finally:
+        for future in ahead:
+            future.cancel()
+        pool.shutdown(wait=False, cancel_futures=True)
