@@ -7,6 +7,8 @@ re-checks an argument. Imports nothing of ours but `schemas` (a leaf), which ren
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -162,6 +164,37 @@ class FieldChange(BaseModel):
     contact_id: Annotated[str | None, Field(description="Whose field, when a call changes several contacts")] = None
 
 
+def _canonical(value: ChangeValue) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def changes_between(
+    before: Mapping[str, ChangeValue], after: Mapping[str, ChangeValue], *, contact_id: str | None = None
+) -> list[FieldChange]:
+    """Each field whose value differs between two flat views of one record, old to new, in the order the fields
+    first appear. A field missing from a view has no value there; values compare as canonical JSON (key order never
+    counts, `1` never equals `true`). Used by the store (on whole contacts) and by providers (on what their reads
+    show), so a change reads the same whoever made it."""
+    changes: list[FieldChange] = []
+    for name in dict.fromkeys((*before, *after)):
+        old, new = before.get(name), after.get(name)
+        if _canonical(old) != _canonical(new):
+            changes.append(FieldChange(field=name, old=old, new=new, contact_id=contact_id))
+    return changes
+
+
+VerificationMessage = Literal[
+    "Phone number verified", "Phone number verification cleared", "Email verified", "Email verification cleared"
+]
+
+
+def verification_message(type_: MethodType, verified: bool) -> VerificationMessage:
+    """TetherAI's exact sentences (the store answers with them too)."""
+    if type_ == "phone":
+        return "Phone number verified" if verified else "Phone number verification cleared"
+    return "Email verified" if verified else "Email verification cleared"
+
+
 class WriteResult(Result):
     """What every write tool answers besides its own fields: whether it was a dry run, and what changed."""
 
@@ -173,11 +206,20 @@ class WriteResult(Result):
         description="What the call changed (on a dry run: would change), old to new, where the provider can tell",
     )
     truncated: list[str] | None = Field(default=None, description=_TRUNCATED)
+    note: str | None = Field(default=None, description="On a dry run: what the provider's reads cannot tell")
 
     def headline(self) -> str:
         if self.dry_run:
-            return f"Dry run, nothing written; the call would answer: {self.summary()}"
+            note = f" {self.note}" if self.note else ""
+            return f"Dry run, nothing written; the call would answer: {self.summary()}{note}"
         return self.summary()
+
+
+_NEW_ID = "Absent only on a provider's dry run that would create it"
+
+
+def _id(value: str | None) -> str:
+    return f" (id {value})" if value else ""
 
 
 class AttachedContact(WriteResult):
@@ -185,7 +227,7 @@ class AttachedContact(WriteResult):
 
     created: bool
     end_user_id: str
-    uid: str
+    uid: str | None = Field(default=None, description=_NEW_ID)
     channel: str
     type: str | None = None
     normalized_value: str
@@ -193,14 +235,15 @@ class AttachedContact(WriteResult):
 
     def summary(self) -> str:
         verb = "Attached" if self.created else "Already attached:"
-        return f"{verb} {self.channel} {self.normalized_value} to end user {self.end_user_id} (uid {self.uid})."
+        uid = f" (uid {self.uid})" if self.uid else ""
+        return f"{verb} {self.channel} {self.normalized_value} to end user {self.end_user_id}{uid}."
 
 
 class AttachedIdentity(WriteResult):
     """attach_identity: the identity on the contact."""
 
     created: bool
-    id: str
+    id: str | None = Field(default=None, description=_NEW_ID)
     contact_id: str
     channel_type: str | None = None
     identifier: str
@@ -210,15 +253,13 @@ class AttachedIdentity(WriteResult):
     def summary(self) -> str:
         verb = "Attached" if self.created else "Already attached:"
         on = f" on {self.channel_type}" if self.channel_type else ""
-        return f"{verb} identity {self.identifier}{on} to contact {self.contact_id} (id {self.id})."
+        return f"{verb} identity {self.identifier}{on} to contact {self.contact_id}{_id(self.id)}."
 
 
 class VerificationResult(WriteResult):
     """set_verification: the method's verification state after the change."""
 
-    message: Literal[
-        "Phone number verified", "Phone number verification cleared", "Email verified", "Email verification cleared"
-    ]
+    message: VerificationMessage
     contact_id: str
     type: MethodType
     value: str
@@ -234,8 +275,8 @@ class VerificationResult(WriteResult):
 class UpsertResult(WriteResult):
     """upsert_contact: what was done and the contact's key fields."""
 
-    outcome: Outcome
-    id: str
+    outcome: Outcome | None = Field(default=None, description="Absent only on a dry run that cannot tell")
+    id: str | None = Field(default=None, description=_NEW_ID)
     user_id: str | None = None
     email: str | None = None
     name: str | None = None
@@ -243,13 +284,13 @@ class UpsertResult(WriteResult):
 
     def summary(self) -> str:
         who = self.email or self.user_id or self.id
-        return f"Contact {who} {self.outcome} (id {self.id})."
+        return f"Contact {who} {self.outcome or 'created or updated'}{_id(self.id)}."
 
 
 class CreatedContact(WriteResult):
     """create_contact: the new contact."""
 
-    id: str
+    id: str | None = Field(default=None, description=_NEW_ID)
     username: str
     phone_number: str
     display_name: str
@@ -262,7 +303,7 @@ class CreatedContact(WriteResult):
         shared = ""
         if self.phone_shared_with:
             shared = f" The phone is shared with contact(s) {', '.join(self.phone_shared_with)}."
-        return f"Created contact {self.username} ({self.phone_number}), id {self.id}.{shared}"
+        return f"Created contact {self.username} ({self.phone_number}){_id(self.id)}.{shared}"
 
 
 # A provider fills what its API says; what it does not say stays absent (None), never invented.

@@ -81,7 +81,7 @@ async def test_attach_returns_the_created_identity(fake: BlooioFake, blooio: Blo
         channel_id=None,
         created_at="2024-06-10T06:13:20.123Z",
     )
-    assert result.id.startswith("cid_")
+    assert result.id is not None and result.id.startswith("cid_")
     assert "channel_id" not in result.structured()
 
 

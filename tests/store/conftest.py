@@ -29,6 +29,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: starts a process (a server over stdio or HTTP, the CLI, a database)")
 
 
+TABLES = ("contacts", "methods", "identities", "history")
+"""Every table a write could touch (the history is written at dispatch, by its own helper)."""
+
+
 class BackendUnderTest(Protocol):
     def new_database(self, folder: Path) -> str:
         """A fresh, empty database for one module: a SQLite path or a PostgreSQL URL (CONTACT_MCP_DB)."""
@@ -36,6 +40,10 @@ class BackendUnderTest(Protocol):
 
     def wipe(self, db: str) -> None:
         """Delete every contact (the schema stays), so the next test starts empty."""
+        ...
+
+    def dump(self, db: str) -> dict[str, list[tuple[object, ...]]]:
+        """Every row of the store's tables, read straight from the database (not through the store)."""
         ...
 
 
@@ -47,6 +55,10 @@ class SqliteUnderTest:
         if Path(db).exists():
             with closing(sqlite3.connect(db)) as conn, conn:
                 conn.executescript("DELETE FROM identities; DELETE FROM methods; DELETE FROM contacts;")
+
+    def dump(self, db: str) -> dict[str, list[tuple[object, ...]]]:
+        with closing(sqlite3.connect(db)) as conn:
+            return {table: conn.execute(f"SELECT * FROM {table} ORDER BY seq").fetchall() for table in TABLES}
 
 
 class PostgresUnderTest:
@@ -62,6 +74,10 @@ class PostgresUnderTest:
         with psycopg.connect(db, autocommit=True) as conn:
             if conn.execute("SELECT to_regclass('contacts')").fetchone() != (None,):
                 conn.execute("TRUNCATE identities, methods, contacts RESTART IDENTITY")
+
+    def dump(self, db: str) -> dict[str, list[tuple[object, ...]]]:
+        with psycopg.connect(db, autocommit=True) as conn:
+            return {table: conn.execute(f"SELECT * FROM {table} ORDER BY seq").fetchall() for table in TABLES}
 
     def drop(self, db: str) -> None:
         drop_schema(self.base, schema_of(db))

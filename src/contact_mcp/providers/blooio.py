@@ -13,6 +13,11 @@ identity is already there, it is returned with `created: false`; any other 409 (
 identifier owned elsewhere) is reported as a conflict. Blooio answers errors in two envelopes: route handlers
 nest `{"error": {"code", "message", "details"}}`, the auth middleware answers 401/403 flat
 `{"error": "ApiError", "message", "status"}`; `HttpProvider` reads both.
+
+A dry run sends no attach: the contact's identities are read as for a 409 (an unknown contact is the same
+not_found, an identity already there the same `created: false`), and `GET /contacts?identifier=` tells whether
+another contact holds the identifier on that channel_type (the conflict the attach would get, [ASSUMPTION] as the
+fake documents). Whether the contact's chat is closed or the channel inactive no documented read tells.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from contact_mcp.models import (
     Contact,
     ContactPage,
     ContactSummary,
+    FieldChange,
     FindContactsInput,
     Identity,
     Operation,
@@ -65,6 +71,8 @@ class BlooioClient(HttpProvider):
             body["channel_type"] = call.channel_type
         if call.channel_id is not None:
             body["channel_id"] = call.channel_id
+        if call.dry_run:
+            return await self._dry_attach(path, call)
         try:
             _, payload = await self.request("POST", path, replayable=False, json_body=body)
         except NotFound as exc:
@@ -72,6 +80,41 @@ class BlooioClient(HttpProvider):
         except Conflict as conflict:
             return await self._resolve_conflict(path, call, conflict)
         return _attached(_item(payload, what="attached identity"), call, created=True)
+
+    async def _dry_attach(self, path: str, call: AttachIdentityInput) -> AttachedIdentity:
+        try:
+            existing = await self._find_identity(path, call)
+        except NotFound as exc:
+            raise exc.evolve(field=exc.field or "contact_id") from None
+        if existing is not None:
+            return _attached(existing, call, created=False).model_copy(update={"dry_run": True, "changes": []})
+        _, payload = await self.request("GET", "/contacts", replayable=True, params={"identifier": call.identifier})
+        holders, _ = _page(payload)
+        owner = next((c for c in holders if text(c.get("id")) != call.contact_id and _holds(c, call)), None)
+        if owner is not None:
+            owner_id = str(owner.get("id"))
+            raise Conflict(
+                f"identity {call.identifier} is already attached to contact {owner_id}",
+                field="identifier",
+                existing_id=owner_id,
+                hint="An identifier belongs to one Blooio contact per channel_type: use that contact, or attach "
+                "another identifier or channel_type",
+                provider=self.name,
+                status=409,
+            )
+        planned = {"channel_type": call.channel_type, "identifier": call.identifier, "channel_id": call.channel_id}
+        return AttachedIdentity(
+            provider=self.name,
+            created=True,
+            contact_id=call.contact_id,
+            channel_type=call.channel_type,
+            identifier=call.identifier,
+            channel_id=call.channel_id,
+            dry_run=True,
+            changes=[FieldChange(field="identities", new={k: v for k, v in planned.items() if v is not None})],
+            note="Blooio assigns the identity's id, and no read can tell whether it would refuse the attach because "
+            "the contact's chat is closed or the channel is not active.",
+        )
 
     async def get_contact(self, contact_id: str) -> Contact:
         try:
@@ -275,6 +318,13 @@ def _same_identity(item: Mapping[str, Any], call: AttachIdentityInput) -> bool:
     if call.channel_type is not None and item.get("channel_type") != call.channel_type:
         return False
     return call.channel_id is None or item.get("channel_id") == call.channel_id
+
+
+def _holds(contact: Mapping[str, Any], call: AttachIdentityInput) -> bool:
+    """Whether a contact of a `GET /contacts?identifier=` answer holds the call's identifier on its channel_type."""
+    identities = [i for i in map(mapping, _list(contact.get("identities"))) if i is not None]
+    probe = AttachIdentityInput(contact_id="", identifier=call.identifier, channel_type=None, channel_id=None)
+    return any(_same_identity(i, probe) and i.get("channel_type") == call.channel_type for i in identities)
 
 
 def _attached(data: Mapping[str, Any], call: AttachIdentityInput, *, created: bool) -> AttachedIdentity:
