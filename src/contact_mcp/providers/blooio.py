@@ -88,19 +88,15 @@ class BlooioClient(HttpProvider):
             raise exc.evolve(field=exc.field or "contact_id") from None
         if existing is not None:
             return _attached(existing, call, created=False).model_copy(update={"dry_run": True, "changes": []})
-        _, payload = await self.request("GET", "/contacts", replayable=True, params={"identifier": call.identifier})
-        holders, _ = _page(payload)
-        owner = next((c for c in holders if text(c.get("id")) != call.contact_id and _holds(c, call)), None)
-        if owner is not None:
-            owner_id = str(owner.get("id"))
-            raise Conflict(
-                f"identity {call.identifier} is already attached to contact {owner_id}",
-                field="identifier",
-                existing_id=owner_id,
-                hint="An identifier belongs to one Blooio contact per channel_type: use that contact, or attach "
-                "another identifier or channel_type",
-                provider=self.name,
-                status=409,
+        owner_id = await self._owner(call)
+        if owner_id is not None:
+            raise _owned_elsewhere(
+                Conflict(
+                    f"identity {call.identifier} is already attached to contact {owner_id}",
+                    provider=self.name,
+                    status=409,
+                ),
+                owner_id,
             )
         planned = {"channel_type": call.channel_type, "identifier": call.identifier, "channel_id": call.channel_id}
         return AttachedIdentity(
@@ -192,6 +188,9 @@ class BlooioClient(HttpProvider):
                 )
             ) from None
         if existing is None:
+            owner_id = await self._owner(call)
+            if owner_id is not None:
+                raise _owned_elsewhere(conflict, owner_id) from None
             raise conflict.evolve(
                 hint=(
                     "This identity is not on the contact; Blooio refused it because of the contact's state "
@@ -200,6 +199,17 @@ class BlooioClient(HttpProvider):
                 )
             ) from None
         return _attached(existing, call, created=False)
+
+    async def _owner(self, call: AttachIdentityInput) -> str | None:
+        """The other contact holding the call's identifier on its channel_type, if any ([ASSUMPTION] the reason
+        for a 409 that is not a duplicate, as the fake documents); a failed lookup tells nothing."""
+        try:
+            _, payload = await self.request("GET", "/contacts", replayable=True, params={"identifier": call.identifier})
+            holders, _ = _page(payload)
+        except ContactError:
+            return None
+        owner = next((c for c in holders if text(c.get("id")) != call.contact_id and _holds(c, call)), None)
+        return str(owner["id"]) if owner is not None else None
 
     async def _find_identity(self, path: str, call: AttachIdentityInput) -> Mapping[str, Any] | None:
         cursor: str | None = None
@@ -318,6 +328,15 @@ def _same_identity(item: Mapping[str, Any], call: AttachIdentityInput) -> bool:
     if call.channel_type is not None and item.get("channel_type") != call.channel_type:
         return False
     return call.channel_id is None or item.get("channel_id") == call.channel_id
+
+
+def _owned_elsewhere(conflict: Conflict, owner_id: str) -> Conflict:
+    return conflict.evolve(
+        field="identifier",
+        existing_id=owner_id,
+        hint=f"Contact {owner_id} holds this identifier on this channel_type: use that contact, or attach another "
+        "identifier or channel_type",
+    )
 
 
 def _holds(contact: Mapping[str, Any], call: AttachIdentityInput) -> bool:
