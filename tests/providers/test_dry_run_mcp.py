@@ -3,6 +3,7 @@
 A dry run sends reads only (the fake's request log shows no other method), says it was a dry run, reports what the
 provider's reads tell about the change (and in `note` what they cannot), and fails as the real call would where a
 read can tell it would fail. The same arguments without `dry_run` then do write (so the scenario is a real write).
+Under them all, the guard: during a dry run the HTTP client refuses to send anything but a read.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from contact_mcp import build_server, load_settings
+from contact_mcp import build_server, dry_run, load_settings
 from tests.providers.cases import CASES, ProviderCase, Seeded, requests
 from tests.results import error_of, json_text, text
 
@@ -186,3 +187,23 @@ async def test_featurebase_cannot_tell_an_upsert_by_email_and_says_so(fakes: Any
     assert "outcome" not in planned and "id" not in planned and "changes" not in planned
     assert "no read by email" in planned["note"]
     assert planned["note"] in text(dry)
+
+
+async def test_a_provider_request_other_than_a_read_is_refused_unsent(fakes: Any) -> None:
+    case = CASES["protocol"]
+    fake, base_url = fakes.get(case.name)
+    fake.reset()
+    client = case.client(base_url)
+    try:
+        with dry_run.marked(True), pytest.raises(dry_run.DryRunWrite, match="POST /v1/contacts"):
+            await client.request("POST", "/v1/contacts", replayable=False, json_body={"username": "x"})
+        with dry_run.marked(True):
+            await client.request("GET", "/v1/contacts", replayable=True, params={"username": "x"})
+        assert [r.method for r in requests(fake)] == ["GET"]
+        with dry_run.marked(False):
+            await client.request(
+                "POST", "/v1/contacts", replayable=False, json_body={"username": "x", "phone_number": "+14155550100"}
+            )
+    finally:
+        await client.aclose()
+    assert [r.method for r in requests(fake)] == ["GET", "POST"]

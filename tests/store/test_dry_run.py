@@ -2,7 +2,8 @@
 
 A dry run of every write tool runs the real operation in its transaction and rolls it back: the tables hold exactly
 what they held (read straight from the database), the result says it was a dry run and lists the changes, and those
-are the changes the real call then makes. A dry run of a call that would fail fails with the same error.
+are the changes the real call then makes. A dry run of a call that would fail fails with the same error. Under
+them, the guard: during a dry run a write that ignores it is refused, not committed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from contact_mcp import dry_run
+from contact_mcp.models import UpsertContactInput
+from contact_mcp.store import LocalStore
 from tests.results import error_of, json_text, text
 from tests.store.calls import PHONE, PHONE_2, UNKNOWN_UUID, ok
 from tests.store.conftest import BACKENDS
@@ -193,3 +197,12 @@ async def test_a_dry_run_of_a_failing_call_returns_the_real_error(
 
     assert dry == real
     assert BACKENDS[store_backend].dump(empty_store) == tables
+
+
+async def test_a_store_write_that_ignores_the_dry_run_is_not_committed(store: LocalStore) -> None:
+    with dry_run.marked(True), pytest.raises(dry_run.DryRunWrite):
+        await store.upsert_contact(UpsertContactInput(email="ann@example.com", user_id=None))
+    with dry_run.marked(True):
+        planned = await store.upsert_contact(UpsertContactInput(email="ann@example.com", user_id=None, dry_run=True))
+    assert planned.dry_run is True
+    assert [batch async for batch in store.iter_records()] == []

@@ -45,6 +45,7 @@ import stamina
 from psycopg import errors as pg_errors
 from psycopg import sql
 
+from contact_mcp import dry_run as dry_run_guard
 from contact_mcp.errors import ConfigError, ProviderUnavailable
 from contact_mcp.models import (
     AttachContactInput,
@@ -538,6 +539,8 @@ class PostgresBackend:
     async def _run(self, work: Callable[[Conn], Awaitable[_T]], *, write: bool, dry_run: bool = False) -> _T:
         """Run `work` on a pooled connection, inside one transaction when it writes (rolled back at its end for a
         `dry_run`); rerun it when it lost a race or its connection was found broken before committing."""
+        if write and not dry_run:
+            dry_run_guard.refuse("a committed write to the contact store")
         reconnected = False
         try:
             async for attempt in stamina.retry_context(

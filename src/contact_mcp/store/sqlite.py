@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
+from contact_mcp import dry_run as dry_run_guard
 from contact_mcp.errors import ConfigError, ProviderUnavailable
 from contact_mcp.models import (
     AttachContactInput,
@@ -584,6 +585,8 @@ class SqliteBackend:
         """Run `work` on a worker thread inside one transaction: `BEGIN IMMEDIATE` on the writer, else on the
         reader (`begin` None: each statement its own read transaction)."""
         lane = self._writer if begin == "BEGIN IMMEDIATE" else self._reader
+        if lane is self._writer:
+            dry_run_guard.refuse("a committed write to the contact store")
         return await lane.run(functools.partial(_transaction, lane.db, work, begin))
 
     async def _write(self, work: Callable[[sqlite3.Connection, Touched], _W], *, dry_run: bool) -> _W:
@@ -596,6 +599,8 @@ class SqliteBackend:
             result = work(db, touched)
             return rules.reported(result, touched.changes(), dry_run=dry_run)
 
+        if not dry_run:
+            dry_run_guard.refuse("a committed write to the contact store")
         lane = self._writer
         return await lane.run(functools.partial(_transaction, lane.db, write, "BEGIN IMMEDIATE", commit=not dry_run))
 

@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Self
 import httpx2
 import stamina
 
+from contact_mcp import dry_run
 from contact_mcp.errors import ContactError, InvalidArgument, ProviderError, ProviderTimeout, ProviderUnavailable
 from contact_mcp.models import FindContactsInput
 from contact_mcp.providers.base import Provider
@@ -45,6 +46,8 @@ log = logging.getLogger("contact_mcp.http")
 
 FILTERS = ("email", "phone", "username", "user_id", "query")
 """find_contacts' filters, in the order an error names them."""
+_READS = frozenset({"GET", "HEAD"})
+"""What a dry run may send (`dry_run.refuse` stops anything else)."""
 _NEVER_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
 
 
@@ -206,6 +209,8 @@ class HttpProvider(Provider):
 
         `read_first` is the hint given when the outcome is unknown (a non-replayable request that may have been
         applied, or any answer that could not be read); by default it says to check with a read."""
+        if method not in _READS:
+            dry_run.refuse(f"{self.display_name} {method} {path}")
         started = time.monotonic()
         unknown = read_first or f"The request may have reached {self.display_name}; check with a read before retrying"
         deadline = self.options.retry_deadline_s
