@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
@@ -164,7 +164,15 @@ class FieldChange(BaseModel):
     contact_id: Annotated[str | None, Field(description="Whose field, when a call changes several contacts")] = None
 
 
-def _canonical(value: ChangeValue) -> str:
+def _same(old: object, new: object) -> bool:
+    """Equal as JSON values: key order never counts, and `1` never equals `true` (Python's `==` says it does, so
+    containers that compare equal are checked again as canonical JSON)."""
+    if type(old) is not type(new) or old != new:
+        return False
+    return not isinstance(old, list | dict) or _canonical(new) == _canonical(cast(object, old))
+
+
+def _canonical(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
@@ -178,7 +186,7 @@ def changes_between(
     changes: list[FieldChange] = []
     for name in dict.fromkeys((*before, *after)):
         old, new = before.get(name), after.get(name)
-        if _canonical(old) != _canonical(new):
+        if not _same(old, new):
             changes.append(FieldChange(field=name, old=old, new=new, contact_id=contact_id))
     return changes
 

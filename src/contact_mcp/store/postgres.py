@@ -201,6 +201,19 @@ _WHOLE_CONTACT: Final = (
 )
 _CONTACT_BY_ID: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.id = %s"
 _CONTACT_BY_SEQ: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.seq = %s"
+# A contact as a write's transaction reads it before and after its changes (`rules.snapshot`), in one statement.
+_SNAPSHOT: Final = (
+    "SELECT id, user_id, username, name, display_name, locale, profile_picture, companies, custom_fields, roles, "
+    "subscribed_to_changelog, merged_into, "
+    "(SELECT coalesce(json_agg(json_build_object('id', m.id, 'channel', m.channel, 'type', m.type, "
+    "'value', m.value, 'primary', m.is_primary, 'verified_at', m.verified_at, "
+    "'verification_source', m.verification_source, 'verification_method', m.verification_method)), '[]') "
+    "FROM methods m WHERE m.contact_seq = contacts.seq), "
+    "(SELECT coalesce(json_agg(json_build_object('id', i.id, 'channel_type', i.channel_type, "
+    "'identifier', i.identifier, 'channel_id', i.channel_id)), '[]') "
+    "FROM identities i WHERE i.contact_seq = contacts.seq) "
+    "FROM contacts WHERE seq = %s"
+)
 _EXPORT_PAGE: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.seq > %s ORDER BY c.seq LIMIT %s"
 _SUMMARY_COLUMNS: Final[LiteralString] = (
     "c.seq, c.id, coalesce(c.name, c.display_name), c.username, c.user_id, "
@@ -438,9 +451,9 @@ async def _require_contact(
     return int(row[0]), canonical
 
 
-async def _whole(conn: Conn, seq: int) -> StoredFields | None:
-    row = await _fetchone(conn, _CONTACT_BY_SEQ, (seq,))
-    return _fields(row) if row is not None else None
+async def _whole(conn: Conn, seq: int) -> rules.Whole | None:
+    row = await _fetchone(conn, _SNAPSHOT, (seq,))
+    return rules.snapshot(row) if row is not None else None
 
 
 class Touched:
@@ -449,7 +462,7 @@ class Touched:
 
     def __init__(self, conn: Conn) -> None:
         self._conn = conn
-        self._before: dict[int, StoredFields | None] = {}
+        self._before: dict[int, rules.Whole | None] = {}
 
     async def before(self, seq: int) -> None:
         """Await before the write first changes (or deletes) contact `seq` (its row locked by then)."""

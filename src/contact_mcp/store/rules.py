@@ -686,7 +686,37 @@ _METHOD_KEY: Final = ("channel", "value")
 _IDENTITY_KEY: Final = ("identifier", "channel_type", "channel_id")
 
 Whole = Mapping[str, Any]
-"""A whole contact as a backend reads it inside a write's transaction (`records.StoredFields`)."""
+"""A whole contact as a write's transaction reads it before and after its changes (`snapshot`)."""
+
+SNAPSHOT_COLUMNS: Final = (
+    "id", "user_id", "username", "name", "display_name", "locale", "profile_picture", "companies", "custom_fields",
+    "roles", "subscribed_to_changelog", "merged_into",
+)  # fmt: skip
+"""The contact columns a snapshot reads, in this order, followed by its methods and its identities, each a JSON
+array of objects (`METHOD_SNAPSHOT`, `IDENTITY_SNAPSHOT` name their keys); one statement on every backend."""
+METHOD_SNAPSHOT: Final = (
+    "id", "channel", "type", "value", "primary", "verified_at", "verification_source", "verification_method",
+)  # fmt: skip
+IDENTITY_SNAPSHOT: Final = ("id", "channel_type", "identifier", "channel_id")
+
+
+def snapshot(row: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
+    """A snapshot row as a whole contact for `field_changes`. JSON values stay as the driver gives them (JSON text
+    or decoded); `field_changes` decodes only those that differ."""
+    *columns, methods, identities = row
+    whole: dict[str, Any] = dict(zip(SNAPSHOT_COLUMNS, columns, strict=True))
+    subscribed = whole["subscribed_to_changelog"]
+    whole["subscribed_to_changelog"] = None if subscribed is None else bool(subscribed)
+    whole["methods"] = methods
+    whole["identities"] = identities
+    return whole
+
+
+_JSON_VALUED: Final = frozenset({"companies", "custom_fields", "roles", "methods", "identities"})
+
+
+def _decoded(value: object) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 def _plain(value: object) -> Any:
@@ -721,13 +751,21 @@ def field_changes(before: Whole | None, after: Whole | None, *, contact_id: str 
     custom fields key by key; methods by (channel, value) and identities by their key, each as an object. Ids,
     timestamps and raw input are bookkeeping and never reported. `contact_id` labels every change (for a call
     that changes several contacts)."""
-    changes = changes_between(_flat(before), _flat(after), contact_id=contact_id)
+    # A JSON value whose text did not change is not decoded (most writes touch one or two fields).
+    same = frozenset(
+        name
+        for name in _JSON_VALUED
+        if before and after and isinstance(before.get(name), str) and before[name] == after.get(name)
+    )
+    changes = changes_between(_flat(before, same), _flat(after, same), contact_id=contact_id)
     for field_name, names, key in (
         ("methods", _METHOD_SHOWN, _METHOD_KEY),
         ("identities", _IDENTITY_SHOWN, _IDENTITY_KEY),
     ):
-        old = _keyed(before.get(field_name) if before else None, names, key)
-        new = _keyed(after.get(field_name) if after else None, names, key)
+        if field_name in same:
+            continue
+        old = _keyed(_decoded(before.get(field_name)) if before else None, names, key)
+        new = _keyed(_decoded(after.get(field_name)) if after else None, names, key)
         changes += [
             FieldChange(field=field_name, old=v, new=new.get(k), contact_id=contact_id)
             for k, v in old.items()
@@ -737,14 +775,18 @@ def field_changes(before: Whole | None, after: Whole | None, *, contact_id: str 
     return changes
 
 
-def _flat(whole: Whole | None) -> dict[str, Any]:
-    """A contact's own fields as one flat view: custom fields one entry each (`custom_fields.<key>`)."""
+def _flat(whole: Whole | None, same: frozenset[str]) -> dict[str, Any]:
+    """A contact's own fields as one flat view: custom fields one entry each (`custom_fields.<key>`); the JSON
+    values in `same` (unchanged) are left out."""
     flat: dict[str, Any] = {}
     for name, value in (whole or {}).items():
+        if name in _UNREPORTED or name in same:
+            continue
         if name == "custom_fields":
-            flat.update((f"custom_fields.{key}", item) for key, item in cast(Mapping[str, Any], value or {}).items())
-        elif name not in _UNREPORTED:
-            flat[name] = _plain(value)
+            fields = cast(Mapping[str, Any], _decoded(value) or {})
+            flat.update((f"custom_fields.{key}", item) for key, item in fields.items())
+        else:
+            flat[name] = _plain(_decoded(value) if name in _JSON_VALUED else value)
     return flat
 
 

@@ -154,7 +154,16 @@ _RECORD_COLUMNS: Final = (
     "subscribed_to_changelog, created_at, updated_at"
 )
 _RECORD_BY_ID: Final = f"SELECT {_RECORD_COLUMNS} FROM contacts WHERE id = ?"
-_RECORD_BY_SEQ: Final = f"SELECT {_RECORD_COLUMNS} FROM contacts WHERE seq = ?"
+# A contact as a write's transaction reads it before and after its changes (`rules.snapshot`), in one statement.
+_SNAPSHOT: Final = (
+    f"SELECT {', '.join(rules.SNAPSHOT_COLUMNS)}, "
+    "(SELECT json_group_array(json_object('id', id, 'channel', channel, 'type', type, 'value', value, "
+    "'primary', is_primary, 'verified_at', verified_at, 'verification_source', verification_source, "
+    "'verification_method', verification_method)) FROM methods WHERE contact_seq = ?1), "
+    "(SELECT json_group_array(json_object('id', id, 'channel_type', channel_type, 'identifier', identifier, "
+    "'channel_id', channel_id)) FROM identities WHERE contact_seq = ?1) "
+    "FROM contacts WHERE seq = ?1"
+)
 _RECORDS_AFTER: Final = f"SELECT {_RECORD_COLUMNS} FROM contacts WHERE seq > ? ORDER BY seq LIMIT ?"
 # Methods and identities of a run of contacts, by row-number range (both indexed on contact_seq).
 _METHODS_OF: Final = (
@@ -423,9 +432,9 @@ def _transaction(
         raise
 
 
-def _whole(db: sqlite3.Connection, seq: int) -> StoredFields | None:
-    found = _stored_contacts(db, _named(db.execute(_RECORD_BY_SEQ, (seq,))))
-    return found[0] if found else None
+def _whole(db: sqlite3.Connection, seq: int) -> rules.Whole | None:
+    row = db.execute(_SNAPSHOT, (seq,)).fetchone()
+    return rules.snapshot(row) if row is not None else None
 
 
 class Touched:
@@ -434,7 +443,7 @@ class Touched:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
-        self._before: dict[int, StoredFields | None] = {}
+        self._before: dict[int, rules.Whole | None] = {}
 
     def before(self, seq: int) -> None:
         """Call before the write first changes (or deletes) contact `seq`."""
