@@ -202,9 +202,8 @@ _WHOLE_CONTACT: Final = (
 _CONTACT_BY_ID: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.id = %s"
 _CONTACT_BY_SEQ: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.seq = %s"
 # A contact as a write's transaction reads it before and after its changes (`rules.snapshot`), in one statement.
-_SNAPSHOT: Final = (
-    "SELECT id, user_id, username, name, display_name, locale, profile_picture, companies, custom_fields, roles, "
-    "subscribed_to_changelog, merged_into, "
+_SNAPSHOT: Final[LiteralString] = (
+    f"SELECT {', '.join(rules.SNAPSHOT_COLUMNS)}, "
     "(SELECT coalesce(json_agg(json_build_object('id', m.id, 'channel', m.channel, 'type', m.type, "
     "'value', m.value, 'primary', m.is_primary, 'verified_at', m.verified_at, "
     "'verification_source', m.verification_source, 'verification_method', m.verification_method)), '[]') "
