@@ -159,10 +159,10 @@ _SNAPSHOT: Final = (
     f"SELECT {', '.join(rules.SNAPSHOT_COLUMNS)}, "
     "(SELECT json_group_array(json_object('id', id, 'channel', channel, 'type', type, 'value', value, "
     "'primary', is_primary, 'verified_at', verified_at, 'verification_source', verification_source, "
-    "'verification_method', verification_method)) FROM methods WHERE contact_seq = ?1), "
+    "'verification_method', verification_method)) FROM methods WHERE contact_seq = contacts.seq), "
     "(SELECT json_group_array(json_object('id', id, 'channel_type', channel_type, 'identifier', identifier, "
-    "'channel_id', channel_id)) FROM identities WHERE contact_seq = ?1) "
-    "FROM contacts WHERE seq = ?1"
+    "'channel_id', channel_id)) FROM identities WHERE contact_seq = contacts.seq) "
+    "FROM contacts WHERE seq = ?"
 )
 _RECORDS_AFTER: Final = f"SELECT {_RECORD_COLUMNS} FROM contacts WHERE seq > ? ORDER BY seq LIMIT ?"
 # Methods and identities of a run of contacts, by row-number range (both indexed on contact_seq).
