@@ -17,6 +17,7 @@ import pytest
 from mcp import Client
 
 from contact_mcp import build_server, dry_run, load_settings
+from contact_mcp.tools.table import TOOLS
 from tests.providers.cases import CASES, ProviderCase, Seeded, requests
 from tests.results import error_of, json_text, text
 
@@ -27,21 +28,29 @@ NEW_PHONE = "+14155550177"
 
 @dataclass(frozen=True)
 class Write:
+    provider: str
     tool: str
     arguments: Callable[[Seeded, int], dict[str, Any]]
     """From the seeded contact and its number n."""
 
 
-WRITES: dict[str, Write] = {
-    "feather": Write("attach_contact", lambda s, n: {"end_user_id": s.id, "channel": "sms", "value": NEW_PHONE}),
-    "blooio": Write("attach_identity", lambda s, n: {"contact_id": s.id, "identifier": NEW_PHONE}),
-    "tetherai": Write(
+WRITES = [
+    Write("feather", "attach_contact", lambda s, n: {"end_user_id": s.id, "channel": "sms", "value": NEW_PHONE}),
+    Write("blooio", "attach_identity", lambda s, n: {"contact_id": s.id, "identifier": NEW_PHONE}),
+    Write(
+        "tetherai",
         "set_verification",
         lambda s, n: {"contact_id": s.id, "type": "email", "value": f"Alex{n}@Example.com", "verified": True},
     ),
-    "featurebase": Write("upsert_contact", lambda s, n: {"user_id": f"usr_{n}", "name": "Ada Renamed"}),
-    "protocol": Write("create_contact", lambda s, n: {"username": "new-user", "phone_number": NEW_PHONE}),
-}
+    Write("featurebase", "upsert_contact", lambda s, n: {"user_id": f"usr_{n}", "name": "Ada Renamed"}),
+    Write("protocol", "create_contact", lambda s, n: {"username": "new-user", "phone_number": NEW_PHONE}),
+]
+
+
+def test_every_write_a_provider_serves_has_a_dry_run_case() -> None:
+    writers = {spec.operation for spec in TOOLS if not spec.read_only}
+    served = {(name, op.value) for name, case in CASES.items() for op in case.client_class.operations & writers}
+    assert served == {(write.provider, write.tool) for write in WRITES}
 
 
 def _server(case: ProviderCase, base_url: str, db_path: Path) -> Client:
@@ -52,11 +61,12 @@ def _writes_since(fake: Any, start: int) -> list[str]:
     return [f"{r.method} {r.path}" for r in requests(fake)[start:] if r.method != "GET"]
 
 
-async def test_a_dry_run_sends_no_write_and_reports_the_change(
-    case: ProviderCase, fake: Any, base_url: str, db_path: Path
-) -> None:
+@pytest.mark.parametrize("write", WRITES, ids=[f"{w.provider}-{w.tool}" for w in WRITES])
+async def test_a_dry_run_sends_no_write_and_reports_the_change(write: Write, fakes: Any, db_path: Path) -> None:
+    case = CASES[write.provider]
+    fake, base_url = fakes.get(case.name)
+    fake.reset()
     seeded = case.seed(fake, 1)
-    write = WRITES[case.name]
     arguments = write.arguments(seeded, 1)
     async with _server(case, base_url, db_path) as client:
         start = len(requests(fake))

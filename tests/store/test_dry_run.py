@@ -18,6 +18,7 @@ from mcp import Client
 from contact_mcp import dry_run
 from contact_mcp.models import UpsertContactInput
 from contact_mcp.store import LocalStore
+from contact_mcp.tools.table import TOOLS
 from tests.results import error_of, json_text, text
 from tests.store.calls import PHONE, PHONE_2, UNKNOWN_UUID, ok
 from tests.store.conftest import BACKENDS
@@ -74,6 +75,13 @@ WRITES: dict[str, tuple[str, Arguments]] = {
         lambda s: {"username": "dee", "phone_number": PHONE, "display_name": "Dee"},
     ),
 }
+
+
+def test_every_write_tool_has_a_dry_run_case() -> None:
+    writers = {spec.name for spec in TOOLS if not spec.read_only}
+    assert {tool for tool, _ in WRITES.values()} == writers
+    assert {tool for tool, _ in FAILING.values()} <= writers
+
 
 # What differs between two runs of one change: new records' ids and the instants they were made at.
 _VOLATILE = frozenset({"id", "verified_at"})
