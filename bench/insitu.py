@@ -130,7 +130,7 @@ def serve(kind: str) -> None:
     _timed(HttpProvider, "_send_once", "HttpProvider._send_once (one HTTP exchange)")
     # The tool table holds the functions themselves; point it at the timed ones before the server is built.
     for spec in table.TOOLS:
-        module = reads if spec.every_provider else writes
+        module = reads if spec.fn.__module__ == reads.__name__ else writes
         object.__setattr__(spec, "fn", getattr(module, spec.fn.__name__))
     from contact_mcp.cli import main
 

@@ -62,12 +62,15 @@ def tool_args(tool: str, ids: list[str]) -> ArgsFn:
         "get_contact": gets(ids),
         "find_contacts": lambda i: {"email": f"bench.user{who(i)}@example.com"},
         "upsert_contact": upserts(pool),
-        # Verified, then cleared on the next pass over the pool: every call changes the method's state.
+        # Verified, then cleared on the next pass over the pool: every call changes the method's state. Clearing
+        # cannot be undone, and the bench's client cannot ask a user: it confirms (the default configuration's cost,
+        # a read of the contact to describe the call, is measured with it).
         "set_verification": lambda i: {
             "contact_id": ids[who(i)],
             "type": "email",
             "value": f"bench.user{who(i)}@example.com",
             "verified": (i // pool) % 2 == 0,
+            "confirm": True,
         },
         "attach_contact": lambda i: {
             "end_user_id": ids[who(i)],

@@ -16,6 +16,8 @@ from typing import Any
 import httpx2
 import pytest
 
+from contact_mcp.tools.table import TOOL_NAMES
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TOKEN = "example-test-token-5678"
 
@@ -118,7 +120,7 @@ def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_http_client_lists_tools_and_calls_one(http_server: str) -> None:
     done = run_example("http_client.py", {"CONTACT_MCP_URL": http_server, "CONTACT_MCP_HTTP_TOKEN": TOKEN})
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"7 tools at {http_server}" in done.stdout
+    assert f"{len(TOOL_NAMES)} tools at {http_server}" in done.stdout
     assert "find_contacts: ok" in done.stdout
 
 

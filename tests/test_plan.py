@@ -52,6 +52,9 @@ def test_local_beside_a_provider_serves_the_writes_the_provider_does_not_and_sha
         "set_verification": ("local",),
         "upsert_contact": ("local",),
         "create_contact": ("local",),
+        "delete_contact": ("local", "blooio"),
+        "detach_identity": ("blooio",),
+        "detach_contact": ("local",),
         "get_contact": ("local", "blooio"),
         "find_contacts": ("local", "blooio"),
     }
@@ -62,9 +65,20 @@ def test_three_providers_side_by_side_each_serve_their_writes_and_all_serve_the_
         "attach_identity": ("blooio",),
         "set_verification": ("tetherai",),
         "upsert_contact": ("featurebase",),
+        "delete_contact": ("featurebase", "blooio"),
+        "detach_identity": ("blooio",),
         "get_contact": ("featurebase", "blooio", "tetherai"),
         "find_contacts": ("featurebase", "blooio", "tetherai"),
     }
+
+
+def test_every_provider_that_deletes_serves_delete_contact_together() -> None:
+    """Four APIs document deleting a contact; enabling all of them stays valid (delete_contact takes `provider`),
+    unlike a write two HTTP providers serve."""
+    served = routes("feather,tetherai,blooio,featurebase,protocol")
+    assert served["delete_contact"] == ("feather", "blooio", "featurebase", "protocol")
+    assert served["detach_identity"] == ("blooio",)
+    assert "detach_contact" not in served  # no provider API documents taking one value off a contact
 
 
 def test_two_http_providers_for_one_write_tool_is_a_start_up_error_naming_both(
@@ -91,6 +105,9 @@ def test_exclude_tools_drops_the_named_tools() -> None:
         "attach_contact",
         "attach_identity",
         "upsert_contact",
+        "delete_contact",
+        "detach_identity",
+        "detach_contact",
         "get_contact",
         "find_contacts",
     ]
@@ -99,6 +116,13 @@ def test_exclude_tools_drops_the_named_tools() -> None:
 def test_read_only_wins_over_everything() -> None:
     assert list(routes("local", read_only=True, tools="upsert_contact,get_contact")) == ["get_contact"]
     assert list(routes("local,blooio", read_only=True)) == READS
+
+
+def test_read_only_never_serves_a_tool_that_deletes_even_when_named() -> None:
+    erasure = "delete_contact,detach_identity,detach_contact"
+    assert list(routes("local,blooio,featurebase", read_only=True, tools=f"{erasure},get_contact")) == ["get_contact"]
+    with pytest.raises(ConfigError, match="no tool is left"):
+        routes("local", read_only=True, tools=erasure)
 
 
 @pytest.mark.parametrize("field", ["tools", "exclude_tools"])
@@ -133,7 +157,7 @@ async def test_a_read_served_by_several_providers_takes_a_required_provider_enum
     settings = load_settings(providers="local,blooio", db=str(db_path), **KEYS)
     async with Client(build_server(settings)) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-    for name in READS:
+    for name in [*READS, "delete_contact"]:
         schema = tools[name].input_schema
         assert schema["properties"]["provider"]["enum"] == ["local", "blooio"]
         assert schema["properties"]["provider"]["type"] == "string"
@@ -142,6 +166,13 @@ async def test_a_read_served_by_several_providers_takes_a_required_provider_enum
         hints = tools[name].annotations
         assert hints is not None and hints.open_world_hint is True
     assert "provider" not in tools["upsert_contact"].input_schema["properties"]
+
+
+async def test_read_only_lists_no_tool_that_writes_or_deletes(db_path: Path) -> None:
+    settings = load_settings(providers="local,blooio,featurebase", db=str(db_path), read_only=True, **KEYS)
+    async with Client(build_server(settings)) as client:
+        listed = [tool.name for tool in (await client.list_tools()).tools]
+    assert listed == READS
 
 
 async def test_a_read_served_by_one_provider_has_no_provider_argument(client: Client) -> None:

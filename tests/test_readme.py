@@ -21,6 +21,7 @@ from mcp import Client, StdioServerParameters
 
 from contact_mcp import Settings
 from contact_mcp.settings import HTTP_PROVIDERS, env_name, file_variables
+from contact_mcp.tools.table import TOOL_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -162,5 +163,5 @@ def test_the_readme_commands_for_the_example_scripts_run_as_written(tmp_path: Pa
         shell.wait()
     assert shell.returncode == 0, stdout + stderr
     assert "upsert_contact: ok" in stdout
-    assert f"7 tools at http://127.0.0.1:{port}/mcp" in stdout
+    assert f"{len(TOOL_NAMES)} tools at http://127.0.0.1:{port}/mcp" in stdout
     assert "find_contacts: ok" in stdout

@@ -43,6 +43,7 @@ def test_every_configured_secret_is_known(tmp_path: Path) -> None:
         featurebase_api_key="fb_key_4",
         featurebase_identity_secret="identity-secret-5",
         protocol_api_key="proto_key_6",
+        request_state_key=f"{'state-key-7' * 3}, {'older-key-8' * 3}",  # a ring: each key is a secret
     )
     found = configured_secrets(settings)
     expected = {
@@ -54,6 +55,8 @@ def test_every_configured_secret_is_known(tmp_path: Path) -> None:
         "fb_key_4",
         "identity-secret-5",
         "proto_key_6",
+        "state-key-7" * 3,
+        "older-key-8" * 3,
     }
     assert set(found) == expected
     scrubbed = Scrubber.from_settings(settings)(" ".join(sorted(expected)))

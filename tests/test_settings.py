@@ -77,6 +77,8 @@ def test_each_secret_variable_can_be_read_from_a_file(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str
 ) -> None:
     value = str(tmp_path / "from-a-file.db") if variable == "CONTACT_MCP_DB" else "from-a-file-9876"
+    if variable == "CONTACT_MCP_REQUEST_STATE_KEY":
+        value = "from-a-file-" + "9876" * 8  # a request-state key is 32 bytes at least
     path = tmp_path / "secret"
     path.write_text(f"  {value}\n")  # as `echo` and editors leave it
     monkeypatch.delenv(variable, raising=False)

@@ -13,6 +13,7 @@ import pytest
 from mcp import Client
 
 from contact_mcp import build_server, load_settings
+from contact_mcp.tools.table import TOOL_NAMES
 from tests.http_server import http_client, http_server
 from tests.results import assert_described, json_text
 from tests.stdio_server import server_params
@@ -33,7 +34,7 @@ async def call(client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any
 
 async def story(client: Client) -> None:
     tools = {tool.name for tool in (await client.list_tools()).tools}
-    assert len(tools) == 7
+    assert tools == set(TOOL_NAMES)
 
     created = await call(client, "create_contact", {"username": "grace", "phone_number": "+1 202 555 0143"})
     cid = created["id"]
@@ -57,7 +58,7 @@ async def story(client: Client) -> None:
         True,
         "call",
     )
-    cleared = await call(client, "set_verification", verify | {"verified": False})
+    cleared = await call(client, "set_verification", verify | {"verified": False, "confirm": True})
     assert cleared["message"] == "Phone number verification cleared"
     assert "verified_at" not in cleared
     assert "verification_source" not in cleared
@@ -78,6 +79,14 @@ async def story(client: Client) -> None:
     page = await call(client, "find_contacts", {"phone": "+12025550143"})
     assert [c["id"] for c in page["contacts"]] == [cid]
     assert (await call(client, "find_contacts", {"query": "hopper"}))["contacts"][0]["id"] == cid
+
+    detached = await call(client, "detach_identity", {"contact_id": cid, "identifier": "+1 202 555 0143"})
+    assert detached["ids"] == [first["id"]]
+    removed = await call(client, "detach_contact", {"contact_id": cid, "channel": "email", "value": "grace@navy.mil"})
+    assert removed["uid"] == email["uid"]
+    assert (await call(client, "delete_contact", {"contact_id": cid}))["id"] == cid
+    gone = await client.call_tool("get_contact", {"contact_id": cid})
+    assert gone.is_error and (gone.structured_content or {})["error"]["code"] == "not_found"
 
 
 async def test_every_tool_in_memory(db_path: Path) -> None:

@@ -104,6 +104,10 @@ async def _story(run: _Runner) -> None:
     )
     await run.call("get_contact", {"contact_id": contact_id})
     await run.call("find_contacts", {"email": "ada@example.com"})
+    # Undoing: an attach taken back, then the person erased (the contact, its methods and identities).
+    await run.call("detach_identity", {"contact_id": contact_id, "identifier": "+442079460958"})
+    await run.call("detach_contact", {"contact_id": contact_id, "channel": "email", "value": "ada@example.com"})
+    await run.call("delete_contact", {"contact_id": contact_id})
     # The deliberate mistake: no country code, and no CONTACT_MCP_DEFAULT_REGION to assume one.
     await run.call(
         "create_contact",

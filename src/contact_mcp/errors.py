@@ -11,7 +11,11 @@ Every anticipated failure is a `ContactError`; the tree is closed and each class
      ├── RateLimited          rate_limited           retry after `retry_after_s`
      ├── ProviderUnavailable  provider_unavailable   provider down or unreachable
      ├── ProviderTimeout      timeout                no answer in time
-     └── ProviderError        provider_error         the provider failed or answered nonsense
+     ├── ProviderError        provider_error         the provider failed or answered nonsense
+     ├── ConfirmationRequired confirmation_required  cannot be undone and this client cannot ask the user:
+     │                                               say what would happen, call again with confirm: true
+     └── Declined             declined               the user was asked and said no (or cancelled):
+                                                     nothing was changed; do not retry unasked
 
 A `ContactError` is for the model: it becomes an `isError` result whose `structuredContent` is
 `{"error": ErrorInfo}` and whose text says the same in a sentence or two. Configuration errors are for the
@@ -36,6 +40,8 @@ class ErrorCode(StrEnum):
     PROVIDER_UNAVAILABLE = "provider_unavailable"
     TIMEOUT = "timeout"
     PROVIDER_ERROR = "provider_error"
+    CONFIRMATION_REQUIRED = "confirmation_required"
+    DECLINED = "declined"
 
 
 class ErrorInfo(BaseModel):
@@ -167,6 +173,14 @@ class ProviderTimeout(ContactError):
 
 class ProviderError(ContactError):
     code = ErrorCode.PROVIDER_ERROR
+
+
+class ConfirmationRequired(ContactError):
+    code = ErrorCode.CONFIRMATION_REQUIRED
+
+
+class Declined(ContactError):
+    code = ErrorCode.DECLINED
 
 
 def error_text(info: ErrorInfo) -> str:

@@ -26,6 +26,9 @@ class Operation(StrEnum):
     SET_VERIFICATION = "set_verification"
     UPSERT_CONTACT = "upsert_contact"
     CREATE_CONTACT = "create_contact"
+    DELETE_CONTACT = "delete_contact"
+    DETACH_IDENTITY = "detach_identity"
+    DETACH_CONTACT = "detach_contact"
     GET_CONTACT = "get_contact"
     FIND_CONTACTS = "find_contacts"
 
@@ -103,6 +106,31 @@ class CreateContactInput:
     phone_number: str
     display_name: str | None
     avatar_url: str | None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteContactInput:
+    contact_id: str
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DetachIdentityInput:
+    contact_id: str
+    identifier: str
+    channel_type: str | None
+    """None: the identifier on any channel type."""
+    channel_id: str | None
+    """None: the identifier on any channel id."""
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DetachContactInput:
+    contact_id: str
+    channel: str
+    normalized_value: str
     dry_run: bool = False
 
 
@@ -314,6 +342,47 @@ class CreatedContact(WriteResult):
         return f"Created contact {self.username} ({self.phone_number}){_id(self.id)}.{shared}"
 
 
+class DeletedContact(WriteResult):
+    """delete_contact: the contact that is gone."""
+
+    id: str
+    also_deleted: list[str] | None = None
+    """Contacts that had been merged into this one (the same person), deleted with it."""
+    merged_into: str | None = None
+    """The deleted contact had been merged into this one, which holds the person's data and still exists."""
+
+    def summary(self) -> str:
+        also = f" with merged contact(s) {', '.join(self.also_deleted)}" if self.also_deleted else ""
+        survivor = f"; its data lives on in contact {self.merged_into}" if self.merged_into else ""
+        return f"Deleted contact {self.id}{also}{survivor}."
+
+
+class DetachedIdentity(WriteResult):
+    """detach_identity: the identities taken off the contact."""
+
+    contact_id: str
+    identifier: str
+    ids: list[str]
+
+    def summary(self) -> str:
+        return f"Detached {self.identifier} from contact {self.contact_id} (identity {', '.join(self.ids)})."
+
+
+class DetachedContact(WriteResult):
+    """detach_contact: the method taken off the contact."""
+
+    contact_id: str
+    channel: str
+    normalized_value: str
+    uid: str
+    new_primary: str | None = None
+    """The value that became primary of its kind in the detached one's place."""
+
+    def summary(self) -> str:
+        primary = f"; {self.new_primary} is now primary" if self.new_primary else ""
+        return f"Detached {self.channel} {self.normalized_value} from contact {self.contact_id}{primary}."
+
+
 # A provider fills what its API says; what it does not say stays absent (None), never invented.
 class ContactMethod(BaseModel):
     model_config = ConfigDict(defer_build=True)
@@ -366,6 +435,29 @@ class Contact(Result):
     def summary(self) -> str:
         who = self.name or self.display_name or self.username or self.user_id or self.id
         return f"Contact {who} (id {self.id}): {len(self.methods)} method(s), {len(self.identities)} identity(ies)."
+
+    def removed(self) -> list[FieldChange]:
+        """What deleting this contact takes away, as far as this view of it shows: each field old to nothing,
+        custom fields key by key, each method and identity as an object (as the store reports a delete)."""
+        shown = self.model_dump(mode="json", exclude_none=True, exclude=_NOT_A_CHANGE)
+        before = {name: value for name, value in shown.items() if value not in ([], {})}
+        before.update((f"custom_fields.{key}", value) for key, value in self.custom_fields.items())
+        changes = changes_between(before, {})
+        changes += [
+            FieldChange(field="methods", old=m.model_dump(mode="json", exclude_none=True, exclude={"raw_value"}))
+            for m in self.methods
+        ]
+        changes += [
+            FieldChange(field="identities", old=i.model_dump(mode="json", exclude_none=True, exclude={"created_at"}))
+            for i in self.identities
+        ]
+        return changes
+
+
+# Bookkeeping, or reported entry by entry (`Contact.removed`).
+_NOT_A_CHANGE = {
+    "provider", "id", "created_at", "updated_at", "truncated", "custom_fields", "methods", "identities",
+}  # fmt: skip
 
 
 class ContactSummary(BaseModel):

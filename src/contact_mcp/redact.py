@@ -4,8 +4,9 @@
 Foreign text is anything a provider or a library wrote: an error body's message ("Invalid API key provided: Bearer
 sk_test_…"), an exception's text. It may quote our own credentials back to us, so it passes through a `Scrubber`
 before it reaches a tool result or a log line. The scrubber is built once from `Settings` and knows every secret
-the process holds: each `<P>_API_KEY`, `FEATUREBASE_IDENTITY_SECRET`, `CONTACT_MCP_HTTP_TOKEN` and the password of
-a PostgreSQL `CONTACT_MCP_DB`. Imports nothing of ours but settings' types.
+the process holds: each `<P>_API_KEY`, `FEATUREBASE_IDENTITY_SECRET`, `CONTACT_MCP_HTTP_TOKEN`, each key of
+`CONTACT_MCP_REQUEST_STATE_KEY` and the password of a PostgreSQL `CONTACT_MCP_DB`. Imports nothing of ours but
+settings' types.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def configured_secrets(settings: Settings) -> list[str]:
     for secret in (settings.featurebase_identity_secret, settings.http_token):
         if secret is not None:
             values.append(secret.get_secret_value())
+    values.extend(settings.request_state_keys())
     password = database_password(str(settings.db))
     if password:
         values.append(password)

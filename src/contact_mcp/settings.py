@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
@@ -23,6 +23,10 @@ KNOWN_PROVIDERS = ("local", *HTTP_PROVIDERS)
 FILE_SUFFIX = "_FILE"
 _ALSO_FROM_FILE = ("db",)  # not a SecretStr, but a PostgreSQL URL may carry a password
 _MAX_FILE_BYTES = 65_536  # a secret is short; this keeps a mistaken path (a log, /dev/zero) from being read whole
+MIN_REQUEST_STATE_KEY_BYTES = 32  # the SDK's own floor for a request-state key
+
+ConfirmMode = Literal["destructive", "never"]
+"""`CONTACT_MCP_CONFIRM`: ask before what cannot be undone (default), or never (unattended pipelines)."""
 
 
 def _default_db() -> str:
@@ -109,6 +113,13 @@ class Settings(BaseSettings):
         default=600.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_SESSION_IDLE_TIMEOUT")
     )
     drain_timeout_s: float = Field(default=20.0, ge=0, validation_alias=AliasChoices("CONTACT_MCP_DRAIN_TIMEOUT"))
+    confirm: ConfirmMode = Field(default="destructive", validation_alias=AliasChoices("CONTACT_MCP_CONFIRM"))
+    server_name: str = Field(default="contact-mcp", validation_alias=AliasChoices("CONTACT_MCP_SERVER_NAME"))
+    """The name every replica gives itself; a request state sealed by one replica is accepted by another only when
+    both share this name (the seal's audience) and the key."""
+    request_state_key: SecretStr | None = _env("CONTACT_MCP_REQUEST_STATE_KEY")
+    """Comma list of keys (32+ bytes each) sealing the state of a call that asks the user, shared by every replica:
+    the first seals, every one opens (rotation). Unset: a key made at start-up, good for one process only."""
 
     connect_timeout_s: float = Field(default=5.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_CONNECT_TIMEOUT"))
     read_timeout_s: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_READ_TIMEOUT"))
@@ -183,6 +194,40 @@ class Settings(BaseSettings):
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError("must be an ISO 3166 two-letter country code such as US, GB or DE")
         return region
+
+    @field_validator("confirm", mode="before")
+    @classmethod
+    def _confirm(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("server_name")
+    @classmethod
+    def _server_name(cls, value: str) -> str:
+        name = value.strip()
+        if not name:
+            raise ValueError("must not be empty (every replica needs the same name)")
+        return name
+
+    @field_validator("request_state_key")
+    @classmethod
+    def _request_state_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        keys = [key.strip() for key in value.get_secret_value().split(",")]
+        if any(len(key.encode()) < MIN_REQUEST_STATE_KEY_BYTES for key in keys):
+            raise ValueError(
+                f"each key (comma-separated) must be at least {MIN_REQUEST_STATE_KEY_BYTES} bytes of secret "
+                'randomness, e.g. python -c "import secrets; print(secrets.token_hex(32))"'
+            )
+        if len(set(keys)) != len(keys):
+            raise ValueError("a key is listed twice")
+        return value
+
+    def request_state_keys(self) -> list[str]:
+        """The request-state key ring (first seals, all open); empty when the setting is not given."""
+        if self.request_state_key is None:
+            return []
+        return [key.strip() for key in self.request_state_key.get_secret_value().split(",")]
 
     @field_validator("log_level")
     @classmethod

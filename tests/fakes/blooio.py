@@ -151,6 +151,8 @@ class BlooioFake:
         self.page_size = page_size
         self.now_ms: Callable[[], int] = lambda: int(time.time() * 1000)
         self.contacts: dict[str, FakeContact] = {}
+        self.deleted: dict[str, FakeContact] = {}
+        """Soft-deleted contacts, kept only for tests to look at."""
         self.inactive_channels: set[str] = set()
         self.attached = threading.Event()
         """Set whenever an identity is attached: lets a test wait for a request the client gave up on."""
@@ -173,6 +175,7 @@ class BlooioFake:
             self.page_size = 50
             self.now_ms = lambda: int(time.time() * 1000)
             self.contacts.clear()
+            self.deleted.clear()
             self.inactive_channels.clear()
             self.attached.clear()
         self.asgi.clear()
@@ -261,6 +264,7 @@ class BlooioFake:
             Route("/contacts", self._list_contacts, methods=["GET"]),
             Route("/contacts", self._create_contact, methods=["POST"]),
             Route("/contacts/{contact_id}", self._get_contact, methods=["GET"]),
+            Route("/contacts/{contact_id}", self._delete_contact, methods=["DELETE"]),
             Route("/contacts/{contact_id}/identities", self._list_identities, methods=["GET"]),
             Route("/contacts/{contact_id}/identities", self._attach_identity, methods=["POST"]),
             Route("/contacts/{contact_id}/identities/{identity_id}", self._detach_identity, methods=["DELETE"]),
@@ -330,6 +334,16 @@ class BlooioFake:
     async def _get_contact(self, request: Request) -> Response:
         with self._lock:
             return JSONResponse({"data": self._contact(request.path_params["contact_id"]).wire()})
+
+    @_api
+    async def _delete_contact(self, request: Request) -> Response:
+        """deleteContact: "Soft-deletes a contact and its identities" (200 `{data: {id, deleted: true}}`). The fake
+        keeps the soft-deleted contact in `deleted`, out of every route (it answers 404 like an unknown one)."""
+        with self._lock:
+            contact = self._contact(request.path_params["contact_id"])
+            del self.contacts[contact.id]
+            self.deleted[contact.id] = contact
+        return JSONResponse({"data": {"id": contact.id, "deleted": True}})
 
     @_api
     async def _list_identities(self, request: Request) -> Response:

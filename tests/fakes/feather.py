@@ -152,6 +152,7 @@ class FeatherFake:
                 Route("/v1/identity/whoami", self._guard(self._whoami), methods=["GET"]),
                 Route("/v1/identity/end-users", self._guard(self._list_end_users), methods=["GET"]),
                 Route("/v1/identity/end-users/{end_user_id}", self._guard(self._get_end_user), methods=["GET"]),
+                Route("/v1/identity/end-users/{end_user_id}", self._guard(self._delete_end_user), methods=["DELETE"]),
                 Route(
                     "/v1/identity/end-users/{end_user_id}/contacts",
                     self._guard(self._add_contact),
@@ -260,6 +261,17 @@ class FeatherFake:
             return _not_found(end_user_id)
         with self._lock:
             return JSONResponse(end_user.as_json())
+
+    async def _delete_end_user(self, request: Request) -> Response:
+        """`DELETE /v1/identity/end-users/{end_user_id}` (deleteEndUser): 204, the end user and its data gone."""
+        end_user_id, errors = _path_uuid(request)
+        if end_user_id is None:
+            return JSONResponse({"detail": errors}, status_code=422)
+        with self._lock:
+            end_user = self.end_users.pop(end_user_id, None)
+        if end_user is None:
+            return _not_found(end_user_id)
+        return Response(status_code=204)
 
     async def _add_contact(self, request: Request) -> Response:
         # FastAPI validates the path and the body together and reports every problem in one 422.

@@ -543,7 +543,15 @@ def test_registry_maps_blooio_to_this_client() -> None:
     assert (factory.name, factory.display_name, factory.operations) == (
         "blooio",
         "Blooio",
-        frozenset({Operation.ATTACH_IDENTITY, Operation.GET_CONTACT, Operation.FIND_CONTACTS}),
+        frozenset(
+            {
+                Operation.ATTACH_IDENTITY,
+                Operation.GET_CONTACT,
+                Operation.FIND_CONTACTS,
+                Operation.DELETE_CONTACT,
+                Operation.DETACH_IDENTITY,
+            }
+        ),
     )
 
 

@@ -46,7 +46,13 @@ def posts(fake: BlooioFake) -> int:
 async def test_attach_identity_and_the_reads_are_listed_and_name_blooio(base_url: str, db_path: Path) -> None:
     async with blooio_server(base_url, db_path) as client:
         tools = (await client.list_tools()).tools
-    assert [tool.name for tool in tools] == ["attach_identity", "get_contact", "find_contacts"]
+    assert [tool.name for tool in tools] == [
+        "attach_identity",
+        "delete_contact",
+        "detach_identity",
+        "get_contact",
+        "find_contacts",
+    ]
     assert tools[0].description is not None and tools[0].description.endswith("Provider: Blooio.")
     assert tools[0].annotations is not None and tools[0].annotations.open_world_hint is True
 

@@ -44,6 +44,11 @@ WRITES = [
     ),
     Write("featurebase", "upsert_contact", lambda s, n: {"user_id": f"usr_{n}", "name": "Ada Renamed"}),
     Write("protocol", "create_contact", lambda s, n: {"username": "new-user", "phone_number": NEW_PHONE}),
+    *(
+        Write(name, "delete_contact", lambda s, n: {"contact_id": s.id, "confirm": True})
+        for name in ("feather", "blooio", "featurebase", "protocol")
+    ),
+    Write("blooio", "detach_identity", lambda s, n: {"contact_id": s.id, "identifier": f"sam{n}@example.com"}),
 ]
 
 
@@ -164,6 +169,11 @@ FAILING = [
     Failing(
         "protocol", "username-taken", "create_contact", lambda s, c: {"username": "lin2", "phone_number": NEW_PHONE}
     ),
+    *(
+        Failing(name, "delete-unknown", "delete_contact", lambda s, c: {"contact_id": c.missing_id, "confirm": True})
+        for name in ("feather", "blooio", "featurebase", "protocol")
+    ),
+    Failing("blooio", "detach-not-held", "detach_identity", lambda s, c: {"contact_id": s.id, "identifier": NEW_PHONE}),
 ]
 
 

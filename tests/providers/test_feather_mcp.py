@@ -50,7 +50,7 @@ def feather_server(base_url: str, db_path: Path, **overrides: Any) -> Client:
 async def test_attach_contact_and_the_reads_are_listed_and_name_feather(base_url: str, db_path: Path) -> None:
     async with feather_server(base_url, db_path) as client:
         tools = (await client.list_tools()).tools
-    assert [tool.name for tool in tools] == ["attach_contact", "get_contact", "find_contacts"]
+    assert [tool.name for tool in tools] == ["attach_contact", "delete_contact", "get_contact", "find_contacts"]
     assert tools[0].description is not None
     assert tools[0].description.endswith("Provider: Feather.")
 

@@ -55,7 +55,7 @@ def featurebase_error(status: int, kind: str, message: str, param: str | None = 
 async def test_upsert_contact_and_the_reads_are_listed_and_name_featurebase(base_url: str) -> None:
     async with featurebase_server(base_url) as client:
         tools = (await client.list_tools()).tools
-    assert [tool.name for tool in tools] == ["upsert_contact", "get_contact", "find_contacts"]
+    assert [tool.name for tool in tools] == ["upsert_contact", "delete_contact", "get_contact", "find_contacts"]
     assert tools[0].description is not None
     assert tools[0].description.endswith("Provider: Featurebase.")
 

@@ -92,7 +92,15 @@ async def test_local_and_blooio(local_blooio: tuple[Client, dict[str, Any]]) -> 
 async def test_featurebase_blooio_and_tetherai(three: tuple[Client, dict[str, Any]]) -> None:
     client, fakes = three
     listed = [tool.name for tool in (await client.list_tools()).tools]
-    assert listed == ["attach_identity", "set_verification", "upsert_contact", "get_contact", "find_contacts"]
+    assert listed == [
+        "attach_identity",
+        "set_verification",
+        "upsert_contact",
+        "delete_contact",
+        "detach_identity",
+        "get_contact",
+        "find_contacts",
+    ]
 
     # Featurebase: upsert, find by user id, read back by the id found.
     upserted = await call(

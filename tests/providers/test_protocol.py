@@ -542,6 +542,7 @@ def test_protocol_serves_create_contact_and_the_reads(base_url: str) -> None:
 
     assert {route.spec.name: route.providers for route in make_plan(settings).routes} == {
         "create_contact": ("protocol",),
+        "delete_contact": ("protocol",),
         "get_contact": ("protocol",),
         "find_contacts": ("protocol",),
     }

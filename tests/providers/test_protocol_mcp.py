@@ -42,9 +42,9 @@ def posts(fake: ProtocolFake) -> list[RecordedRequest]:
 
 
 async def test_create_contact_and_the_reads_are_listed_and_name_protocol(mcp: Client) -> None:
-    tool, *reads = (await mcp.list_tools()).tools
+    tool, *others = (await mcp.list_tools()).tools
 
-    assert [t.name for t in reads] == ["get_contact", "find_contacts"]
+    assert [t.name for t in others] == ["delete_contact", "get_contact", "find_contacts"]
 
     assert tool.name == "create_contact"
     assert tool.description is not None

@@ -123,6 +123,14 @@ async def test_several_providers_start_together_and_all_serve_the_reads(fakes: A
     settings["providers"] = "featurebase,blooio,tetherai"
     async with Client(build_server(load_settings(**settings))) as client:
         tools = {tool.name: tool.description or "" for tool in (await client.list_tools()).tools}
-    assert set(tools) == {"upsert_contact", "attach_identity", "set_verification", "get_contact", "find_contacts"}
+    assert set(tools) == {
+        "upsert_contact",
+        "attach_identity",
+        "set_verification",
+        "delete_contact",
+        "detach_identity",
+        "get_contact",
+        "find_contacts",
+    }
     assert tools["get_contact"].endswith("Provider: Featurebase, Blooio, TetherAI.")
     assert tools["attach_identity"].endswith("Provider: Blooio.")

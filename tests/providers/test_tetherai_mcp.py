@@ -12,6 +12,7 @@ from mcp import Client
 from mcp.types import TextContent
 
 from contact_mcp import build_server, load_settings
+from tests.confirming import User
 from tests.fakes.harness import Fault
 from tests.fakes.tetherai import TOKEN, TetherAIFake, user_id_for
 from tests.stdio_server import server_params
@@ -104,7 +105,7 @@ async def test_verify_a_nationally_written_phone(mcp: Client, fake: TetherAIFake
 async def test_clear_an_email_written_in_capitals(mcp: Client, fake: TetherAIFake, contact_id: str) -> None:
     args = {"contact_id": contact_id, "type": "email", "value": "Alex.Morgan@EXAMPLE.com"}
     await mcp.call_tool("set_verification", {**args, "verified": True})
-    result = await mcp.call_tool("set_verification", {**args, "verified": False})
+    result = await mcp.call_tool("set_verification", {**args, "verified": False, "confirm": True})
 
     assert result.structured_content == {
         "provider": "tetherai",
@@ -218,3 +219,27 @@ async def test_stdio_server_verifies_and_reports_failures(
     assert (_error(wrong_value)["code"], _error(wrong_value)["field"]) == ("invalid_argument", "value")
     assert (_error(limited)["code"], _error(limited)["retry_after_s"]) == ("rate_limited", 90.0)
     assert fake.entry(contact_id, "phone", PHONE)["verificationSource"] == "admin-manual"
+
+
+# ---------- confirmation ----------
+
+
+async def test_clearing_asks_the_user_naming_tetherai_and_a_no_writes_nothing(
+    base_url: str, tmp_path: Path, fake: TetherAIFake, contact_id: str
+) -> None:
+    server = _server(base_url, tmp_path)
+    args = {"contact_id": contact_id, "type": "email", "value": EMAIL}
+    async with Client(server) as plain:
+        verified = await plain.call_tool("set_verification", {**args, "verified": True})
+        assert not verified.is_error, verified.content
+    sent = len(fake.requests)
+    user = User(action="decline")
+    async with Client(server, elicitation_callback=user) as asking:
+        result = await asking.call_tool("set_verification", {**args, "verified": False})
+
+    assert _error(result)["code"] == "declined"
+    (question,) = user.asked
+    assert f"Clear the verification of email {EMAIL} on contact Alex Morgan (id {contact_id}) in TetherAI" in question
+    # The reads that described the call (once per round at 2026-07-28: the question, then the answer); no write.
+    assert {request.method for request in fake.requests[sent:]} == {"GET"}
+    assert fake.entry(contact_id, "email", EMAIL)["verifiedAt"] is not None

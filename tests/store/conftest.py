@@ -16,6 +16,7 @@ from typing import Protocol
 import psycopg
 import pytest
 from mcp import Client
+from psycopg import sql
 
 from contact_mcp import Settings, build_server, load_settings
 from contact_mcp.server import ContactServer
@@ -39,7 +40,15 @@ class BackendUnderTest(Protocol):
         ...
 
     def wipe(self, db: str) -> None:
-        """Delete every contact (the schema stays), so the next test starts empty."""
+        """Delete every contact and the history of writes (the schema stays), so the next test starts empty."""
+        ...
+
+    def table_text(self, db: str) -> str:
+        """Every row of every table, as text: what erasure tests search for a deleted contact's values."""
+        ...
+
+    def mark_merged(self, db: str, contact_id: str, survivor_id: str) -> None:
+        """Set a contact's `merged_into` directly (as merge_contacts leaves it)."""
         ...
 
     def dump(self, db: str) -> dict[str, list[tuple[object, ...]]]:
@@ -54,7 +63,18 @@ class SqliteUnderTest:
     def wipe(self, db: str) -> None:
         if Path(db).exists():
             with closing(sqlite3.connect(db)) as conn, conn:
-                conn.executescript("DELETE FROM identities; DELETE FROM methods; DELETE FROM contacts;")
+                conn.executescript(
+                    "DELETE FROM identities; DELETE FROM methods; DELETE FROM contacts; DELETE FROM history;"
+                )
+
+    def table_text(self, db: str) -> str:
+        with closing(sqlite3.connect(db)) as conn:
+            tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            return "\n".join(repr(row) for table in tables for row in conn.execute(f'SELECT * FROM "{table}"'))
+
+    def mark_merged(self, db: str, contact_id: str, survivor_id: str) -> None:
+        with closing(sqlite3.connect(db)) as conn, conn:
+            conn.execute("UPDATE contacts SET merged_into = ? WHERE id = ?", (survivor_id, contact_id))
 
     def dump(self, db: str) -> dict[str, list[tuple[object, ...]]]:
         with closing(sqlite3.connect(db)) as conn:
@@ -73,7 +93,22 @@ class PostgresUnderTest:
     def wipe(self, db: str) -> None:
         with psycopg.connect(db, autocommit=True) as conn:
             if conn.execute("SELECT to_regclass('contacts')").fetchone() != (None,):
-                conn.execute("TRUNCATE identities, methods, contacts RESTART IDENTITY")
+                conn.execute("TRUNCATE identities, methods, contacts, history RESTART IDENTITY")
+
+    def table_text(self, db: str) -> str:
+        with psycopg.connect(db, autocommit=True) as conn:
+            tables = conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+            ).fetchall()
+            return "\n".join(
+                str(row[0])
+                for (table,) in tables
+                for row in conn.execute(sql.SQL("SELECT t::text FROM {} t").format(sql.Identifier(table))).fetchall()
+            )
+
+    def mark_merged(self, db: str, contact_id: str, survivor_id: str) -> None:
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute("UPDATE contacts SET merged_into = %s WHERE id = %s", (survivor_id, contact_id))
 
     def dump(self, db: str) -> dict[str, list[tuple[object, ...]]]:
         with psycopg.connect(db, autocommit=True) as conn:

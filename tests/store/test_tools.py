@@ -241,7 +241,9 @@ async def test_set_verification_clearing_removes_when_and_source(client: Client)
         verification_source="admin-manual",
     )  # fmt: skip
 
-    cleared = await ok(client, "set_verification", contact_id=contact_id, type="phone", value=PHONE, verified=False)
+    cleared = await ok(
+        client, "set_verification", contact_id=contact_id, type="phone", value=PHONE, verified=False, confirm=True
+    )
 
     assert "verified_at" not in cleared
     assert "verification_source" not in cleared
@@ -256,7 +258,7 @@ async def test_set_verification_updates_every_method_with_the_value(client: Clie
     for channel in ("sms", "whatsapp"):
         await ok(client, "attach_contact", end_user_id=contact_id, channel=channel, value=PHONE)
 
-    await ok(client, "set_verification", contact_id=contact_id, type="phone", value=PHONE, verified=False)
+    await ok(client, "set_verification", contact_id=contact_id, type="phone", value=PHONE, verified=False, confirm=True)
 
     contact = await ok(client, "get_contact", contact_id=contact_id)
     phones = [m for m in contact["methods"] if m["value"] == PHONE]

@@ -18,6 +18,12 @@ from contact_mcp.models import (
     ContactPage,
     CreateContactInput,
     CreatedContact,
+    DeleteContactInput,
+    DeletedContact,
+    DetachContactInput,
+    DetachedContact,
+    DetachedIdentity,
+    DetachIdentityInput,
     FindContactsInput,
     Operation,
     SetVerificationInput,
@@ -76,3 +82,12 @@ class Provider:
 
     async def find_contacts(self, call: FindContactsInput) -> ContactPage:
         raise self._unsupported(Operation.FIND_CONTACTS)
+
+    async def delete_contact(self, call: DeleteContactInput) -> DeletedContact:
+        raise self._unsupported(Operation.DELETE_CONTACT)
+
+    async def detach_identity(self, call: DetachIdentityInput) -> DetachedIdentity:
+        raise self._unsupported(Operation.DETACH_IDENTITY)
+
+    async def detach_contact(self, call: DetachContactInput) -> DetachedContact:
+        raise self._unsupported(Operation.DETACH_CONTACT)

@@ -6,6 +6,11 @@ owns how Blooio's answers become canonical results and errors.
 Blooio's contact list paginates by cursor, except that a search (`q`) switches it to offset pagination
 (`pagination: {limit, offset, total}`); either position travels to the agent in one opaque cursor.
 
+`delete_contact` is `DELETE /contacts/{contactId}` (a soft delete of the contact and its identities);
+`detach_identity` lists the contact's identities to find the `cid_` ids carrying the identifier, then detaches
+each with `DELETE /contacts/{contactId}/identities/{identityId}`. Deletes are replayed like reads (DELETE is
+idempotent; a replay after a lost answer finds nothing and says so).
+
 The attach is never replayed once it may have reached Blooio (a replay could attach twice or hide the first
 outcome). A 409 is resolved with a read instead: the contact's identities are listed (`GET
 /contacts/{contactId}/identities`, following `next_cursor` for a bounded number of pages) and, when the same
@@ -23,7 +28,7 @@ fake documents). Whether the contact's chat is closed or the channel inactive no
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
 from contact_mcp.errors import Conflict, ContactError, InvalidArgument, NotFound, ProviderError
@@ -33,6 +38,10 @@ from contact_mcp.models import (
     Contact,
     ContactPage,
     ContactSummary,
+    DeleteContactInput,
+    DeletedContact,
+    DetachedIdentity,
+    DetachIdentityInput,
     FieldChange,
     FindContactsInput,
     Identity,
@@ -46,6 +55,7 @@ _CONTACT_ID = re.compile(r"ct_[A-Za-z0-9_-]{1,61}")
 # A conflict lookup reads at most this many pages of identities (default page size 50, so 1,000 identities).
 MAX_IDENTITY_PAGES = 20
 _GET_HINT = "No Blooio contact has this contact_id; find contacts (and their ct_ ids) with find_contacts"
+_DELETE_HINT = "No Blooio contact has this contact_id (it may be deleted already); find its ct_ id with find_contacts"
 
 
 class BlooioClient(HttpProvider):
@@ -54,7 +64,13 @@ class BlooioClient(HttpProvider):
     name: ClassVar[str] = "blooio"
     display_name: ClassVar[str] = "Blooio"
     operations: ClassVar[frozenset[Operation]] = frozenset(
-        {Operation.ATTACH_IDENTITY, Operation.GET_CONTACT, Operation.FIND_CONTACTS}
+        {
+            Operation.ATTACH_IDENTITY,
+            Operation.GET_CONTACT,
+            Operation.FIND_CONTACTS,
+            Operation.DELETE_CONTACT,
+            Operation.DETACH_IDENTITY,
+        }
     )
     find_filters: ClassVar[tuple[str, ...]] = ("email", "phone", "query")
 
@@ -174,6 +190,49 @@ class BlooioClient(HttpProvider):
             next_cursor=next_cursor,
         )
 
+    # ---------- erasure ----------
+
+    async def delete_contact(self, call: DeleteContactInput) -> DeletedContact:
+        """`DELETE /contacts/{contactId}`: Blooio soft-deletes the contact and its identities."""
+        if call.dry_run:
+            return await self.delete_preview(call.contact_id)
+        try:
+            _, payload = await self.request("DELETE", f"/contacts/{_contact_segment(call.contact_id)}", replayable=True)
+        except NotFound as exc:
+            raise exc.evolve(field=exc.field or "contact_id", hint=_DELETE_HINT) from None
+        return DeletedContact(provider=self.name, id=str(_item(payload, what="deleted contact")["id"]))
+
+    async def detach_identity(self, call: DetachIdentityInput) -> DetachedIdentity:
+        """Blooio detaches by identity id (`cid_`): the contact's identities are listed to find those carrying the
+        identifier (on the channel type / id when given), then each is detached."""
+        path = f"/contacts/{_contact_segment(call.contact_id)}/identities"
+        try:
+            held = [item async for item in self._identities(path)]
+        except NotFound as exc:
+            raise exc.evolve(field=exc.field or "contact_id", hint=_GET_HINT) from None
+        found = [item for item in held if _same_identity(item, call) and text(item.get("id"))]
+        matched = [str(item["id"]) for item in found]
+        if not matched:
+            names = list(dict.fromkeys(str(i["identifier"]) for i in held if text(i.get("identifier"))))[:10]
+            raise NotFound(
+                f"the Blooio contact has no identity {call.identifier}",
+                field="identifier",
+                provider=self.name,
+                hint=f"Its identities: {', '.join(names)}" if names else "The contact has no identities",
+            )
+        if not call.dry_run:  # a dry run has read what a detach needs, and stops before changing anything
+            for identity_id in matched:
+                _, payload = await self.request("DELETE", f"{path}/{path_segment(identity_id)}", replayable=True)
+                _item(payload, what="detached identity")
+        return DetachedIdentity(
+            provider=self.name,
+            contact_id=call.contact_id,
+            identifier=call.identifier,
+            ids=matched,
+            dry_run=True if call.dry_run else None,
+            changes=[FieldChange(field="identities", old=_identity_shown(item)) for item in found],
+        )
+
     # ---------- the 409 lookup ----------
 
     async def _resolve_conflict(self, path: str, call: AttachIdentityInput, conflict: Conflict) -> AttachedIdentity:
@@ -212,19 +271,24 @@ class BlooioClient(HttpProvider):
         return str(owner["id"]) if owner is not None else None
 
     async def _find_identity(self, path: str, call: AttachIdentityInput) -> Mapping[str, Any] | None:
+        async for item in self._identities(path):
+            if _same_identity(item, call):
+                return item
+        return None
+
+    async def _identities(self, path: str) -> AsyncIterator[Mapping[str, Any]]:
+        """The contact's identities, following `next_cursor` for at most `MAX_IDENTITY_PAGES` pages."""
         cursor: str | None = None
         seen: set[str] = set()
         for _ in range(MAX_IDENTITY_PAGES):
             params = {"cursor": cursor} if cursor else None
             _, payload = await self.request("GET", path, replayable=True, params=params)
-            items, cursor = _page(payload)
-            match = next((item for item in items if _same_identity(item, call)), None)
-            if match is not None:
-                return match
+            found, cursor = _page(payload)
+            for item in found:
+                yield item
             if cursor is None or cursor in seen:
-                return None
+                return
             seen.add(cursor)
-        return None
 
     # ---------- error mapping ----------
 
@@ -315,7 +379,7 @@ def _summary(contact: Mapping[str, Any]) -> ContactSummary:
     )
 
 
-def _same_identity(item: Mapping[str, Any], call: AttachIdentityInput) -> bool:
+def _same_identity(item: Mapping[str, Any], call: AttachIdentityInput | DetachIdentityInput) -> bool:
     """Same identifier, and the same channel_type / channel_id where the call names one."""
     identifier = item.get("identifier")
     if not isinstance(identifier, str):
@@ -337,6 +401,11 @@ def _owned_elsewhere(conflict: Conflict, owner_id: str) -> Conflict:
         hint=f"Contact {owner_id} holds this identifier on this channel_type: use that contact, or attach another "
         "identifier or channel_type",
     )
+
+
+def _identity_shown(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An identity as a change shows it (as the store does: no timestamps)."""
+    return {key: item[key] for key in ("id", "channel_type", "identifier", "channel_id") if item.get(key) is not None}
 
 
 def _holds(contact: Mapping[str, Any], call: AttachIdentityInput) -> bool:

@@ -1,6 +1,8 @@
 """`FeatherClient`: Feather's identity API serving `attach_contact` (attach a verified email, phone or handle to an
 end user), `get_contact` (an end user with its contacts), `find_contacts` (the end-user list, filtered by
-`org_external_end_user_id` as our `user_id`, cursor-paginated), plus the `whoami` probe; it owns the requests sent,
+`org_external_end_user_id` as our `user_id`, cursor-paginated), `delete_contact` (`DELETE
+/v1/identity/end-users/{id}`: the end user and all its data; Feather documents no way to take one contact off an
+end user, so detach_contact stays with the store), plus the `whoami` probe; it owns the requests sent,
 the mapping of Feather's answers into canonical results, and Feather-specific error hints.
 
 Feather answers 201 whether the contact is new or was already on the end user, so the client reads the end user
@@ -28,6 +30,8 @@ from contact_mcp.models import (
     ContactPage,
     ContactSummary,
     CustomValue,
+    DeleteContactInput,
+    DeletedContact,
     FieldChange,
     FindContactsInput,
     Operation,
@@ -111,7 +115,9 @@ class FeatherClient(HttpProvider):
 
     name = "feather"
     display_name = "Feather"
-    operations = frozenset({Operation.ATTACH_CONTACT, Operation.GET_CONTACT, Operation.FIND_CONTACTS})
+    operations = frozenset(
+        {Operation.ATTACH_CONTACT, Operation.GET_CONTACT, Operation.FIND_CONTACTS, Operation.DELETE_CONTACT}
+    )
     find_filters = ("user_id",)
 
     def auth_headers(self) -> dict[str, str]:
@@ -188,6 +194,17 @@ class FeatherClient(HttpProvider):
         )
 
     # ---------- get_contact ----------
+
+    async def delete_contact(self, call: DeleteContactInput) -> DeletedContact:
+        """`DELETE /v1/identity/end-users/{end_user_id}` (204): the end user and all associated data."""
+        if call.dry_run:
+            return await self.delete_preview(call.contact_id)
+        end_user_id = self._end_user_id(call.contact_id)
+        try:
+            await self.request("DELETE", f"/v1/identity/end-users/{path_segment(end_user_id)}", replayable=True)
+        except NotFound as exc:
+            raise exc.evolve(field="contact_id", hint=_DELETE_HINT) from None
+        return DeletedContact(provider=self.name, id=end_user_id)
 
     async def get_contact(self, contact_id: str) -> Contact:
         end_user_id = self._end_user_id(contact_id)
@@ -306,6 +323,7 @@ class FeatherClient(HttpProvider):
 
 
 _GET_HINT = "Feather has no end user with this id; find end users (and their ids) with find_contacts"
+_DELETE_HINT = "Feather has no end user with this id (it may be deleted already); find its id with find_contacts"
 
 
 def _scalars(metadata: dict[str, Any]) -> dict[str, CustomValue]:

@@ -1,6 +1,7 @@
 """`FeaturebaseClient`: `upsert_contact` served by Featurebase's `POST /v2/contacts` (API `2026-01-01.nova`+), and
 the reads its neighbours allow: `get_contact` (`GET /v2/contacts/{id}`) and `find_contacts` by `user_id` only
-(`GET /v2/contacts/by-user-id/{userId}`: a page of zero or one contact).
+(`GET /v2/contacts/by-user-id/{userId}`: a page of zero or one contact), and `delete_contact`
+(`DELETE /v2/contacts/{id}`, replayed like a read: DELETE is idempotent).
 
 Reads top to bottom: configuration (key, `Featurebase-Version` on every request, the optional identity-verification
 secret), the request body in Featurebase's field names, the mapping of the contact it answers (201 created,
@@ -37,6 +38,8 @@ from contact_mcp.models import (
     ContactPage,
     ContactSummary,
     CustomValue,
+    DeleteContactInput,
+    DeletedContact,
     FindContactsInput,
     Operation,
     UpsertContactInput,
@@ -70,6 +73,9 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 _UNIX_TIME_FLOOR = 1_000_000_000
 _OBJECT_ID = re.compile(r"[0-9a-fA-F]{24}")
 _GET_HINT = "Featurebase has no contact with this id; find it by user_id with find_contacts"
+_DELETE_HINT = (
+    "Featurebase has no contact with this id (it may be deleted already); find it by user_id with find_contacts"
+)
 
 
 class FeaturebaseClient(HttpProvider):
@@ -77,7 +83,9 @@ class FeaturebaseClient(HttpProvider):
 
     name = "featurebase"
     display_name = "Featurebase"
-    operations = frozenset({Operation.UPSERT_CONTACT, Operation.GET_CONTACT, Operation.FIND_CONTACTS})
+    operations = frozenset(
+        {Operation.UPSERT_CONTACT, Operation.GET_CONTACT, Operation.FIND_CONTACTS, Operation.DELETE_CONTACT}
+    )
     find_filters = ("user_id",)
     filter_required = True
     paginates = False
@@ -190,6 +198,33 @@ class FeaturebaseClient(HttpProvider):
         return verdict
 
     async def get_contact(self, contact_id: str) -> Contact:
+        try:
+            _, body = await self.request("GET", self._contact_path(contact_id), replayable=True)
+        except NotFound as exc:
+            raise exc.evolve(field="contact_id", hint=_GET_HINT) from None
+        return self._contact(body)
+
+    async def delete_contact(self, call: DeleteContactInput) -> DeletedContact:
+        """`DELETE /v2/contacts/{id}` answers `{id, object: "contact", deleted: true}`; Featurebase removes the
+        contact for good and cleans up its data asynchronously."""
+        if call.dry_run:
+            return await self.delete_preview(call.contact_id)
+        try:
+            _, body = await self.request("DELETE", self._contact_path(call.contact_id), replayable=True)
+        except NotFound as exc:
+            raise exc.evolve(field="contact_id", hint=_DELETE_HINT) from None
+        answer = mapping(body) or {}
+        deleted_id = text(answer.get("id"))
+        if deleted_id is None or answer.get("deleted") is not True:
+            raise ProviderError(
+                "Featurebase's delete answer does not confirm the deletion",
+                provider=self.name,
+                status=200,
+                hint="Read the contact with get_contact to see whether it is gone",
+            )
+        return DeletedContact(provider=self.name, id=deleted_id)
+
+    def _contact_path(self, contact_id: str) -> str:
         given = contact_id.strip()
         if not _OBJECT_ID.fullmatch(given):
             raise InvalidArgument(
@@ -198,11 +233,7 @@ class FeaturebaseClient(HttpProvider):
                 hint="Use the contact's id as Featurebase returns it, e.g. 676f0f6765bdaa7d7d760f88",
                 provider=self.name,
             )
-        try:
-            _, body = await self.request("GET", f"/v2/contacts/{path_segment(given.lower())}", replayable=True)
-        except NotFound as exc:
-            raise exc.evolve(field="contact_id", hint=_GET_HINT) from None
-        return self._contact(body)
+        return f"/v2/contacts/{path_segment(given.lower())}"
 
     async def find_contacts(self, call: FindContactsInput) -> ContactPage:
         self.check_filters(call)

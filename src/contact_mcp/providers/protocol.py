@@ -1,6 +1,6 @@
 """`ProtocolClient`: the `create_contact` tool on Protocol's API (`POST /v1/contacts`, PROVIDERS.md section 5), and
 the reads its neighbours allow: `get_contact` (`GET /v1/contacts/{id}`) and `find_contacts` by `username` only
-(`GET /v1/contacts?username=`; Protocol documents no pagination).
+(`GET /v1/contacts?username=`; Protocol documents no pagination), and `delete_contact` (`DELETE /v1/contacts/{id}`).
 
 It owns what is particular to Protocol: the request body (`username`, `phone_number`, and `display_name` /
 `avatar_url` only when given), the mapping of Protocol's contact (unix `created_at`) to `CreatedContact`, and the
@@ -33,6 +33,8 @@ from contact_mcp.models import (
     ContactSummary,
     CreateContactInput,
     CreatedContact,
+    DeleteContactInput,
+    DeletedContact,
     FindContactsInput,
     Operation,
     changes_between,
@@ -48,6 +50,9 @@ _BODY_FIELDS = ("username", "phone_number", "display_name", "avatar_url")
 _PROBE_USERNAME = "contact-mcp-doctor-probe"
 _CONTACT_ID = re.compile(r"[A-Za-z0-9]{16}")
 _GET_HINT = "Protocol has no contact with this id; find it by username with find_contacts"
+_DELETE_HINT = (
+    "Protocol has no contact with this id (it may be deleted already); find it by username with find_contacts"
+)
 
 
 class ProtocolClient(HttpProvider):
@@ -56,7 +61,7 @@ class ProtocolClient(HttpProvider):
     name: ClassVar[str] = "protocol"
     display_name: ClassVar[str] = "Protocol"
     operations: ClassVar[frozenset[Operation]] = frozenset(
-        {Operation.CREATE_CONTACT, Operation.GET_CONTACT, Operation.FIND_CONTACTS}
+        {Operation.CREATE_CONTACT, Operation.GET_CONTACT, Operation.FIND_CONTACTS, Operation.DELETE_CONTACT}
     )
     find_filters: ClassVar[tuple[str, ...]] = ("username",)
     filter_required: ClassVar[bool] = True
@@ -135,7 +140,18 @@ class ProtocolClient(HttpProvider):
 
     # ---------- reads ----------
 
-    async def get_contact(self, contact_id: str) -> Contact:
+    async def delete_contact(self, call: DeleteContactInput) -> DeletedContact:
+        """`DELETE /v1/contacts/{id}`. [ASSUMPTION] Protocol documents the endpoint but not its answer: 204, or a
+        2xx whose body (if any) is not read; an unknown id is 404 `not_found`."""
+        if call.dry_run:
+            return await self.delete_preview(call.contact_id)
+        try:
+            await self.request("DELETE", self._contact_path(call.contact_id), replayable=True)
+        except NotFound as exc:
+            raise exc.evolve(field="contact_id", hint=_DELETE_HINT) from None
+        return DeletedContact(provider=self.name, id=call.contact_id)
+
+    def _contact_path(self, contact_id: str) -> str:
         if not _CONTACT_ID.fullmatch(contact_id):
             raise InvalidArgument(
                 "contact_id must be a Protocol contact id: 16 letters and digits",
@@ -143,8 +159,11 @@ class ProtocolClient(HttpProvider):
                 hint="Use the contact's id as Protocol returns it, or find it by username with find_contacts",
                 provider=self.name,
             )
+        return f"{_CONTACTS}/{path_segment(contact_id)}"
+
+    async def get_contact(self, contact_id: str) -> Contact:
         try:
-            status, payload = await self.request("GET", f"{_CONTACTS}/{path_segment(contact_id)}", replayable=True)
+            status, payload = await self.request("GET", self._contact_path(contact_id), replayable=True)
         except NotFound as exc:
             raise exc.evolve(field="contact_id", hint=_GET_HINT) from None
         contact = _item(payload)

@@ -3,7 +3,8 @@
 One loop turns each route of the plan (`tools.plan`) into an SDK tool: the function's signature is its input
 schema, made portable; its return annotation `Annotated[CallToolResult, SomeResult]` publishes the result model's
 complete, portable schema (the model renders it, see `Result`) and has the SDK check every result against the
-model. A read served by several providers gets a required `provider` argument, an enum of exactly those.
+model. A tool served by several providers (a read, delete_contact) gets a required `provider` argument, an enum
+of exactly those.
 The lifespan opens each provider of the plan once and closes it on shutdown.
 
 SDK surface used: `Tool.from_function` and `MCPServer(tools=..., middleware=...)`. The SDK has no public way to
@@ -22,7 +23,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any, Literal
 
 import httpx2
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import MCPServer, RequestStateSecurity
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
@@ -32,6 +33,7 @@ from contact_mcp.models import Operation
 from contact_mcp.schemas import portable_input_schema
 from contact_mcp.server.dispatch import ContactServer
 from contact_mcp.settings import Settings, load_settings
+from contact_mcp.tools.confirm import confirming
 from contact_mcp.tools.plan import Plan, Route, make_plan
 from contact_mcp.tools.reads import PROVIDER_ARGUMENT
 from contact_mcp.tools.state import AppState
@@ -65,7 +67,7 @@ def _choosing_provider(fn: ToolFunction, route: Route) -> ToolFunction:
         choice = inspect.Parameter(
             PROVIDER_ARGUMENT,
             inspect.Parameter.KEYWORD_ONLY,
-            annotation=Annotated[names, Field(description="Provider to read from")],
+            annotation=Annotated[names, Field(description="Provider to use")],
         )
         kept.insert(0, choice)
 
@@ -82,11 +84,13 @@ def _annotations(base: ToolAnnotations, route: Route) -> ToolAnnotations:
     return base.model_copy(update={"open_world_hint": any(name != "local" for name in route.providers)})
 
 
-def _tool(route: Route) -> Tool:
+def _tool(route: Route, settings: Settings) -> Tool:
     spec = route.spec
     shown = ", ".join(providers.provider_class(name).display_name for name in route.providers)
     doc = " ".join((spec.fn.__doc__ or "").split())
     fn = _choosing_provider(spec.fn, route) if spec.every_provider else spec.fn
+    if spec.confirmation is not None and settings.confirm == "destructive":
+        fn = confirming(fn, spec.confirmation)
     tool = Tool.from_function(
         fn,
         name=spec.name,
@@ -106,7 +110,7 @@ def build_server(
     """Build the server; raises `ConfigError` for a configuration that cannot work (checked before serving)."""
     settings = settings or load_settings()
     plan = plan or make_plan(settings)
-    tools = [_tool(route) for route in plan.routes]
+    tools = [_tool(route, settings) for route in plan.routes]
     enabled = plan.enabled
     for name in enabled:
         providers.provider_class(name).preflight(settings)
@@ -131,9 +135,17 @@ def build_server(
     return ContactServer(
         tools=tools,
         routing={route.spec.name: route.providers for route in plan.routes},
-        name="contact-mcp",
+        name=settings.server_name,
         version=_version(),
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level=settings.log_level,  # type: ignore[arg-type]
+        request_state_security=_request_state_security(settings),
     )
+
+
+def _request_state_security(settings: Settings) -> RequestStateSecurity | None:
+    """The key ring sealing a call's state between the rounds of asking the user (protocol 2026-07-28), when the
+    replicas share one; None leaves the SDK's key made at start-up, which only this process can open."""
+    keys = settings.request_state_keys()
+    return RequestStateSecurity(keys=keys) if keys else None

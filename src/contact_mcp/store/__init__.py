@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, cast
 
@@ -36,6 +37,12 @@ from contact_mcp.models import (
     ContactPage,
     CreateContactInput,
     CreatedContact,
+    DeleteContactInput,
+    DeletedContact,
+    DetachContactInput,
+    DetachedContact,
+    DetachedIdentity,
+    DetachIdentityInput,
     FindContactsInput,
     Operation,
     Outcome,
@@ -143,6 +150,19 @@ class LocalStore(Provider):
 
     async def find_contacts(self, call: FindContactsInput) -> ContactPage:
         return await self.backend.find_contacts(call)
+
+    # The store's ids are UUIDs: anything else is a malformed argument (as for get_contact).
+
+    async def delete_contact(self, call: DeleteContactInput) -> DeletedContact:
+        return await self.backend.delete_contact(
+            replace(call, contact_id=normalize_uuid(call.contact_id, field="contact_id"))
+        )
+
+    async def detach_identity(self, call: DetachIdentityInput) -> DetachedIdentity:
+        return await self.backend.detach_identity(call)
+
+    async def detach_contact(self, call: DetachContactInput) -> DetachedContact:
+        return await self.backend.detach_contact(call)
 
     # ---------- export and restore (the primitives `contact-mcp export` / `import` build on) ----------
 

@@ -35,6 +35,12 @@ from contact_mcp.models import (
     ContactPage,
     CreateContactInput,
     CreatedContact,
+    DeleteContactInput,
+    DeletedContact,
+    DetachContactInput,
+    DetachedContact,
+    DetachedIdentity,
+    DetachIdentityInput,
     FindContactsInput,
     Outcome,
     SetVerificationInput,
@@ -65,6 +71,23 @@ class Backend(Protocol):
     async def get_contact(self, contact_id: str) -> Contact: ...
 
     async def find_contacts(self, call: FindContactsInput) -> ContactPage: ...
+
+    async def delete_contact(self, call: DeleteContactInput) -> DeletedContact:
+        """Erase a contact: its row, methods and identities, and every contact merged into it (the same person);
+        a merged contact's own id deletes only that contact (the result names its survivor). `NotFound` for an
+        unknown id. On SQLite the freed bytes are zeroed (`secure_delete`) and the WAL checkpointed and truncated
+        after the commit, so the values are gone from the files too. Added with issue 12 (additive)."""
+        ...
+
+    async def detach_identity(self, call: DetachIdentityInput) -> DetachedIdentity:
+        """Take the contact's identities with `identifier` (and the channel type / id when given) off it;
+        `NotFound` when it has none. Added with issue 12 (additive)."""
+        ...
+
+    async def detach_contact(self, call: DetachContactInput) -> DetachedContact:
+        """Take one method (channel and value) off the contact; when it was primary, the oldest other method of
+        its kind becomes primary. `NotFound` when the contact has no such method. Added with issue 12."""
+        ...
 
     async def export_page(self, *, after: str | None, limit: int) -> RecordPage:
         """Up to `limit` whole contacts in the store's order (oldest first), starting after the `after` of the

@@ -27,7 +27,9 @@ outcome is unknown and the agent is told to read before retrying. The pool recon
 server recovers by itself when the database comes back. A read-only server or a missing privilege is a
 non-retryable `provider_unavailable` (the operator's to fix). Anything else is a bug and is not relabelled.
 
-Dead tuples, vacuum, backups and failover are the database's business (autovacuum and the operator's tooling).
+Dead tuples, vacuum, backups and failover are the database's business (autovacuum and the operator's tooling):
+a deleted contact's rows stay readable in the table's files as dead tuples until VACUUM reclaims their space, and
+in the WAL and backups for as long as those are kept (README, "Erasure").
 """
 
 from __future__ import annotations
@@ -57,6 +59,12 @@ from contact_mcp.models import (
     ContactSummary,
     CreateContactInput,
     CreatedContact,
+    DeleteContactInput,
+    DeletedContact,
+    DetachContactInput,
+    DetachedContact,
+    DetachedIdentity,
+    DetachIdentityInput,
     FieldChange,
     FindContactsInput,
     Outcome,
@@ -227,6 +235,20 @@ _UPSERT_BY_PHONE: Final[LiteralString] = (
 _UPSERT_BY_USERNAME: Final[LiteralString] = f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE username_key = %s FOR UPDATE"
 _HELD_VALUES: Final = "SELECT kind, value FROM methods WHERE contact_seq = %s AND kind IN ('email', 'phone')"
 _DELETE_IDENTITIES: Final = "DELETE FROM identities WHERE contact_seq = %s"
+# Erasure: a contact (locked), the contacts merged into it, its identities and methods.
+_ERASE_TARGET: Final = "SELECT seq, merged_into FROM contacts WHERE id = %s FOR UPDATE"
+_MERGED_INTO: Final = "SELECT seq, id FROM contacts WHERE merged_into = %s ORDER BY seq FOR UPDATE"
+_DELETE_CONTACT: Final = "DELETE FROM contacts WHERE seq = %s"
+_IDENTITIES_OF_CONTACT: Final = (
+    "SELECT seq, id, identifier, channel_type, channel_id FROM identities WHERE contact_seq = %s ORDER BY seq"
+)
+_DELETE_IDENTITY: Final = "DELETE FROM identities WHERE seq = %s"
+_METHOD_TO_DETACH: Final = (
+    "SELECT seq, id, kind, is_primary FROM methods WHERE contact_seq = %s AND channel = %s AND value = %s"
+)
+_VALUES_ON_CHANNEL: Final = "SELECT value FROM methods WHERE contact_seq = %s AND channel = %s ORDER BY seq LIMIT %s"
+_DELETE_METHOD: Final = "DELETE FROM methods WHERE seq = %s"
+_OLDEST_OF_KIND: Final = "SELECT seq, value FROM methods WHERE contact_seq = %s AND kind = %s ORDER BY seq LIMIT 1"
 _JSON_COLUMNS: Final = frozenset({"companies", "custom_fields", "roles"})
 
 
@@ -753,6 +775,73 @@ class PostgresBackend:
                 conn, seq, now, channel="phone", type_="phone", raw_value=phone, value=phone, primary=True
             )
             return rules.created_contact(call, contact_id=contact_id, created_at=now, shared_with=shared_with)
+
+        return await self._write(work, dry_run=call.dry_run)
+
+    # ---------- delete_contact, detach_identity, detach_contact (erasure) ----------
+
+    async def delete_contact(self, call: DeleteContactInput) -> DeletedContact:
+        canonical = rules.canonical_id(call.contact_id)
+        if canonical is None:
+            raise rules.contact_not_found(call.contact_id, hint=rules.DELETE_HINT)
+
+        async def work(conn: Conn, touched: Touched) -> DeletedContact:
+            row = await _fetchone(conn, _ERASE_TARGET, (canonical,))
+            if row is None:
+                raise rules.contact_not_found(call.contact_id, hint=rules.DELETE_HINT)
+            doomed: list[int] = [int(row[0])]
+            merged: list[str] = []
+            frontier = [canonical]
+            while frontier:  # contacts merged into this one are the same person (and chains of them)
+                for merged_seq, merged_id in await _fetchall(conn, _MERGED_INTO, (frontier.pop(),)):
+                    doomed.append(int(merged_seq))
+                    merged.append(str(merged_id))
+                    frontier.append(str(merged_id))
+            for key in doomed:
+                await touched.before(key)
+                await conn.execute(_DELETE_METHODS, (key,))
+                await conn.execute(_DELETE_IDENTITIES, (key,))
+                await conn.execute(_DELETE_CONTACT, (key,))
+            return rules.deleted_contact(canonical, merged=merged, merged_into=_text(row[1]))
+
+        return await self._write(work, dry_run=call.dry_run)
+
+    async def detach_identity(self, call: DetachIdentityInput) -> DetachedIdentity:
+        async def work(conn: Conn, touched: Touched) -> DetachedIdentity:
+            seq, contact_id = await _require_contact(conn, call.contact_id)
+            held = [
+                rules.IdentityRow(int(key), str(id_), str(identifier), _text(channel_type), _text(channel_id))
+                for key, id_, identifier, channel_type, channel_id in await _fetchall(
+                    conn, _IDENTITIES_OF_CONTACT, (seq,)
+                )
+            ]
+            rows = rules.identities_to_detach(call, held)
+            await touched.before(seq)
+            for row in rows:
+                await conn.execute(_DELETE_IDENTITY, (row.key,))
+            await conn.execute(_TOUCH, (rules.now(), seq))
+            return rules.detached_identity(call, contact_id, rows)
+
+        return await self._write(work, dry_run=call.dry_run)
+
+    async def detach_contact(self, call: DetachContactInput) -> DetachedContact:
+        async def work(conn: Conn, touched: Touched) -> DetachedContact:
+            seq, contact_id = await _require_contact(conn, call.contact_id)
+            row = await _fetchone(conn, _METHOD_TO_DETACH, (seq, call.channel, call.normalized_value))
+            if row is None:
+                on_channel = await _fetchall(conn, _VALUES_ON_CHANNEL, (seq, call.channel, rules.VALUES_IN_HINT))
+                raise rules.method_not_found(call, [str(value) for (value,) in on_channel])
+            method_seq, uid, kind, primary = row
+            await touched.before(seq)
+            await conn.execute(_DELETE_METHOD, (method_seq,))
+            new_primary: str | None = None
+            if primary:
+                heir = await _fetchone(conn, _OLDEST_OF_KIND, (seq, kind))
+                if heir is not None:
+                    await conn.execute(_SET_PRIMARY, (True, heir[0]))
+                    new_primary = str(heir[1])
+            await conn.execute(_TOUCH, (rules.now(), seq))
+            return rules.detached_contact(call, contact_id, str(uid), new_primary)
 
         return await self._write(work, dry_run=call.dry_run)
 

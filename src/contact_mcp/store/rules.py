@@ -42,6 +42,11 @@ from contact_mcp.models import (
     CreateContactInput,
     CreatedContact,
     CustomValue,
+    DeletedContact,
+    DetachContactInput,
+    DetachedContact,
+    DetachedIdentity,
+    DetachIdentityInput,
     FieldChange,
     Outcome,
     SetVerificationInput,
@@ -72,6 +77,7 @@ VALUES_IN_HINT: Final = 10
 
 ATTACH_HINT: Final = "Create the contact with upsert_contact or create_contact, or find its id with find_contacts"
 GET_HINT: Final = "Find the contact's id with find_contacts"
+DELETE_HINT: Final = "No contact has this id (it may be deleted already); find the contact's id with find_contacts"
 CURSOR_HINT: Final = "Pass next_cursor from the previous find_contacts result unchanged, or omit cursor"
 
 _COMPANIES: Final = TypeAdapter(list[Company])
@@ -264,6 +270,73 @@ def value_not_found(call: SetVerificationInput, values: list[str]) -> NotFound:
     else:
         hint = f"The contact has no {noun}; add one first with upsert_contact ({call.type}=...) or attach_contact"
     return NotFound(f"the contact has no {noun} {call.value}", field="value", hint=hint)
+
+
+# ---------- delete_contact, detach_identity, detach_contact (erasure) ----------
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityRow:
+    """One identity of a contact, as detach_identity matches it."""
+
+    key: int
+    id: str
+    identifier: str
+    channel_type: str | None
+    channel_id: str | None
+
+
+def identities_to_detach(call: DetachIdentityInput, held: list[IdentityRow]) -> list[IdentityRow]:
+    """The contact's identities that detach_identity takes off: the identifier, on the channel type and channel id
+    when given (omitted: any); `NotFound` listing the identifiers the contact has when none matches."""
+    matched = [
+        row
+        for row in held
+        if row.identifier == call.identifier
+        and (call.channel_type is None or row.channel_type == call.channel_type)
+        and (call.channel_id is None or row.channel_id == call.channel_id)
+    ]
+    if matched:
+        return matched
+    on = f" on {call.channel_type}" if call.channel_type else ""
+    names = list(dict.fromkeys(row.identifier for row in held))[:VALUES_IN_HINT]
+    hint = (
+        f"The contact's identities: {', '.join(names)}; pass one of these as identifier"
+        if names
+        else "The contact has no identities; read it with get_contact"
+    )
+    raise NotFound(f"the contact has no identity {call.identifier}{on}", field="identifier", hint=hint)
+
+
+def detached_identity(call: DetachIdentityInput, contact_id: str, rows: list[IdentityRow]) -> DetachedIdentity:
+    return DetachedIdentity(
+        provider=PROVIDER, contact_id=contact_id, identifier=call.identifier, ids=[row.id for row in rows]
+    )
+
+
+def method_not_found(call: DetachContactInput, values: list[str]) -> NotFound:
+    """detach_contact on a channel and value the contact lacks; `values` are its values on that channel."""
+    hint = (
+        f"The contact's {call.channel} values: {', '.join(values)}; pass one of these as value"
+        if values
+        else f"The contact has nothing on channel {call.channel}; read it with get_contact"
+    )
+    return NotFound(f"the contact has no {call.channel} {call.normalized_value}", field="value", hint=hint)
+
+
+def detached_contact(call: DetachContactInput, contact_id: str, uid: str, new_primary: str | None) -> DetachedContact:
+    return DetachedContact(
+        provider=PROVIDER,
+        contact_id=contact_id,
+        channel=call.channel,
+        normalized_value=call.normalized_value,
+        uid=uid,
+        new_primary=new_primary,
+    )
+
+
+def deleted_contact(contact_id: str, *, merged: list[str], merged_into: str | None) -> DeletedContact:
+    return DeletedContact(provider=PROVIDER, id=contact_id, also_deleted=merged or None, merged_into=merged_into)
 
 
 # ---------- attach_contact, attach_identity, set_verification ----------

@@ -2,7 +2,8 @@
 build from it, so what is served, what is diagnosed and what is published cannot disagree.
 
 Serving: a write tool is served by the one enabled HTTP provider that serves it, else by the local store when
-`local` is enabled; two HTTP providers for one write tool are a start-up error naming both. A read tool is
+`local` is enabled; two HTTP providers for one write tool are a start-up error naming both. A read tool, and
+delete_contact (each provider holds its own contacts, so enabling several that can delete stays valid), is
 served by every enabled provider that can, in the order `CONTACT_MCP_PROVIDERS` names them (with several, it
 takes a `provider` argument). A tool appears only when something serves it.
 

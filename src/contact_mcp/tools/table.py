@@ -14,6 +14,7 @@ from mcp.types import CallToolResult, ToolAnnotations
 
 from contact_mcp.models import Operation, Result
 from contact_mcp.tools import reads, writes
+from contact_mcp.tools.confirm import Confirmation
 
 ToolFunction = Callable[..., Awaitable[CallToolResult]]
 
@@ -25,8 +26,11 @@ class ToolSpec:
     title: str
     annotations: ToolAnnotations
     every_provider: bool = False
-    """Served by every enabled provider that can (the reads); with several, the tool takes a `provider` argument.
-    Otherwise one provider serves it: the one HTTP provider that can, else the local store."""
+    """Served by every enabled provider that can (the reads, and delete_contact: a contact lives in each provider
+    apart); with several, the tool takes a `provider` argument. Otherwise one provider serves it: the one HTTP
+    provider that can, else the local store (so an undo goes where its attach went)."""
+    confirmation: Confirmation | None = None
+    """When a call cannot be undone: the rule on its arguments and what to tell the user (`tools.confirm`)."""
 
     @property
     def name(self) -> str:
@@ -63,6 +67,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         writes.set_verification,
         "Set verification",
         _hints(read_only=False, destructive=True, idempotent=True),
+        confirmation=Confirmation(needed=writes.clears_verification, describe=writes.describe_clearing),
     ),
     ToolSpec(
         Operation.UPSERT_CONTACT,
@@ -75,6 +80,25 @@ TOOLS: tuple[ToolSpec, ...] = (
         writes.create_contact,
         "Create contact",
         _hints(read_only=False, destructive=False, idempotent=False),
+    ),
+    ToolSpec(
+        Operation.DELETE_CONTACT,
+        writes.delete_contact,
+        "Delete contact",
+        _hints(read_only=False, destructive=True, idempotent=True),
+        every_provider=True,
+    ),
+    ToolSpec(
+        Operation.DETACH_IDENTITY,
+        writes.detach_identity,
+        "Detach identity",
+        _hints(read_only=False, destructive=True, idempotent=True),
+    ),
+    ToolSpec(
+        Operation.DETACH_CONTACT,
+        writes.detach_contact,
+        "Detach contact",
+        _hints(read_only=False, destructive=True, idempotent=True),
     ),
     ToolSpec(
         Operation.GET_CONTACT,

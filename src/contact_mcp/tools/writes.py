@@ -26,6 +26,12 @@ from contact_mcp.models import (
     CreateContactInput,
     CreatedContact,
     CustomValue,
+    DeleteContactInput,
+    DeletedContact,
+    DetachContactInput,
+    DetachedContact,
+    DetachedIdentity,
+    DetachIdentityInput,
     MethodType,
     Operation,
     SetVerificationInput,
@@ -41,7 +47,9 @@ from contact_mcp.normalize import (
     normalize_phone,
     normalize_uuid,
 )
+from contact_mcp.store import rules
 from contact_mcp.tools.arguments import DryRun, check_custom_fields, iso_utc, opt, parse_instant, url
+from contact_mcp.tools.confirm import Arguments, ConfirmArgument, contact_label, held_by, read_contact, target
 from contact_mcp.tools.render import success
 from contact_mcp.tools.state import AppState, app_state, provider_for
 
@@ -110,9 +118,33 @@ async def set_verification(
     verification_source: Annotated[str | None, Field(max_length=100, description="e.g. admin-manual")] = None,
     verified_at: Annotated[str | None, Field(max_length=40, description="ISO 8601, default now")] = None,
     dry_run: DryRun = False,
+    confirm: ConfirmArgument = False,
 ) -> Annotated[CallToolResult, VerificationResult]:
     """Set or clear verification of a phone or email the contact has."""
-    state = app_state(ctx)
+    call = _verification(
+        app_state(ctx),
+        contact_id=contact_id,
+        type=type,
+        value=value,
+        verified=verified,
+        verification_source=verification_source,
+        verified_at=verified_at,
+        dry_run=dry_run,
+    )
+    return success(await provider_for(ctx, Operation.SET_VERIFICATION).set_verification(call))
+
+
+def _verification(
+    state: AppState,
+    *,
+    contact_id: str,
+    type: MethodType,
+    value: str,
+    verified: bool,
+    verification_source: str | None,
+    verified_at: str | None,
+    dry_run: bool,
+) -> SetVerificationInput:
     if type == "phone":
         normalized = normalize_phone(value, field="value", default_region=state.default_region)
     else:
@@ -125,7 +157,7 @@ async def set_verification(
     if verified:
         given = opt(verified_at)
         when = parse_instant(given, field="verified_at") if given else iso_utc(datetime.now(UTC))
-    call = SetVerificationInput(
+    return SetVerificationInput(
         contact_id=contact_id.strip(),
         type=type,
         value=normalized,
@@ -134,7 +166,36 @@ async def set_verification(
         verification_source=opt(verification_source) if verified else None,
         dry_run=dry_run,
     )
-    return success(await provider_for(ctx, Operation.SET_VERIFICATION).set_verification(call))
+
+
+def clears_verification(arguments: Arguments) -> bool:
+    """set_verification needs confirmation when it clears: the verification's date and source are lost."""
+    return arguments["verified"] is False
+
+
+async def describe_clearing(ctx: Context[AppState], arguments: Arguments) -> str | None:
+    """What clearing will erase, checked as the tool checks its arguments; None when the method is already
+    unverified (clearing it again changes nothing)."""
+    call = _verification(
+        app_state(ctx),
+        contact_id=arguments["contact_id"],
+        type=arguments["type"],
+        value=arguments["value"],
+        verified=False,
+        verification_source=arguments["verification_source"],
+        verified_at=arguments["verified_at"],
+        dry_run=False,
+    )
+    provider = target(ctx, Operation.SET_VERIFICATION, arguments)
+    contact = await read_contact(provider, call.contact_id)
+    if contact is not None:
+        held = [m for m in contact.methods if m.value == call.value and rules.kind(m.channel, m.type) == call.type]
+        if held and all(method.verified is False for method in held):
+            return None
+    return (
+        f"Clear the verification of {call.type} {call.value} on {contact_label(contact, call.contact_id)}"
+        f"{held_by(provider)}: its verification date and source are erased. This cannot be undone."
+    )
 
 
 async def upsert_contact(
@@ -204,3 +265,57 @@ async def create_contact(
         dry_run=dry_run,
     )
     return success(await provider_for(ctx, Operation.CREATE_CONTACT).create_contact(call))
+
+
+# ---------- erasure: undoing attaches, deleting contacts ----------
+
+
+async def delete_contact(
+    contact_id: Annotated[str, Field(max_length=64, description="Contact id")],
+    ctx: Context[AppState],
+    dry_run: DryRun = False,
+    confirm: Annotated[bool, Field(description="User confirmed")] = False,
+    provider: str | None = None,
+) -> Annotated[CallToolResult, DeletedContact]:
+    """Delete a contact, its methods and identities."""
+    # `confirm` is the confirmation step's argument (deleting always asks), not the tool's: the tool never reads it.
+    call = DeleteContactInput(contact_id=contact_id.strip(), dry_run=dry_run)
+    return success(await provider_for(ctx, Operation.DELETE_CONTACT, provider).delete_contact(call))
+
+
+async def detach_identity(
+    contact_id: Annotated[str, Field(max_length=64, description="Contact id")],
+    identifier: Annotated[str, Field(max_length=320, description="+E.164 phone or email")],
+    ctx: Context[AppState],
+    channel_type: Annotated[str | None, Field(max_length=40, description="Default any")] = None,
+    channel_id: Annotated[str | None, Field(max_length=100, description="Default any")] = None,
+    dry_run: DryRun = False,
+) -> Annotated[CallToolResult, DetachedIdentity]:
+    """Detach an identity from a contact."""
+    state = app_state(ctx)
+    _, normalized = normalize_identifier(identifier, field="identifier", default_region=state.default_region)
+    call = DetachIdentityInput(
+        contact_id=contact_id.strip(),
+        identifier=normalized,
+        channel_type=opt(channel_type),
+        channel_id=opt(channel_id),
+        dry_run=dry_run,
+    )
+    return success(await provider_for(ctx, Operation.DETACH_IDENTITY).detach_identity(call))
+
+
+async def detach_contact(
+    contact_id: Annotated[str, Field(max_length=64, description="Contact id")],
+    channel: Annotated[str, Field(max_length=40, description="As attached")],
+    value: Annotated[str, Field(max_length=500, description="Email, +E.164 phone or handle")],
+    ctx: Context[AppState],
+    dry_run: DryRun = False,
+) -> Annotated[CallToolResult, DetachedContact]:
+    """Remove an email, phone or handle from a contact."""
+    state = app_state(ctx)
+    channel_name = normalize_channel(channel, field="channel")
+    _, normalized = normalize_channel_value(channel_name, value, field="value", default_region=state.default_region)
+    call = DetachContactInput(
+        contact_id=contact_id.strip(), channel=channel_name, normalized_value=normalized, dry_run=dry_run
+    )
+    return success(await provider_for(ctx, Operation.DETACH_CONTACT).detach_contact(call))

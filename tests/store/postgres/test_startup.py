@@ -12,6 +12,7 @@ from mcp import Client
 from contact_mcp import ConfigError, build_server, load_settings
 from contact_mcp.store import postgres
 from contact_mcp.store.migrations.postgres import SCHEMA_VERSION
+from contact_mcp.tools.table import TOOL_NAMES
 from tests.fakes.harness import free_port
 from tests.store.postgres.calls import scalar
 from tests.test_cli import exit_code, run_cli
@@ -45,7 +46,7 @@ async def test_a_migrated_database_serves_every_tool(postgres_url: str) -> None:
         upserted = await client.call_tool("upsert_contact", {"email": "ann@example.com"})
         tools = await client.list_tools()
     assert not upserted.is_error
-    assert len(tools.tools) == 7
+    assert [tool.name for tool in tools.tools] == list(TOOL_NAMES)
     assert scalar(postgres_url, "SELECT count(*) FROM contacts") == 1
 
 

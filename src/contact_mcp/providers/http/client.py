@@ -28,7 +28,7 @@ import stamina
 
 from contact_mcp import dry_run
 from contact_mcp.errors import ContactError, InvalidArgument, ProviderError, ProviderTimeout, ProviderUnavailable
-from contact_mcp.models import FindContactsInput
+from contact_mcp.models import DeletedContact, FindContactsInput
 from contact_mcp.providers.base import Provider
 from contact_mcp.providers.http.errors import (
     RETRY_STATUSES,
@@ -137,6 +137,19 @@ class HttpProvider(Provider):
         )
 
     # ---------- for subclasses ----------
+
+    async def delete_preview(self, contact_id: str) -> DeletedContact:
+        """A dry run of delete_contact: the contact is read with the provider's documented read (so an unknown or
+        malformed id fails as the delete would) and nothing is sent that deletes. `changes` lists what the read shows
+        would go; what else the provider keeps about the contact no read tells, and `note` says so."""
+        contact = await self.get_contact(contact_id)
+        return DeletedContact(
+            provider=self.name,
+            id=contact.id,
+            dry_run=True,
+            changes=contact.removed(),
+            note=f"{self.display_name} may also erase data it keeps about the contact that its read does not show.",
+        )
 
     def check_filters(self, call: FindContactsInput) -> None:
         """The filters a find gives, after refusing one the API cannot serve: never a scan of a whole list."""
