@@ -28,8 +28,8 @@ from contact_mcp.normalize import normalize_email, normalize_phone
 from contact_mcp.store import LocalStore
 
 CSV_HEADER = ("email", "phone", "name", "user_id")
-ContactRow = tuple[str, str, str, str]
-"""(email, phone, name, user_id), normalised."""
+ContactRow = tuple[str | None, str | None, str | None, str | None]
+"""(email, phone, name, user_id), normalised; None where the contact has none (the duplicates scenario's)."""
 Writer = Callable[[str, list[ContactRow]], list[str]]
 """Writes normalised rows into the migrated, empty store at a location in one transaction; their ids in order."""
 

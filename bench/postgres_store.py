@@ -53,6 +53,7 @@ def copy_contacts(url: str, rows: list[ContactRow]) -> list[str]:
         with cur.copy(f"COPY methods ({columns}) FROM STDIN") as copy:
             for contact_id, (email, phone, _, _) in zip(ids, rows, strict=True):
                 seq = seqs[contact_id]
-                copy.write_row((rules.new_id(), seq, "email", "email", "email", email, email, True, stamp))
-                copy.write_row((rules.new_id(), seq, "phone", "phone", "phone", phone, phone, True, stamp))
+                for kind, value in (("email", email), ("phone", phone)):
+                    if value is not None:
+                        copy.write_row((rules.new_id(), seq, kind, kind, kind, value, value, True, stamp))
     return ids

@@ -21,6 +21,7 @@ import psutil
 
 from bench.carry import Carried, splice
 from bench.coldstart import ColdStart, ImportProfile
+from bench.duplicates import marked_section_from_file as duplicates_section
 from bench.memory import MemoryRow
 from bench.overhead import FLOOR_LIMIT_MS, Comparison, Floor
 from bench.procs import ROOT
@@ -451,6 +452,7 @@ def markdown(results: Results) -> str:
         *_section_scale(results),
         *_section_memory(results),
         *store_sections(results.store),
+        *duplicates_section(),
     ]
     text = "\n".join(lines).rstrip() + "\n"
     return splice(text, results.carried) if results.carried else text

@@ -46,6 +46,7 @@ def insert_contacts(location: str, rows: list[ContactRow]) -> list[str]:
                 (rules.new_id(), seq, channel, channel, channel, value, value, stamp)
                 for seq, (email, phone, _, _) in enumerate(rows, start=1)
                 for channel, value in (("email", email), ("phone", phone))
+                if value is not None
             ),
         )
     return ids

@@ -22,7 +22,7 @@ from contact_mcp.limits import (
     MAX_ROLE_LENGTH,
     MAX_ROLES,
 )
-from contact_mcp.models import ContactPage, ContactSummary
+from contact_mcp.models import ContactPage, ContactSummary, DuplicateGroup, DuplicatePage
 from contact_mcp.tools.render import success
 from tests.results import error_of, json_text
 from tests.stdio_server import server_params
@@ -51,9 +51,10 @@ async def ok(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, 
 
 
 async def _base_arguments(client: Client) -> dict[str, dict[str, Any]]:
-    """For each tool, arguments that make a valid call on a store holding one contact."""
+    """For each tool, arguments that make a valid call on a store holding one contact (and one to merge into it)."""
     created = await ok(client, "create_contact", {"username": "grace", "phone_number": PHONE})
     cid = created["id"]
+    other = (await ok(client, "create_contact", {"username": "grace-h", "phone_number": PHONE}))["id"]
     return {
         "attach_contact": {"end_user_id": cid, "channel": "email", "value": "grace@example.com"},
         "attach_identity": {"contact_id": cid, "identifier": PHONE},
@@ -66,21 +67,18 @@ async def _base_arguments(client: Client) -> dict[str, dict[str, Any]]:
         "delete_contact": {"contact_id": "6f1c2a0e-8a3b-4c5d-9e7f-0a1b2c3d4e5f"},
         "detach_identity": {"contact_id": cid, "identifier": "nobody@example.com"},
         "detach_contact": {"contact_id": cid, "channel": "email", "value": "nobody@example.com"},
+        "find_duplicates": {},
+        "merge_contacts": {"survivor_id": cid, "duplicate_ids": [other]},
     }
 
 
-# `changes`: the first of two equivalent calls changes the contact, the second finds nothing left to change.
+# `changes`: the first of two equivalent calls changes the contact, the second finds nothing left to change; so
+# a merge done by the first call leaves the second nothing to merge: what it did differs, not its shape.
+_MERGE_DONE = ("merged_ids", "filled", "moved_methods", "moved_identities", "conflicts")
 _VOLATILE = (
-    "created_at",
-    "updated_at",
-    "verified_at",
-    "id",
-    "username",
-    "created",
-    "outcome",
-    "phone_shared_with",
-    "changes",
-)
+    "created_at", "updated_at", "verified_at", "id", "username", "created", "outcome", "phone_shared_with", "changes",
+    *_MERGE_DONE,
+)  # fmt: skip
 
 
 def _stable(data: dict[str, Any]) -> dict[str, Any]:
@@ -239,6 +237,17 @@ def test_a_page_larger_than_the_result_limit_is_an_invalid_limit_saying_what_fit
     fits = int((info.value.hint or "").split("limit=")[1].split()[0])
     assert 0 < fits < 50
     assert len(success(ContactPage(provider="local", contacts=big[:fits])).content[1].text) <= MAX_RESULT_BYTES  # type: ignore[union-attr]
+
+
+def test_a_page_of_duplicate_groups_larger_than_the_limit_is_an_invalid_limit_too() -> None:
+    group = DuplicateGroup(
+        score=0.9, contacts=[ContactSummary(id=f"id-{n}", name="n" * 1_000) for n in range(4)], evidence=[]
+    )
+    with pytest.raises(InvalidArgument) as info:
+        success(DuplicatePage(provider="local", groups=[group] * 50))
+    assert info.value.field == "limit"
+    fits = int((info.value.hint or "").split("limit=")[1].split()[0])
+    assert len(success(DuplicatePage(provider="local", groups=[group] * fits)).content[1].text) <= MAX_RESULT_BYTES  # type: ignore[union-attr]
 
 
 # ---------- arguments that are not an object ----------

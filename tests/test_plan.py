@@ -14,14 +14,15 @@ from contact_mcp import ConfigError, build_server, load_settings
 from contact_mcp.models import Operation
 from contact_mcp.providers.feather import FeatherClient
 from contact_mcp.tools.plan import make_plan
-from contact_mcp.tools.table import TOOL_NAMES
+from contact_mcp.tools.table import TOOL_NAMES, TOOLS
 from tests.stdio_server import server_params
 from tests.test_cli import exit_code, run_cli
 
 pytestmark = pytest.mark.anyio
 
 READS = ["get_contact", "find_contacts"]
-WRITES = [name for name in TOOL_NAMES if name not in READS]
+"""The reads every provider can serve (with several, they take a `provider` argument)."""
+WRITES = [spec.name for spec in TOOLS if not spec.read_only]
 KEYS: dict[str, Any] = {
     "feather_api_key": "fk-1234",
     "tetherai_api_key": "tk-1234",
@@ -57,6 +58,8 @@ def test_local_beside_a_provider_serves_the_writes_the_provider_does_not_and_sha
         "detach_contact": ("local",),
         "get_contact": ("local", "blooio"),
         "find_contacts": ("local", "blooio"),
+        "find_duplicates": ("local",),
+        "merge_contacts": ("local",),
     }
 
 
@@ -110,12 +113,14 @@ def test_exclude_tools_drops_the_named_tools() -> None:
         "detach_contact",
         "get_contact",
         "find_contacts",
+        "find_duplicates",
+        "merge_contacts",
     ]
 
 
 def test_read_only_wins_over_everything() -> None:
     assert list(routes("local", read_only=True, tools="upsert_contact,get_contact")) == ["get_contact"]
-    assert list(routes("local,blooio", read_only=True)) == READS
+    assert list(routes("local,blooio", read_only=True)) == [*READS, "find_duplicates"]
 
 
 def test_read_only_never_serves_a_tool_that_deletes_even_when_named() -> None:
@@ -172,7 +177,7 @@ async def test_read_only_lists_no_tool_that_writes_or_deletes(db_path: Path) -> 
     settings = load_settings(providers="local,blooio,featurebase", db=str(db_path), read_only=True, **KEYS)
     async with Client(build_server(settings)) as client:
         listed = [tool.name for tool in (await client.list_tools()).tools]
-    assert listed == READS
+    assert listed == [*READS, "find_duplicates"]
 
 
 async def test_a_read_served_by_one_provider_has_no_provider_argument(client: Client) -> None:

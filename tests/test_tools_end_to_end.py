@@ -80,6 +80,14 @@ async def story(client: Client) -> None:
     assert [c["id"] for c in page["contacts"]] == [cid]
     assert (await call(client, "find_contacts", {"query": "hopper"}))["contacts"][0]["id"] == cid
 
+    twin = (await call(client, "upsert_contact", {"email": "g.hopper@navy.mil", "name": "Grace B. Hopper"}))["id"]
+    (group,) = (await call(client, "find_duplicates", {}))["groups"]
+    assert [c["id"] for c in group["contacts"]] == [cid, twin]
+    assert {e["kind"] for e in group["evidence"]} == {"email_domain", "name"}
+    merged = await call(client, "merge_contacts", {"survivor_id": cid, "duplicate_ids": [twin]})
+    assert (merged["merged_ids"], merged["moved_methods"]) == ([twin], 1)
+    assert (await call(client, "get_contact", {"contact_id": twin}))["merged_into"] == cid
+    assert (await call(client, "find_duplicates", {}))["groups"] == []
     detached = await call(client, "detach_identity", {"contact_id": cid, "identifier": "+1 202 555 0143"})
     assert detached["ids"] == [first["id"]]
     removed = await call(client, "detach_contact", {"contact_id": cid, "channel": "email", "value": "grace@navy.mil"})

@@ -104,6 +104,13 @@ async def _story(run: _Runner) -> None:
     )
     await run.call("get_contact", {"contact_id": contact_id})
     await run.call("find_contacts", {"email": "ada@example.com"})
+    # A second record of the same person, as agents and imports leave behind: found, then merged away.
+    twin = await run.call("upsert_contact", {"email": "ada+engines@example.com", "name": "Ada Lovelace"})
+    await run.call("find_duplicates", {})
+    await run.call(
+        "merge_contacts",
+        {"survivor_id": contact_id, "duplicate_ids": [_id(twin, "upsert_contact")], "confirm": True},
+    )
     # Undoing: an attach taken back, then the person erased (the contact, its methods and identities).
     await run.call("detach_identity", {"contact_id": contact_id, "identifier": "+442079460958"})
     await run.call("detach_contact", {"contact_id": contact_id, "channel": "email", "value": "ada@example.com"})

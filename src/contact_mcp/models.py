@@ -31,12 +31,16 @@ class Operation(StrEnum):
     DETACH_CONTACT = "detach_contact"
     GET_CONTACT = "get_contact"
     FIND_CONTACTS = "find_contacts"
+    FIND_DUPLICATES = "find_duplicates"
+    MERGE_CONTACTS = "merge_contacts"
 
 
 ChannelType = Literal["blooio", "twilio", "whatsapp", "whatsapp_business", "rcs_business", "amb"]
 MethodType = Literal["phone", "email"]
 Outcome = Literal["created", "updated", "unchanged"]
 CustomValue = str | int | float | bool | None
+EvidenceKind = Literal["user_id", "email", "mailbox", "tagged", "phone", "name", "company", "email_domain"]
+"""Why find_duplicates thinks two contacts are one person: a key they share, or a similar name."""
 
 
 # Featurebase's company object, snake_case. No docstring: it would be published as a description.
@@ -143,6 +147,20 @@ class FindContactsInput:
     query: str | None = None
     limit: int = 20
     cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FindDuplicatesInput:
+    limit: int = 20
+    cursor: str | None = None
+    min_score: float = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class MergeContactsInput:
+    survivor_id: str
+    duplicate_ids: tuple[str, ...]
+    dry_run: bool = False
 
 
 # ---------- canonical results ----------
@@ -480,3 +498,58 @@ class ContactPage(Result):
     def summary(self) -> str:
         more = f"; more with cursor {self.next_cursor}" if self.next_cursor else ""
         return f"Found {len(self.contacts)} contact(s){more}."
+
+
+class DuplicateEvidence(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+    kind: EvidenceKind
+    value: str
+    ids: list[str]
+
+
+class DuplicateGroup(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+    score: float
+    contacts: list[ContactSummary]
+    evidence: list[DuplicateEvidence]
+
+
+class DuplicatePage(Result):
+    """find_duplicates: one page of groups of contacts that are probably one person."""
+
+    groups: list[DuplicateGroup]
+    next_cursor: str | None = None
+
+    def summary(self) -> str:
+        more = f"; more with cursor {self.next_cursor}" if self.next_cursor else ""
+        return f"Found {len(self.groups)} group(s) of probable duplicates{more}."
+
+
+class MergeConflict(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+    field: str
+    kept: str
+    dropped: str
+    id: str
+    """The duplicate whose value was dropped."""
+
+
+class MergeResult(WriteResult):
+    """merge_contacts: the survivor, what it took from the duplicates, and the values it kept over theirs."""
+
+    outcome: Outcome
+    survivor_id: str
+    merged_ids: list[str]
+    filled: list[str]
+    moved_methods: int
+    moved_identities: int
+    conflicts: list[MergeConflict]
+
+    def summary(self) -> str:
+        if not self.merged_ids:
+            return f"Nothing to merge into contact {self.survivor_id}."
+        kept = f"; {len(self.conflicts)} conflicting value(s) kept from the survivor" if self.conflicts else ""
+        return f"Merged {len(self.merged_ids)} contact(s) into {self.survivor_id}{kept}."

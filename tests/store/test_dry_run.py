@@ -77,6 +77,7 @@ WRITES: dict[str, tuple[str, Arguments]] = {
     "delete": ("delete_contact", lambda s: {"contact_id": s.bob, "confirm": True}),
     "detach-identity": ("detach_identity", lambda s: {"contact_id": s.bob, "identifier": PHONE}),
     "detach-contact": ("detach_contact", lambda s: {"contact_id": s.ada, "channel": "email", "value": ADA}),
+    "merge": ("merge_contacts", lambda s: {"survivor_id": s.ada, "duplicate_ids": [s.bob], "confirm": True}),
 }
 
 
@@ -193,6 +194,10 @@ FAILING: dict[str, tuple[str, Arguments]] = {
     "delete-unknown": ("delete_contact", lambda s: {"contact_id": UNKNOWN_UUID, "confirm": True}),
     "detach-identity-not-held": ("detach_identity", lambda s: {"contact_id": s.ada, "identifier": PHONE}),
     "detach-contact-not-held": ("detach_contact", lambda s: {"contact_id": s.bob, "channel": "email", "value": ADA}),
+    "merge-unknown-duplicate": (
+        "merge_contacts",
+        lambda s: {"survivor_id": s.ada, "duplicate_ids": [UNKNOWN_UUID], "confirm": True},
+    ),
 }
 
 

@@ -24,7 +24,11 @@ from contact_mcp.models import (
     DetachedContact,
     DetachedIdentity,
     DetachIdentityInput,
+    DuplicatePage,
     FindContactsInput,
+    FindDuplicatesInput,
+    MergeContactsInput,
+    MergeResult,
     Operation,
     SetVerificationInput,
     UpsertContactInput,
@@ -82,6 +86,12 @@ class Provider:
 
     async def find_contacts(self, call: FindContactsInput) -> ContactPage:
         raise self._unsupported(Operation.FIND_CONTACTS)
+
+    async def find_duplicates(self, call: FindDuplicatesInput) -> DuplicatePage:
+        raise self._unsupported(Operation.FIND_DUPLICATES)
+
+    async def merge_contacts(self, call: MergeContactsInput) -> MergeResult:
+        raise self._unsupported(Operation.MERGE_CONTACTS)
 
     async def delete_contact(self, call: DeleteContactInput) -> DeletedContact:
         raise self._unsupported(Operation.DELETE_CONTACT)

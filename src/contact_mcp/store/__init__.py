@@ -43,7 +43,11 @@ from contact_mcp.models import (
     DetachedContact,
     DetachedIdentity,
     DetachIdentityInput,
+    DuplicatePage,
     FindContactsInput,
+    FindDuplicatesInput,
+    MergeContactsInput,
+    MergeResult,
     Operation,
     Outcome,
     SetVerificationInput,
@@ -150,6 +154,12 @@ class LocalStore(Provider):
 
     async def find_contacts(self, call: FindContactsInput) -> ContactPage:
         return await self.backend.find_contacts(call)
+
+    async def find_duplicates(self, call: FindDuplicatesInput) -> DuplicatePage:
+        return await self.backend.find_duplicates(call)
+
+    async def merge_contacts(self, call: MergeContactsInput) -> MergeResult:
+        return await self.backend.merge_contacts(call)
 
     # The store's ids are UUIDs: anything else is a malformed argument (as for get_contact).
 

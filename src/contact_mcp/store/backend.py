@@ -41,7 +41,11 @@ from contact_mcp.models import (
     DetachedContact,
     DetachedIdentity,
     DetachIdentityInput,
+    DuplicatePage,
     FindContactsInput,
+    FindDuplicatesInput,
+    MergeContactsInput,
+    MergeResult,
     Outcome,
     SetVerificationInput,
     UpsertContactInput,
@@ -71,6 +75,17 @@ class Backend(Protocol):
     async def get_contact(self, contact_id: str) -> Contact: ...
 
     async def find_contacts(self, call: FindContactsInput) -> ContactPage: ...
+
+    async def find_duplicates(self, call: FindDuplicatesInput) -> DuplicatePage:
+        """Groups of contacts not merged away that are probably one person (`store/duplicates.py`): one read of
+        every such contact's name, user id, companies, emails and phones; the grouping is pure. Added for issue 12
+        (additive)."""
+        ...
+
+    async def merge_contacts(self, call: MergeContactsInput) -> MergeResult:
+        """Merge the duplicates into the survivor in one transaction, as `store/merging.py` decides; each
+        duplicate is left as a stub whose `merged_into` names the survivor. Added for issue 12 (additive)."""
+        ...
 
     async def delete_contact(self, call: DeleteContactInput) -> DeletedContact:
         """Erase a contact: its row, methods and identities, and every contact merged into it (the same person);

@@ -34,11 +34,12 @@ in the WAL and backups for as long as those are kept (README, "Erasure").
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Final, Literal, LiteralString, TypeVar
+from typing import Any, Final, Literal, LiteralString, TypeVar, cast
 
 import anyio
 import psycopg
@@ -65,8 +66,13 @@ from contact_mcp.models import (
     DetachedContact,
     DetachedIdentity,
     DetachIdentityInput,
+    DuplicatePage,
     FieldChange,
     FindContactsInput,
+    FindDuplicatesInput,
+    MergeConflict,
+    MergeContactsInput,
+    MergeResult,
     Outcome,
     SetVerificationInput,
     UpsertContactInput,
@@ -76,7 +82,7 @@ from contact_mcp.models import (
 )
 from contact_mcp.redact import database_password, display_url
 from contact_mcp.settings import Settings
-from contact_mcp.store import rules
+from contact_mcp.store import duplicates, merging, rules
 from contact_mcp.store.backend import Backend
 from contact_mcp.store.migrations.postgres import migrate
 from contact_mcp.store.records import (
@@ -105,6 +111,7 @@ _MIN_POOL: Final = 1
 
 _SEQ_BY_ID_FOR_UPDATE: Final = "SELECT seq FROM contacts WHERE id = %s FOR UPDATE"
 _SEQ_BY_ID: Final = "SELECT seq FROM contacts WHERE id = %s"
+_LOCK_BY_ID: Final = "SELECT seq, merged_into FROM contacts WHERE id = %s FOR UPDATE"
 _TOUCH: Final = "UPDATE contacts SET updated_at = %s WHERE seq = %s"
 _CONTACT_COLUMNS: Final = (
     "id, user_id, username, username_key, name, display_name, locale, profile_picture, companies, custom_fields, "
@@ -154,7 +161,8 @@ _INSERT_IDENTITY: Final = (
     "INSERT INTO identities (id, contact_seq, channel_type, identifier, channel_id, created_at) "
     "VALUES (%s, %s, %s, %s, %s, %s)"
 )
-_ID_BY_USERNAME: Final = "SELECT id FROM contacts WHERE username_key = %s"
+# Whose a username is: a merged contact's leads to its survivor (the holder itself is the second column).
+_ID_BY_USERNAME: Final = "SELECT coalesce(merged_into, id), id FROM contacts WHERE username_key = %s"
 _ID_BY_USER_ID: Final = "SELECT id FROM contacts WHERE user_id = %s"
 _PHONE_HOLDERS: Final[LiteralString] = (
     "SELECT c.id FROM methods m JOIN contacts c ON c.seq = m.contact_seq WHERE m.value = %s AND m.kind = 'phone' "
@@ -180,24 +188,30 @@ _BY_EMAIL: Final = (
     "(SELECT contact_seq FROM methods WHERE value = %(email)s AND kind = 'email' "
     "ORDER BY is_primary DESC, contact_seq LIMIT 1)"
 )
+# A merged contact's user_id leads to its survivor (`merged_into` is always one hop).
+_BY_USER_ID: Final = (
+    "(SELECT coalesce(s.seq, c.seq) FROM contacts c LEFT JOIN contacts s ON s.id = c.merged_into "
+    "WHERE c.user_id = %(user_id)s)"
+)
 _LOCK_UPSERT_CANDIDATES: Final[LiteralString] = (
-    f"SELECT seq FROM contacts WHERE user_id = %(user_id)s OR seq = {_BY_EMAIL} ORDER BY seq FOR UPDATE"
+    f"SELECT seq FROM contacts WHERE user_id = %(user_id)s OR seq = {_BY_USER_ID} OR seq = {_BY_EMAIL} "
+    "ORDER BY seq FOR UPDATE"
 )
 # Read after the rows are locked, so it sees what any writer that held them committed.
 _UPSERT_CANDIDATES: Final[LiteralString] = (
     f"SELECT 'user_id', {_UPSERT_COLUMNS}, EXISTS (SELECT 1 FROM methods WHERE contact_seq = contacts.seq "
-    "AND kind = 'email' AND value = %(email)s) FROM contacts WHERE user_id = %(user_id)s "
+    f"AND kind = 'email' AND value = %(email)s) FROM contacts WHERE seq = {_BY_USER_ID} "
     f"UNION ALL SELECT 'email', {_UPSERT_COLUMNS}, false FROM contacts WHERE seq = {_BY_EMAIL}"
 )
 # A whole contact in one statement (one snapshot): its columns, its methods and identities as JSON arrays of
 # objects keyed like the record's fields.
 _WHOLE_COLUMNS: Final = (
     "seq", "id", "user_id", "username", "name", "display_name", "locale", "profile_picture", "companies",
-    "custom_fields", "roles", "subscribed_to_changelog", "created_at", "updated_at",
+    "custom_fields", "roles", "subscribed_to_changelog", "merged_into", "created_at", "updated_at",
 )  # fmt: skip
 _WHOLE_CONTACT: Final = (
     "SELECT c.seq, c.id, c.user_id, c.username, c.name, c.display_name, c.locale, c.profile_picture, c.companies, "
-    "c.custom_fields, c.roles, c.subscribed_to_changelog, c.created_at, c.updated_at, "
+    "c.custom_fields, c.roles, c.subscribed_to_changelog, c.merged_into, c.created_at, c.updated_at, "
     "(SELECT coalesce(json_agg(json_build_object('id', m.id, 'channel', m.channel, 'type', m.type, "
     "'raw_value', m.raw_value, 'value', m.value, 'primary', m.is_primary, 'verified_at', m.verified_at, "
     "'verification_source', m.verification_source, 'verification_method', m.verification_method, "
@@ -232,7 +246,10 @@ _UPSERT_BY_PHONE: Final[LiteralString] = (
     f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE seq IN (SELECT contact_seq FROM methods "
     "WHERE value = %s AND kind = 'phone') ORDER BY seq FOR UPDATE"
 )
-_UPSERT_BY_USERNAME: Final[LiteralString] = f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE username_key = %s FOR UPDATE"
+_UPSERT_BY_USERNAME: Final[LiteralString] = (
+    f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE seq = (SELECT coalesce(s.seq, c.seq) FROM contacts c "
+    "LEFT JOIN contacts s ON s.id = c.merged_into WHERE c.username_key = %s) FOR UPDATE"
+)
 _HELD_VALUES: Final = "SELECT kind, value FROM methods WHERE contact_seq = %s AND kind IN ('email', 'phone')"
 _DELETE_IDENTITIES: Final = "DELETE FROM identities WHERE contact_seq = %s"
 # Erasure: a contact (locked), the contacts merged into it, its identities and methods.
@@ -250,6 +267,41 @@ _VALUES_ON_CHANNEL: Final = "SELECT value FROM methods WHERE contact_seq = %s AN
 _DELETE_METHOD: Final = "DELETE FROM methods WHERE seq = %s"
 _OLDEST_OF_KIND: Final = "SELECT seq, value FROM methods WHERE contact_seq = %s AND kind = %s ORDER BY seq LIMIT 1"
 _JSON_COLUMNS: Final = frozenset({"companies", "custom_fields", "roles"})
+_SET_MERGED_INTO: Final = "UPDATE contacts SET merged_into = %s WHERE seq = %s"
+_MERGED_NAMES: Final = "SELECT coalesce(name, display_name) FROM contacts WHERE merged_into = %s"
+# find_duplicates reads every contact not merged away, and the emails and phones of its methods and identities.
+_DUPLICATE_CONTACTS: Final = (
+    "SELECT seq, id, coalesce(name, display_name), user_id, companies FROM contacts WHERE merged_into IS NULL"
+)
+_DUPLICATE_VALUES: Final = (
+    "SELECT contact_seq, kind, value FROM methods WHERE kind IN ('email', 'phone') "
+    "UNION ALL SELECT contact_seq, CASE WHEN strpos(identifier, '@') > 0 THEN 'email' ELSE 'phone' END, identifier "
+    "FROM identities"
+)
+# merge_contacts: the keys upserts, imports and create_contact lock on, of every contact the merge touches (the
+# parties and the contacts merged into a duplicate earlier), then the parties' rows in row order.
+_MERGE_KEYS: Final = (
+    "SELECT 'user_id', user_id FROM contacts WHERE (id = ANY(%(ids)s) OR merged_into = ANY(%(ids)s)) "
+    "AND user_id IS NOT NULL "
+    "UNION SELECT 'username', username_key FROM contacts WHERE (id = ANY(%(ids)s) OR merged_into = ANY(%(ids)s)) "
+    "AND username_key IS NOT NULL "
+    "UNION SELECT m.kind, m.value FROM methods m JOIN contacts c ON c.seq = m.contact_seq "
+    "WHERE c.id = ANY(%(ids)s) AND m.kind IN ('email', 'phone')"
+)
+_LOCK_PARTIES: Final = "SELECT id FROM contacts WHERE id = ANY(%s) ORDER BY seq FOR UPDATE"
+_RELEASE: Final[dict[str, LiteralString]] = {
+    "user_id": "UPDATE contacts SET user_id = NULL WHERE seq = %s",
+    "username": "UPDATE contacts SET username = NULL, username_key = NULL WHERE seq = %s",
+}
+_MOVE_METHOD: Final = "UPDATE methods SET contact_seq = %s, is_primary = %s WHERE contact_seq = %s AND id = %s"
+_DROP_METHOD: Final = "DELETE FROM methods WHERE contact_seq = %s AND id = %s"
+_VERIFY_METHOD: Final = (
+    "UPDATE methods SET verified_at = %s, verification_source = %s, verification_method = %s "
+    "WHERE contact_seq = %s AND id = %s"
+)
+_MOVE_IDENTITY: Final = "UPDATE identities SET contact_seq = %s WHERE contact_seq = %s AND id = %s"
+_MERGED: Final = "UPDATE contacts SET merged_into = %s, updated_at = %s WHERE seq = %s"
+_REPOINT: Final = "UPDATE contacts SET merged_into = %s WHERE merged_into = %s"
 
 
 def lock_key(namespace: str, value: str) -> int:
@@ -370,7 +422,7 @@ def find_query(call: FindContactsInput, after: int) -> tuple[LiteralString, list
     """Filters AND together, in seq order after the cursor; one row beyond the page says whether more exist.
     Exact filters drive the query through their indexes; a name search walks contacts in seq order and stops
     once the page is full (as on SQLite)."""
-    where: list[LiteralString] = ["c.seq > %s"]
+    where: list[LiteralString] = ["c.seq > %s", "c.merged_into IS NULL"]
     params: list[object] = [after]
     if call.query is not None:
         where.append("strpos(c.search_text, %s) > 0")
@@ -382,10 +434,16 @@ def find_query(call: FindContactsInput, after: int) -> tuple[LiteralString, list
         where.append(_FIND_IN_METHODS)
         params += [call.phone, "phone"]
     if call.username is not None:
-        where.append("c.username_key = %s")
+        where.append(
+            "c.seq = (SELECT coalesce(s.seq, u.seq) FROM contacts u LEFT JOIN contacts s ON s.id = u.merged_into "
+            "WHERE u.username_key = %s)"
+        )
         params.append(rules.username_key(call.username))
     if call.user_id is not None:
-        where.append("c.user_id = %s")
+        where.append(
+            "c.seq = (SELECT coalesce(s.seq, u.seq) FROM contacts u LEFT JOIN contacts s ON s.id = u.merged_into "
+            "WHERE u.user_id = %s)"
+        )
         params.append(call.user_id)
     params.append(call.limit + 1)
     query = f"SELECT {_SUMMARY_COLUMNS} FROM contacts c WHERE {' AND '.join(where)} ORDER BY c.seq LIMIT %s"
@@ -464,11 +522,16 @@ async def _lock(conn: Conn, *keys: tuple[str, str | None]) -> None:
 async def _require_contact(
     conn: Conn, contact_id: str, *, field: str = "contact_id", hint: str = rules.GET_HINT
 ) -> tuple[int, str]:
-    """The contact's row number and canonical id, its row locked for this transaction; else `NotFound`."""
+    """The contact's row number and canonical id, its row locked for this transaction; else `NotFound`. A merged
+    contact's id leads to its survivor (whose row is the one locked)."""
     canonical = rules.canonical_id(contact_id)
-    row = await _fetchone(conn, _SEQ_BY_ID_FOR_UPDATE, (canonical,)) if canonical else None
+    row = await _fetchone(conn, _LOCK_BY_ID, (canonical,)) if canonical else None
     if row is None or canonical is None:
         raise rules.contact_not_found(contact_id, field=field, hint=hint)
+    if row[1] is not None:
+        survivor = await _fetchone(conn, _LOCK_BY_ID, (str(row[1]),))
+        if survivor is not None:  # else the survivor is gone and the stub answers for itself, as on SQLite
+            return int(survivor[0]), str(row[1])
     return int(row[0]), canonical
 
 
@@ -645,7 +708,8 @@ class PostgresBackend:
     async def attach_contact(self, call: AttachContactInput) -> AttachedContact:
         async def work(conn: Conn, touched: Touched) -> AttachedContact:
             now = rules.now()
-            seq, _ = await _require_contact(conn, call.end_user_id, field="end_user_id", hint=rules.ATTACH_HINT)
+            seq, live = await _require_contact(conn, call.end_user_id, field="end_user_id", hint=rules.ATTACH_HINT)
+            attach = dataclasses.replace(call, end_user_id=live)
             row = await _fetchone(conn, _METHOD_BY_CHANNEL_VALUE, (seq, call.channel, call.normalized_value))
             if row is None:
                 await touched.before(seq)
@@ -665,7 +729,7 @@ class PostgresBackend:
                 )
                 await conn.execute(_TOUCH, (now, seq))
                 return rules.attached_contact(
-                    call, uid=uid, type_=call.type, verification_method=rules.ATTACH_VERIFICATION_METHOD, created=True
+                    attach, uid=uid, type_=call.type, verification_method=rules.ATTACH_VERIFICATION_METHOD, created=True
                 )
             method_seq, uid, type_, verified_at, method = row
             if verified_at is None:
@@ -674,7 +738,7 @@ class PostgresBackend:
                 await conn.execute(_VERIFY_ATTACHED, (now, rules.ATTACH_VERIFICATION_METHOD, method_seq))
                 await conn.execute(_TOUCH, (now, seq))
                 method = rules.ATTACH_VERIFICATION_METHOD
-            return rules.attached_contact(call, uid=uid, type_=type_, verification_method=method, created=False)
+            return rules.attached_contact(attach, uid=uid, type_=type_, verification_method=method, created=False)
 
         return await self._write(work, dry_run=call.dry_run)
 
@@ -730,7 +794,7 @@ class PostgresBackend:
 
     async def upsert_contact(self, call: UpsertContactInput) -> UpsertResult:
         async def work(conn: Conn, touched: Touched) -> UpsertResult:
-            target = await _upsert_target(conn, call)
+            target, applied = await _upsert_target(conn, call)
             now = rules.now()
             if target is None:
                 seq, contact_id = await _add_contact(conn, rules.contact_from_upsert(call), now)
@@ -741,7 +805,7 @@ class PostgresBackend:
                             conn, seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=True
                         )
                 return rules.upsert_created(call, contact_id)
-            changes = rules.upsert_changes(target, call)
+            changes = rules.upsert_changes(target, applied)
             if changes.changed:
                 await touched.before(target.key)
             if changes.email is not None:
@@ -750,7 +814,7 @@ class PostgresBackend:
                 await _make_primary(conn, target.key, "phone", changes.phone, now)
             if changes.changed:
                 await _update_contact(conn, target.key, {**changes.columns, "updated_at": now})
-            return rules.upsert_matched(call, target, changes)
+            return rules.upsert_matched(applied, target, changes)
 
         return await self._write(work, dry_run=call.dry_run)
 
@@ -885,6 +949,84 @@ class PostgresBackend:
             next_cursor=rules.encode_cursor(int(page[-1][0])) if len(rows) > call.limit else None,
         )
 
+    # ---------- find_duplicates, merge_contacts ----------
+
+    async def find_duplicates(self, call: FindDuplicatesInput) -> DuplicatePage:
+        if call.cursor is not None:
+            rules.decode_cursor(call.cursor)  # a bad cursor is refused before the read
+
+        async def work(conn: Conn) -> tuple[list[Row], list[Row]]:
+            return await _fetchall(conn, _DUPLICATE_CONTACTS), await _fetchall(conn, _DUPLICATE_VALUES)
+
+        # The driver's rows are the shapes `duplicates` reads (text, bigint, decoded jsonb).
+        contacts, values = await self._run(work, write=False)
+        rows = cast(tuple[list[duplicates.ContactRow], list[duplicates.ValueRow]], (contacts, values))
+        return await anyio.to_thread.run_sync(duplicates.duplicate_page, *rows, call)
+
+    async def merge_contacts(self, call: MergeContactsInput) -> MergeResult:
+        survivor_id, duplicate_ids = merging.check_ids(call.survivor_id, call.duplicate_ids)
+        parties = [survivor_id, *duplicate_ids]
+
+        async def work(conn: Conn, touched: Touched) -> MergeResult:
+            # The keys first, as every writer matching on them takes them; then the rows; then the keys again, in
+            # case a write slipped a new one onto a party in between (a deadlock this could cause is rerun).
+            locked: set[tuple[str, str]] = set()
+            for _ in range(2):
+                keys = {(str(k), str(v)) for k, v in await _fetchall(conn, _MERGE_KEYS, {"ids": parties})}
+                await _lock(conn, *(keys - locked))
+                locked |= keys
+                await conn.execute(_LOCK_PARTIES, (parties,))
+            survivor_seq, before = await _merge_party(conn, survivor_id)
+            if before is None:
+                raise rules.contact_not_found(survivor_id, field="survivor_id")
+            if before.merged_into is not None:
+                raise merging.survivor_merged(survivor_id, before.merged_into)
+            now = rules.now()
+            after = before
+            merged: list[str] = []
+            conflicts: list[MergeConflict] = []
+            moved_methods = moved_identities = 0
+            for duplicate_id in duplicate_ids:
+                seq, duplicate = await _merge_party(conn, duplicate_id)
+                if duplicate is None:
+                    raise merging.duplicate_not_found(duplicate_id)
+                if duplicate.merged_into == survivor_id:
+                    continue  # merged before: merging again changes nothing
+                if duplicate.merged_into is not None:
+                    raise merging.duplicate_merged(duplicate_id, duplicate.merged_into)
+                after, plan, found = merging.merge_into(after, duplicate)
+                await touched.before(survivor_seq)
+                await touched.before(seq)
+                for column in plan.released:
+                    await conn.execute(_RELEASE[column], (seq,))
+                for fold in plan.folded:
+                    if fold.verify is not None:
+                        await conn.execute(_VERIFY_METHOD, (*fold.verify, survivor_seq, fold.into))
+                    await conn.execute(_DROP_METHOD, (seq, fold.method_id))
+                for method_id, primary in sorted(plan.moved, key=lambda move: move[1]):
+                    await conn.execute(_MOVE_METHOD, (survivor_seq, primary, seq, method_id))
+                for identity_id in plan.identities:
+                    await conn.execute(_MOVE_IDENTITY, (survivor_seq, seq, identity_id))
+                await conn.execute(_MERGED, (survivor_id, now, seq))
+                await conn.execute(_REPOINT, (survivor_id, duplicate_id))
+                merged.append(duplicate_id)
+                moved_methods += len(plan.moved)
+                moved_identities += len(plan.identities)
+                conflicts += found
+            columns = merging.survivor_columns(before, after)
+            if merged:
+                await _update_contact(conn, survivor_seq, {**columns, "updated_at": now})
+            return merging.merge_result(
+                before,
+                after,
+                merged,
+                moved_methods=moved_methods,
+                moved_identities=moved_identities,
+                conflicts=conflicts,
+            )
+
+        return await self._write(work, dry_run=call.dry_run)
+
     # ---------- export and restore ----------
 
     async def export_page(self, *, after: str | None, limit: int) -> RecordPage:
@@ -933,9 +1075,10 @@ class PostgresBackend:
         return await self._run(work, write=True)
 
 
-async def _upsert_target(conn: Conn, call: UpsertContactInput) -> rules.StoredContact | None:
+async def _upsert_target(conn: Conn, call: UpsertContactInput) -> tuple[rules.StoredContact | None, UpsertContactInput]:
     """Lock the keys and the candidate rows, read them, and ask `rules.upsert_target` (upsert, and import rows
-    with an email or user id)."""
+    with an email or user id); with the call as it applies (a merged contact's user_id replaced by its
+    survivor's)."""
     keys = {"user_id": call.user_id, "email": call.email}
     await _lock(conn, ("user_id", call.user_id), ("email", call.email))
     await conn.execute(_LOCK_UPSERT_CANDIDATES, keys)
@@ -946,7 +1089,10 @@ async def _upsert_target(conn: Conn, call: UpsertContactInput) -> rules.StoredCo
             by_user_id, holds = _stored(row[1:15]), bool(row[15])
         else:
             by_email = _stored(row[1:15])
-    return rules.upsert_target(call, by_user_id=by_user_id, by_email=by_email, user_holds_email=holds)
+    if by_user_id is not None and by_user_id.user_id != call.user_id:
+        # The user_id is a merged contact's: it leads to the survivor, whose own user_id stays.
+        call = dataclasses.replace(call, user_id=by_user_id.user_id)
+    return rules.upsert_target(call, by_user_id=by_user_id, by_email=by_email, user_holds_email=holds), call
 
 
 async def _import(conn: Conn, call: rules.ImportContactInput) -> Outcome:
@@ -956,17 +1102,27 @@ async def _import(conn: Conn, call: rules.ImportContactInput) -> Outcome:
     username_key = rules.username_key(call.username)
     await _lock(conn, ("username", username_key), *(("phone", phone) for phone in call.phones))
     if call.emails or call.user_id is not None:
-        by_keys = await _upsert_target(conn, rules.import_upsert(call))
+        by_keys, applied = await _upsert_target(conn, rules.import_upsert(call))
+        call = dataclasses.replace(call, user_id=applied.user_id)
     else:
         if username_key is not None:
             row = await _fetchone(conn, _UPSERT_BY_USERNAME, (username_key,))
             by_username = _stored(row) if row is not None else None
+            if by_username is not None and rules.username_key(by_username.username) != username_key:
+                # a merged contact's username: it names the survivor, whose own username stays
+                call = dataclasses.replace(call, username=by_username.username)
+                username_key = rules.username_key(call.username)
         if by_username is None and call.name is not None:
             for phone in call.phones:
                 holders += [_stored(row) for row in await _fetchall(conn, _UPSERT_BY_PHONE, (phone,))]
             holders.sort(key=lambda holder: holder.key)
-    target = rules.import_target(call, by_keys=by_keys, by_username=by_username, phone_holders=holders)
+    merged_names = {h.id: [row[0] for row in await _fetchall(conn, _MERGED_NAMES, (h.id,))] for h in holders}
+    target = rules.import_target(
+        call, by_keys=by_keys, by_username=by_username, phone_holders=holders, merged_names=merged_names
+    )
     owner = await _fetchone(conn, _ID_BY_USERNAME, (username_key,)) if username_key is not None else None
+    if owner is not None and target is not None and owner[0] == target.id != owner[1]:
+        call = dataclasses.replace(call, username=target.username)  # a stub's: the survivor keeps its own
     now = rules.now()
     if target is None:
         if owner is not None:
@@ -976,7 +1132,13 @@ async def _import(conn: Conn, call: rules.ImportContactInput) -> Outcome:
             await _add_method(conn, seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=primary)
         return "created"
     held = {(str(kind), str(value)) for kind, value in await _fetchall(conn, _HELD_VALUES, (target.key,))}
-    changes = rules.import_changes(target, call, held=held, username_owner=owner[0] if owner else None)
+    changes = rules.import_changes(
+        target,
+        call,
+        held=held,
+        username_owner=owner[0] if owner else None,
+        merged_names=merged_names.get(target.id, ()),
+    )
     if changes.upsert.email is not None:
         await _make_primary(conn, target.key, "email", changes.upsert.email, now)
     if changes.upsert.phone is not None:
@@ -987,6 +1149,14 @@ async def _import(conn: Conn, call: rules.ImportContactInput) -> Outcome:
         return "unchanged"
     await _update_contact(conn, target.key, {**changes.upsert.columns, "updated_at": now})
     return "updated"
+
+
+async def _merge_party(conn: Conn, contact_id: str) -> tuple[int, ContactRecord | None]:
+    """A contact of a merge, whole, and its row number (the record is None when no contact has the id)."""
+    row = await _fetchone(conn, _CONTACT_BY_ID, (contact_id,))
+    if row is None:
+        return 0, None
+    return int(row[0]), record_from(_fields(row))
 
 
 async def _update_contact(conn: Conn, seq: int, columns: dict[str, object]) -> None:
@@ -1037,8 +1207,8 @@ async def _restore(conn: Conn, record: ContactRecord) -> Outcome:
     )
     if record.username is not None:
         owner = await _fetchone(conn, _ID_BY_USERNAME, (new.username_key,))
-        if owner is not None and owner[0] != record.id:
-            raise rules.username_taken(record.username, owner[0])
+        if owner is not None and owner[1] != record.id:
+            raise rules.username_taken(record.username, owner[1])
     for identity in record.identities:
         key = (identity.identifier, identity.channel_type or "", identity.channel_id or "")
         owner = await _fetchone(conn, _IDENTITY_BY_KEY, key)
@@ -1058,6 +1228,8 @@ async def _restore(conn: Conn, record: ContactRecord) -> Outcome:
             _REPLACE_CONTACT, (record.id, *_contact_values(new), record.created_at, record.updated_at, seq)
         )
         outcome = "updated"
+    if record.merged_into is not None or outcome == "updated":
+        await conn.execute(_SET_MERGED_INTO, (record.merged_into, seq))
     for m in record.methods:
         await conn.execute(
             _INSERT_METHOD,

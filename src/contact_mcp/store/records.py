@@ -58,6 +58,7 @@ class ContactRecord(BaseModel):
     custom_fields: dict[str, CustomValue] = Field(default_factory=dict[str, CustomValue])
     roles: list[str] = Field(default_factory=list[str])
     subscribed_to_changelog: bool | None = None
+    merged_into: str | None = None
     created_at: str
     updated_at: str
     methods: list[MethodRecord] = Field(default_factory=list[MethodRecord])

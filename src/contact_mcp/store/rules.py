@@ -668,6 +668,7 @@ def import_target(
     by_keys: StoredContact | None,
     by_username: StoredContact | None,
     phone_holders: list[StoredContact],
+    merged_names: Mapping[str, Sequence[str | None]] | None = None,
 ) -> StoredContact | None:
     """The contact a row of new data updates, or None to create one.
 
@@ -675,7 +676,8 @@ def import_target(
     `import_upsert(call)` (its conflicts raised). Otherwise the row's username names the contact (`by_username`,
     the contact holding it, when the row has one); otherwise its phone and name together do: `phone_holders` are
     the contacts holding any of the row's phones, oldest first, and the oldest whose name (or display name) is the
-    row's, ignoring case and spacing, is the match. A phone alone never matches: families share one.
+    row's, ignoring case and spacing, is the match; `merged_names` adds, per holder id, the names of the contacts
+    merged into it (their phones are its own now). A phone alone never matches: families share one.
     """
     if call.emails or call.user_id is not None:
         return by_keys
@@ -685,7 +687,8 @@ def import_target(
     if key is None:
         return None
     for holder in phone_holders:
-        if name_key(holder.name or holder.display_name) == key:
+        names = [holder.name or holder.display_name, *(merged_names or {}).get(holder.id, ())]
+        if any(name_key(name) == key for name in names):
             return holder
     return None
 
@@ -720,14 +723,21 @@ class ImportChanges:
 
 
 def import_changes(
-    stored: StoredContact, call: ImportContactInput, *, held: set[tuple[str, str]], username_owner: str | None
+    stored: StoredContact,
+    call: ImportContactInput,
+    *,
+    held: set[tuple[str, str]],
+    username_owner: str | None,
+    merged_names: Sequence[str | None] = (),
 ) -> ImportChanges:
     """Merge a row into its contact as an upsert does, plus the row's username (`username_owner`: the id of the
     contact holding it, if any; another contact's is a `Conflict`) and the row's further emails and phones the
-    contact lacks (`held`: the (kind, value) pairs of its methods)."""
+    contact lacks (`held`: the (kind, value) pairs of its methods). `merged_names`: the names of the contacts
+    merged into it, which a row keyed by phone and name may carry without renaming it."""
     merge = import_upsert(call)
     keyed_by_phone_and_name = not (call.emails or call.user_id is not None or call.username is not None)
-    if keyed_by_phone_and_name and name_key(call.name) == name_key(stored.name or stored.display_name):
+    names = {name_key(name) for name in (stored.name or stored.display_name, *merged_names)}
+    if keyed_by_phone_and_name and name_key(call.name) in names:
         merge = replace(merge, name=None)  # the name matched, ignoring case and spacing: it is not an edit
     upsert = upsert_changes(stored, merge)
     columns = dict(upsert.columns)

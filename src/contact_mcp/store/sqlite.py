@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import queue
@@ -29,6 +30,8 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
+
+import anyio
 
 from contact_mcp import dry_run as dry_run_guard
 from contact_mcp.errors import ConfigError, ProviderUnavailable
@@ -48,8 +51,13 @@ from contact_mcp.models import (
     DetachedContact,
     DetachedIdentity,
     DetachIdentityInput,
+    DuplicatePage,
     FieldChange,
     FindContactsInput,
+    FindDuplicatesInput,
+    MergeConflict,
+    MergeContactsInput,
+    MergeResult,
     Outcome,
     SetVerificationInput,
     UpsertContactInput,
@@ -58,7 +66,7 @@ from contact_mcp.models import (
     WriteResult,
 )
 from contact_mcp.settings import Settings
-from contact_mcp.store import rules
+from contact_mcp.store import duplicates, merging, rules
 from contact_mcp.store.migrations.sqlite import migrate, schema_version
 from contact_mcp.store.records import (
     ContactRecord,
@@ -81,6 +89,21 @@ _W = TypeVar("_W", bound=WriteResult)
 # ---------- statements ----------
 
 _SEQ_BY_ID: Final = "SELECT seq FROM contacts WHERE id = ?"
+# A merged contact's id, user_id and username lead to its survivor (`merged_into` is always one hop).
+
+
+def _live_seq(column: str) -> str:
+    """SQL for the row number of the contact whose `column` is ?, or of its survivor when it was merged."""
+    return (
+        "SELECT coalesce(s.seq, u.seq) FROM contacts u LEFT JOIN contacts s ON s.id = u.merged_into "
+        f"WHERE u.{column} = ?"
+    )
+
+
+_LIVE_BY_ID: Final = (
+    "SELECT coalesce(s.seq, c.seq), coalesce(s.id, c.id) FROM contacts c "
+    "LEFT JOIN contacts s ON s.id = c.merged_into WHERE c.id = ?"
+)
 _TOUCH: Final = "UPDATE contacts SET updated_at = ? WHERE seq = ?"
 _CONTACT_COLUMNS: Final = (
     "id, user_id, username, username_key, name, display_name, locale, profile_picture, companies, custom_fields, "
@@ -127,7 +150,8 @@ _INSERT_IDENTITY: Final = (
     "INSERT INTO identities (id, contact_seq, channel_type, identifier, channel_id, created_at) "
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
-_ID_BY_USERNAME: Final = "SELECT id FROM contacts WHERE username_key = ?"
+# Whose a username is: a merged contact's leads to its survivor (the holder itself is the second column).
+_ID_BY_USERNAME: Final = "SELECT coalesce(merged_into, id), id FROM contacts WHERE username_key = ?"
 _ID_BY_USER_ID: Final = "SELECT id FROM contacts WHERE user_id = ?"
 # The other contacts holding a phone, oldest first (create_contact says so: families share phones).
 _PHONE_HOLDERS: Final = (
@@ -148,7 +172,7 @@ _UPSERT_COLUMNS: Final = (
     f"subscribed_to_changelog, {_primary_value('contacts', 'email')} AS email, "
     f"{_primary_value('contacts', 'phone')} AS phone"
 )
-_UPSERT_BY_USER_ID: Final = f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE user_id = ?"
+_UPSERT_BY_USER_ID: Final = f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE seq = ({_live_seq('user_id')})"
 # The oldest contact holding the email as its primary, else the oldest holding it at all.
 _UPSERT_BY_EMAIL: Final = (
     f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE seq = (SELECT contact_seq FROM methods "
@@ -157,7 +181,7 @@ _UPSERT_BY_EMAIL: Final = (
 # Whole contacts (get_contact, export), columns named as `records` names its fields.
 _RECORD_COLUMNS: Final = (
     "seq, id, user_id, username, name, display_name, locale, profile_picture, companies, custom_fields, roles, "
-    "subscribed_to_changelog, created_at, updated_at"
+    "subscribed_to_changelog, merged_into, created_at, updated_at"
 )
 _RECORD_BY_ID: Final = f"SELECT {_RECORD_COLUMNS} FROM contacts WHERE id = ?"
 # A contact as a write's transaction reads it before and after its changes (`rules.snapshot`), in one statement.
@@ -193,9 +217,36 @@ _UPSERT_BY_PHONE: Final = (
     f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE seq IN (SELECT contact_seq FROM methods "
     "WHERE value = ? AND kind = 'phone') ORDER BY seq"
 )
-_UPSERT_BY_USERNAME: Final = f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE username_key = ?"
+_UPSERT_BY_USERNAME: Final = f"SELECT {_UPSERT_COLUMNS} FROM contacts WHERE seq = ({_live_seq('username_key')})"
 _HELD_VALUES: Final = "SELECT kind, value FROM methods WHERE contact_seq = ? AND kind IN ('email', 'phone')"
 _DELETE_IDENTITIES: Final = "DELETE FROM identities WHERE contact_seq = ?"
+_SET_MERGED_INTO: Final = "UPDATE contacts SET merged_into = ? WHERE seq = ?"
+_MERGED_NAMES: Final = "SELECT coalesce(name, display_name) FROM contacts WHERE merged_into = ?"
+# find_duplicates reads every contact not merged away, and the emails and phones of its methods and identities.
+_DUPLICATE_CONTACTS: Final = (
+    "SELECT seq, id, coalesce(name, display_name), user_id, companies FROM contacts WHERE merged_into IS NULL"
+)
+_DUPLICATE_VALUES: Final = (
+    "SELECT contact_seq, kind, value FROM methods WHERE kind IN ('email', 'phone') "
+    "UNION ALL SELECT contact_seq, CASE WHEN instr(identifier, '@') THEN 'email' ELSE 'phone' END, identifier "
+    "FROM identities"
+)
+WHOLE_TABLE_READS: Final = frozenset({"_DUPLICATE_CONTACTS", "_DUPLICATE_VALUES"})
+"""Statements that read every row on purpose (find_duplicates compares the whole store, once per call)."""
+# merge_contacts moves rows by their contact's row number and their own id (indexed on contact_seq).
+_RELEASE: Final = {
+    "user_id": "UPDATE contacts SET user_id = NULL WHERE seq = ?",
+    "username": "UPDATE contacts SET username = NULL, username_key = NULL WHERE seq = ?",
+}
+_MOVE_METHOD: Final = "UPDATE methods SET contact_seq = ?, is_primary = ? WHERE contact_seq = ? AND id = ?"
+_DROP_METHOD: Final = "DELETE FROM methods WHERE contact_seq = ? AND id = ?"
+_VERIFY_METHOD: Final = (
+    "UPDATE methods SET verified_at = ?, verification_source = ?, verification_method = ? "
+    "WHERE contact_seq = ? AND id = ?"
+)
+_MOVE_IDENTITY: Final = "UPDATE identities SET contact_seq = ? WHERE contact_seq = ? AND id = ?"
+_MERGED: Final = "UPDATE contacts SET merged_into = ?, updated_at = ? WHERE seq = ?"
+_REPOINT: Final = "UPDATE contacts SET merged_into = ? WHERE merged_into = ?"
 # Erasure: a contact, the contacts merged into it, its identities and methods.
 _ERASE_TARGET: Final = "SELECT seq, merged_into FROM contacts WHERE id = ?"
 _MERGED_INTO: Final = "SELECT seq, id FROM contacts WHERE merged_into = ? ORDER BY seq"
@@ -399,7 +450,7 @@ def find_query(call: FindContactsInput, after: int) -> tuple[str, list[object]]:
     Exact filters drive the query through their indexes. A name search alone walks contacts in seq order and
     stops once the page is full: no B-tree index answers a substring (an FTS5 trigram index would, but it
     doubled the cost of every write that changes a name, which is the common call)."""
-    where = ["c.seq > ?"]
+    where = ["c.seq > ?", "c.merged_into IS NULL"]
     params: list[object] = [after]
     if call.query is not None:
         where.append("instr(c.search_text, ?) > 0")
@@ -411,10 +462,10 @@ def find_query(call: FindContactsInput, after: int) -> tuple[str, list[object]]:
         where.append(_FIND_IN_METHODS)
         params += [call.phone, "phone"]
     if call.username is not None:
-        where.append("c.username_key = ?")
+        where.append(f"c.seq = ({_live_seq('username_key')})")
         params.append(rules.username_key(call.username))
     if call.user_id is not None:
-        where.append("c.user_id = ?")
+        where.append(f"c.seq = ({_live_seq('user_id')})")
         params.append(call.user_id)
     params.append(call.limit + 1)
     sql = f"SELECT {_SUMMARY_COLUMNS} FROM contacts c WHERE {' AND '.join(where)} ORDER BY c.seq LIMIT ?"
@@ -646,18 +697,20 @@ class SqliteBackend:
     ) -> tuple[int, str]:
         """The contact's row number and canonical id, or `NotFound` naming `field`."""
         canonical = rules.canonical_id(contact_id)
-        row = db.execute(_SEQ_BY_ID, (canonical,)).fetchone() if canonical else None
+        row = db.execute(_LIVE_BY_ID, (canonical,)).fetchone() if canonical else None
         if row is None or canonical is None:
             raise rules.contact_not_found(contact_id, field=field, hint=hint)
         seq: int = row[0]
-        return seq, canonical
+        live: str = row[1]
+        return seq, live
 
     # ---------- attach_contact (Feather) ----------
 
     async def attach_contact(self, call: AttachContactInput) -> AttachedContact:
         def work(db: sqlite3.Connection, touched: Touched) -> AttachedContact:
             now = rules.now()
-            seq, _ = self._require_contact(db, call.end_user_id, field="end_user_id", hint=rules.ATTACH_HINT)
+            seq, live = self._require_contact(db, call.end_user_id, field="end_user_id", hint=rules.ATTACH_HINT)
+            attach = dataclasses.replace(call, end_user_id=live)
             row = db.execute(_METHOD_BY_CHANNEL_VALUE, (seq, call.channel, call.normalized_value)).fetchone()
             if row is None:
                 touched.before(seq)
@@ -677,7 +730,7 @@ class SqliteBackend:
                 )
                 db.execute(_TOUCH, (now, seq))
                 return rules.attached_contact(
-                    call, uid=uid, type_=call.type, verification_method=rules.ATTACH_VERIFICATION_METHOD, created=True
+                    attach, uid=uid, type_=call.type, verification_method=rules.ATTACH_VERIFICATION_METHOD, created=True
                 )
             method_seq, uid, type_, verified_at, method = row
             if verified_at is None:
@@ -686,7 +739,7 @@ class SqliteBackend:
                 db.execute(_VERIFY_ATTACHED, (now, rules.ATTACH_VERIFICATION_METHOD, method_seq))
                 db.execute(_TOUCH, (now, seq))
                 method = rules.ATTACH_VERIFICATION_METHOD
-            return rules.attached_contact(call, uid=uid, type_=type_, verification_method=method, created=False)
+            return rules.attached_contact(attach, uid=uid, type_=type_, verification_method=method, created=False)
 
         return await self._write(work, dry_run=call.dry_run)
 
@@ -737,7 +790,7 @@ class SqliteBackend:
 
     async def upsert_contact(self, call: UpsertContactInput) -> UpsertResult:
         def work(db: sqlite3.Connection, touched: Touched) -> UpsertResult:
-            target = self._upsert_target(db, call)
+            target, applied = self._upsert_target(db, call)
             now = rules.now()
             if target is None:
                 seq, contact_id = _add_contact(db, rules.contact_from_upsert(call), now)
@@ -746,7 +799,7 @@ class SqliteBackend:
                     if value is not None:
                         _add_method(db, seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=True)
                 return rules.upsert_created(call, contact_id)
-            changes = rules.upsert_changes(target, call)
+            changes = rules.upsert_changes(target, applied)
             if changes.changed:
                 touched.before(target.key)
             if changes.email is not None:
@@ -757,14 +810,20 @@ class SqliteBackend:
                 columns = {**changes.columns, "updated_at": now}
                 assignments = ", ".join(f"{column} = ?" for column in columns)
                 db.execute(f"UPDATE contacts SET {assignments} WHERE seq = ?", (*columns.values(), target.key))
-            return rules.upsert_matched(call, target, changes)
+            return rules.upsert_matched(applied, target, changes)
 
         return await self._write(work, dry_run=call.dry_run)
 
     @staticmethod
-    def _upsert_target(db: sqlite3.Connection, call: UpsertContactInput) -> rules.StoredContact | None:
-        """Read what `rules.upsert_target` needs and ask it (upsert_contact, and import's rows with email/user_id)."""
+    def _upsert_target(
+        db: sqlite3.Connection, call: UpsertContactInput
+    ) -> tuple[rules.StoredContact | None, UpsertContactInput]:
+        """Read what `rules.upsert_target` needs and ask it (upsert_contact, and import's rows with email/user_id);
+        with the call as it applies (a merged contact's user_id replaced by its survivor's)."""
         by_user_id = _stored(db.execute(_UPSERT_BY_USER_ID, (call.user_id,))) if call.user_id is not None else None
+        if by_user_id is not None and by_user_id.user_id != call.user_id:
+            # The user_id is a merged contact's: it leads to the survivor, whose own user_id stays.
+            call = dataclasses.replace(call, user_id=by_user_id.user_id)
         by_email = _stored(db.execute(_UPSERT_BY_EMAIL, (call.email,))) if call.email is not None else None
         holds = (
             by_user_id is not None
@@ -772,7 +831,7 @@ class SqliteBackend:
             and by_email.id != by_user_id.id
             and db.execute(_HAS_METHOD_OF_KIND_VALUE, (by_user_id.key, "email", call.email)).fetchone() is not None
         )
-        return rules.upsert_target(call, by_user_id=by_user_id, by_email=by_email, user_holds_email=holds)
+        return rules.upsert_target(call, by_user_id=by_user_id, by_email=by_email, user_holds_email=holds), call
 
     @staticmethod
     def _make_primary(db: sqlite3.Connection, seq: int, kind: Literal["email", "phone"], value: str, now: str) -> None:
@@ -835,6 +894,76 @@ class SqliteBackend:
             contacts=[ContactSummary.model_validate(row) for row in page],
             next_cursor=rules.encode_cursor(page[-1]["seq"]) if len(rows) > call.limit else None,
         )
+
+    # ---------- find_duplicates, merge_contacts ----------
+
+    async def find_duplicates(self, call: FindDuplicatesInput) -> DuplicatePage:
+        if call.cursor is not None:
+            rules.decode_cursor(call.cursor)  # a bad cursor is refused before the read
+
+        def work(db: sqlite3.Connection) -> tuple[list[duplicates.ContactRow], list[duplicates.ValueRow]]:
+            return db.execute(_DUPLICATE_CONTACTS).fetchall(), db.execute(_DUPLICATE_VALUES).fetchall()
+
+        contacts, values = await self._run(work, begin="BEGIN")
+        return await anyio.to_thread.run_sync(duplicates.duplicate_page, contacts, values, call)
+
+    async def merge_contacts(self, call: MergeContactsInput) -> MergeResult:
+        survivor_id, duplicate_ids = merging.check_ids(call.survivor_id, call.duplicate_ids)
+
+        def work(db: sqlite3.Connection, touched: Touched) -> MergeResult:
+            survivor_seq, before = _merge_party(db, survivor_id)
+            if before is None:
+                raise rules.contact_not_found(survivor_id, field="survivor_id")
+            if before.merged_into is not None:
+                raise merging.survivor_merged(survivor_id, before.merged_into)
+            now = rules.now()
+            after = before
+            merged: list[str] = []
+            conflicts: list[MergeConflict] = []
+            moved_methods = moved_identities = 0
+            for duplicate_id in duplicate_ids:
+                seq, duplicate = _merge_party(db, duplicate_id)
+                if duplicate is None:
+                    raise merging.duplicate_not_found(duplicate_id)
+                if duplicate.merged_into == survivor_id:
+                    continue  # merged before: merging again changes nothing
+                if duplicate.merged_into is not None:
+                    raise merging.duplicate_merged(duplicate_id, duplicate.merged_into)
+                after, plan, found = merging.merge_into(after, duplicate)
+                touched.before(survivor_seq)
+                touched.before(seq)
+                for column in plan.released:
+                    db.execute(_RELEASE[column], (seq,))
+                for fold in plan.folded:
+                    if fold.verify is not None:
+                        db.execute(_VERIFY_METHOD, (*fold.verify, survivor_seq, fold.into))
+                    db.execute(_DROP_METHOD, (seq, fold.method_id))
+                # Primaries first stop being primary on the duplicate, so no moment holds two for one kind.
+                for method_id, primary in sorted(plan.moved, key=lambda move: move[1]):
+                    db.execute(_MOVE_METHOD, (survivor_seq, primary, seq, method_id))
+                for identity_id in plan.identities:
+                    db.execute(_MOVE_IDENTITY, (survivor_seq, seq, identity_id))
+                db.execute(_MERGED, (survivor_id, now, seq))
+                db.execute(_REPOINT, (survivor_id, duplicate_id))
+                merged.append(duplicate_id)
+                moved_methods += len(plan.moved)
+                moved_identities += len(plan.identities)
+                conflicts += found
+            columns = merging.survivor_columns(before, after)
+            if merged:
+                columns["updated_at"] = now
+                assignments = ", ".join(f"{column} = ?" for column in columns)
+                db.execute(f"UPDATE contacts SET {assignments} WHERE seq = ?", (*columns.values(), survivor_seq))
+            return merging.merge_result(
+                before,
+                after,
+                merged,
+                moved_methods=moved_methods,
+                moved_identities=moved_identities,
+                conflicts=conflicts,
+            )
+
+        return await self._write(work, dry_run=call.dry_run)
 
     # ---------- delete_contact, detach_identity, detach_contact (erasure) ----------
 
@@ -961,16 +1090,26 @@ class SqliteBackend:
         by_keys = by_username = None
         holders: list[rules.StoredContact] = []
         if call.emails or call.user_id is not None:
-            by_keys = self._upsert_target(db, rules.import_upsert(call))
+            by_keys, applied = self._upsert_target(db, rules.import_upsert(call))
+            call = dataclasses.replace(call, user_id=applied.user_id)
         else:
             if call.username is not None:
                 by_username = _stored(db.execute(_UPSERT_BY_USERNAME, (rules.username_key(call.username),)))
+                if by_username is not None and rules.username_key(by_username.username) != rules.username_key(
+                    call.username
+                ):  # a merged contact's username: it names the survivor, whose own username stays
+                    call = dataclasses.replace(call, username=by_username.username)
             if by_username is None and call.name is not None:
                 for phone in call.phones:
                     holders += _stored_all(db.execute(_UPSERT_BY_PHONE, (phone,)))
                 holders.sort(key=lambda holder: holder.key)
-        target = rules.import_target(call, by_keys=by_keys, by_username=by_username, phone_holders=holders)
+        merged_names = {h.id: [row[0] for row in db.execute(_MERGED_NAMES, (h.id,))] for h in holders}
+        target = rules.import_target(
+            call, by_keys=by_keys, by_username=by_username, phone_holders=holders, merged_names=merged_names
+        )
         owner = db.execute(_ID_BY_USERNAME, (rules.username_key(call.username),)).fetchone() if call.username else None
+        if owner is not None and target is not None and owner[0] == target.id != owner[1]:
+            call = dataclasses.replace(call, username=target.username)  # a stub's: the survivor keeps its own
         now = rules.now()
         if target is None:
             if owner is not None:
@@ -980,7 +1119,13 @@ class SqliteBackend:
                 _add_method(db, seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=primary)
             return "created"
         held = {(str(kind), str(value)) for kind, value in db.execute(_HELD_VALUES, (target.key,))}
-        changes = rules.import_changes(target, call, held=held, username_owner=owner[0] if owner else None)
+        changes = rules.import_changes(
+            target,
+            call,
+            held=held,
+            username_owner=owner[0] if owner else None,
+            merged_names=merged_names.get(target.id, ()),
+        )
         if changes.upsert.email is not None:
             self._make_primary(db, target.key, "email", changes.upsert.email, now)
         if changes.upsert.phone is not None:
@@ -1013,6 +1158,15 @@ def _stored_contacts(db: sqlite3.Connection, rows: list[dict[str, Any]]) -> list
     for identity in _named(db.execute(_IDENTITIES_OF, span)):
         identities.setdefault(identity.pop("contact_seq"), []).append(identity)
     return [stored_fields(row, methods.get(row["seq"], []), identities.get(row["seq"], [])) for row in rows]
+
+
+def _merge_party(db: sqlite3.Connection, contact_id: str) -> tuple[int, ContactRecord | None]:
+    """A contact of a merge, whole, and its row number (the record is None when no contact has the id)."""
+    found = _stored_contacts(db, _named(db.execute(_RECORD_BY_ID, (contact_id,))))
+    if not found:
+        return 0, None
+    seq: int = db.execute(_SEQ_BY_ID, (contact_id,)).fetchone()[0]
+    return seq, record_from(found[0])
 
 
 def _export_page(db: sqlite3.Connection, after: int, limit: int) -> RecordPage:
@@ -1049,8 +1203,8 @@ def _restore(db: sqlite3.Connection, record: ContactRecord) -> Outcome:
     )
     if record.username is not None:
         owner = db.execute(_ID_BY_USERNAME, (new.username_key,)).fetchone()
-        if owner is not None and owner[0] != record.id:
-            raise rules.username_taken(record.username, owner[0])
+        if owner is not None and owner[1] != record.id:
+            raise rules.username_taken(record.username, owner[1])
     for identity in record.identities:
         key = (identity.identifier, identity.channel_type or "", identity.channel_id or "")
         owner = db.execute(_IDENTITY_BY_KEY, key).fetchone()
@@ -1066,6 +1220,8 @@ def _restore(db: sqlite3.Connection, record: ContactRecord) -> Outcome:
         db.execute(_DELETE_IDENTITIES, (seq,))
         db.execute(_REPLACE_CONTACT, (record.id, *_contact_values(new), record.created_at, record.updated_at, seq))
         outcome = "updated"
+    if record.merged_into is not None or outcome == "updated":
+        db.execute(_SET_MERGED_INTO, (record.merged_into, seq))
     for m in record.methods:
         db.execute(
             _INSERT_METHOD,

@@ -12,7 +12,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from contact_mcp.models import Contact, ContactPage, FindContactsInput, Operation
+from contact_mcp.models import Contact, ContactPage, DuplicatePage, FindContactsInput, FindDuplicatesInput, Operation
 from contact_mcp.normalize import normalize_email, normalize_phone
 from contact_mcp.tools.arguments import opt
 from contact_mcp.tools.render import success
@@ -56,3 +56,14 @@ async def find_contacts(
         cursor=opt(cursor),
     )
     return success(await provider_for(ctx, Operation.FIND_CONTACTS, provider).find_contacts(call))
+
+
+async def find_duplicates(
+    ctx: Context[AppState],
+    limit: Annotated[int, Field(ge=1, le=50, description="Groups per page")] = 20,
+    cursor: Annotated[str | None, Field(max_length=200, description="From next_cursor")] = None,
+    min_score: Annotated[float, Field(ge=0.5, le=1, description="Lowest score")] = 0.8,
+) -> Annotated[CallToolResult, DuplicatePage]:
+    """Groups of contacts that are probably one person, with evidence and a score."""
+    call = FindDuplicatesInput(limit=limit, cursor=opt(cursor), min_score=min_score)
+    return success(await provider_for(ctx, Operation.FIND_DUPLICATES).find_duplicates(call))

@@ -7,7 +7,8 @@ serialised once, and that serialisation is what the size limit measures.
 No result's JSON exceeds `MAX_RESULT_BYTES`. A contact larger than that comes back shortened: its largest lists and
 maps lose entries from the end until it fits, and `truncated` names the fields that were cut (the stored contact
 is whole); so does a write's list of `changes` (a contact's worth of custom fields, set at once, is that large).
-A page of contacts that would not fit is an `invalid_argument` on `limit` whose hint gives a limit that fits. No
+A page of contacts (or of groups of duplicates) that would not fit is an `invalid_argument` on `limit` whose hint
+gives a limit that fits. No
 other result can grow that large from valid arguments; one that did would be a `provider_error`.
 """
 
@@ -18,7 +19,7 @@ from pydantic_core import to_json
 
 from contact_mcp.errors import InvalidArgument, ProviderError
 from contact_mcp.limits import MAX_RESULT_BYTES
-from contact_mcp.models import Contact, ContactPage, Result, WriteResult
+from contact_mcp.models import Contact, ContactPage, DuplicatePage, Result, WriteResult
 
 # A contact's collections, in the order they are cut when the whole contact would not fit.
 _CUTTABLE = ("custom_fields", "companies", "methods", "identities", "roles", "tags")
@@ -42,7 +43,9 @@ def _fit(result: Result, data: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     if isinstance(result, WriteResult):
         return _shorten(data, _WRITE_CUTTABLE)
     if isinstance(result, ContactPage):
-        raise _page_too_large(data)
+        raise _page_too_large(data, "contacts")
+    if isinstance(result, DuplicatePage):
+        raise _page_too_large(data, "groups")
     raise ProviderError(
         f"the result is larger than {MAX_RESULT_BYTES} bytes",
         provider=result.provider,
@@ -92,9 +95,9 @@ def _keep(entries: list[Any], excess: int) -> int:
     return keep
 
 
-def _page_too_large(data: dict[str, Any]) -> InvalidArgument:
-    sizes = [len(to_json(item)) + 1 for item in cast(list[object], data["contacts"])]
-    room = MAX_RESULT_BYTES - len(to_json({**data, "contacts": []}))
+def _page_too_large(data: dict[str, Any], items: str) -> InvalidArgument:
+    sizes = [len(to_json(item)) + 1 for item in cast(list[object], data[items])]
+    room = MAX_RESULT_BYTES - len(to_json({**data, items: []}))
     fits = 0
     for size in sizes:
         if size > room:
@@ -102,7 +105,7 @@ def _page_too_large(data: dict[str, Any]) -> InvalidArgument:
         room -= size
         fits += 1
     return InvalidArgument(
-        f"this page of contacts is larger than {MAX_RESULT_BYTES} bytes",
+        f"this page of {items} is larger than {MAX_RESULT_BYTES} bytes",
         field="limit",
         hint=f"Call again with limit={max(fits, 1)} (and the same filters and cursor)",
         provider=cast(str, data["provider"]),

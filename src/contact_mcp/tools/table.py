@@ -114,6 +114,18 @@ TOOLS: tuple[ToolSpec, ...] = (
         _hints(read_only=True, destructive=False, idempotent=True),
         every_provider=True,
     ),
+    ToolSpec(
+        Operation.FIND_DUPLICATES,
+        reads.find_duplicates,
+        "Find duplicates",
+        _hints(read_only=True, destructive=False, idempotent=True),
+    ),
+    ToolSpec(
+        Operation.MERGE_CONTACTS,
+        writes.merge_contacts,
+        "Merge contacts",
+        _hints(read_only=False, destructive=True, idempotent=True),
+    ),
 )
 
 TOOL_NAMES: tuple[str, ...] = tuple(spec.name for spec in TOOLS)

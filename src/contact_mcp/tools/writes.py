@@ -32,6 +32,8 @@ from contact_mcp.models import (
     DetachedContact,
     DetachedIdentity,
     DetachIdentityInput,
+    MergeContactsInput,
+    MergeResult,
     MethodType,
     Operation,
     SetVerificationInput,
@@ -265,6 +267,26 @@ async def create_contact(
         dry_run=dry_run,
     )
     return success(await provider_for(ctx, Operation.CREATE_CONTACT).create_contact(call))
+
+
+async def merge_contacts(
+    survivor_id: Annotated[str, Field(max_length=64, description="Contact kept")],
+    duplicate_ids: Annotated[
+        list[Annotated[str, Field(max_length=64)]], Field(min_length=1, max_length=20, description="Merged into it")
+    ],
+    ctx: Context[AppState],
+    dry_run: DryRun = False,
+    confirm: ConfirmArgument = False,
+) -> Annotated[CallToolResult, MergeResult]:
+    """Merge duplicates into the survivor: methods and identities move, empty fields fill, conflicts keep the
+    survivor's value."""
+    # `confirm` is the confirmation step's argument (merging always asks), not the tool's: the tool never reads it.
+    call = MergeContactsInput(
+        survivor_id=survivor_id.strip(),
+        duplicate_ids=tuple(duplicate.strip() for duplicate in duplicate_ids),
+        dry_run=dry_run,
+    )
+    return success(await provider_for(ctx, Operation.MERGE_CONTACTS).merge_contacts(call))
 
 
 # ---------- erasure: undoing attaches, deleting contacts ----------
