@@ -51,6 +51,7 @@ def test_demo_calls_every_tool_and_shows_the_deliberate_error() -> None:
         assert f"{operation.value} {{" in done.stdout, operation
     assert "error (expected)" in done.stdout
     assert '"code": "invalid_argument"' in done.stdout
+    assert '"code": "confirmation_required"' in done.stdout
     assert "UNEXPECTED" not in done.stdout
     assert "Traceback" not in done.stderr
 

@@ -210,7 +210,7 @@ async def test_the_hidden_answer_is_not_an_argument(server: ContactServer) -> No
 def test_every_tool_with_a_confirmation_rule_takes_confirm() -> None:
     """The table is where a rule lives; `confirming` refuses a tool that gives the model no way to confirm."""
     ruled = [spec for spec in TOOLS if spec.confirmation is not None]
-    assert "set_verification" in [spec.name for spec in ruled]
+    assert {"set_verification", "delete_contact", "merge_contacts"} <= {spec.name for spec in ruled}
     for spec in ruled:
         assert spec.confirmation is not None
         confirming(spec.fn, spec.confirmation)  # raises for a tool without `confirm`
@@ -267,3 +267,146 @@ async def test_a_dry_run_is_never_asked_and_changes_nothing(
     assert preview.structured_content["dry_run"] is True
     assert user.asked == []
     assert (await phone(server, contact_id))["verified"] is True
+
+
+# ---------- delete_contact: always asked ----------
+
+
+async def _exists(server: ContactServer, contact_id: str) -> bool:
+    async with Client(server) as client:
+        return not (await client.call_tool("get_contact", {"contact_id": contact_id})).is_error
+
+
+@pytest.mark.parametrize("mode", list(ERAS))
+async def test_deleting_asks_naming_the_contact_and_what_goes_with_it(
+    server: ContactServer, mode: Literal["auto", "legacy"]
+) -> None:
+    contact_id = await seed(server)
+    async with Client(server) as client:
+        attached = await client.call_tool("attach_identity", {"contact_id": contact_id, "identifier": PHONE})
+        assert not attached.is_error, attached.content
+
+    no = User(action="decline")
+    async with Client(server, mode=mode, elicitation_callback=no) as asking:
+        declined = await asking.call_tool("delete_contact", {"contact_id": contact_id, "confirm": True})
+    assert error_of(declined)["code"] == "declined"
+    assert await _exists(server, contact_id)
+
+    yes = User()
+    async with Client(server, mode=mode, elicitation_callback=yes) as asking:
+        deleted = await asking.call_tool("delete_contact", {"contact_id": contact_id})
+    assert not deleted.is_error, deleted.content
+    assert (
+        yes.asked
+        == no.asked
+        == [
+            f"Delete contact Ada Lovelace (id {contact_id}): 1 email, 1 phone, 1 identity. This cannot be undone. "
+            "Confirm to go ahead."
+        ]
+    )
+    assert not await _exists(server, contact_id)
+
+
+async def test_deleting_without_elicitation_needs_confirm(server: ContactServer) -> None:
+    contact_id = await seed(server)
+    async with Client(server) as client:
+        refused = await client.call_tool("delete_contact", {"contact_id": contact_id})
+        assert await _exists(server, contact_id)
+        deleted = await client.call_tool("delete_contact", {"contact_id": contact_id, "confirm": True})
+    error = error_of(refused)
+    assert error["code"] == "confirmation_required"
+    assert f"Delete contact Ada Lovelace (id {contact_id}): 1 email, 1 phone." in error["message"]
+    assert not deleted.is_error, deleted.content
+    assert not await _exists(server, contact_id)
+
+
+async def test_a_dry_run_delete_is_not_asked_and_deletes_nothing(server: ContactServer) -> None:
+    contact_id = await seed(server)
+    user = User(action="decline")
+    async with Client(server, elicitation_callback=user) as asking:
+        preview = await asking.call_tool("delete_contact", {"contact_id": contact_id, "dry_run": True})
+    assert not preview.is_error, preview.content
+    assert preview.structured_content is not None
+    assert preview.structured_content["dry_run"] is True
+    assert user.asked == []
+    assert await _exists(server, contact_id)
+
+
+# ---------- merge_contacts: always asked ----------
+
+
+async def _merged_into(server: ContactServer, contact_id: str) -> str | None:
+    async with Client(server) as client:
+        contact = await client.call_tool("get_contact", {"contact_id": contact_id})
+    assert contact.structured_content is not None, contact.content
+    merged: str | None = contact.structured_content.get("merged_into")
+    return merged
+
+
+async def _twin(server: ContactServer) -> str:
+    async with Client(server) as client:
+        made = await client.call_tool("upsert_contact", {"email": "a.lovelace@example.com", "name": "Ada L."})
+    assert made.structured_content is not None, made.content
+    twin: str = made.structured_content["id"]
+    return twin
+
+
+@pytest.mark.parametrize("mode", list(ERAS))
+async def test_merging_asks_who_goes_into_whom_and_what_moves(
+    server: ContactServer, mode: Literal["auto", "legacy"]
+) -> None:
+    survivor = await seed(server)
+    twin = await _twin(server)
+    merge = {"survivor_id": survivor, "duplicate_ids": [twin]}
+
+    no = User(action="decline")
+    async with Client(server, mode=mode, elicitation_callback=no) as asking:
+        declined = await asking.call_tool("merge_contacts", merge | {"confirm": True})
+    assert error_of(declined)["code"] == "declined"
+    assert await _merged_into(server, twin) is None
+
+    yes = User()
+    async with Client(server, mode=mode, elicitation_callback=yes) as asking:
+        merged = await asking.call_tool("merge_contacts", merge)
+        again = await asking.call_tool("merge_contacts", merge)  # merged before: changes nothing, asks no one
+    assert not merged.is_error, merged.content
+    assert not again.is_error, again.content
+    assert (
+        yes.asked
+        == no.asked
+        == [
+            f"Merge contact Ada L. (id {twin}) into contact Ada Lovelace (id {survivor}), which takes over 1 email; "
+            "empty fields are filled from the merged, and it then only points to the survivor (merged_into). "
+            "This cannot be undone. Confirm to go ahead."
+        ]
+    )
+    assert await _merged_into(server, twin) == survivor
+
+
+async def test_merging_without_elicitation_needs_confirm(server: ContactServer) -> None:
+    survivor = await seed(server)
+    twin = await _twin(server)
+    merge = {"survivor_id": survivor, "duplicate_ids": [twin]}
+    async with Client(server) as client:
+        refused = await client.call_tool("merge_contacts", merge)
+        assert await _merged_into(server, twin) is None
+        merged = await client.call_tool("merge_contacts", merge | {"confirm": True})
+    error = error_of(refused)
+    assert error["code"] == "confirmation_required"
+    assert f"Merge contact Ada L. (id {twin}) into contact Ada Lovelace (id {survivor})" in error["message"]
+    assert not merged.is_error, merged.content
+    assert await _merged_into(server, twin) == survivor
+
+
+async def test_a_merge_naming_an_unknown_contact_is_not_found_on_that_argument_before_anyone_is_asked(
+    server: ContactServer,
+) -> None:
+    survivor = await seed(server)
+    user = User()
+    unknown = "6f1c2a0e-8a3b-4c5d-9e7f-0a1b2c3d4e5f"
+    async with Client(server, elicitation_callback=user) as asking:
+        no_survivor = await asking.call_tool("merge_contacts", {"survivor_id": unknown, "duplicate_ids": [survivor]})
+        no_duplicate = await asking.call_tool("merge_contacts", {"survivor_id": survivor, "duplicate_ids": [unknown]})
+    assert (error_of(no_survivor)["code"], error_of(no_survivor)["field"]) == ("not_found", "survivor_id")
+    assert (error_of(no_duplicate)["code"], error_of(no_duplicate)["field"]) == ("not_found", "duplicate_ids")
+    assert user.asked == []

@@ -68,7 +68,7 @@ async def _base_arguments(client: Client) -> dict[str, dict[str, Any]]:
         "detach_identity": {"contact_id": cid, "identifier": "nobody@example.com"},
         "detach_contact": {"contact_id": cid, "channel": "email", "value": "nobody@example.com"},
         "find_duplicates": {},
-        "merge_contacts": {"survivor_id": cid, "duplicate_ids": [other]},
+        "merge_contacts": {"survivor_id": cid, "duplicate_ids": [other], "confirm": True},
     }
 
 

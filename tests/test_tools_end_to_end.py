@@ -84,7 +84,7 @@ async def story(client: Client) -> None:
     (group,) = (await call(client, "find_duplicates", {}))["groups"]
     assert [c["id"] for c in group["contacts"]] == [cid, twin]
     assert {e["kind"] for e in group["evidence"]} == {"email_domain", "name"}
-    merged = await call(client, "merge_contacts", {"survivor_id": cid, "duplicate_ids": [twin]})
+    merged = await call(client, "merge_contacts", {"survivor_id": cid, "duplicate_ids": [twin], "confirm": True})
     assert (merged["merged_ids"], merged["moved_methods"]) == ([twin], 1)
     assert (await call(client, "get_contact", {"contact_id": twin}))["merged_into"] == cid
     assert (await call(client, "find_duplicates", {}))["groups"] == []
@@ -92,7 +92,7 @@ async def story(client: Client) -> None:
     assert detached["ids"] == [first["id"]]
     removed = await call(client, "detach_contact", {"contact_id": cid, "channel": "email", "value": "grace@navy.mil"})
     assert removed["uid"] == email["uid"]
-    assert (await call(client, "delete_contact", {"contact_id": cid}))["id"] == cid
+    assert (await call(client, "delete_contact", {"contact_id": cid, "confirm": True}))["id"] == cid
     gone = await client.call_tool("get_contact", {"contact_id": cid})
     assert gone.is_error and (gone.structured_content or {})["error"]["code"] == "not_found"
 

@@ -114,7 +114,9 @@ async def _story(run: _Runner) -> None:
     # Undoing: an attach taken back, then the person erased (the contact, its methods and identities).
     await run.call("detach_identity", {"contact_id": contact_id, "identifier": "+442079460958"})
     await run.call("detach_contact", {"contact_id": contact_id, "channel": "email", "value": "ada@example.com"})
-    await run.call("delete_contact", {"contact_id": contact_id})
+    # Deleting cannot be undone: this client cannot ask its user, so the call says what it would do and needs confirm.
+    await run.call("delete_contact", {"contact_id": contact_id}, expect_error=ErrorCode.CONFIRMATION_REQUIRED)
+    await run.call("delete_contact", {"contact_id": contact_id, "confirm": True})
     # The deliberate mistake: no country code, and no CONTACT_MCP_DEFAULT_REGION to assume one.
     await run.call(
         "create_contact",

@@ -50,7 +50,7 @@ async def test_delete_leaves_none_of_the_contacts_values_in_any_table(
     backend = BACKENDS[store_backend]
     assert len(_traces(backend.table_text(empty_store))) == 8  # the check can see them while they are there
 
-    deleted = await ok(client, "delete_contact", contact_id=contact_id.upper())
+    deleted = await ok(client, "delete_contact", contact_id=contact_id.upper(), confirm=True)
 
     assert deleted["id"] == contact_id
     assert "also_deleted" not in deleted and "merged_into" not in deleted
@@ -67,7 +67,7 @@ async def test_delete_leaves_none_of_the_contacts_values_in_any_table(
 
 async def test_a_deleted_contact_is_gone_and_its_keys_are_free_again(client: Client) -> None:
     contact_id = await _person(client)
-    await ok(client, "delete_contact", contact_id=contact_id)
+    await ok(client, "delete_contact", contact_id=contact_id, confirm=True)
 
     error = await err(client, "get_contact", contact_id=contact_id)
     assert error["code"] == "not_found"
@@ -86,7 +86,7 @@ async def test_deleting_twice_changes_nothing_more_the_second_time(client: Clien
     """Idempotent in effect: the second call finds nothing to delete and says so; nothing else is touched."""
     contact_id = await _person(client)
     await new_contact(client, email="other@example.com")
-    await ok(client, "delete_contact", contact_id=contact_id)
+    await ok(client, "delete_contact", contact_id=contact_id, confirm=True)
     before = await counts(store)
 
     assert (await err(client, "delete_contact", contact_id=contact_id))["code"] == "not_found"
@@ -110,7 +110,7 @@ async def test_deleting_a_survivor_deletes_the_contacts_merged_into_it(
     backend.mark_merged(empty_store, merged, survivor)
     backend.mark_merged(empty_store, merged_earlier, merged)
 
-    deleted = await ok(client, "delete_contact", contact_id=survivor)
+    deleted = await ok(client, "delete_contact", contact_id=survivor, confirm=True)
 
     assert deleted["id"] == survivor
     assert sorted(deleted["also_deleted"]) == sorted([merged, merged_earlier])
@@ -126,7 +126,7 @@ async def test_deleting_a_merged_contact_deletes_only_it_and_names_its_survivor(
     merged = await new_contact(client, email=EMAIL)
     BACKENDS[store_backend].mark_merged(empty_store, merged, survivor)
 
-    deleted = await ok(client, "delete_contact", contact_id=merged)
+    deleted = await ok(client, "delete_contact", contact_id=merged, confirm=True)
 
     assert (deleted["id"], deleted["merged_into"]) == (merged, survivor)
     assert "also_deleted" not in deleted

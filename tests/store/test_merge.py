@@ -30,7 +30,7 @@ async def test_methods_and_identities_move_empty_fields_fill_and_conflicts_are_r
     await ok(client, "attach_identity", contact_id=duplicate, identifier=PHONE_2)
     before = await counts(store)
 
-    merged = await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate])
+    merged = await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate], confirm=True)
 
     assert merged["outcome"] == "updated"
     assert merged["survivor_id"] == survivor
@@ -59,7 +59,7 @@ async def test_the_merged_contact_answers_with_merged_into_and_leaves_find_conta
     survivor = await new_contact(client, "ada@gmail.com", name="Ada Lovelace")
     duplicate = await new_contact(client, "a.da@gmail.com", name="Ada Lovelace")
 
-    await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate])
+    await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate], confirm=True)
 
     stub = await ok(client, "get_contact", contact_id=duplicate)
     assert stub["merged_into"] == survivor
@@ -73,7 +73,7 @@ async def test_the_merged_contact_answers_with_merged_into_and_leaves_find_conta
 async def test_a_merged_contact_s_user_id_and_id_lead_to_the_survivor(client: Client) -> None:
     survivor = await new_contact(client, "ada@gmail.com", name="Ada Lovelace", user_id="u-1")
     duplicate = await new_contact(client, "ada.l@work.example", name="Ada Lovelace", user_id="u-2")
-    merged = await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate])
+    merged = await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate], confirm=True)
     assert [c["field"] for c in merged["conflicts"]] == ["user_id"]
 
     upserted = await ok(client, "upsert_contact", user_id="u-2", locale="fr")
@@ -93,7 +93,7 @@ async def test_a_moved_user_id_is_the_survivor_s_own(client: Client) -> None:
     survivor = await new_contact(client, "ada@gmail.com", name="Ada Lovelace")
     duplicate = await new_contact(client, "ada.l@work.example", user_id="u-2")
 
-    await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate])
+    await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate], confirm=True)
 
     assert (await ok(client, "get_contact", contact_id=survivor))["user_id"] == "u-2"
     assert "user_id" not in await ok(client, "get_contact", contact_id=duplicate)
@@ -105,7 +105,7 @@ async def test_the_same_method_on_both_is_folded_and_its_verification_kept(clien
     duplicate = await new_contact(client, "ada.l@work.example")
     await ok(client, "attach_contact", end_user_id=duplicate, channel="phone", value=PHONE)
 
-    merged = await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate])
+    merged = await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate], confirm=True)
 
     assert merged["moved_methods"] == 1  # the email; the phone was folded into the survivor's
     phones = [m for m in (await ok(client, "get_contact", contact_id=survivor))["methods"] if m["value"] == PHONE]
@@ -116,9 +116,9 @@ async def test_the_same_method_on_both_is_folded_and_its_verification_kept(clien
 async def test_merging_again_changes_nothing(client: Client) -> None:
     survivor = await new_contact(client, "ada@gmail.com")
     duplicate = await new_contact(client, "ada+x@gmail.com")
-    await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate])
+    await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate], confirm=True)
 
-    again = await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate])
+    again = await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate], confirm=True)
 
     assert (again["outcome"], again["merged_ids"], again["moved_methods"]) == ("unchanged", [], 0)
 
@@ -127,9 +127,9 @@ async def test_a_chain_of_merges_keeps_merged_into_one_hop(client: Client) -> No
     first = await new_contact(client, "a@example.com")
     second = await new_contact(client, "b@example.com")
     third = await new_contact(client, "c@example.com")
-    await ok(client, "merge_contacts", survivor_id=second, duplicate_ids=[first])
+    await ok(client, "merge_contacts", survivor_id=second, duplicate_ids=[first], confirm=True)
 
-    await ok(client, "merge_contacts", survivor_id=third, duplicate_ids=[second])
+    await ok(client, "merge_contacts", survivor_id=third, duplicate_ids=[second], confirm=True)
 
     assert (await ok(client, "get_contact", contact_id=first))["merged_into"] == third
     assert (await ok(client, "get_contact", contact_id=second))["merged_into"] == third
@@ -151,7 +151,7 @@ async def test_a_merge_that_cannot_be_done_writes_nothing(
     a = await new_contact(client, "a@example.com")
     b = await new_contact(client, "b@example.com")
     c = await new_contact(client, "c@example.com")
-    await ok(client, "merge_contacts", survivor_id=c, duplicate_ids=[b])
+    await ok(client, "merge_contacts", survivor_id=c, duplicate_ids=[b], confirm=True)
     before = [r async for batch in store.iter_records() for r in batch]
     survivor, duplicates = {
         "unknown-survivor": (UNKNOWN_UUID, [a]),
@@ -170,7 +170,7 @@ async def test_a_merge_that_cannot_be_done_writes_nothing(
 async def test_export_and_restore_keep_merged_into(client: Client, store: LocalStore) -> None:
     survivor = await new_contact(client, "a@example.com")
     duplicate = await new_contact(client, "a+b@example.com")
-    await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate])
+    await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate], confirm=True)
     records = [r async for batch in store.iter_records() for r in batch]
     assert [r.merged_into for r in records] == [None, survivor]
 
@@ -193,7 +193,7 @@ async def test_a_dry_run_merge_says_what_would_change_and_writes_nothing(client:
     assert {(survivor, "user_id"), (duplicate, "merged_into"), (duplicate, "user_id")} <= changed
     assert (survivor, "methods") in changed and (duplicate, "methods") in changed
     assert [r async for batch in store.iter_records() for r in batch] == before
-    merged = await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate])
+    merged = await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate], confirm=True)
     assert "dry_run" not in merged
     assert {(c["contact_id"], c["field"]) for c in merged["changes"]} == changed
 
@@ -202,7 +202,7 @@ async def test_a_merged_contact_s_username_leads_imports_to_the_survivor(client:
     survivor = (await ok(client, "create_contact", username="ada", phone_number=PHONE))["id"]
     duplicate = (await ok(client, "create_contact", username="ada-l", phone_number=PHONE_2))["id"]
     await ok(client, "attach_contact", end_user_id=survivor, channel="email", value="ada@example.com")
-    await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate])
+    await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate], confirm=True)
 
     by_username = await store.import_contact(ImportContactInput(username="ADA-L", locale="fr"))
     with_email = await store.import_contact(ImportContactInput(emails=("ada@example.com",), username="ada-l"))
@@ -222,7 +222,7 @@ async def test_a_merged_contact_s_phone_and_name_lead_imports_to_the_survivor(
 ) -> None:
     survivor = await new_contact(client, "ada@example.com", name="Ada Lovelace")
     duplicate = await new_contact(client, "ada.king@example.com", name="Ada King", phone=PHONE)
-    await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate])
+    await ok(client, "merge_contacts", survivor_id=survivor, duplicate_ids=[duplicate], confirm=True)
     before = await counts(store)
 
     outcome = await store.import_contact(ImportContactInput(phones=(PHONE,), name="ada  KING"))

@@ -32,7 +32,11 @@ async def test_merges_racing_upserts_and_attaches_lose_and_duplicate_nothing(cli
         racing += [
             (client, "upsert_contact", {"user_id": f"u{i}", "phone": f"+1415555{i:04d}"}),
             (client, "upsert_contact", {"email": f"d{i}@example.com", "locale": "fr"}),
-            (client, "merge_contacts", {"survivor_id": survivors[i], "duplicate_ids": [duplicates[i]]}),
+            (
+                client,
+                "merge_contacts",
+                {"survivor_id": survivors[i], "duplicate_ids": [duplicates[i]], "confirm": True},
+            ),
             (client, "attach_contact", {"end_user_id": duplicates[i], "channel": "sms", "value": f"+1415666{i:04d}"}),
             (client, "upsert_contact", {"user_id": f"u{i}", "email": f"new{i}@example.com"}),
         ]

@@ -14,7 +14,7 @@ from mcp.types import CallToolResult, ToolAnnotations
 
 from contact_mcp.models import Operation, Result
 from contact_mcp.tools import reads, writes
-from contact_mcp.tools.confirm import Confirmation
+from contact_mcp.tools.confirm import Confirmation, always
 
 ToolFunction = Callable[..., Awaitable[CallToolResult]]
 
@@ -87,6 +87,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "Delete contact",
         _hints(read_only=False, destructive=True, idempotent=True),
         every_provider=True,
+        confirmation=Confirmation(needed=always, describe=writes.describe_deletion),
     ),
     ToolSpec(
         Operation.DETACH_IDENTITY,
@@ -125,6 +126,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         writes.merge_contacts,
         "Merge contacts",
         _hints(read_only=False, destructive=True, idempotent=True),
+        confirmation=Confirmation(needed=always, describe=writes.describe_merge),
     ),
 )
 

@@ -23,6 +23,7 @@ from contact_mcp.models import (
     AttachIdentityInput,
     ChannelType,
     Company,
+    Contact,
     CreateContactInput,
     CreatedContact,
     CustomValue,
@@ -51,7 +52,15 @@ from contact_mcp.normalize import (
 )
 from contact_mcp.store import rules
 from contact_mcp.tools.arguments import DryRun, check_custom_fields, iso_utc, opt, parse_instant, url
-from contact_mcp.tools.confirm import Arguments, ConfirmArgument, contact_label, held_by, read_contact, target
+from contact_mcp.tools.confirm import (
+    Arguments,
+    ConfirmArgument,
+    contact_label,
+    held_by,
+    holdings,
+    read_contact,
+    target,
+)
 from contact_mcp.tools.render import success
 from contact_mcp.tools.state import AppState, app_state, provider_for
 
@@ -289,6 +298,37 @@ async def merge_contacts(
     return success(await provider_for(ctx, Operation.MERGE_CONTACTS).merge_contacts(call))
 
 
+async def describe_merge(ctx: Context[AppState], arguments: Arguments) -> str | None:
+    """Who is merged into whom and what moves. None when the merge would change nothing (every duplicate was merged
+    into the survivor before, or is the survivor) or is refused whatever the user says (a party already merged
+    elsewhere): the call then goes on to its own result or error, asking no one in vain."""
+    provider = target(ctx, Operation.MERGE_CONTACTS, arguments)
+    survivor_id = str(arguments["survivor_id"]).strip()
+    survivor = await read_contact(provider, survivor_id, field="survivor_id")
+    if survivor is not None and survivor.merged_into is not None:
+        return None
+    into = survivor.id if survivor is not None else survivor_id
+    pending: list[tuple[str, Contact | None]] = []
+    for duplicate_id in dict.fromkeys(str(duplicate).strip() for duplicate in arguments["duplicate_ids"]):
+        duplicate = await read_contact(provider, duplicate_id, field="duplicate_ids")
+        if duplicate is None:
+            pending.append((duplicate_id, duplicate))
+        elif duplicate.merged_into not in (None, into):
+            return None
+        elif duplicate.id != into and duplicate.merged_into is None:
+            pending.append((duplicate_id, duplicate))
+    if not pending:
+        return None
+    known = [contact for _, contact in pending if contact is not None]
+    taken = f", which takes over {holdings(*known)}" if known else ""
+    names = ", ".join(contact_label(contact, duplicate_id) for duplicate_id, contact in pending)
+    then = "it then only points" if len(pending) == 1 else "they then only point"
+    return (
+        f"Merge {names} into {contact_label(survivor, survivor_id)}{held_by(provider)}{taken}; empty fields are "
+        f"filled from the merged, and {then} to the survivor (merged_into). This cannot be undone."
+    )
+
+
 # ---------- erasure: undoing attaches, deleting contacts ----------
 
 
@@ -296,13 +336,22 @@ async def delete_contact(
     contact_id: Annotated[str, Field(max_length=64, description="Contact id")],
     ctx: Context[AppState],
     dry_run: DryRun = False,
-    confirm: Annotated[bool, Field(description="User confirmed")] = False,
+    confirm: ConfirmArgument = False,
     provider: str | None = None,
 ) -> Annotated[CallToolResult, DeletedContact]:
     """Delete a contact, its methods and identities."""
     # `confirm` is the confirmation step's argument (deleting always asks), not the tool's: the tool never reads it.
     call = DeleteContactInput(contact_id=contact_id.strip(), dry_run=dry_run)
     return success(await provider_for(ctx, Operation.DELETE_CONTACT, provider).delete_contact(call))
+
+
+async def describe_deletion(ctx: Context[AppState], arguments: Arguments) -> str:
+    """What deleting the contact erases, read from the provider it is deleted from."""
+    contact_id = str(arguments["contact_id"]).strip()
+    provider = target(ctx, Operation.DELETE_CONTACT, arguments)
+    contact = await read_contact(provider, contact_id)
+    held = f": {holdings(contact)}" if contact is not None else ""
+    return f"Delete {contact_label(contact, contact_id)}{held_by(provider)}{held}. This cannot be undone."
 
 
 async def detach_identity(

@@ -58,7 +58,7 @@ async def test_a_deleted_contact_leaves_no_value_in_the_db_wal_or_shm_file(db_pa
         seen = traces(db_path)
         assert {v for values in seen.values() for v in values} == set(VALUES)  # the search sees them while held
 
-        await call(client, "delete_contact", contact_id=contact_id)
+        await call(client, "delete_contact", contact_id=contact_id, confirm=True)
 
         assert traces(db_path) == {}
         assert file_bytes(db_path)["-wal"] == b""  # truncated, not just rewound
