@@ -87,7 +87,7 @@ Call = Callable[[], Awaitable[object]]
 
 
 async def _populate(store: LocalStore, size: int) -> list[str]:
-    return [(await store.upsert_contact(contact(i))).id for i in range(size)]
+    return [str((await store.upsert_contact(contact(i))).id) for i in range(size)]
 
 
 async def store_scale(

@@ -7,9 +7,11 @@ re-checks an argument. Imports nothing of ours but `schemas` (a leaf), which ren
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
@@ -208,6 +210,45 @@ class FieldChange(BaseModel):
     contact_id: Annotated[str | None, Field(description="Whose field, when a call changes several contacts")] = None
 
 
+def _same(old: object, new: object) -> bool:
+    """Equal as JSON values: key order never counts, and `1` never equals `true` (Python's `==` says it does, so
+    containers that compare equal are checked again as canonical JSON)."""
+    if type(old) is not type(new) or old != new:
+        return False
+    return not isinstance(old, list | dict) or _canonical(new) == _canonical(cast(object, old))
+
+
+def _canonical(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def changes_between(
+    before: Mapping[str, ChangeValue], after: Mapping[str, ChangeValue], *, contact_id: str | None = None
+) -> list[FieldChange]:
+    """Each field whose value differs between two flat views of one record, old to new, in the order the fields
+    first appear. A field missing from a view has no value there; values compare as canonical JSON (key order never
+    counts, `1` never equals `true`). Used by the store (on whole contacts) and by providers (on what their reads
+    show), so a change reads the same whoever made it."""
+    changes: list[FieldChange] = []
+    for name in dict.fromkeys((*before, *after)):
+        old, new = before.get(name), after.get(name)
+        if not _same(old, new):
+            changes.append(FieldChange(field=name, old=old, new=new, contact_id=contact_id))
+    return changes
+
+
+VerificationMessage = Literal[
+    "Phone number verified", "Phone number verification cleared", "Email verified", "Email verification cleared"
+]
+
+
+def verification_message(type_: MethodType, verified: bool) -> VerificationMessage:
+    """TetherAI's exact sentences (the store answers with them too)."""
+    if type_ == "phone":
+        return "Phone number verified" if verified else "Phone number verification cleared"
+    return "Email verified" if verified else "Email verification cleared"
+
+
 class WriteResult(Result):
     """What every write tool answers besides its own fields: whether it was a dry run, and what changed."""
 
@@ -219,11 +260,20 @@ class WriteResult(Result):
         description="What the call changed (on a dry run: would change), old to new, where the provider can tell",
     )
     truncated: list[str] | None = Field(default=None, description=_TRUNCATED)
+    note: str | None = Field(default=None, description="On a dry run: what the provider's reads cannot tell")
 
     def headline(self) -> str:
         if self.dry_run:
-            return f"Dry run, nothing written; the call would answer: {self.summary()}"
+            note = f" {self.note}" if self.note else ""
+            return f"Dry run, nothing written; the call would answer: {self.summary()}{note}"
         return self.summary()
+
+
+_NEW_ID = "Absent only on a provider's dry run that would create it"
+
+
+def _id(value: str | None) -> str:
+    return f" (id {value})" if value else ""
 
 
 class AttachedContact(WriteResult):
@@ -231,7 +281,7 @@ class AttachedContact(WriteResult):
 
     created: bool
     end_user_id: str
-    uid: str
+    uid: str | None = Field(default=None, description=_NEW_ID)
     channel: str
     type: str | None = None
     normalized_value: str
@@ -239,14 +289,15 @@ class AttachedContact(WriteResult):
 
     def summary(self) -> str:
         verb = "Attached" if self.created else "Already attached:"
-        return f"{verb} {self.channel} {self.normalized_value} to end user {self.end_user_id} (uid {self.uid})."
+        uid = f" (uid {self.uid})" if self.uid else ""
+        return f"{verb} {self.channel} {self.normalized_value} to end user {self.end_user_id}{uid}."
 
 
 class AttachedIdentity(WriteResult):
     """attach_identity: the identity on the contact."""
 
     created: bool
-    id: str
+    id: str | None = Field(default=None, description=_NEW_ID)
     contact_id: str
     channel_type: str | None = None
     identifier: str
@@ -256,15 +307,13 @@ class AttachedIdentity(WriteResult):
     def summary(self) -> str:
         verb = "Attached" if self.created else "Already attached:"
         on = f" on {self.channel_type}" if self.channel_type else ""
-        return f"{verb} identity {self.identifier}{on} to contact {self.contact_id} (id {self.id})."
+        return f"{verb} identity {self.identifier}{on} to contact {self.contact_id}{_id(self.id)}."
 
 
 class VerificationResult(WriteResult):
     """set_verification: the method's verification state after the change."""
 
-    message: Literal[
-        "Phone number verified", "Phone number verification cleared", "Email verified", "Email verification cleared"
-    ]
+    message: VerificationMessage
     contact_id: str
     type: MethodType
     value: str
@@ -280,8 +329,8 @@ class VerificationResult(WriteResult):
 class UpsertResult(WriteResult):
     """upsert_contact: what was done and the contact's key fields."""
 
-    outcome: Outcome
-    id: str
+    outcome: Outcome | None = Field(default=None, description="Absent only on a dry run that cannot tell")
+    id: str | None = Field(default=None, description=_NEW_ID)
     user_id: str | None = None
     email: str | None = None
     name: str | None = None
@@ -289,13 +338,13 @@ class UpsertResult(WriteResult):
 
     def summary(self) -> str:
         who = self.email or self.user_id or self.id
-        return f"Contact {who} {self.outcome} (id {self.id})."
+        return f"Contact {who} {self.outcome or 'created or updated'}{_id(self.id)}."
 
 
 class CreatedContact(WriteResult):
     """create_contact: the new contact."""
 
-    id: str
+    id: str | None = Field(default=None, description=_NEW_ID)
     username: str
     phone_number: str
     display_name: str
@@ -308,7 +357,7 @@ class CreatedContact(WriteResult):
         shared = ""
         if self.phone_shared_with:
             shared = f" The phone is shared with contact(s) {', '.join(self.phone_shared_with)}."
-        return f"Created contact {self.username} ({self.phone_number}), id {self.id}.{shared}"
+        return f"Created contact {self.username} ({self.phone_number}){_id(self.id)}.{shared}"
 
 
 class DeletedContact(WriteResult):
@@ -426,6 +475,29 @@ class Contact(Result):
     def summary(self) -> str:
         who = self.name or self.display_name or self.username or self.user_id or self.id
         return f"Contact {who} (id {self.id}): {len(self.methods)} method(s), {len(self.identities)} identity(ies)."
+
+    def removed(self) -> list[FieldChange]:
+        """What deleting this contact takes away, as far as this view of it shows: each field old to nothing,
+        custom fields key by key, each method and identity as an object (as the store reports a delete)."""
+        shown = self.model_dump(mode="json", exclude_none=True, exclude=_NOT_A_CHANGE)
+        before = {name: value for name, value in shown.items() if value not in ([], {})}
+        before.update((f"custom_fields.{key}", value) for key, value in self.custom_fields.items())
+        changes = changes_between(before, {})
+        changes += [
+            FieldChange(field="methods", old=m.model_dump(mode="json", exclude_none=True, exclude={"raw_value"}))
+            for m in self.methods
+        ]
+        changes += [
+            FieldChange(field="identities", old=i.model_dump(mode="json", exclude_none=True, exclude={"created_at"}))
+            for i in self.identities
+        ]
+        return changes
+
+
+# Bookkeeping, or reported entry by entry (`Contact.removed`).
+_NOT_A_CHANGE = {
+    "provider", "id", "created_at", "updated_at", "truncated", "custom_fields", "methods", "identities",
+}  # fmt: skip
 
 
 class ContactSummary(BaseModel):

@@ -81,7 +81,7 @@ async def test_attach_returns_the_created_identity(fake: BlooioFake, blooio: Blo
         channel_id=None,
         created_at="2024-06-10T06:13:20.123Z",
     )
-    assert result.id.startswith("cid_")
+    assert result.id is not None and result.id.startswith("cid_")
     assert "channel_id" not in result.structured()
 
 
@@ -282,10 +282,11 @@ async def test_closed_chat_conflict_is_not_mistaken_for_a_near_match(
 
 
 async def test_identifier_owned_by_another_contact_is_a_conflict(fake: BlooioFake, blooio: BlooioClient) -> None:
-    fake.seed_contact("owner", identities=((PHONE, "blooio", None),))
+    owner = fake.seed_contact("owner", identities=((PHONE, "blooio", None),))
     contact = fake.seed_contact("newcomer")
     info = (await refused(blooio, attach(contact))).info()
     assert (info.code, info.message) == (ErrorCode.CONFLICT, "This identifier is already attached to another contact.")
+    assert (info.field, info.existing_id) == ("identifier", owner)
     assert fake.identities(contact) == []
 
 
@@ -311,7 +312,7 @@ async def test_conflict_lookup_reads_a_bounded_number_of_pages(fake: BlooioFake,
     fake.close_chat(contact)
     info = (await refused(blooio, attach(contact))).info()
     assert info.code is ErrorCode.CONFLICT
-    assert sum(r.method == "GET" for r in fake.requests) == MAX_IDENTITY_PAGES
+    assert sum(r.method == "GET" and r.path.endswith("/identities") for r in fake.requests) == MAX_IDENTITY_PAGES
 
 
 async def test_conflict_lookup_stops_on_a_repeated_cursor(fake: BlooioFake, blooio: BlooioClient) -> None:
@@ -321,7 +322,7 @@ async def test_conflict_lookup_stops_on_a_repeated_cursor(fake: BlooioFake, bloo
     fake.push(Fault("status", status=200, body=loop, times=50))
     info = (await refused(blooio, attach(contact))).info()
     assert (info.code, info.message) == (ErrorCode.CONFLICT, "closed")
-    assert sum(r.method == "GET" for r in fake.requests) == 2
+    assert sum(r.method == "GET" and r.path.endswith("/identities") for r in fake.requests) == 2
 
 
 @pytest.mark.parametrize(

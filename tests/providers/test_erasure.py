@@ -185,9 +185,13 @@ async def test_a_dry_run_delete_reads_the_contact_and_deletes_nothing(
 
     preview = await client.delete_contact(DeleteContactInput(contact_id=seeded.id, dry_run=True))
 
-    assert (preview.id, preview.dry_run, preview.changes) == (seeded.id, True, None)
+    assert (preview.id, preview.dry_run) == (seeded.id, True)
     assert {r.method for r in requests(fake)} == {"GET"}
-    assert (await client.get_contact(seeded.id)).id == seeded.id
+    contact = await client.get_contact(seeded.id)
+    # What the read shows would go, old to nothing; what else the provider keeps about the contact, no read tells.
+    assert preview.changes and preview.changes == contact.removed()
+    assert all(change.new is None for change in preview.changes)
+    assert preview.note is not None and "may also erase" in preview.note
     missing = DeleteContactInput(contact_id=case.missing_id, dry_run=True)
     assert (await failure(client.delete_contact(missing))).info().code == ErrorCode.NOT_FOUND
 

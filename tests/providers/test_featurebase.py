@@ -180,6 +180,7 @@ async def test_with_an_identity_secret_the_client_signs_the_contact_and_featureb
         await client.aclose()
     expected = hmac.new(SECRET.encode(), signed.encode(), hashlib.sha256).hexdigest()
     assert fake.requests[0].json()["userHash"] == expected
+    assert result.id is not None
     contact = fake.contact(result.id)
     assert contact is not None
     assert contact["verified"] is True
@@ -195,6 +196,7 @@ async def test_a_wrong_identity_secret_still_upserts_but_leaves_the_contact_unve
     finally:
         await client.aclose()
     assert result.outcome == "created"
+    assert result.id is not None
     contact = fake.contact(result.id)
     assert contact is not None
     assert contact["verified"] is False
@@ -223,6 +225,7 @@ async def test_a_new_contact_is_created_and_mapped_to_the_canonical_result(
         "name": "Ada",
         "phone": "+14155550123",
     }
+    assert result.id is not None
     assert fake.contact(result.id) is not None
 
 

@@ -102,7 +102,7 @@ async def test_created_contact_is_canonical_with_display_name_defaulting_to_user
 
     stored = fake.by_username("alice")
     assert stored is not None
-    assert re.fullmatch(r"[A-Za-z0-9]{16}", result.id)
+    assert re.fullmatch(r"[A-Za-z0-9]{16}", str(result.id))
     expected_at = datetime.fromtimestamp(stored["created_at"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert result.structured() == {
         "provider": "protocol",

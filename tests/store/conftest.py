@@ -30,6 +30,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: starts a process (a server over stdio or HTTP, the CLI, a database)")
 
 
+TABLES = ("contacts", "methods", "identities", "history")
+"""Every table a write could touch (the history is written at dispatch, by its own helper)."""
+
+
 class BackendUnderTest(Protocol):
     def new_database(self, folder: Path) -> str:
         """A fresh, empty database for one module: a SQLite path or a PostgreSQL URL (CONTACT_MCP_DB)."""
@@ -45,6 +49,10 @@ class BackendUnderTest(Protocol):
 
     def mark_merged(self, db: str, contact_id: str, survivor_id: str) -> None:
         """Set a contact's `merged_into` directly (as merge_contacts leaves it)."""
+        ...
+
+    def dump(self, db: str) -> dict[str, list[tuple[object, ...]]]:
+        """Every row of the store's tables, read straight from the database (not through the store)."""
         ...
 
 
@@ -67,6 +75,10 @@ class SqliteUnderTest:
     def mark_merged(self, db: str, contact_id: str, survivor_id: str) -> None:
         with closing(sqlite3.connect(db)) as conn, conn:
             conn.execute("UPDATE contacts SET merged_into = ? WHERE id = ?", (survivor_id, contact_id))
+
+    def dump(self, db: str) -> dict[str, list[tuple[object, ...]]]:
+        with closing(sqlite3.connect(db)) as conn:
+            return {table: conn.execute(f"SELECT * FROM {table} ORDER BY seq").fetchall() for table in TABLES}
 
 
 class PostgresUnderTest:
@@ -97,6 +109,10 @@ class PostgresUnderTest:
     def mark_merged(self, db: str, contact_id: str, survivor_id: str) -> None:
         with psycopg.connect(db, autocommit=True) as conn:
             conn.execute("UPDATE contacts SET merged_into = %s WHERE id = %s", (survivor_id, contact_id))
+
+    def dump(self, db: str) -> dict[str, list[tuple[object, ...]]]:
+        with psycopg.connect(db, autocommit=True) as conn:
+            return {table: conn.execute(f"SELECT * FROM {table} ORDER BY seq").fetchall() for table in TABLES}
 
     def drop(self, db: str) -> None:
         drop_schema(self.base, schema_of(db))

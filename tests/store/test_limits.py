@@ -44,7 +44,7 @@ async def test_custom_fields_merged_past_the_key_limit_are_refused_and_nothing_i
     error = caught.value.info()
     assert error.field == "custom_fields"
     assert str(MAX_CUSTOM_FIELD_KEYS) in error.message
-    contact = await store.get_contact(created.id)
+    contact = await store.get_contact(str(created.id))
     assert contact.custom_fields == keys(0, half)
     assert contact.name is None
 
@@ -56,7 +56,7 @@ async def test_custom_fields_up_to_the_limit_after_merging_are_kept(store: Local
     updated = await store.upsert_contact(upsert(keys(half, MAX_CUSTOM_FIELD_KEYS - half)))
 
     assert updated.outcome == "updated"
-    assert len((await store.get_contact(created.id)).custom_fields) == MAX_CUSTOM_FIELD_KEYS
+    assert len((await store.get_contact(str(created.id))).custom_fields) == MAX_CUSTOM_FIELD_KEYS
 
 
 async def test_rewriting_existing_keys_at_the_limit_is_allowed(store: LocalStore) -> None:
@@ -65,7 +65,7 @@ async def test_rewriting_existing_keys_at_the_limit_is_allowed(store: LocalStore
     updated = await store.upsert_contact(upsert({"k0": "new"}))
 
     assert updated.outcome == "updated"
-    assert (await store.get_contact(created.id)).custom_fields["k0"] == "new"
+    assert (await store.get_contact(str(created.id))).custom_fields["k0"] == "new"
 
 
 @pytest.mark.parametrize(

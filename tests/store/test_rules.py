@@ -7,6 +7,7 @@ as a driver handing JSON columns back decoded with its keys reordered (PostgreSQ
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -144,3 +145,60 @@ def test_nothing_new_is_no_change() -> None:
     same = call(email="ann@example.com", name="Ann", roles=("admin",), custom_fields={"b": 1})
 
     assert rules.upsert_changes(STORED, same) == rules.UpsertChanges()
+
+
+# ---------- what a write changed ----------
+
+METHOD = {"id": "m1", "channel": "email", "type": "email", "value": "a@example.com", "primary": 1, "verified_at": None,
+          "verification_source": None, "verification_method": None}  # fmt: skip
+
+
+def _whole(**fields: Any) -> dict[str, Any]:
+    """A snapshot row as SQLite gives it (JSON as text), with `fields` replacing its values."""
+    row: dict[str, Any] = {
+        "id": "c1", "user_id": None, "username": None, "name": "Ann", "display_name": None, "locale": None,
+        "profile_picture": None, "companies": "[]", "custom_fields": '{"plan": "pro", "n": 1}', "roles": "[]",
+        "subscribed_to_changelog": None, "merged_into": None, "methods": json.dumps([METHOD]), "identities": "[]",
+    }  # fmt: skip
+    row.update(fields)
+    return rules.snapshot([row[name] for name in (*rules.SNAPSHOT_COLUMNS, "methods", "identities")])
+
+
+def _pairs(changes: list[Any]) -> list[tuple[str, Any, Any]]:
+    return [(change.field, change.old, change.new) for change in changes]
+
+
+def test_field_changes_names_each_changed_field_and_custom_key() -> None:
+    after = _whole(name="Ann Lee", custom_fields='{"n": 1, "plan": "team"}', roles='["admin"]')
+    assert _pairs(rules.field_changes(_whole(), after)) == [
+        ("name", "Ann", "Ann Lee"),
+        ("custom_fields.plan", "pro", "team"),
+        ("roles", None, ["admin"]),
+    ]
+
+
+def test_field_changes_tells_true_from_one_and_ignores_key_order() -> None:
+    after = _whole(custom_fields={"n": True, "plan": "pro"}, companies=[])
+    assert _pairs(rules.field_changes(_whole(), after)) == [("custom_fields.n", 1, True)]
+
+
+def test_field_changes_reports_methods_as_objects() -> None:
+    verified = {**METHOD, "verified_at": "2026-01-01T00:00:00.000Z", "verification_method": "manual"}
+    phone = {**METHOD, "id": "m2", "channel": "sms", "type": "sms", "value": "+14155550123", "primary": 1}
+    changes = rules.field_changes(_whole(), _whole(methods=[verified, phone]))
+    shown = {"id": "m1", "channel": "email", "type": "email", "value": "a@example.com", "primary": True}
+    assert _pairs(changes) == [
+        ("methods", {**shown, "verified": False},
+         {**shown, "verified": True, "verified_at": "2026-01-01T00:00:00.000Z", "verification_method": "manual"}),
+        ("methods", None, {"id": "m2", "channel": "sms", "type": "sms", "value": "+14155550123", "primary": True,
+                           "verified": False}),
+    ]  # fmt: skip
+
+
+def test_field_changes_of_a_created_and_a_deleted_contact() -> None:
+    created = rules.field_changes(None, _whole(), contact_id="c1")
+    deleted = rules.field_changes(_whole(), None)
+    assert [c.field for c in created] == ["name", "custom_fields.plan", "custom_fields.n", "methods"]
+    assert {c.contact_id for c in created} == {"c1"}
+    assert [(c.field, c.new) for c in deleted] == [(c.field, None) for c in created]
+    assert rules.field_changes(_whole(), _whole()) == []

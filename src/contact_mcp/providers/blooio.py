@@ -18,6 +18,11 @@ identity is already there, it is returned with `created: false`; any other 409 (
 identifier owned elsewhere) is reported as a conflict. Blooio answers errors in two envelopes: route handlers
 nest `{"error": {"code", "message", "details"}}`, the auth middleware answers 401/403 flat
 `{"error": "ApiError", "message", "status"}`; `HttpProvider` reads both.
+
+A dry run sends no attach: the contact's identities are read as for a 409 (an unknown contact is the same
+not_found, an identity already there the same `created: false`), and `GET /contacts?identifier=` tells whether
+another contact holds the identifier on that channel_type (the conflict the attach would get, [ASSUMPTION] as the
+fake documents). Whether the contact's chat is closed or the channel inactive no documented read tells.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from contact_mcp.models import (
     DeletedContact,
     DetachedIdentity,
     DetachIdentityInput,
+    FieldChange,
     FindContactsInput,
     Identity,
     Operation,
@@ -81,6 +87,8 @@ class BlooioClient(HttpProvider):
             body["channel_type"] = call.channel_type
         if call.channel_id is not None:
             body["channel_id"] = call.channel_id
+        if call.dry_run:
+            return await self._dry_attach(path, call)
         try:
             _, payload = await self.request("POST", path, replayable=False, json_body=body)
         except NotFound as exc:
@@ -88,6 +96,37 @@ class BlooioClient(HttpProvider):
         except Conflict as conflict:
             return await self._resolve_conflict(path, call, conflict)
         return _attached(_item(payload, what="attached identity"), call, created=True)
+
+    async def _dry_attach(self, path: str, call: AttachIdentityInput) -> AttachedIdentity:
+        try:
+            existing = await self._find_identity(path, call)
+        except NotFound as exc:
+            raise exc.evolve(field=exc.field or "contact_id") from None
+        if existing is not None:
+            return _attached(existing, call, created=False).model_copy(update={"dry_run": True, "changes": []})
+        owner_id = await self._owner(call)
+        if owner_id is not None:
+            raise _owned_elsewhere(
+                Conflict(
+                    f"identity {call.identifier} is already attached to contact {owner_id}",
+                    provider=self.name,
+                    status=409,
+                ),
+                owner_id,
+            )
+        planned = {"channel_type": call.channel_type, "identifier": call.identifier, "channel_id": call.channel_id}
+        return AttachedIdentity(
+            provider=self.name,
+            created=True,
+            contact_id=call.contact_id,
+            channel_type=call.channel_type,
+            identifier=call.identifier,
+            channel_id=call.channel_id,
+            dry_run=True,
+            changes=[FieldChange(field="identities", new={k: v for k, v in planned.items() if v is not None})],
+            note="Blooio assigns the identity's id, and no read can tell whether it would refuse the attach because "
+            "the contact's chat is closed or the channel is not active.",
+        )
 
     async def get_contact(self, contact_id: str) -> Contact:
         try:
@@ -171,7 +210,8 @@ class BlooioClient(HttpProvider):
             held = [item async for item in self._identities(path)]
         except NotFound as exc:
             raise exc.evolve(field=exc.field or "contact_id", hint=_GET_HINT) from None
-        matched = [str(item["id"]) for item in held if _same_identity(item, call) and text(item.get("id"))]
+        found = [item for item in held if _same_identity(item, call) and text(item.get("id"))]
+        matched = [str(item["id"]) for item in found]
         if not matched:
             names = list(dict.fromkeys(str(i["identifier"]) for i in held if text(i.get("identifier"))))[:10]
             raise NotFound(
@@ -190,6 +230,7 @@ class BlooioClient(HttpProvider):
             identifier=call.identifier,
             ids=matched,
             dry_run=True if call.dry_run else None,
+            changes=[FieldChange(field="identities", old=_identity_shown(item)) for item in found],
         )
 
     # ---------- the 409 lookup ----------
@@ -206,6 +247,9 @@ class BlooioClient(HttpProvider):
                 )
             ) from None
         if existing is None:
+            owner_id = await self._owner(call)
+            if owner_id is not None:
+                raise _owned_elsewhere(conflict, owner_id) from None
             raise conflict.evolve(
                 hint=(
                     "This identity is not on the contact; Blooio refused it because of the contact's state "
@@ -214,6 +258,17 @@ class BlooioClient(HttpProvider):
                 )
             ) from None
         return _attached(existing, call, created=False)
+
+    async def _owner(self, call: AttachIdentityInput) -> str | None:
+        """The other contact holding the call's identifier on its channel_type, if any ([ASSUMPTION] the reason
+        for a 409 that is not a duplicate, as the fake documents); a failed lookup tells nothing."""
+        try:
+            _, payload = await self.request("GET", "/contacts", replayable=True, params={"identifier": call.identifier})
+            holders, _ = _page(payload)
+        except ContactError:
+            return None
+        owner = next((c for c in holders if text(c.get("id")) != call.contact_id and _holds(c, call)), None)
+        return str(owner["id"]) if owner is not None else None
 
     async def _find_identity(self, path: str, call: AttachIdentityInput) -> Mapping[str, Any] | None:
         async for item in self._identities(path):
@@ -337,6 +392,27 @@ def _same_identity(item: Mapping[str, Any], call: AttachIdentityInput | DetachId
     if call.channel_type is not None and item.get("channel_type") != call.channel_type:
         return False
     return call.channel_id is None or item.get("channel_id") == call.channel_id
+
+
+def _owned_elsewhere(conflict: Conflict, owner_id: str) -> Conflict:
+    return conflict.evolve(
+        field="identifier",
+        existing_id=owner_id,
+        hint=f"Contact {owner_id} holds this identifier on this channel_type: use that contact, or attach another "
+        "identifier or channel_type",
+    )
+
+
+def _identity_shown(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An identity as a change shows it (as the store does: no timestamps)."""
+    return {key: item[key] for key in ("id", "channel_type", "identifier", "channel_id") if item.get(key) is not None}
+
+
+def _holds(contact: Mapping[str, Any], call: AttachIdentityInput) -> bool:
+    """Whether a contact of a `GET /contacts?identifier=` answer holds the call's identifier on its channel_type."""
+    identities = [i for i in map(mapping, _list(contact.get("identities"))) if i is not None]
+    probe = AttachIdentityInput(contact_id="", identifier=call.identifier, channel_type=None, channel_id=None)
+    return any(_same_identity(i, probe) and i.get("channel_type") == call.channel_type for i in identities)
 
 
 def _attached(data: Mapping[str, Any], call: AttachIdentityInput, *, created: bool) -> AttachedIdentity:

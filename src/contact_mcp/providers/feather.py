@@ -9,6 +9,10 @@ Feather answers 201 whether the contact is new or was already on the end user, s
 first (which also turns an unknown id into a clean not_found) and reports `created` when the returned uid was not
 among the end user's contacts before. Both requests are replayable: the read trivially, and the attach because
 re-adding the same channel and value returns the existing contact (PROVIDERS.md [ASSUMPTION]).
+
+A dry run sends only the read: an unknown end user is the same not_found, a contact already on the end user (same
+channel, same normalised value) is the same `created: false`; otherwise the contact the attach would add. Whether
+Feather would refuse the value (its 400) and the new contact's uid no read can tell.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from contact_mcp.models import (
     CustomValue,
     DeleteContactInput,
     DeletedContact,
+    FieldChange,
     FindContactsInput,
     Operation,
 )
@@ -126,6 +131,8 @@ class FeatherClient(HttpProvider):
 
         try:
             _, profile_body = await self.request("GET", end_user_path, replayable=True)
+            if call.dry_run:
+                return self._dry_attach(end_user_id, call, profile_body)
             profile = self._parse(_EndUserProfile, profile_body, what="end user")
             before = {contact.uid for contact in profile.contacts}
 
@@ -151,6 +158,39 @@ class FeatherClient(HttpProvider):
             type=contact.type,
             normalized_value=contact.normalized_value,
             verification_method=contact.verification_method,
+        )
+
+    def _dry_attach(self, end_user_id: str, call: AttachContactInput, profile_body: Any) -> AttachedContact:
+        profile = self._parse(_EndUserWithContacts, profile_body, what="end user")
+        value = _value_to_send(call)
+        held = next(
+            (c for c in profile.contacts if c.channel == call.channel and c.normalized_value == value),
+            None,
+        )
+        if held is not None:
+            return AttachedContact(
+                provider=self.name,
+                created=False,
+                end_user_id=end_user_id,
+                uid=held.uid,
+                channel=held.channel,
+                type=held.type,
+                normalized_value=held.normalized_value,
+                verification_method=held.verification_method,
+                dry_run=True,
+                changes=[],
+            )
+        added = {"channel": call.channel, "type": call.type, "value": value, "verified": True}
+        return AttachedContact(
+            provider=self.name,
+            created=True,
+            end_user_id=end_user_id,
+            channel=call.channel,
+            type=call.type,
+            normalized_value=value,
+            dry_run=True,
+            changes=[FieldChange(field="methods", new={k: v for k, v in added.items() if v is not None})],
+            note="Feather assigns the contact's uid, and no read can tell whether it would refuse the value.",
         )
 
     # ---------- get_contact ----------

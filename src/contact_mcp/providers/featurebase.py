@@ -9,6 +9,11 @@ secret), the request body in Featurebase's field names, the mapping of the conta
 whose camelCase `param` becomes the snake_case argument the agent passed. The upsert is idempotent, so it is
 replayed after a 429/502/503/504 or a dropped connection. When `FEATUREBASE_IDENTITY_SECRET` is set the client
 signs the contact (`userHash`), so the agent never sees the secret.
+
+A dry run sends no upsert. With a `user_id` it reads the contact by user id and reports the fields the upsert would
+change ([ASSUMPTION] as the fake merges them: custom fields key by key, companies by id, roles replaced); an unknown
+user id without an email would create a contact. Featurebase has no read by email, so where the email decides the
+match, the dry run says it cannot tell whether the upsert would create or update.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from contact_mcp.models import (
     Operation,
     UpsertContactInput,
     UpsertResult,
+    changes_between,
 )
 from contact_mcp.providers.http import ErrorDetail, HttpOptions, HttpProvider, parse_retry_after, path_segment
 from contact_mcp.providers.http.wire import iso_from_text, mapping, text
@@ -130,8 +136,53 @@ class FeaturebaseClient(HttpProvider):
     # ---------- the operation ----------
 
     async def upsert_contact(self, call: UpsertContactInput) -> UpsertResult:
+        if call.dry_run:
+            return await self._dry_upsert(call)
         status, body = await self.request("POST", "/v2/contacts", replayable=True, json_body=self.contact_body(call))
         return self._result(status, body)
+
+    async def _dry_upsert(self, call: UpsertContactInput) -> UpsertResult:
+        stored: Contact | None = None
+        if call.user_id is not None:
+            try:
+                _, body = await self.request(
+                    "GET", f"/v2/contacts/by-user-id/{path_segment(call.user_id)}", replayable=True
+                )
+                stored = self._contact(body)
+            except NotFound:
+                stored = None  # the lookup is exact: no contact has this user id
+        given = _view_of_call(call)
+        if stored is not None:
+            before = _view_of_contact(stored)
+            after: dict[str, Any] = {**before, **given}
+            after["companies"] = _companies_after(stored.companies, call.companies)
+            after = {key: value for key, value in after.items() if value is not None}
+            return UpsertResult(
+                provider=self.name,
+                outcome="updated",  # what the upsert would answer (200), changed or not
+                id=stored.id,
+                user_id=after.get("user_id"),
+                email=after.get("email"),
+                name=after.get("name"),
+                phone=after.get("phone"),
+                dry_run=True,
+                changes=changes_between(before, after),
+            )
+        known = call.email is None
+        return UpsertResult(
+            provider=self.name,
+            outcome="created" if known else None,
+            user_id=call.user_id,
+            email=call.email,
+            name=call.name,
+            phone=call.phone,
+            dry_run=True,
+            changes=changes_between({}, given) if known else None,
+            note="Featurebase assigns the new contact's id."
+            if known
+            else "Featurebase has no read by email, so it cannot tell whether a contact with this email exists: "
+            "the upsert would update it, or create one.",
+        )
 
     async def probe(self) -> str:
         """Featurebase documents no cheap read of v2 contacts, so look up a user id that cannot exist: its 404
@@ -390,6 +441,47 @@ def _company(company: Company) -> dict[str, Any]:
         ("companySize", company.company_size),
     )
     return {key: value for key, value in fields if value is not None}
+
+
+def _view_of_call(call: UpsertContactInput) -> dict[str, Any]:
+    """The fields an upsert sets, flat and named as our contact's (custom fields one entry each)."""
+    view: dict[str, Any] = {
+        "user_id": call.user_id,
+        "name": call.name,
+        "email": call.email,
+        "phone": call.phone,
+        "locale": call.locale,
+        "profile_picture": call.profile_picture,
+        "roles": list(call.roles) if call.roles is not None else None,
+        "subscribed_to_changelog": call.subscribed_to_changelog,
+        "companies": [c.model_dump(mode="json", exclude_none=True) for c in call.companies] if call.companies else None,
+    }
+    view.update((f"custom_fields.{key}", value) for key, value in (call.custom_fields or {}).items())
+    return {key: value for key, value in view.items() if value is not None}
+
+
+def _view_of_contact(contact: Contact) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "user_id": contact.user_id,
+        "name": contact.name,
+        "email": _value(contact, "email"),
+        "phone": _value(contact, "phone"),
+        "locale": contact.locale,
+        "profile_picture": contact.profile_picture,
+        "roles": contact.roles or None,
+        "subscribed_to_changelog": contact.subscribed_to_changelog,
+        "companies": [c.model_dump(mode="json", exclude_none=True) for c in contact.companies] or None,
+    }
+    view.update((f"custom_fields.{key}", value) for key, value in contact.custom_fields.items())
+    return {key: value for key, value in view.items() if value is not None}
+
+
+def _companies_after(stored: list[Company], given: tuple[Company, ...] | None) -> list[dict[str, Any]] | None:
+    """[ASSUMPTION] companies are upserted by their id: the given ones replace those with their id, others stay."""
+    ids = {company.id for company in given or ()}
+    kept = [company for company in stored if company.id not in ids]
+    merged = [company.model_dump(mode="json", exclude_none=True) for company in (*kept, *(given or ()))]
+    return merged or None
 
 
 def _value(contact: Contact, kind: str) -> str | None:

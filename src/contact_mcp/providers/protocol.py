@@ -8,6 +8,9 @@ two follow-ups a create can need. A create is never replayed once it may have re
 outcome (timeout, dropped connection, 5xx, unreadable 2xx) names the read that settles it; and a duplicate
 username (409) is looked up with `GET /v1/contacts?username=` so the conflict carries the existing contact's id.
 Protocol publishes no host: `PROTOCOL_BASE_URL` is required (the registry checks it before start-up).
+
+A dry run sends no create: the username lookup says whether Protocol would refuse it as taken (the same conflict,
+with the existing id); what else Protocol might refuse (the phone number) and the new id no read can tell.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from contact_mcp.models import (
     DeletedContact,
     FindContactsInput,
     Operation,
+    changes_between,
 )
 from contact_mcp.providers.http import ErrorDetail, HttpProvider, path_segment
 from contact_mcp.providers.http.wire import iso_from_epoch_s, item, items, text
@@ -66,6 +70,8 @@ class ProtocolClient(HttpProvider):
     # ---------- create ----------
 
     async def create_contact(self, call: CreateContactInput) -> CreatedContact:
+        if call.dry_run:
+            return await self._dry_create(call)
         body = {"username": call.username, "phone_number": call.phone_number}
         if call.display_name is not None:
             body["display_name"] = call.display_name
@@ -78,6 +84,30 @@ class ProtocolClient(HttpProvider):
         except Conflict as exc:
             raise await self._with_existing_id(exc, call.username) from None
         return self._created(status, payload, call)
+
+    async def _dry_create(self, call: CreateContactInput) -> CreatedContact:
+        existing_id = await self._find_id(call.username)
+        if existing_id is not None:
+            raise Conflict(
+                f"username {call.username!r} is taken by contact {existing_id}",
+                field="username",
+                existing_id=existing_id,
+                hint=_taken_hint(call.username, existing_id),
+                provider=self.name,
+                status=409,
+            )
+        planned = CreatedContact(
+            provider=self.name,
+            username=call.username,
+            phone_number=call.phone_number,
+            display_name=call.display_name or call.username,  # Protocol's documented default
+            avatar_url=call.avatar_url,
+            dry_run=True,
+            note="Protocol assigns the id on creation, and no read can tell whether it would refuse the phone number.",
+        )
+        fields = ("username", "phone_number", "display_name", "avatar_url")
+        shown = planned.model_dump(include=set(fields), exclude_none=True)
+        return planned.model_copy(update={"changes": changes_between({}, shown)})
 
     def _created(self, status: int, payload: Any, call: CreateContactInput) -> CreatedContact:
         contact = _item(payload)
@@ -179,11 +209,7 @@ class ProtocolClient(HttpProvider):
             existing_id = await self._find_id(username)
         except ContactError as lookup:
             log.info("protocol: looking up the existing contact after a 409 failed: %s", lookup.code.value)
-        if existing_id:
-            hint = f"Contact {username!r} already exists (id {existing_id}): use it or pick another username"
-        else:
-            hint = f"A contact with username {username!r} already exists: use it or pick another username"
-        return error.evolve(existing_id=existing_id, field="username", hint=hint)
+        return error.evolve(existing_id=existing_id, field="username", hint=_taken_hint(username, existing_id))
 
     async def _find_id(self, username: str) -> str | None:
         """The id of the contact with this username, or None; a lookup is a read, so it may be retried."""
@@ -214,6 +240,12 @@ class ProtocolClient(HttpProvider):
         with contextlib.suppress(NotFound):
             await self.request("GET", _CONTACTS, replayable=True, params={"username": _PROBE_USERNAME})
         return f"Protocol at {self.shown_url}: API key accepted"
+
+
+def _taken_hint(username: str, existing_id: str | None) -> str:
+    if existing_id:
+        return f"Contact {username!r} already exists (id {existing_id}): use it or pick another username"
+    return f"A contact with username {username!r} already exists: use it or pick another username"
 
 
 # ---------- reading Protocol's JSON ----------

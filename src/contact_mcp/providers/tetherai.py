@@ -7,6 +7,10 @@ all paths sit under `/api/`. The client sends `PATCH /api/contacts/{id}/verify-c
 and maps the `{message, data: {contact}}` answer to a `VerificationResult` built from the entry the call touched.
 The module reads top to bottom: request building, response mapping, error mapping (with the one extra read that
 lists a contact's values when TetherAI refuses a value that is not on the contact).
+
+A dry run sends no PATCH: it reads the contact (`GET /api/contacts/{id}`), refuses an unknown contact or a value
+the contact lacks as the PATCH would (not_found on contact_id, invalid_argument on value), and reports the entry's
+verification state before and after; `verifiedBy` is set by TetherAI to the caller's user, which no read tells.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from contact_mcp.models import (
     Operation,
     SetVerificationInput,
     VerificationResult,
+    changes_between,
+    verification_message,
 )
 from contact_mcp.providers.http import ErrorDetail, HttpProvider, path_segment
 from contact_mcp.providers.http.wire import (
@@ -134,6 +140,8 @@ class TetherAIClient(HttpProvider):
 
     async def set_verification(self, call: SetVerificationInput) -> VerificationResult:
         contact_id = object_id(call.contact_id, field="contact_id")
+        if call.dry_run:
+            return await self._dry_verification(contact_id, call)
         path = f"/api/contacts/{path_segment(contact_id)}/verify-contact-methods"
         try:
             # PATCH sets the entry to a given state, so sending it twice is harmless: replayable.
@@ -141,6 +149,49 @@ class TetherAIClient(HttpProvider):
         except ContactError as exc:
             raise await self._refined(exc, contact_id, call) from None
         return self._verification_result(body, call)
+
+    async def _dry_verification(self, contact_id: str, call: SetVerificationInput) -> VerificationResult:
+        try:
+            _, body = await self.request("GET", f"/api/contacts/{path_segment(contact_id)}", replayable=True)
+        except NotFound as exc:
+            raise exc.evolve(field="contact_id", hint=_GET_HINT) from None
+        contact = _contact_of(body)
+        entries = [(str(e["value"]), e) for e in _entries(contact, call.type)] if contact is not None else []
+        entry = next((e for value, e in entries if value == call.value), None) or next(
+            (e for value, e in entries if value.casefold() == call.value.casefold()), None
+        )
+        if entry is None:
+            raise InvalidArgument(
+                f"the contact has no {call.type} {call.value}",
+                field="value",
+                hint=_values_hint(call.type, [value for value, _ in entries]),
+                provider=self.name,
+                status=400,
+            )
+        state = verify_body(call)
+        after = {"verified_at": state["verifiedAt"], "verification_source": state.get("verificationSource")}
+        before = {
+            "verified_at": text(entry.get("verifiedAt")),
+            "verification_source": text(entry.get("verificationSource")),
+        }
+        value = str(entry["value"])
+        old = {"channel": call.type, "value": value, "verified": before["verified_at"] is not None, **before}
+        new = {"channel": call.type, "value": value, "verified": call.verified, **after}
+        return VerificationResult(
+            provider=self.name,
+            message=verification_message(call.type, call.verified),
+            contact_id=contact_id,
+            type=call.type,
+            value=value,
+            verified=call.verified,
+            verified_at=after["verified_at"],
+            verification_source=after["verification_source"],
+            dry_run=True,
+            changes=changes_between({"methods": _present(old)}, {"methods": _present(new)}),
+            note="TetherAI records the caller's user as verified_by, which its reads cannot tell in advance."
+            if call.verified
+            else None,
+        )
 
     async def get_contact(self, contact_id: str) -> Contact:
         canonical = object_id(contact_id, field="contact_id", provider=self.name)
@@ -266,12 +317,20 @@ class TetherAIClient(HttpProvider):
             _, body = await self.request("GET", f"/api/contacts/{path_segment(contact_id)}", replayable=True)
         except ContactError:
             return f"value must be one of the contact's {noun} (GET /api/contacts/{contact_id} lists them)"
-        values = contact_values(body, call.type)
-        if not values:
-            return f"The contact has no {noun}; add the {call.type} to the contact first"
-        shown = ", ".join(values[:_HINT_VALUES_MAX])
-        more = f" and {len(values) - _HINT_VALUES_MAX} more" if len(values) > _HINT_VALUES_MAX else ""
-        return f"value must be one of the contact's {noun}: {shown}{more}"
+        return _values_hint(call.type, contact_values(body, call.type))
+
+
+def _values_hint(kind: MethodType, values: list[str]) -> str:
+    noun = _NOUN_FOR[kind]
+    if not values:
+        return f"The contact has no {noun}; add the {kind} to the contact first"
+    shown = ", ".join(values[:_HINT_VALUES_MAX])
+    more = f" and {len(values) - _HINT_VALUES_MAX} more" if len(values) > _HINT_VALUES_MAX else ""
+    return f"value must be one of the contact's {noun}: {shown}{more}"
+
+
+def _present(entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in entry.items() if value is not None}
 
 
 def verify_body(call: SetVerificationInput) -> dict[str, Any]:

@@ -22,9 +22,10 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from contact_mcp import dry_run
 from contact_mcp.errors import ContactError, ErrorCode, ErrorInfo, error_result
 from contact_mcp.history import HistoryLog
 from contact_mcp.providers.base import Provider
@@ -34,6 +35,8 @@ from contact_mcp.tools.reads import PROVIDER_ARGUMENT
 from contact_mcp.tools.state import AppState
 
 log = logging.getLogger("contact_mcp")
+
+_FLAG = TypeAdapter(bool)
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -95,6 +98,14 @@ def validation_error_info(exc: ValidationError, provider: str | None) -> ErrorIn
         hint=_hint(first, first_field),
         provider=provider,
     )
+
+
+def _is_dry_run(arguments: Mapping[str, Any]) -> bool:
+    """Whether the call asks for a dry run, as the tool's validation will read `dry_run` (a wrong type: no)."""
+    try:
+        return _FLAG.validate_python(arguments.get("dry_run", False))
+    except ValidationError:
+        return False
 
 
 async def arguments_must_be_an_object(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
@@ -229,7 +240,8 @@ class ContactServer(MCPServer[AppState]):
         except ContactError as exc:
             return self._contact_error(name, exc, provider)
         try:
-            return await super().call_tool(name, given, context)
+            with dry_run.marked(_is_dry_run(given)):
+                return await super().call_tool(name, given, context)
         except ToolError as exc:
             return self._as_result(name, exc, provider)
 

@@ -49,6 +49,7 @@ import stamina
 from psycopg import errors as pg_errors
 from psycopg import pq, sql
 
+from contact_mcp import dry_run as dry_run_guard
 from contact_mcp.errors import ConfigError, ProviderUnavailable
 from contact_mcp.models import (
     AttachContactInput,
@@ -791,6 +792,8 @@ class PostgresBackend:
         `dry_run`); rerun it when it lost a race or its connection was found broken before committing.
         `scripted` (writes): `work`'s first statements are a `_script`, which opens the transaction itself, so
         BEGIN costs no round trip of its own."""
+        if write and not dry_run:
+            dry_run_guard.refuse("a committed write to the contact store")
         reconnected = False
         try:
             async for attempt in stamina.retry_context(

@@ -49,13 +49,14 @@ from contact_mcp.models import (
     DetachedIdentity,
     DetachIdentityInput,
     FieldChange,
-    MethodType,
     Outcome,
     SetVerificationInput,
     UpsertContactInput,
     UpsertResult,
     VerificationResult,
     WriteResult,
+    changes_between,
+    verification_message,
 )
 
 PROVIDER: Final = "local"
@@ -384,17 +385,6 @@ def attached_identity(
         channel_id=call.channel_id,
         created_at=created_at,
     )
-
-
-def verification_message(
-    type_: MethodType, verified: bool
-) -> Literal[
-    "Phone number verified", "Phone number verification cleared", "Email verified", "Email verification cleared"
-]:
-    """TetherAI's exact sentences."""
-    if type_ == "phone":
-        return "Phone number verified" if verified else "Phone number verification cleared"
-    return "Email verified" if verified else "Email verification cleared"
 
 
 def verification_state(call: SetVerificationInput) -> tuple[str | None, str | None, str | None]:
@@ -844,7 +834,37 @@ _METHOD_KEY: Final = ("channel", "value")
 _IDENTITY_KEY: Final = ("identifier", "channel_type", "channel_id")
 
 Whole = Mapping[str, Any]
-"""A whole contact as a backend reads it inside a write's transaction (`records.StoredFields`)."""
+"""A whole contact as a write's transaction reads it before and after its changes (`snapshot`)."""
+
+SNAPSHOT_COLUMNS: Final = (
+    "id", "user_id", "username", "name", "display_name", "locale", "profile_picture", "companies", "custom_fields",
+    "roles", "subscribed_to_changelog", "merged_into",
+)  # fmt: skip
+"""The contact columns a snapshot reads, in this order, followed by its methods and its identities, each a JSON
+array of objects (`METHOD_SNAPSHOT`, `IDENTITY_SNAPSHOT` name their keys); one statement on every backend."""
+METHOD_SNAPSHOT: Final = (
+    "id", "channel", "type", "value", "primary", "verified_at", "verification_source", "verification_method",
+)  # fmt: skip
+IDENTITY_SNAPSHOT: Final = ("id", "channel_type", "identifier", "channel_id")
+
+
+def snapshot(row: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
+    """A snapshot row as a whole contact for `field_changes`. JSON values stay as the driver gives them (JSON text
+    or decoded); `field_changes` decodes only those that differ."""
+    *columns, methods, identities = row
+    whole: dict[str, Any] = dict(zip(SNAPSHOT_COLUMNS, columns, strict=True))
+    subscribed = whole["subscribed_to_changelog"]
+    whole["subscribed_to_changelog"] = None if subscribed is None else bool(subscribed)
+    whole["methods"] = methods
+    whole["identities"] = identities
+    return whole
+
+
+_JSON_VALUED: Final = frozenset({"companies", "custom_fields", "roles", "methods", "identities"})
+
+
+def _decoded(value: object) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 def _plain(value: object) -> Any:
@@ -873,49 +893,49 @@ def _keyed(entries: object, names: tuple[str, ...], key: tuple[str, ...]) -> Key
     return keyed
 
 
-def _entry_changes(field: str, before: Keyed, after: Keyed) -> list[FieldChange]:
-    changes = [FieldChange(field=field, old=old, new=after.get(k)) for k, old in before.items() if after.get(k) != old]
-    return changes + [FieldChange(field=field, new=new) for k, new in after.items() if k not in before]
-
-
 def field_changes(before: Whole | None, after: Whole | None, *, contact_id: str | None = None) -> list[FieldChange]:
     """What a write did to one contact, from the contact read whole before it (None: the write created it) and
     after it (None: the write deleted it), in the same transaction: each field whose value differs, old to new;
     custom fields key by key; methods by (channel, value) and identities by their key, each as an object. Ids,
     timestamps and raw input are bookkeeping and never reported. `contact_id` labels every change (for a call
     that changes several contacts)."""
-    old_fields: Whole = before or {}
-    new_fields: Whole = after or {}
-    changes: list[FieldChange] = []
-    for name in dict.fromkeys(n for n in (*old_fields, *new_fields) if n not in _UNREPORTED):
-        if name == "custom_fields":
-            old_map = cast(Mapping[str, Any], old_fields.get(name) or {})
-            new_map = cast(Mapping[str, Any], new_fields.get(name) or {})
-            for key in dict.fromkeys((*old_map, *new_map)):
-                old, new = old_map.get(key), new_map.get(key)
-                if key not in new_map or key not in old_map or _canonical_value(old) != _canonical_value(new):
-                    changes.append(FieldChange(field=f"custom_fields.{key}", old=old, new=new))
-            continue
-        old, new = _plain(old_fields.get(name)), _plain(new_fields.get(name))
-        if _canonical_value(old) != _canonical_value(new):
-            changes.append(FieldChange(field=name, old=old, new=new))
+    # A JSON value whose text did not change is not decoded (most writes touch one or two fields).
+    same = frozenset(
+        name
+        for name in _JSON_VALUED
+        if before and after and isinstance(before.get(name), str) and before[name] == after.get(name)
+    )
+    changes = changes_between(_flat(before, same), _flat(after, same), contact_id=contact_id)
     for field_name, names, key in (
         ("methods", _METHOD_SHOWN, _METHOD_KEY),
         ("identities", _IDENTITY_SHOWN, _IDENTITY_KEY),
     ):
-        changes += _entry_changes(
-            field_name,
-            _keyed(old_fields.get(field_name), names, key),
-            _keyed(new_fields.get(field_name), names, key),
-        )
-    if contact_id is not None:
-        changes = [change.model_copy(update={"contact_id": contact_id}) for change in changes]
+        if field_name in same:
+            continue
+        old = _keyed(_decoded(before.get(field_name)) if before else None, names, key)
+        new = _keyed(_decoded(after.get(field_name)) if after else None, names, key)
+        changes += [
+            FieldChange(field=field_name, old=v, new=new.get(k), contact_id=contact_id)
+            for k, v in old.items()
+            if new.get(k) != v
+        ]
+        changes += [FieldChange(field=field_name, new=v, contact_id=contact_id) for k, v in new.items() if k not in old]
     return changes
 
 
-def _canonical_value(value: object) -> str:
-    """Values compared as canonical JSON: key order never counts, and `1` never equals `true`."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+def _flat(whole: Whole | None, same: frozenset[str]) -> dict[str, Any]:
+    """A contact's own fields as one flat view: custom fields one entry each (`custom_fields.<key>`); the JSON
+    values in `same` (unchanged) are left out."""
+    flat: dict[str, Any] = {}
+    for name, value in (whole or {}).items():
+        if name in _UNREPORTED or name in same:
+            continue
+        if name == "custom_fields":
+            fields = cast(Mapping[str, Any], _decoded(value) or {})
+            flat.update((f"custom_fields.{key}", item) for key, item in fields.items())
+        else:
+            flat[name] = _plain(_decoded(value) if name in _JSON_VALUED else value)
+    return flat
 
 
 def reported(result: _W, changes: list[FieldChange], *, dry_run: bool) -> _W:

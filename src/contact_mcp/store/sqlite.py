@@ -38,6 +38,7 @@ from typing import Any, Final, Literal, TypeVar
 
 import anyio
 
+from contact_mcp import dry_run as dry_run_guard
 from contact_mcp.errors import ConfigError, ProviderUnavailable
 from contact_mcp.models import (
     AttachContactInput,
@@ -194,7 +195,16 @@ _RECORD_COLUMNS: Final = (
     "subscribed_to_changelog, merged_into, created_at, updated_at"
 )
 _RECORD_BY_ID: Final = f"SELECT {_RECORD_COLUMNS} FROM contacts WHERE id = ?"
-_RECORD_BY_SEQ: Final = f"SELECT {_RECORD_COLUMNS} FROM contacts WHERE seq = ?"
+# A contact as a write's transaction reads it before and after its changes (`rules.snapshot`), in one statement.
+_SNAPSHOT: Final = (
+    f"SELECT {', '.join(rules.SNAPSHOT_COLUMNS)}, "
+    "(SELECT json_group_array(json_object('id', id, 'channel', channel, 'type', type, 'value', value, "
+    "'primary', is_primary, 'verified_at', verified_at, 'verification_source', verification_source, "
+    "'verification_method', verification_method)) FROM methods WHERE contact_seq = contacts.seq), "
+    "(SELECT json_group_array(json_object('id', id, 'channel_type', channel_type, 'identifier', identifier, "
+    "'channel_id', channel_id)) FROM identities WHERE contact_seq = contacts.seq) "
+    "FROM contacts WHERE seq = ?"
+)
 _RECORDS_AFTER: Final = f"SELECT {_RECORD_COLUMNS} FROM contacts WHERE seq > ? ORDER BY seq LIMIT ?"
 # Methods and identities of a run of contacts, by row-number range (both indexed on contact_seq).
 _METHODS_OF: Final = (
@@ -511,9 +521,9 @@ def _transaction(
         raise
 
 
-def _whole(db: sqlite3.Connection, seq: int) -> StoredFields | None:
-    found = _stored_contacts(db, _named(db.execute(_RECORD_BY_SEQ, (seq,))))
-    return found[0] if found else None
+def _whole(db: sqlite3.Connection, seq: int) -> rules.Whole | None:
+    row = db.execute(_SNAPSHOT, (seq,)).fetchone()
+    return rules.snapshot(row) if row is not None else None
 
 
 class Touched:
@@ -522,7 +532,7 @@ class Touched:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
-        self._before: dict[int, StoredFields | None] = {}
+        self._before: dict[int, rules.Whole | None] = {}
 
     def before(self, seq: int) -> None:
         """Call before the write first changes (or deletes) contact `seq`."""
@@ -683,6 +693,8 @@ class SqliteBackend:
         """Run `work` on a worker thread inside one transaction: `BEGIN IMMEDIATE` on the writer, else on the
         reader (`begin` None: each statement its own read transaction)."""
         lane = self._writer if begin == "BEGIN IMMEDIATE" else self._reader
+        if lane is self._writer:
+            dry_run_guard.refuse("a committed write to the contact store")
         return await lane.run(functools.partial(_transaction, lane.db, work, begin))
 
     async def _read(self, work: Callable[[sqlite3.Connection], _T], *, begin: Literal["BEGIN"] | None) -> _T:
@@ -708,6 +720,8 @@ class SqliteBackend:
             result = work(db, touched)
             return rules.reported(result, touched.changes(), dry_run=dry_run)
 
+        if not dry_run:
+            dry_run_guard.refuse("a committed write to the contact store")
         lane = self._writer
         return await lane.run(functools.partial(_transaction, lane.db, write, "BEGIN IMMEDIATE", commit=not dry_run))
 

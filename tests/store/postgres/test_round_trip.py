@@ -27,6 +27,7 @@ async def test_sqlite_export_restored_into_postgresql_exports_the_same(tmp_path:
                     email=f"p{k}@example.com", user_id=f"u{k}", name=f"Person {k}", custom_fields={"k": k, "a": "x"}
                 )
             )
+            assert made.id is not None
             phone = f"+1415555010{k}"
             await sqlite.attach_contact(
                 AttachContactInput(

@@ -174,6 +174,8 @@ async def test_a_read_answered_on_the_event_loop_never_waits_there_for_a_lock(db
     seeded = LocalStore(SqliteBackend.open(db_path))
     made = await seeded.upsert_contact(UpsertContactInput(email="bob@example.com", user_id=None))
     await seeded.aclose()
+    made_id = made.id
+    assert made_id is not None
     other = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
     try:
         assert other.execute("PRAGMA journal_mode = DELETE").fetchone()[0] == "delete"
@@ -182,9 +184,9 @@ async def test_a_read_answered_on_the_event_loop_never_waits_there_for_a_lock(db
         order: list[str] = []
 
         async def read() -> None:
-            found = await store.get_contact(made.id)
+            found = await store.get_contact(made_id)
             page = await store.find_contacts(FindContactsInput(email="bob@example.com"))
-            assert [found.id, *(c.id for c in page.contacts)] == [made.id, made.id]
+            assert [found.id, *(c.id for c in page.contacts)] == [made_id, made_id]
             order.append("read")
 
         # The other process commits a second later, on its own: a read waiting on the loop's thread would hold the

@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Self
 import httpx2
 import stamina
 
+from contact_mcp import dry_run
 from contact_mcp.errors import ContactError, InvalidArgument, ProviderError, ProviderTimeout, ProviderUnavailable
 from contact_mcp.logs import mask_contact_values
 from contact_mcp.models import DeletedContact, FindContactsInput
@@ -46,6 +47,8 @@ log = logging.getLogger("contact_mcp.http")
 
 FILTERS = ("email", "phone", "username", "user_id", "query")
 """find_contacts' filters, in the order an error names them."""
+_READS = frozenset({"GET", "HEAD"})
+"""What a dry run may send (`dry_run.refuse` stops anything else)."""
 _NEVER_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
 
 
@@ -138,10 +141,16 @@ class HttpProvider(Provider):
 
     async def delete_preview(self, contact_id: str) -> DeletedContact:
         """A dry run of delete_contact: the contact is read with the provider's documented read (so an unknown or
-        malformed id fails as the delete would) and nothing is sent that deletes. What the provider would erase
-        beyond the contact (its own associated data) no read can tell, so `changes` is left out."""
+        malformed id fails as the delete would) and nothing is sent that deletes. `changes` lists what the read shows
+        would go; what else the provider keeps about the contact no read tells, and `note` says so."""
         contact = await self.get_contact(contact_id)
-        return DeletedContact(provider=self.name, id=contact.id, dry_run=True)
+        return DeletedContact(
+            provider=self.name,
+            id=contact.id,
+            dry_run=True,
+            changes=contact.removed(),
+            note=f"{self.display_name} may also erase data it keeps about the contact that its read does not show.",
+        )
 
     def check_filters(self, call: FindContactsInput) -> None:
         """The filters a find gives, after refusing one the API cannot serve: never a scan of a whole list."""
@@ -214,6 +223,8 @@ class HttpProvider(Provider):
 
         `read_first` is the hint given when the outcome is unknown (a non-replayable request that may have been
         applied, or any answer that could not be read); by default it says to check with a read."""
+        if method not in _READS:
+            dry_run.refuse(f"{self.display_name} {method} {path}")
         started = time.monotonic()
         unknown = read_first or f"The request may have reached {self.display_name}; check with a read before retrying"
         deadline = self.options.retry_deadline_s
