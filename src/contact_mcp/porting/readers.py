@@ -18,7 +18,7 @@ import re
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final, Literal, TextIO, get_args
+from typing import Final, Literal, TextIO
 
 from pydantic import ValidationError
 
@@ -28,7 +28,6 @@ from contact_mcp.porting.vcard import read_vcards
 from contact_mcp.store.records import ContactRecord
 
 Format = Literal["jsonl", "csv", "vcf"]
-FORMATS: Final[tuple[Format, ...]] = get_args(Format)
 _SUFFIXES: Final[dict[str, Format]] = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
