@@ -20,7 +20,7 @@ from typing import Final
 from contact_mcp.models import HistoryEntry
 from contact_mcp.settings import Settings
 from contact_mcp.store.backend import Backend
-from contact_mcp.store.history import HistoryPage, HistoryQuery
+from contact_mcp.store.history import HistoryPage, HistoryQuery, InTransaction
 
 log = logging.getLogger("contact_mcp.history")
 
@@ -72,17 +72,28 @@ class HistoryLog:
         try:
             await self.backend.add_history([entry])
         except Exception as exc:
-            self.failed += 1
-            # The tool and the error's type only: the entry's values are the caller's data.
-            log.warning(
-                "history: could not record a %s call (%s); %d unrecorded", entry.tool, type(exc).__name__, self.failed
-            )
+            self._lost(entry.tool, type(exc).__name__)
             log.debug("history: the store's failure", exc_info=True)
             return False
+        await self._kept()
+        return True
+
+    async def taken(self, pending: InTransaction, tool: str) -> None:
+        """Count an entry the store's write appended in its own transaction (or could not: `refused`)."""
+        if pending.state == "recorded":
+            await self._kept()
+        elif pending.state == "refused":
+            self._lost(tool, pending.error or "Exception")
+
+    async def _kept(self) -> None:
         self.recorded += 1
         if self._due():
             await self.prune()
-        return True
+
+    def _lost(self, tool: str, error: str) -> None:
+        self.failed += 1
+        # The tool and the error's type only: the entry's values are the caller's data.
+        log.warning("history: could not record a %s call (%s); %d unrecorded", tool, error, self.failed)
 
     async def scrub(self, contact_id: str, provider: str | None) -> None:
         """Remove the values from a deleted contact's rows; a failure is logged and counted like a lost entry."""

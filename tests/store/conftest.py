@@ -31,7 +31,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 TABLES = ("contacts", "methods", "identities", "history")
-"""Every table a write could touch (the history is written at dispatch, by its own helper)."""
+"""Every table a write could touch (a store write appends its history entry in its own transaction)."""
 
 
 class BackendUnderTest(Protocol):

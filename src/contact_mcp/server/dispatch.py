@@ -29,7 +29,8 @@ from contact_mcp import dry_run
 from contact_mcp.errors import ContactError, ErrorCode, ErrorInfo, error_result
 from contact_mcp.history import HistoryLog
 from contact_mcp.providers.base import Provider
-from contact_mcp.server.recording import record_call
+from contact_mcp.server.recording import LOCAL, in_store, record_call
+from contact_mcp.store import history as store_history
 from contact_mcp.tools.arguments import check_text
 from contact_mcp.tools.reads import PROVIDER_ARGUMENT
 from contact_mcp.tools.state import AppState
@@ -199,19 +200,26 @@ class ContactServer(MCPServer[AppState]):
             return await self._call(name, arguments, given, accepted, provider, context)
         history = _history_of(context)
         recorded = {key: value for key, value in given.items() if key in accepted}
+        # A store write appends its entry in its own transaction; anything else is recorded here once it ended.
+        pending = (
+            in_store(tool=name, arguments=recorded, context=context, transport=self.transport)
+            if history is not None and provider == LOCAL and not _is_dry_run(given)
+            else None
+        )
         try:
-            result = await self._call(name, arguments, given, accepted, provider, context)
+            with store_history.recording(pending):
+                result = await self._call(name, arguments, given, accepted, provider, context)
         except Exception:
             if history is not None:
                 await record_call(
                     history, tool=name, provider=provider, arguments=recorded, result=None, context=context,
-                    transport=self.transport,
+                    transport=self.transport, pending=pending,
                 )  # fmt: skip
             raise
         if history is not None and isinstance(result, CallToolResult):  # not a request for input: that call ends later
             await record_call(
                 history, tool=name, provider=provider, arguments=recorded, result=result, context=context,
-                transport=self.transport,
+                transport=self.transport, pending=pending,
             )  # fmt: skip
         return result
 

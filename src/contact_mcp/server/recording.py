@@ -14,6 +14,10 @@ its result, never by the tool itself.
 - **Not recorded**: dry runs (`dry_run: true` writes nothing, so there is nothing to record; an audit of what
   agents tried would be a different log) and calls of tools that only read.
 
+Where it is written: a call routed to the store hands the store its entry-to-be (`in_store`), which the store's
+write appends in its own transaction (`store/history.py InTransaction`: one commit per write); every other call
+(a provider's, a failure, a store call that wrote nothing) is recorded here once it has ended (`record_call`).
+
 A successful delete on a provider also scrubs the values from the earlier entries of the contact (and of the
 contacts merged into it that went with it, `also_deleted`; `HistoryLog.scrub`) — the store does the same for its
 own deletes inside the delete's transaction, so no value outlives it in the file — and the delete's own entry keeps
@@ -32,6 +36,7 @@ from mcp.types import CLIENT_INFO_META_KEY, CallToolResult, Implementation
 from contact_mcp.history import HistoryLog, store_instant
 from contact_mcp.masking import mask_value
 from contact_mcp.models import FieldChange, HistoryEntry
+from contact_mcp.store.history import InTransaction
 
 MAX_CLIENT_NAME: Final = 100
 """A client names itself; a longer name is cut, since it is stored on every entry."""
@@ -146,7 +151,7 @@ def entry_for(
     else:
         outcome = _outcome(tool, structured)
     success = result is not None and not result.is_error and structured is not None
-    return HistoryEntry(
+    entry = HistoryEntry(
         at=store_instant(datetime.now(UTC)),
         tool=tool,
         provider=provider or "unknown",
@@ -156,6 +161,32 @@ def entry_for(
         client=client,
         transport=transport,
     )
+    if tool in ERASING_TOOLS and success:
+        # The delete's own entry keeps what went (field names), not the values that identified the person.
+        entry = entry.model_copy(
+            update={"fields": [FieldChange(field=f.field, contact_id=f.contact_id) for f in entry.fields]}
+        )
+    return entry
+
+
+def in_store(
+    *,
+    tool: str,
+    arguments: Mapping[str, Any],
+    context: Context[Any, Any] | None,
+    transport: str | None,
+) -> InTransaction:
+    """The entry of a call routed to the store, for the store to append in the write's own transaction: the
+    entry `entry_for` gives the successful result the tool will return (built from the operation's result)."""
+    client = client_name(context)
+
+    def entry(structured: Mapping[str, Any]) -> HistoryEntry:
+        result = CallToolResult(content=[], structured_content=dict(structured))
+        return entry_for(
+            tool=tool, provider=LOCAL, arguments=arguments, result=result, client=client, transport=transport
+        )
+
+    return InTransaction(entry=entry)
 
 
 async def record_call(
@@ -167,8 +198,13 @@ async def record_call(
     result: CallToolResult | None,
     context: Context[Any, Any] | None,
     transport: str | None,
+    pending: InTransaction | None = None,
 ) -> None:
-    """Record one call of a writing tool (unless a dry run); scrub a deleted contact's earlier entries first."""
+    """Record one call of a writing tool (unless a dry run, or the store's write recorded it: `pending`); scrub a
+    deleted contact's earlier entries first."""
+    if pending is not None and pending.state != "pending":
+        await history.taken(pending, tool)
+        return
     if is_dry_run(arguments, result):
         return
     entry = entry_for(
@@ -180,14 +216,10 @@ async def record_call(
         transport=transport,
     )
     structured = result.structured_content if result is not None and not result.is_error else None
-    if tool in ERASING_TOOLS and structured is not None:
-        if entry.provider != LOCAL:  # the store scrubs its own in the delete's transaction (before its checkpoint)
-            for erased in _erased(entry.contact_id, structured):
-                await history.scrub(erased, entry.provider)
-        # The delete's own entry keeps what went (field names), not the values that identified the person.
-        entry = entry.model_copy(
-            update={"fields": [FieldChange(field=f.field, contact_id=f.contact_id) for f in entry.fields]}
-        )
+    if tool in ERASING_TOOLS and structured is not None and entry.provider != LOCAL:
+        # The store scrubs its own in the delete's transaction (before its checkpoint).
+        for erased in _erased(entry.contact_id, structured):
+            await history.scrub(erased, entry.provider)
     await history.record(entry)
 
 

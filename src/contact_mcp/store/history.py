@@ -5,14 +5,20 @@ A row is one write through a tool (`models.HistoryEntry`): `fields` is stored as
 `{"field", "old", "new"}` with values already masked by the recorder (`server/recording.py`). Pages run in `seq`
 order, oldest first or newest first, and a cursor is the last row's `seq` (`rules.encode_cursor`). Scrubbing a
 contact's rows (when it is deleted) keeps each row and its field names and drops every value.
+
+A store write through a tool appends its own row in its own transaction (`InTransaction`): one commit per write,
+not one for the write and another for its history. The dispatch step hands the store what to record (`recording`),
+the recorder still decides what an entry holds, and the store takes it when its write commits.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Final, LiteralString, cast
+from typing import Any, Final, Literal, LiteralString, cast
 
 from contact_mcp.models import FieldChange, HistoryEntry
 from contact_mcp.store import rules
@@ -48,6 +54,46 @@ class HistoryPage:
     next_cursor: str | None = None
     cursors: list[str] = field(default_factory=list[str])
     """The cursor continuing after each entry (a reader that shows fewer entries than the page continues there)."""
+
+
+@dataclass(slots=True)
+class InTransaction:
+    """The history entry of the tool call under way, for the store to append inside the call's write transaction.
+
+    `entry` builds it from the write's result as the client will see it (`structured()`). The store's first write
+    of the call that commits takes it (`state`): `recorded`, or `refused` when the row could not be written (the
+    write committed without it, as a separate append would have failed after it; `error` names the failure's
+    type). `pending` after the call (no store write committed: a failure, a dry run, another provider) means the
+    dispatch step records the call itself, as before."""
+
+    entry: Callable[[Mapping[str, Any]], HistoryEntry]
+    state: Literal["pending", "recorded", "refused"] = "pending"
+    error: str | None = None
+
+    def done(self, error: str | None) -> None:
+        """The store's write committed, with its entry (`error` None) or without it."""
+        self.state = "recorded" if error is None else "refused"
+        self.error = error
+
+
+_UNDER_WAY: ContextVar[InTransaction | None] = ContextVar("contact_mcp_history_entry", default=None)
+
+
+@contextmanager
+def recording(pending: InTransaction | None) -> Generator[None]:
+    """Run the body (one tool call) with `pending` as the entry its store write records (None: none)."""
+    token = _UNDER_WAY.set(pending)
+    try:
+        yield
+    finally:
+        _UNDER_WAY.reset(token)
+
+
+def to_record(*, dry_run: bool) -> InTransaction | None:
+    """What the store write about to start records in its transaction: None for a dry run, outside a tool call,
+    or when an earlier write of the same call already took it. Read on the event loop's thread (the context)."""
+    pending = _UNDER_WAY.get()
+    return pending if pending is not None and not dry_run and pending.state == "pending" else None
 
 
 def fields_json(fields: Sequence[FieldChange]) -> str:

@@ -767,23 +767,32 @@ class PostgresBackend:
         self, work: Callable[[Conn, Touched], Awaitable[_W]], *, dry_run: bool, scripted: bool = False
     ) -> _W:
         """Every write tool's transaction: `work` says which contacts it touches (`Touched`), its result is
-        given what changed, and a dry run is rolled back instead of committed (so it fails as the real call would,
-        and writes nothing). `scripted`: see `_run`."""
+        given what changed, the call's history entry is appended (`history.InTransaction`), and a dry run is rolled
+        back instead of committed (so it fails as the real call would, and writes nothing). `scripted`: see `_run`."""
+        pending = history.to_record(dry_run=dry_run)
+        refused: list[str | None] = []
 
         async def write(conn: Conn) -> _W:
             touched = Touched(conn)
             result = await work(conn, touched)
-            if not scripted or dry_run:
-                return rules.reported(result, await touched.changes(), dry_run=dry_run)
-            try:  # a scripted write reads what changed and commits in one round trip
-                changes = await touched.changes(then=("COMMIT", ()))
-            except psycopg.OperationalError as exc:
-                if conn.broken:
-                    raise _CommitFailed from exc
-                raise
-            return rules.reported(result, changes, dry_run=dry_run)
+            commits = scripted and not dry_run  # a scripted write commits in its last round trip
+            if pending is None and commits:
+                try:  # what changed is read back and committed in one round trip
+                    changes = await touched.changes(then=("COMMIT", ()))
+                except psycopg.OperationalError as exc:
+                    if conn.broken:
+                        raise _CommitFailed from exc
+                    raise
+                return rules.reported(result, changes, dry_run=dry_run)
+            result = rules.reported(result, await touched.changes(), dry_run=dry_run)
+            if pending is not None:  # its entry needs the changes: appended with the COMMIT, once they are read
+                refused[:] = [await _append_history(conn, pending.entry(result.structured()), commit=commits)]
+            return result
 
-        return await self._run(write, write=True, dry_run=dry_run, scripted=scripted)
+        result = await self._run(write, write=True, dry_run=dry_run, scripted=scripted)
+        if pending is not None and refused:
+            pending.done(refused[0])
+        return result
 
     async def _run(
         self, work: Callable[[Conn], Awaitable[_T]], *, write: bool, dry_run: bool = False, scripted: bool = False
@@ -1287,6 +1296,30 @@ class PostgresBackend:
             return await scrub_history_rows(conn, contact_id, provider)
 
         return await self._run(work, write=True)
+
+
+async def _append_history(conn: Conn, entry: HistoryEntry, *, commit: bool) -> str | None:
+    """Append a write's history entry in the write's transaction (and commit it, when `commit`: one round trip),
+    under a savepoint: a row the database refuses is left out (the type of its failure returned) and the write
+    goes on, as it would without a history."""
+    saved: list[Statement] = [
+        ("SAVEPOINT history", ()),
+        (_INSERT_HISTORY, history.entry_values(entry)),
+        ("RELEASE SAVEPOINT history", ()),
+    ]
+    commits: list[Statement] = [("COMMIT", ())] if commit else []
+    try:
+        await _script(conn, *saved, *commits)
+    except psycopg.Error as exc:
+        if conn.broken and commit:
+            raise _CommitFailed from exc
+        if conn.broken:
+            raise
+        if conn.info.transaction_status != pq.TransactionStatus.INERROR:
+            raise  # the COMMIT failed, not the row
+        await _script(conn, ("ROLLBACK TO SAVEPOINT history", ()), *commits)
+        return type(exc).__name__
+    return None
 
 
 async def scrub_history_rows(conn: Conn, contact_id: str, provider: str | None = None) -> int:

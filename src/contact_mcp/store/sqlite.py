@@ -712,18 +712,25 @@ class SqliteBackend:
 
     async def _write(self, work: Callable[[sqlite3.Connection, Touched], _W], *, dry_run: bool) -> _W:
         """Every write tool's transaction: `work` says which contacts it touches (`Touched`), its result is
-        given what changed, and a dry run is rolled back instead of committed (so it fails as the real call would,
-        and writes nothing)."""
+        given what changed, the call's history entry is appended (`history.InTransaction`), and a dry run is rolled
+        back instead of committed (so it fails as the real call would, and writes nothing)."""
+        pending = history.to_record(dry_run=dry_run)
+        refused: list[str | None] = []
 
         def write(db: sqlite3.Connection) -> _W:
             touched = Touched(db)
-            result = work(db, touched)
-            return rules.reported(result, touched.changes(), dry_run=dry_run)
+            result = rules.reported(work(db, touched), touched.changes(), dry_run=dry_run)
+            if pending is not None:
+                refused[:] = [_append_history(db, pending.entry(result.structured()))]
+            return result
 
         if not dry_run:
             dry_run_guard.refuse("a committed write to the contact store")
         lane = self._writer
-        return await lane.run(functools.partial(_transaction, lane.db, write, "BEGIN IMMEDIATE", commit=not dry_run))
+        result = await lane.run(functools.partial(_transaction, lane.db, write, "BEGIN IMMEDIATE", commit=not dry_run))
+        if pending is not None and refused:
+            pending.done(refused[0])
+        return result
 
     @staticmethod
     def _require_contact(
@@ -1198,6 +1205,20 @@ class SqliteBackend:
         assignments = ", ".join(f"{column} = ?" for column in columns)
         db.execute(f"UPDATE contacts SET {assignments} WHERE seq = ?", (*columns.values(), target.key))
         return "updated"
+
+
+def _append_history(db: sqlite3.Connection, entry: HistoryEntry) -> str | None:
+    """Append a write's history entry in the write's transaction, under a savepoint: a row the database refuses
+    is left out (the type of its failure returned) and the write goes on, as it would without a history."""
+    db.execute("SAVEPOINT history")
+    try:
+        db.execute(_INSERT_HISTORY, history.entry_values(entry))
+    except sqlite3.Error as exc:
+        db.execute("ROLLBACK TO history")
+        return type(exc).__name__
+    finally:
+        db.execute("RELEASE history")
+    return None
 
 
 def scrub_history_rows(db: sqlite3.Connection, contact_id: str, provider: str | None = None) -> int:
