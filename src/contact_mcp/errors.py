@@ -25,7 +25,7 @@ operator (`ConfigError`, raised at start-up); bugs are for us and are never caug
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Final, Self
 
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, ConfigDict
@@ -138,6 +138,10 @@ class ContactError(Exception):
         message = changes.pop("message", self.message)
         facts.update(changes)
         return type(self)(message, **facts)
+
+
+CURSOR_HINT: Final = "Pass next_cursor from the previous page of the same call unchanged, or omit cursor"
+"""What to do about a cursor the server did not issue (the store's and the providers' pages alike)."""
 
 
 class InvalidArgument(ContactError):
