@@ -1067,42 +1067,42 @@ class PostgresBackend:
 
     async def detach_identity(self, call: DetachIdentityInput) -> DetachedIdentity:
         async def work(conn: Conn, touched: Touched) -> DetachedIdentity:
-            seq, contact_id = await _require_contact(conn, call.contact_id)
+            seq, contact_id = await _require_contact(conn, call.contact_id, touched=touched)
+            (found,) = await _script(conn, (_IDENTITIES_OF_CONTACT, (seq,)))
             held = [
                 rules.IdentityRow(int(key), str(id_), str(identifier), _text(channel_type), _text(channel_id))
-                for key, id_, identifier, channel_type, channel_id in await _fetchall(
-                    conn, _IDENTITIES_OF_CONTACT, (seq,)
-                )
+                for key, id_, identifier, channel_type, channel_id in found
             ]
             rows = rules.identities_to_detach(call, held)
             await touched.before(seq)
             for row in rows:
-                await conn.execute(_DELETE_IDENTITY, (row.key,))
-            await conn.execute(_TOUCH, (rules.now(), seq))
+                touched.defer(_DELETE_IDENTITY, (row.key,))
+            touched.defer(_TOUCH, (rules.now(), seq))
             return rules.detached_identity(call, contact_id, rows)
 
-        return await self._write(work, dry_run=call.dry_run)
+        return await self._write(work, dry_run=call.dry_run, scripted=True)
 
     async def detach_contact(self, call: DetachContactInput) -> DetachedContact:
         async def work(conn: Conn, touched: Touched) -> DetachedContact:
-            seq, contact_id = await _require_contact(conn, call.contact_id)
-            row = await _fetchone(conn, _METHOD_TO_DETACH, (seq, call.channel, call.normalized_value))
-            if row is None:
+            seq, contact_id = await _require_contact(conn, call.contact_id, touched=touched)
+            (found,) = await _script(conn, (_METHOD_TO_DETACH, (seq, call.channel, call.normalized_value)))
+            if not found:
                 on_channel = await _fetchall(conn, _VALUES_ON_CHANNEL, (seq, call.channel, rules.VALUES_IN_HINT))
                 raise rules.method_not_found(call, [str(value) for (value,) in on_channel])
-            method_seq, uid, kind, primary = row
+            method_seq, uid, kind, primary = found[0]
             await touched.before(seq)
-            await conn.execute(_DELETE_METHOD, (method_seq,))
             new_primary: str | None = None
-            if primary:
-                heir = await _fetchone(conn, _OLDEST_OF_KIND, (seq, kind))
-                if heir is not None:
-                    await conn.execute(_SET_PRIMARY, (True, heir[0]))
-                    new_primary = str(heir[1])
-            await conn.execute(_TOUCH, (rules.now(), seq))
+            if primary:  # its heir is the oldest left of its kind: the delete goes first
+                _, heirs = await _script(conn, (_DELETE_METHOD, (method_seq,)), (_OLDEST_OF_KIND, (seq, kind)))
+                if heirs:
+                    touched.defer(_SET_PRIMARY, (True, heirs[0][0]))
+                    new_primary = str(heirs[0][1])
+            else:
+                touched.defer(_DELETE_METHOD, (method_seq,))
+            touched.defer(_TOUCH, (rules.now(), seq))
             return rules.detached_contact(call, contact_id, str(uid), new_primary)
 
-        return await self._write(work, dry_run=call.dry_run)
+        return await self._write(work, dry_run=call.dry_run, scripted=True)
 
     # ---------- get_contact, find_contacts ----------
 
