@@ -262,18 +262,21 @@ _UPSERT_BY_USERNAME: Final[LiteralString] = (
 )
 _HELD_VALUES: Final = "SELECT kind, value FROM methods WHERE contact_seq = %s AND kind IN ('email', 'phone')"
 _DELETE_IDENTITIES: Final = "DELETE FROM identities WHERE contact_seq = %s"
-# A batch of new data (import), once its keys are locked: if no stored contact holds one of them
-# (`rules.batch_keys`), its contacts and their methods, in the rows' order (seq order); the statement answers how
-# many stored rows hold a key (0: the batch was written; else nothing was). One statement, so its one snapshot,
-# taken after the locks, sees what their last holders committed. The keys are counted, not tested with `EXISTS`:
-# expecting a match, the planner would scan the whole table for the first one (every contact, every batch), where
-# a count probes the indexes. The methods find their contact's seq among the rows just inserted (a join with the
+# A batch of new data (import), once its keys are locked: how many stored rows hold one of its keys
+# (`rules.batch_keys`). Counted, not tested with `EXISTS`: expecting a match, the planner would scan the whole table
+# for the first one (every contact, every batch), where a count probes the indexes.
+_BATCH_KEYS_HELD: Final = (
+    "SELECT (SELECT count(*) FROM contacts WHERE user_id = ANY(%(user_ids)b::text[])) "
+    "+ (SELECT count(*) FROM contacts WHERE username_key = ANY(%(usernames)b::text[])) "
+    "+ (SELECT count(*) FROM methods WHERE value = ANY(%(emails)b::text[]) AND kind = 'email') "
+    "+ (SELECT count(*) FROM methods WHERE value = ANY(%(phones)b::text[]) AND kind = 'phone') AS n"
+)
+# ... and if none, its contacts and their methods, in the rows' order (seq order); the statement answers the count
+# (0: the batch was written; else nothing was). One statement, so its one snapshot, taken after the locks, sees what
+# their last holders committed. The methods find their contact's seq among the rows just inserted (a join with the
 # whole table would scan it). Every array is sent in binary: dumping them as text was most of the batch's cost.
 _INSERT_NEW_CONTACTS: Final = (
-    "WITH held AS (SELECT (SELECT count(*) FROM contacts WHERE user_id = ANY(%(user_ids)b::text[]) "
-    "OR username_key = ANY(%(usernames)b::text[])) "
-    "+ (SELECT count(*) FROM methods WHERE value = ANY(%(emails)b::text[]) AND kind = 'email') "
-    "+ (SELECT count(*) FROM methods WHERE value = ANY(%(phones)b::text[]) AND kind = 'phone') AS n), "
+    f"WITH held AS ({_BATCH_KEYS_HELD}), "
     f"added AS (INSERT INTO contacts ({_CONTACT_COLUMNS}) "
     "SELECT id, user_id, username, username_key, name, display_name, locale, profile_picture, companies::jsonb, "
     "custom_fields::jsonb, roles::jsonb, subscribed::boolean, search_text, %(now)s, %(now)s "
@@ -1337,14 +1340,21 @@ async def _create_all(conn: Conn, calls: Sequence[rules.ImportContactInput], key
             for column, item in zip(methods, (contact_id, kind, value, primary), strict=True):
                 methods[column].append(item)
     methods["method_id"] = list(rules.new_ids(len(methods["kind"])))
-    held = {
+    row = await _fetchone(
+        conn, _INSERT_NEW_CONTACTS, {**batch_keys_held(keys)[1], **columns, **methods, "now": rules.now()}
+    )
+    return row is not None and row[0] == 0
+
+
+def batch_keys_held(keys: rules.BatchKeys) -> tuple[LiteralString, dict[str, list[str]]]:
+    """The statement (and its parameters) counting the stored rows that hold one of a batch's keys: index probes
+    only (tests/store/postgres/test_import_plan.py checks its plan). `_INSERT_NEW_CONTACTS` runs it first."""
+    return _BATCH_KEYS_HELD, {
         "user_ids": list(keys.user_ids),
         "usernames": list(keys.username_keys),
         "emails": list(keys.emails),
         "phones": list(keys.matching_phones),
     }
-    row = await _fetchone(conn, _INSERT_NEW_CONTACTS, {**held, **columns, **methods, "now": rules.now()})
-    return row is not None and row[0] == 0
 
 
 async def _upsert_target(
