@@ -405,11 +405,15 @@ def section(results: dict[str, Any]) -> list[str]:
         f"Target precision ≥ 0.95 at recall ≥ 0.90: **{'met' if target else 'MISSED'}**. Recall by how the copy "
         "was written: " + ", ".join(f"{role} {share:.2f}" for role, share in q["recall_by_scenario"].items()) + ".",
         "",
-        "What limits recall: FEBRL corrupts a copy by swapping whole values too, so some copies carry another "
+        "What is left of recall: FEBRL corrupts a copy by swapping whole values too, so some copies carry another "
         "given name; where such a copy shares only a phone with the person (`phone`, "
-        f"{q['recall_by_scenario'].get('phone', 0):.2f}) or only a workplace domain (`work`), it looks exactly like "
-        "a family member on the shared phone or a colleague, which must be kept apart. Lowering `min_score` to "
-        "0.5 groups those pairs, and the family members with them.",
+        f"{q['recall_by_scenario'].get('phone', 0):.2f}) or only a workplace domain (`work`, "
+        f"{q['recall_by_scenario'].get('work', 0):.2f}), it looks exactly like a family member on the shared phone "
+        "or a colleague, which must be kept apart. A copy with the same given name under another family name "
+        "beside the phone is found (a married name, a wrong one typed: family members have other given names); a "
+        'family name alone beside the phone ("Matthews" on Hannah Matthews\' line) is not evidence, since it fits '
+        "every member of the household. Lowering `min_score` to 0.5 finds more of them, and groups family "
+        "members with them.",
         "",
         "By `min_score` (labelled set): "
         + "; ".join(

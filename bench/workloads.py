@@ -1,4 +1,4 @@
-"""What the benchmarks ask the tools: the arguments of call number i, for each of contact-mcp's seven tools.
+"""What the benchmarks ask the tools: the arguments of call number i, for each of contact-mcp's tools on the store.
 
 Every generator is deterministic in `i`, so two servers given the same calls in the same order do the same work
 (the PostgreSQL and SQLite stores in `bench.backends`, contact-mcp and a baseline in `bench.overhead`), and every
@@ -19,13 +19,21 @@ ArgsFn = Callable[[int], dict[str, Any]]
 TOOLS = (
     "get_contact",
     "find_contacts",
+    "find_duplicates",
     "upsert_contact",
     "set_verification",
     "attach_contact",
+    "detach_contact",
     "attach_identity",
+    "detach_identity",
     "create_contact",
+    "merge_contacts",
+    "delete_contact",
 )
-"""Reads first: the writes that add methods and identities would otherwise change what the reads return."""
+"""Reads first: the writes that add methods and identities would otherwise change what the reads return. Each
+detach undoes the attach of the same call number; merge and delete use up contacts of their own (`seed_spares`)."""
+SPARES = frozenset({"merge_contacts", "delete_contact"})
+"""Tools whose every call uses up a contact: merged away, or deleted."""
 
 
 class BenchError(RuntimeError):
@@ -51,8 +59,9 @@ def gets(ids: list[str]) -> ArgsFn:
     return lambda i: {"contact_id": ids[i % len(ids)]}
 
 
-def tool_args(tool: str, ids: list[str]) -> ArgsFn:
-    """Arguments for call i of `tool` on the pool whose contacts have `ids` (seeded by `seed_contacts`)."""
+def tool_args(tool: str, ids: list[str], spares: list[str] | None = None) -> ArgsFn:
+    """Arguments for call i of `tool` on the pool whose contacts have `ids` (seeded by `seed_contacts`); merge and
+    delete take contact i of `spares` (`seed_spares`, as many as the calls)."""
     pool = len(ids)
 
     def who(i: int) -> int:
@@ -79,7 +88,23 @@ def tool_args(tool: str, ids: list[str]) -> ArgsFn:
         },
         "attach_identity": lambda i: {"contact_id": ids[who(i)], "identifier": f"+1628{2_000_000 + i:07d}"},
         "create_contact": lambda i: {"username": f"bench_new_{i}", "phone_number": f"+1650{2_000_000 + i:07d}"},
+        "find_duplicates": lambda i: {},
+        "detach_contact": lambda i: {
+            "contact_id": ids[who(i)],
+            "channel": "email",
+            "value": f"bench.extra{i}@example.com",
+        },
+        "detach_identity": lambda i: {"contact_id": ids[who(i)], "identifier": f"+1628{2_000_000 + i:07d}"},
+        # Both cannot be undone and always ask; the bench's client cannot be asked, so it confirms.
+        "merge_contacts": lambda i: {"survivor_id": ids[who(i)], "duplicate_ids": [spare(i)], "confirm": True},
+        "delete_contact": lambda i: {"contact_id": spare(i), "confirm": True},
     }
+
+    def spare(i: int) -> str:
+        if spares is None or i >= len(spares):
+            raise BenchError(f"{tool} call {i} has no spare contact left (seed_spares seeded {len(spares or [])})")
+        return spares[i]
+
     return generators[tool]
 
 
@@ -90,5 +115,17 @@ async def seed_contacts(client: Client, pool: int) -> list[str]:
         result = await client.call_tool("upsert_contact", person(i, pool))
         if result.is_error or not isinstance(result.structured_content, dict):
             raise BenchError(f"seeding the store failed: {result.content}")
+        ids.append(str(result.structured_content["id"]))
+    return ids
+
+
+async def seed_spares(client: Client, count: int, tag: str) -> list[str]:
+    """`count` contacts for calls that use one up (merge, delete), unlike the pool's: their ids, in order."""
+    ids: list[str] = []
+    for i in range(count):
+        who = {"email": f"spare.{tag}{i}@example.com", "name": f"Spare {tag} {i}", "phone": f"+1212555{i % 10_000:04d}"}
+        result = await client.call_tool("upsert_contact", who)
+        if result.is_error or not isinstance(result.structured_content, dict):
+            raise BenchError(f"seeding spare contacts failed: {result.content}")
         ids.append(str(result.structured_content["id"]))
     return ids

@@ -5,6 +5,7 @@ arguments that are not an object get a tool result rather than a JSON-RPC error.
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,32 @@ async def test_a_limit_broken_is_an_invalid_argument_naming_the_limit(
     assert (error["code"], error["field"]) == ("invalid_argument", field)
     assert str(limit) in error["message"] + error["hint"]
     assert (await ok(client, "find_contacts", {}))["contacts"] == []
+
+
+@pytest.mark.parametrize(
+    ("count", "hint"), [(0, "Send at least 1 item(s) in duplicate_ids"), (21, "Send at most 20 items in duplicate_ids")]
+)
+async def test_a_list_of_the_wrong_length_says_how_many_it_takes(client: Client, count: int, hint: str) -> None:
+    survivor = (await ok(client, "upsert_contact", {"email": "a@example.com"}))["id"]
+    duplicates = [str(uuid.uuid4()) for _ in range(count)]
+
+    error = error_of(
+        await client.call_tool(
+            "merge_contacts", {"survivor_id": survivor, "duplicate_ids": duplicates, "confirm": True}
+        )
+    )
+
+    assert (error["code"], error["field"], error["hint"]) == ("invalid_argument", "duplicate_ids", hint)
+
+
+@pytest.mark.parametrize("tool", ["find_contacts", "find_duplicates"])
+async def test_a_cursor_the_server_never_issued_is_refused_with_a_hint_for_any_paged_tool(
+    client: Client, tool: str
+) -> None:
+    error = error_of(await client.call_tool(tool, {"cursor": "garbage!!"}))
+
+    assert (error["code"], error["field"]) == ("invalid_argument", "cursor")
+    assert error["hint"] == "Pass next_cursor from the previous page of the same call unchanged, or omit cursor"
 
 
 async def test_arguments_at_the_limits_are_accepted(client: Client) -> None:

@@ -99,3 +99,15 @@ def test_doctor_says_where_the_history_is_kept(
     assert exit_code(["doctor"]) == 0
     out = capsys.readouterr().out
     assert "History of writes:\n  kept in CONTACT_MCP_DB, recorded; retention 30 days" in out
+
+
+@pytest.mark.parametrize("command", [["history"], ["export"]])
+def test_a_reading_command_on_a_missing_file_says_so_and_creates_nothing(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "typo.db"
+    monkeypatch.setenv("CONTACT_MCP_DB", str(missing))
+
+    assert exit_code(command) == 2
+    assert "CONTACT_MCP_DB names no database file" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -180,9 +180,22 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 # ---------- export and import ----------
 
 
+def _existing_store(settings: Settings, reading: str) -> None:
+    """Commands that only read the store refuse a SQLite path with no file: opening it would create an empty store
+    (a mistyped path left behind) and report nothing as if there were nothing."""
+    from contact_mcp.store import backend_name
+
+    if backend_name(settings.db) == "sqlite" and not Path(settings.db).expanduser().exists():
+        raise ConfigError(
+            f"CONTACT_MCP_DB names no database file ({settings.db}): there is no {reading}; "
+            "set it to the store's path (`contact-mcp doctor` shows it)"
+        )
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     settings = load_settings()
     configure_logging(settings.log_level)
+    _existing_store(settings, "contact to export")
     from contact_mcp.porting.commands import export_command
 
     return export_command(settings, cast(Path | None, args.out))
@@ -208,6 +221,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     settings = load_settings()
     configure_logging(settings.log_level)
+    _existing_store(settings, "history to print")
     from contact_mcp.history_command import print_history
 
     return anyio.run(

@@ -25,7 +25,7 @@ operator (`ConfigError`, raised at start-up); bugs are for us and are never caug
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Self
 
 from pydantic import BaseModel, ConfigDict
 
@@ -140,6 +140,10 @@ class ContactError(Exception):
         message = changes.pop("message", self.message)
         facts.update(changes)
         return type(self)(message, **facts)
+
+
+CURSOR_HINT: Final = "Pass next_cursor from the previous page of the same call unchanged, or omit cursor"
+"""What to do about a cursor the server did not issue (the store's and the providers' pages alike)."""
 
 
 class InvalidArgument(ContactError):

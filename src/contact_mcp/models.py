@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Final, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
@@ -149,11 +149,15 @@ class FindContactsInput:
     cursor: str | None = None
 
 
+DEFAULT_MIN_SCORE: Final = 0.8
+"""find_duplicates' threshold unless the call sets one: one shared phone is 0.5, a shared mailbox 0.9."""
+
+
 @dataclass(frozen=True, slots=True)
 class FindDuplicatesInput:
     limit: int = 20
     cursor: str | None = None
-    min_score: float = 0.8
+    min_score: float = DEFAULT_MIN_SCORE
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,10 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+import anyio
 import pytest
 
+from contact_mcp.store import LocalStore
 from tests.test_cli import run_cli
 
 pytestmark = pytest.mark.slow  # every test here runs the CLI in a child process
@@ -156,7 +158,7 @@ def _big_csv(path: Path, rows: int) -> None:
 
 def _start_import(path: Path, db: Path) -> subprocess.Popen[str]:
     """The import running in a child, once it has written its first contacts."""
-    assert run_cli("export", env=_env(db)).returncode == 0  # creates the schema, so the file can be watched
+    anyio.run(LocalStore.open(db).aclose)  # creates the schema, so the file can be watched
     child = subprocess.Popen(
         [sys.executable, "-m", "contact_mcp", "import", str(path)],
         env={**os.environ, **_env(db)},

@@ -50,6 +50,10 @@ def test_a_tag_on_an_unknown_domain_is_only_a_hint() -> None:
         ("J. Smith", "John Smith", True),
         ("Green Mitchell", "Mitchell Green", True),
         ("Isabelle", "Isabelle Donaldson", True),
+        ("Van Wijk James", "James Van Wijk", True),
+        ("Black Well", "Blackwell", True),
+        ("Thom As Clarke", "Thomas Clarke", True),
+        ("Thom As Clarke", "Sam Clarke", False),
         ("John Smith", "Jane Smith", False),
         ("Ada Lovelace", "Grace Hopper", False),
     ],
@@ -66,6 +70,27 @@ def test_a_name_alone_never_makes_a_pair() -> None:
 
     assert score_pair(a, b) == (0.0, [])
     assert candidate_pairs([a, b]) == set()
+
+
+def test_a_shared_phone_with_the_same_given_name_is_one_person_a_family_member_is_not() -> None:
+    phone = ("+14155550100",)
+    hannah = Candidate(key=1, id="a", name="Hannah Dixon", emails=("hannah.dixon@gmail.com",), phones=phone)
+    married = Candidate(key=2, id="b", name="Hannah Bloomfield", emails=("hb@icloud.com",), phones=phone)
+    brother = Candidate(key=3, id="c", name="Oliver Dixon", emails=("oliver.dixon@gmail.com",), phones=phone)
+
+    score, evidence = score_pair(hannah, married)
+    assert score >= 0.8
+    assert [(e.kind, e.value) for e in evidence] == [("phone", "+14155550100"), ("name", "given name")]
+    assert score_pair(hannah, brother)[0] < 0.5
+    assert [g.ids for g in find_groups([hannah, married, brother])] == [["a", "b"]]
+
+
+def test_colleagues_of_one_given_name_at_one_company_stay_apart() -> None:
+    a = Candidate(key=1, id="a", name="Jack Stubbs", emails=("jack.stubbs@corp.example",))
+    b = Candidate(key=2, id="b", name="Jack Stanley", emails=("jack.stanley@corp.example",))
+
+    assert score_pair(a, b)[0] < 0.8
+    assert find_groups([a, b]) == []
 
 
 def test_two_user_ids_weaken_a_shared_phone() -> None:

@@ -55,8 +55,10 @@ def _hint(err: ErrorDetails, field: str) -> str:
         return f"Shorten {field} to at most {ctx.get('max_length')} characters"
     if kind == "string_too_short":
         return f"{field} must not be empty"
-    if kind in ("too_long", "too_short"):
-        return f"Send between {ctx.get('min_length', 0)} and {ctx.get('max_length', 'any')} items in {field}"
+    if kind == "too_short":
+        return f"Send at least {ctx.get('min_length', 1)} item(s) in {field}"
+    if kind == "too_long":
+        return f"Send at most {ctx.get('max_length')} items in {field}"
     if kind == "extra_forbidden":
         return f"Remove {field}: it is not an accepted property"
     return f"Correct {field} as the message says and call again"

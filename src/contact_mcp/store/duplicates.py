@@ -13,7 +13,11 @@ role address (a switchboard, `info@`), and is skipped whole (said in the module'
 never makes a pair. Weights combine as independent evidence (1 − Π(1 − w)); names that clearly differ halve the
 score, so family members sharing a phone (Jane and John Smith) and a shared family address stay apart, while a
 typo ("Mitchel"), a nickname ("Bill"/"William", the `nicknames` table) or an initial ("J. Smith") does not count
-against a pair. Names compare word by word with Jaro-Winkler (`rapidfuzz`): given names, then family names.
+against a pair. Names compare word by word with Jaro-Winkler (`rapidfuzz`): given names, then family names (also
+swapped, reordered, or split/joined). Beside a shared phone, the same given name under another family name is
+evidence too ("Hannah Dixon", "Hannah Bloomfield": a married name, or a wrong one typed), where family members
+have other given names; a family name alone ("Matthews" beside "Hannah Matthews") is only compatible, since on a
+household's phone it fits every member of the family.
 
 **Mail providers** (`MAILBOX_RULES`): Gmail and Googlemail ignore dots in the local part and everything after `+`
 (Google documents both; googlemail.com is the same service); Outlook/Hotmail/Live/MSN, iCloud (icloud.com,
@@ -41,6 +45,7 @@ from nicknames import NickNamer
 from rapidfuzz.distance import JaroWinkler
 
 from contact_mcp.models import (
+    DEFAULT_MIN_SCORE,
     ContactSummary,
     DuplicateEvidence,
     DuplicateGroup,
@@ -63,12 +68,22 @@ WEIGHTS: Final[dict[EvidenceKind, float]] = {
 NAME_WEIGHTS: Final = ((0.95, 0.8), (0.9, 0.75), (0.85, 0.6))
 """(name similarity at least, weight): a name's evidence, added to a shared key's."""
 NAMES_DIFFER_BELOW: Final = 0.75
-ONE_WORD_AT_MOST: Final = 0.8
-"""A one-word name matched against a longer name's family name: not a conflict, never evidence either."""
+JOINED_AT_LEAST: Final = 0.95
+"""A name split or joined differently ("Black Well", "Blackwell") counts when its letters are this alike."""
 """Given or family names less alike than this (and no nickname of each other) are two people: the score halves."""
+ONE_WORD_AT_MOST: Final = 0.8
+"""A one-word name matched against a longer name's family name: not a conflict, and not the whole name."""
+SAME_GIVEN_NAME: Final = 0.9
+"""How alike two given names must be to be the same (Jaro-Winkler; a nickname is the same given name)."""
+GIVEN_NAME_WEIGHT: Final = 0.6
+"""The same given name under another family name, beside a shared phone: with the phone's 0.5 it reaches the
+default threshold. Family members sharing a phone have other given names; two people of one given name sharing one
+phone are rarer than one person whose family name changed or was typed wrong. Beside a work domain or a company
+(colleagues called John) it stays below the threshold."""
+GIVEN_NAME_ONLY: Final = "given name"
+"""The value of a name's evidence when only the given name is the same."""
 TWO_ACCOUNTS: Final = 0.75
 """Two different user ids scale a pair's score by this: below the default threshold unless lowered."""
-DEFAULT_MIN_SCORE: Final = 0.8
 BLOCK_LIMIT: Final = 50
 """A bucket bigger than this is split by name prefixes (domains, companies) or skipped (a shared phone/mailbox)."""
 SHARED_KEY_LIMIT: Final = 200
@@ -201,8 +216,28 @@ def _similarity(wa: tuple[str, ...], wb: tuple[str, ...]) -> float | None:
     family = JaroWinkler.similarity(wa[-1], wb[-1])
     # A swapped order ("Smith John") is the same name; so is one split or joined ("Black Well", "Blackwell").
     swapped = min(JaroWinkler.similarity(wa[0], wb[-1]), JaroWinkler.similarity(wa[-1], wb[0]))
+    # Joined, only when nearly equal: "Thom As Clarke" is Thomas Clarke, whom "Sam Clarke" is not.
     joined = JaroWinkler.similarity("".join(wa), "".join(wb)) if len(wa) != len(wb) else 0.0
-    return max(min(given, family), swapped, joined)
+    joined = joined if joined >= JOINED_AT_LEAST else 0.0
+    # Any other order of the same words ("Van Wijk James"): the words compared in sorted order, each to its own.
+    reordered = (
+        min(JaroWinkler.similarity(x, y) for x, y in zip(sorted(wa), sorted(wb), strict=True))
+        if len(wa) == len(wb) > 2
+        else 0.0
+    )
+    return max(min(given, family), swapped, joined, reordered)
+
+
+def _same_given_name(wa: tuple[str, ...], wb: tuple[str, ...]) -> bool:
+    """Whether two names of two words or more, not alike as wholes, have the same given name ("Hannah Dixon" and
+    "Hannah Bloomfield": a family name changed on marriage, or a wrong one typed). An initial is not enough."""
+    return (
+        len(wa) > 1
+        and len(wb) > 1
+        and len(wa[0]) > 1
+        and len(wb[0]) > 1
+        and _given_similarity(wa[0], wb[0]) >= SAME_GIVEN_NAME
+    )
 
 
 def _name_weight(similarity: float) -> float:
@@ -292,10 +327,14 @@ def score_pair(
     differ = False
     if similarity is not None:
         weight = _name_weight(similarity)
+        given_only = not weight and "phone" in kinds and _same_given_name(wa, wb)
         if weight:
             evidence.append(Evidence("name", f"{similarity:.2f}", ids))
             miss *= 1.0 - weight
-        differ = similarity < NAMES_DIFFER_BELOW
+        elif given_only:
+            evidence.append(Evidence("name", GIVEN_NAME_ONLY, ids))
+            miss *= 1.0 - GIVEN_NAME_WEIGHT
+        differ = similarity < NAMES_DIFFER_BELOW and not given_only
     score = 1.0 - miss
     if differ and not kinds & PERSONAL:
         score *= 0.5  # a shared phone or workplace, and another name: a family member or a colleague

@@ -1059,42 +1059,42 @@ class PostgresBackend:
 
     async def detach_identity(self, call: DetachIdentityInput) -> DetachedIdentity:
         async def work(conn: Conn, touched: Touched) -> DetachedIdentity:
-            seq, contact_id = await _require_contact(conn, call.contact_id)
+            seq, contact_id = await _require_contact(conn, call.contact_id, touched=touched)
+            (found,) = await _script(conn, (_IDENTITIES_OF_CONTACT, (seq,)))
             held = [
                 rules.IdentityRow(int(key), str(id_), str(identifier), _text(channel_type), _text(channel_id))
-                for key, id_, identifier, channel_type, channel_id in await _fetchall(
-                    conn, _IDENTITIES_OF_CONTACT, (seq,)
-                )
+                for key, id_, identifier, channel_type, channel_id in found
             ]
             rows = rules.identities_to_detach(call, held)
             await touched.before(seq)
             for row in rows:
-                await conn.execute(_DELETE_IDENTITY, (row.key,))
-            await conn.execute(_TOUCH, (rules.now(), seq))
+                touched.defer(_DELETE_IDENTITY, (row.key,))
+            touched.defer(_TOUCH, (rules.now(), seq))
             return rules.detached_identity(call, contact_id, rows)
 
-        return await self._write(work, dry_run=call.dry_run)
+        return await self._write(work, dry_run=call.dry_run, scripted=True)
 
     async def detach_contact(self, call: DetachContactInput) -> DetachedContact:
         async def work(conn: Conn, touched: Touched) -> DetachedContact:
-            seq, contact_id = await _require_contact(conn, call.contact_id)
-            row = await _fetchone(conn, _METHOD_TO_DETACH, (seq, call.channel, call.normalized_value))
-            if row is None:
+            seq, contact_id = await _require_contact(conn, call.contact_id, touched=touched)
+            (found,) = await _script(conn, (_METHOD_TO_DETACH, (seq, call.channel, call.normalized_value)))
+            if not found:
                 on_channel = await _fetchall(conn, _VALUES_ON_CHANNEL, (seq, call.channel, rules.VALUES_IN_HINT))
                 raise rules.method_not_found(call, [str(value) for (value,) in on_channel])
-            method_seq, uid, kind, primary = row
+            method_seq, uid, kind, primary = found[0]
             await touched.before(seq)
-            await conn.execute(_DELETE_METHOD, (method_seq,))
             new_primary: str | None = None
-            if primary:
-                heir = await _fetchone(conn, _OLDEST_OF_KIND, (seq, kind))
-                if heir is not None:
-                    await conn.execute(_SET_PRIMARY, (True, heir[0]))
-                    new_primary = str(heir[1])
-            await conn.execute(_TOUCH, (rules.now(), seq))
+            if primary:  # its heir is the oldest left of its kind: the delete goes first
+                _, heirs = await _script(conn, (_DELETE_METHOD, (method_seq,)), (_OLDEST_OF_KIND, (seq, kind)))
+                if heirs:
+                    touched.defer(_SET_PRIMARY, (True, heirs[0][0]))
+                    new_primary = str(heirs[0][1])
+            else:
+                touched.defer(_DELETE_METHOD, (method_seq,))
+            touched.defer(_TOUCH, (rules.now(), seq))
             return rules.detached_contact(call, contact_id, str(uid), new_primary)
 
-        return await self._write(work, dry_run=call.dry_run)
+        return await self._write(work, dry_run=call.dry_run, scripted=True)
 
     # ---------- get_contact, find_contacts ----------
 
@@ -1155,15 +1155,32 @@ class PostgresBackend:
         parties = [survivor_id, *duplicate_ids]
 
         async def work(conn: Conn, touched: Touched) -> MergeResult:
-            # The keys first, as every writer matching on them takes them; then the rows; then the keys again, in
-            # case a write slipped a new one onto a party in between (a deadlock this could cause is rerun).
+            # The keys first, as every writer matching on them takes them; then, in one round trip, their locks, the
+            # parties' rows, the keys again and the parties whole; again while a write slipped a new key onto a party
+            # in between (a deadlock this could cause is rerun). The writes then ride with the COMMIT (`Touched`).
+            (found,) = await _script(conn, (_MERGE_KEYS, {"ids": parties}))
+            keys = {(str(k), str(v)) for k, v in found}
             locked: set[tuple[str, str]] = set()
-            for _ in range(2):
-                keys = {(str(k), str(v)) for k, v in await _fetchall(conn, _MERGE_KEYS, {"ids": parties})}
-                await _lock(conn, *(keys - locked))
+            reads: list[Statement] = [(_CONTACT_BY_ID, (party,)) for party in parties]
+            while True:
+                answers = await _script(
+                    conn,
+                    _lock_statement(*(keys - locked)),
+                    (_LOCK_PARTIES, (parties,)),
+                    (_MERGE_KEYS, {"ids": parties}),
+                    *reads,
+                )
                 locked |= keys
-                await conn.execute(_LOCK_PARTIES, (parties,))
-            survivor_seq, before = await _merge_party(conn, survivor_id)
+                keys = {(str(k), str(v)) for k, v in answers[2]}
+                if keys <= locked:
+                    break
+            rows = [party[0] if party else None for party in answers[3:]]
+            touched.read([row for row in rows if row is not None])
+            read = {
+                party: (int(row[0]), record_from(_fields(row))) if row is not None else (0, None)
+                for party, row in zip(parties, rows, strict=True)
+            }
+            survivor_seq, before = read[survivor_id]
             if before is None:
                 raise rules.contact_not_found(survivor_id, field="survivor_id")
             if before.merged_into is not None:
@@ -1174,35 +1191,35 @@ class PostgresBackend:
             conflicts: list[MergeConflict] = []
             moved_methods = moved_identities = 0
             for duplicate_id in duplicate_ids:
-                seq, duplicate = await _merge_party(conn, duplicate_id)
+                seq, duplicate = read[duplicate_id]
                 if duplicate is None:
                     raise merging.duplicate_not_found(duplicate_id)
                 if duplicate.merged_into == survivor_id:
                     continue  # merged before: merging again changes nothing
                 if duplicate.merged_into is not None:
                     raise merging.duplicate_merged(duplicate_id, duplicate.merged_into)
-                after, plan, found = merging.merge_into(after, duplicate)
+                after, plan, found_conflicts = merging.merge_into(after, duplicate)
                 await touched.before(survivor_seq)
                 await touched.before(seq)
                 for column in plan.released:
-                    await conn.execute(_RELEASE[column], (seq,))
+                    touched.defer(_RELEASE[column], (seq,))
                 for fold in plan.folded:
                     if fold.verify is not None:
-                        await conn.execute(_VERIFY_METHOD, (*fold.verify, survivor_seq, fold.into))
-                    await conn.execute(_DROP_METHOD, (seq, fold.method_id))
+                        touched.defer(_VERIFY_METHOD, (*fold.verify, survivor_seq, fold.into))
+                    touched.defer(_DROP_METHOD, (seq, fold.method_id))
                 for method_id, primary in sorted(plan.moved, key=lambda move: move[1]):
-                    await conn.execute(_MOVE_METHOD, (survivor_seq, primary, seq, method_id))
+                    touched.defer(_MOVE_METHOD, (survivor_seq, primary, seq, method_id))
                 for identity_id in plan.identities:
-                    await conn.execute(_MOVE_IDENTITY, (survivor_seq, seq, identity_id))
-                await conn.execute(_MERGED, (survivor_id, now, seq))
-                await conn.execute(_REPOINT, (survivor_id, duplicate_id))
+                    touched.defer(_MOVE_IDENTITY, (survivor_seq, seq, identity_id))
+                touched.defer(_MERGED, (survivor_id, now, seq))
+                touched.defer(_REPOINT, (survivor_id, duplicate_id))
                 merged.append(duplicate_id)
                 moved_methods += len(plan.moved)
                 moved_identities += len(plan.identities)
-                conflicts += found
+                conflicts += found_conflicts
             columns = merging.survivor_columns(before, after)
             if merged:
-                await _update_contact(conn, survivor_seq, {**columns, "updated_at": now})
+                touched.defer(*_update_statement(survivor_seq, {**columns, "updated_at": now}))
             return merging.merge_result(
                 before,
                 after,
@@ -1212,7 +1229,7 @@ class PostgresBackend:
                 conflicts=conflicts,
             )
 
-        return await self._write(work, dry_run=call.dry_run)
+        return await self._write(work, dry_run=call.dry_run, scripted=True)
 
     # ---------- export and restore ----------
 
@@ -1441,14 +1458,6 @@ async def _import(conn: Conn, call: rules.ImportContactInput) -> Outcome:
         return "unchanged"
     await _update_contact(conn, target.key, {**changes.upsert.columns, "updated_at": now})
     return "updated"
-
-
-async def _merge_party(conn: Conn, contact_id: str) -> tuple[int, ContactRecord | None]:
-    """A contact of a merge, whole, and its row number (the record is None when no contact has the id)."""
-    row = await _fetchone(conn, _CONTACT_BY_ID, (contact_id,))
-    if row is None:
-        return 0, None
-    return int(row[0]), record_from(_fields(row))
 
 
 async def _update_contact(conn: Conn, seq: int, columns: dict[str, object]) -> None:

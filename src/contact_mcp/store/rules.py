@@ -26,7 +26,7 @@ from typing import Any, Final, Literal, TypeVar, cast
 
 from pydantic import TypeAdapter
 
-from contact_mcp.errors import Conflict, InvalidArgument, NotFound
+from contact_mcp.errors import CURSOR_HINT, Conflict, InvalidArgument, NotFound
 from contact_mcp.limits import (
     MAX_CUSTOM_FIELD_KEYS,
     MAX_CUSTOM_KEY_LENGTH,
@@ -79,7 +79,6 @@ VALUES_IN_HINT: Final = 10
 ATTACH_HINT: Final = "Create the contact with upsert_contact or create_contact, or find its id with find_contacts"
 GET_HINT: Final = "Find the contact's id with find_contacts"
 DELETE_HINT: Final = "No contact has this id (it may be deleted already); find the contact's id with find_contacts"
-CURSOR_HINT: Final = "Pass next_cursor from the previous find_contacts result unchanged, or omit cursor"
 
 _COMPANIES: Final = TypeAdapter(list[Company])
 _CUSTOM_FIELDS: Final = TypeAdapter(dict[str, CustomValue])

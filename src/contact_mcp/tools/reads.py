@@ -13,7 +13,15 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from contact_mcp.errors import InvalidArgument
-from contact_mcp.models import Contact, ContactPage, DuplicatePage, FindContactsInput, FindDuplicatesInput, Operation
+from contact_mcp.models import (
+    DEFAULT_MIN_SCORE,
+    Contact,
+    ContactPage,
+    DuplicatePage,
+    FindContactsInput,
+    FindDuplicatesInput,
+    Operation,
+)
 from contact_mcp.normalize import normalize_email, normalize_phone
 from contact_mcp.store import rules
 from contact_mcp.store.history import HistoryQuery
@@ -104,7 +112,7 @@ async def find_duplicates(
     ctx: Context[AppState],
     limit: Annotated[int, Field(ge=1, le=50, description="Groups per page")] = 20,
     cursor: Annotated[str | None, Field(max_length=200, description="From next_cursor")] = None,
-    min_score: Annotated[float, Field(ge=0.5, le=1, description="Lowest score")] = 0.8,
+    min_score: Annotated[float, Field(ge=0.5, le=1, description="Lowest score")] = DEFAULT_MIN_SCORE,
 ) -> Annotated[CallToolResult, DuplicatePage]:
     """Groups of contacts that are probably one person, with evidence and a score."""
     call = FindDuplicatesInput(limit=limit, cursor=opt(cursor), min_score=min_score)

@@ -17,10 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from urllib.parse import quote
 
-from contact_mcp.errors import InvalidArgument
+from contact_mcp.errors import CURSOR_HINT, InvalidArgument
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_CURSOR_HINT = "Pass next_cursor from the previous find_contacts result unchanged, or omit cursor"
 
 
 # ---------- paths ----------
@@ -146,6 +145,6 @@ def invalid_cursor(provider: str) -> InvalidArgument:
     return InvalidArgument(
         "cursor is not a cursor this server issued for this provider",
         field="cursor",
-        hint=_CURSOR_HINT,
+        hint=CURSOR_HINT,
         provider=provider,
     )
