@@ -22,7 +22,8 @@ from typing import Final
 
 import anyio.lowlevel
 
-from contact_mcp.porting.rows import NormalisedRow, RejectedRow, RestoreRow, Row, normalise
+from contact_mcp.porting.rows import NewDataRow, NormalisedRow, RejectedRow, RestoreRow, Row, normalise
+from contact_mcp.store.rules import ImportContactInput
 
 Ready = RestoreRow | NormalisedRow
 
@@ -46,8 +47,26 @@ def normalised(row: Row, *, default_region: str | None) -> RejectedRow | Ready:
     return normalise(row, default_region=default_region)
 
 
-def _normalise_chunk(rows: list[Row], default_region: str | None) -> list[RejectedRow | Ready]:
-    return [normalised(row, default_region=default_region) for row in rows]
+def _normalise_chunk(rows: list[Row], default_region: str | None) -> list[RejectedRow | Ready | ImportContactInput]:
+    """In the worker: `normalised` of each row, a row ready for the store sent back as its contact alone (the
+    importing process has its line and source: sending them back was half the pickling)."""
+    answers: list[RejectedRow | Ready | ImportContactInput] = []
+    for row in rows:
+        item = normalised(row, default_region=default_region)
+        answers.append(item.contact if isinstance(item, NormalisedRow) else item)
+    return answers
+
+
+def _received(rows: list[Row], answers: list[RejectedRow | Ready | ImportContactInput]) -> list[RejectedRow | Ready]:
+    """A chunk's rows as `normalised` gives them, from the worker's answers (`_normalise_chunk`)."""
+    items: list[RejectedRow | Ready] = []
+    for row, answer in zip(rows, answers, strict=True):
+        if isinstance(answer, ImportContactInput):
+            assert isinstance(row, NewDataRow)  # only a row of new data is normalised into a contact
+            items.append(NormalisedRow(line=row.line, source=row.source, contact=answer))
+        else:
+            items.append(answer)
+    return items
 
 
 def _ignore_sigint() -> None:
@@ -69,7 +88,7 @@ async def normalised_rows(
     pool = ProcessPoolExecutor(
         max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint
     )
-    ahead: deque[asyncio.Future[list[RejectedRow | Ready]]] = deque()
+    ahead: deque[tuple[list[Row], asyncio.Future[list[RejectedRow | Ready | ImportContactInput]]]] = deque()
     try:
         started = pool.submit(_normalise_chunk, [], default_region)  # done once the worker is up
         # Until it is, the first rows are normalised here (and written meanwhile) rather than waited for.
@@ -81,14 +100,16 @@ async def normalised_rows(
                     break
         chunks = iter(lambda: list(itertools.islice(source, CHUNK_ROWS)), [])
         for chunk in chunks:
-            ahead.append(asyncio.wrap_future(pool.submit(_normalise_chunk, chunk, default_region)))
+            ahead.append((chunk, asyncio.wrap_future(pool.submit(_normalise_chunk, chunk, default_region))))
             if len(ahead) >= CHUNKS_AHEAD:
-                for item in await ahead.popleft():
+                sent, answers = ahead.popleft()
+                for item in _received(sent, await answers):
                     yield item
         while ahead:
-            for item in await ahead.popleft():
+            sent, answers = ahead.popleft()
+            for item in _received(sent, await answers):
                 yield item
     finally:
-        for future in ahead:
+        for _, future in ahead:
             future.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
