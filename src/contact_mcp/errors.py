@@ -25,10 +25,12 @@ operator (`ConfigError`, raised at start-up); bugs are for us and are never caug
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, ClassVar, Final, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Self
 
-from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from mcp.types import CallToolResult
 
 
 class ErrorCode(StrEnum):
@@ -202,6 +204,8 @@ def error_text(info: ErrorInfo) -> str:
 
 
 def error_result(info: ErrorInfo) -> CallToolResult:
+    from mcp.types import CallToolResult, TextContent  # here: an import needs no MCP types (~0.5 s to load)
+
     payload: dict[str, Any] = {"error": info.model_dump(mode="json", exclude_none=True)}
     return CallToolResult(
         content=[TextContent(type="text", text=error_text(info))],

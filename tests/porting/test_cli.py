@@ -216,3 +216,16 @@ def test_ctrl_c_stops_the_import_saying_how_far_it_got(tmp_path: Path) -> None:
     assert int(said[1]) == int(said[2]) + 1 <= len(cut) + 1
     assert 0 < len(cut) < rows
     assert {methods for _, methods in cut} == {4}
+
+
+def test_the_import_command_and_its_worker_load_no_mcp_sdk() -> None:
+    # Importing the SDK takes about half a second, paid before the first row by the command and by its worker
+    # process (which imports `normalising` to run its chunks); neither needs MCP types.
+    probe = (
+        "import sys\n"
+        "import contact_mcp.cli, contact_mcp.porting.commands, contact_mcp.porting.normalising\n"
+        "print(sorted(m for m in sys.modules if m == 'mcp' or m.startswith(('mcp.', 'mcp_types'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+
+    assert done.stdout.splitlines() == ["[]"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from dataclasses import replace
 from typing import Any
 
@@ -202,3 +203,13 @@ def test_field_changes_of_a_created_and_a_deleted_contact() -> None:
     assert {c.contact_id for c in created} == {"c1"}
     assert [(c.field, c.new) for c in deleted] == [(c.field, None) for c in created]
     assert rules.field_changes(_whole(), _whole()) == []
+
+
+def test_new_ids_are_distinct_random_uuids_spelled_as_uuid_spells_them() -> None:
+    ids = rules.new_ids(2_000)
+
+    assert len(set(ids)) == 2_000
+    parsed = [uuid.UUID(new) for new in ids]
+    assert all((u.version, u.variant, str(u)) == (4, uuid.RFC_4122, new) for u, new in zip(parsed, ids, strict=True))
+    assert {new[19] for new in ids} == set("89ab")  # every variant digit occurs: its bits come from the randomness
+    assert rules.new_ids(0) == []

@@ -4,8 +4,9 @@ Normalising (email-validator, phonenumbers) is most of what an import does, and 
 it can only take turns with the store's own thread. For a large file a worker process normalises chunk after
 chunk, a few chunks ahead of the rows being written, so on a machine with two cores the two overlap. The rows come
 back in file order and are the same rows either way (`normalised`); only the time differs. A small file is
-normalised here: starting the worker costs about half a second. The worker ignores SIGINT: Ctrl-C is the importing
-process's to handle (it stops and says how far it got), and the worker ends with it.
+normalised here: starting the worker costs about a second (importing its libraries), and while it starts the first
+rows of a large file are normalised here too (and written meanwhile), rather than waited for. The worker ignores
+SIGINT: Ctrl-C is the importing process's to handle (it stops and says how far it got), and the worker ends with it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Final
 
 import anyio.lowlevel
 
-from contact_mcp.porting.rows import NormalisedRow, RejectedRow, RestoreRow, Row, normalise
+from contact_mcp.porting.rows import NewDataRow, NormalisedRow, RejectedRow, RestoreRow, Row, normalise
+from contact_mcp.store.rules import ImportContactInput
 
 Ready = RestoreRow | NormalisedRow
 
@@ -31,6 +33,8 @@ CHUNK_ROWS: Final = 500
 """Rows handed to the worker at a time."""
 CHUNKS_AHEAD: Final = 4
 """Chunks the worker may be ahead of the rows taken."""
+HEAD_START_ROWS: Final = 50_000
+"""At most this many rows are normalised here while the worker process starts (a bound, should it never answer)."""
 YIELD_ROWS: Final = 8
 """Rows normalised here between two turns of the event loop: the batch being written meanwhile (a database round
 trip, the store thread's answer) moves on at each turn."""
@@ -43,8 +47,26 @@ def normalised(row: Row, *, default_region: str | None) -> RejectedRow | Ready:
     return normalise(row, default_region=default_region)
 
 
-def _normalise_chunk(rows: list[Row], default_region: str | None) -> list[RejectedRow | Ready]:
-    return [normalised(row, default_region=default_region) for row in rows]
+def _normalise_chunk(rows: list[Row], default_region: str | None) -> list[RejectedRow | Ready | ImportContactInput]:
+    """In the worker: `normalised` of each row, a row ready for the store sent back as its contact alone (the
+    importing process has its line and source: sending them back was half the pickling)."""
+    answers: list[RejectedRow | Ready | ImportContactInput] = []
+    for row in rows:
+        item = normalised(row, default_region=default_region)
+        answers.append(item.contact if isinstance(item, NormalisedRow) else item)
+    return answers
+
+
+def _received(rows: list[Row], answers: list[RejectedRow | Ready | ImportContactInput]) -> list[RejectedRow | Ready]:
+    """A chunk's rows as `normalised` gives them, from the worker's answers (`_normalise_chunk`)."""
+    items: list[RejectedRow | Ready] = []
+    for row, answer in zip(rows, answers, strict=True):
+        if isinstance(answer, ImportContactInput):
+            assert isinstance(row, NewDataRow)  # only a row of new data is normalised into a contact
+            items.append(NormalisedRow(line=row.line, source=row.source, contact=answer))
+        else:
+            items.append(answer)
+    return items
 
 
 def _ignore_sigint() -> None:
@@ -56,8 +78,9 @@ async def normalised_rows(
 ) -> AsyncGenerator[RejectedRow | Ready, None]:
     """`normalised` of every row, in order; in a worker process when `in_worker`. Close it (`aclosing`) when
     stopping early: that stops the worker."""
+    source = iter(rows)
     if not in_worker:
-        for count, row in enumerate(rows, 1):
+        for count, row in enumerate(source, 1):
             yield normalised(row, default_region=default_region)
             if count % YIELD_ROWS == 0:
                 await anyio.lowlevel.checkpoint()
@@ -65,19 +88,28 @@ async def normalised_rows(
     pool = ProcessPoolExecutor(
         max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint
     )
-    ahead: deque[asyncio.Future[list[RejectedRow | Ready]]] = deque()
+    ahead: deque[tuple[list[Row], asyncio.Future[list[RejectedRow | Ready | ImportContactInput]]]] = deque()
     try:
-        source = iter(rows)
+        started = pool.submit(_normalise_chunk, [], default_region)  # done once the worker is up
+        # Until it is, the first rows are normalised here (and written meanwhile) rather than waited for.
+        for count, row in enumerate(itertools.islice(source, HEAD_START_ROWS), 1):
+            yield normalised(row, default_region=default_region)
+            if count % YIELD_ROWS == 0:
+                await anyio.lowlevel.checkpoint()
+                if started.done():
+                    break
         chunks = iter(lambda: list(itertools.islice(source, CHUNK_ROWS)), [])
         for chunk in chunks:
-            ahead.append(asyncio.wrap_future(pool.submit(_normalise_chunk, chunk, default_region)))
+            ahead.append((chunk, asyncio.wrap_future(pool.submit(_normalise_chunk, chunk, default_region))))
             if len(ahead) >= CHUNKS_AHEAD:
-                for item in await ahead.popleft():
+                sent, answers = ahead.popleft()
+                for item in _received(sent, await answers):
                     yield item
         while ahead:
-            for item in await ahead.popleft():
+            sent, answers = ahead.popleft()
+            for item in _received(sent, await answers):
                 yield item
     finally:
-        for future in ahead:
+        for _, future in ahead:
             future.cancel()
         pool.shutdown(wait=False, cancel_futures=True)

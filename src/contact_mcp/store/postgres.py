@@ -181,6 +181,7 @@ _PHONE_HOLDERS: Final[LiteralString] = (
 _LOCK_KEYS: Final = (
     "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT unnest(%s::bigint[]) AS k ORDER BY k) AS keys"
 )
+_LOCK_KEYS_BINARY: Final = _LOCK_KEYS.replace("%s", "%b")  # the same, its array sent in binary (an import batch's)
 
 _INSERT_HISTORY: Final[LiteralString] = (
     f"INSERT INTO history ({history.INSERT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s)"
@@ -261,30 +262,38 @@ _UPSERT_BY_USERNAME: Final[LiteralString] = (
 )
 _HELD_VALUES: Final = "SELECT kind, value FROM methods WHERE contact_seq = %s AND kind IN ('email', 'phone')"
 _DELETE_IDENTITIES: Final = "DELETE FROM identities WHERE contact_seq = %s"
-# A batch of new data (import): does any stored contact hold one of its keys? (`rules.batch_keys`)
+# A batch of new data (import), once its keys are locked: how many stored rows hold one of its keys
+# (`rules.batch_keys`). Counted, not tested with `EXISTS`: expecting a match, the planner would scan the whole table
+# for the first one (every contact, every batch), where a count probes the indexes.
 _BATCH_KEYS_HELD: Final = (
-    "SELECT EXISTS (SELECT 1 FROM contacts WHERE user_id = ANY(%(user_ids)s::text[]) "
-    "OR username_key = ANY(%(usernames)s::text[])) "
-    "OR EXISTS (SELECT 1 FROM methods WHERE value = ANY(%(emails)s::text[]) AND kind = 'email') "
-    "OR EXISTS (SELECT 1 FROM methods WHERE value = ANY(%(phones)s::text[]) AND kind = 'phone')"
+    "SELECT (SELECT count(*) FROM contacts WHERE user_id = ANY(%(user_ids)b::text[])) "
+    "+ (SELECT count(*) FROM contacts WHERE username_key = ANY(%(usernames)b::text[])) "
+    "+ (SELECT count(*) FROM methods WHERE value = ANY(%(emails)b::text[]) AND kind = 'email') "
+    "+ (SELECT count(*) FROM methods WHERE value = ANY(%(phones)b::text[]) AND kind = 'phone') AS n"
 )
-# ... and when none does, its contacts and their methods in one statement, in the rows' order (seq order); the
-# methods find their contact's seq among the rows just inserted (a join with the whole table would scan it).
+# ... and if none, its contacts and their methods, in the rows' order (seq order); the statement answers the count
+# (0: the batch was written; else nothing was). One statement, so its one snapshot, taken after the locks, sees what
+# their last holders committed. The methods find their contact's seq among the rows just inserted (a join with the
+# whole table would scan it). Every array is sent in binary: dumping them as text was most of the batch's cost.
 _INSERT_NEW_CONTACTS: Final = (
-    f"WITH added AS (INSERT INTO contacts ({_CONTACT_COLUMNS}) "
+    f"WITH held AS ({_BATCH_KEYS_HELD}), "
+    f"added AS (INSERT INTO contacts ({_CONTACT_COLUMNS}) "
     "SELECT id, user_id, username, username_key, name, display_name, locale, profile_picture, companies::jsonb, "
     "custom_fields::jsonb, roles::jsonb, subscribed::boolean, search_text, %(now)s, %(now)s "
-    "FROM unnest(%(id)s::text[], %(user_id)s::text[], %(username)s::text[], %(username_key)s::text[], "
-    "%(name)s::text[], %(display_name)s::text[], %(locale)s::text[], %(profile_picture)s::text[], "
-    "%(companies)s::text[], %(custom_fields)s::text[], %(roles)s::text[], %(subscribed)s::text[], "
-    "%(search_text)s::text[]) WITH ORDINALITY AS new (id, user_id, username, username_key, name, display_name, "
-    "locale, profile_picture, companies, custom_fields, roles, subscribed, search_text, ord) ORDER BY ord "
-    "RETURNING seq, id) "
-    "INSERT INTO methods (id, contact_seq, channel, type, kind, raw_value, value, is_primary, created_at) "
+    "FROM unnest(%(id)b::text[], %(user_id)b::text[], %(username)b::text[], %(username_key)b::text[], "
+    "%(name)b::text[], %(display_name)b::text[], %(locale)b::text[], %(profile_picture)b::text[], "
+    "%(companies)b::text[], %(custom_fields)b::text[], %(roles)b::text[], %(subscribed)b::text[], "
+    "%(search_text)b::text[]) WITH ORDINALITY AS new (id, user_id, username, username_key, name, display_name, "
+    "locale, profile_picture, companies, custom_fields, roles, subscribed, search_text, ord) "
+    "WHERE (SELECT n FROM held) = 0 ORDER BY ord "
+    "RETURNING seq, id), "
+    "methods_added AS (INSERT INTO methods (id, contact_seq, channel, type, kind, raw_value, value, is_primary, "
+    "created_at) "
     "SELECT new.id, added.seq, new.kind, new.kind, new.kind, new.value, new.value, new.is_primary, %(now)s "
-    "FROM unnest(%(method_id)s::text[], %(contact_id)s::text[], %(kind)s::text[], %(value)s::text[], "
-    "%(is_primary)s::boolean[]) WITH ORDINALITY AS new (id, contact_id, kind, value, is_primary, ord) "
-    "JOIN added ON added.id = new.contact_id ORDER BY new.ord"
+    "FROM unnest(%(method_id)b::text[], %(contact_id)b::text[], %(kind)b::text[], %(value)b::text[], "
+    "%(is_primary)b::boolean[]) WITH ORDINALITY AS new (id, contact_id, kind, value, is_primary, ord) "
+    "JOIN added ON added.id = new.contact_id ORDER BY new.ord) "
+    "SELECT n FROM held"
 )
 # Erasure: a contact (locked), the contacts merged into it, its identities and methods.
 _ERASE_TARGET: Final = "SELECT seq, merged_into FROM contacts WHERE id = %s FOR UPDATE"
@@ -1362,31 +1371,18 @@ async def _create_all(conn: Conn, calls: Sequence[rules.ImportContactInput], key
     creates its contact: `rules.batch_keys`); else write nothing and say so. The batch's key locks are taken first,
     all in one statement (the locks each row would take, and its further emails), so the answer holds until commit
     and the rows imported one by one afterwards in the same transaction wait for no further lock. Two round trips
-    for the whole batch: the locks and the check (a `_script`), then the inserts (one statement)."""
-    _, held = await _script(
-        conn,
-        _lock_statement(
-            *(("user_id", user_id) for user_id in keys.user_ids),
-            *(("email", email) for email in keys.emails),
-            *(("username", key) for key in keys.username_keys),
-            *(("phone", phone) for phone in keys.phones),
-        ),
-        (
-            _BATCH_KEYS_HELD,
-            {
-                "user_ids": list(keys.user_ids),
-                "usernames": list(keys.username_keys),
-                "emails": list(keys.emails),
-                "phones": list(keys.matching_phones),
-            },
-        ),
-    )
-    if held[0][0]:
-        return False
+    for the whole batch: the locks, then the check and the inserts (one statement)."""
     try:
         news = [rules.contact_from_import(call) for call in calls]
     except rules.ROW_ERRORS:
         return False  # the rows one by one say which
+    locks = (
+        *(("user_id", user_id) for user_id in keys.user_ids),
+        *(("email", email) for email in keys.emails),
+        *(("username", key) for key in keys.username_keys),
+        *(("phone", phone) for phone in keys.phones),
+    )
+    await conn.execute(_LOCK_KEYS_BINARY, ([lock_key(namespace, value) for namespace, value in locks],))
     ids = rules.new_ids(len(calls))
     columns: dict[str, list[object]] = {
         "id": list(ids), "user_id": [], "username": [], "username_key": [], "name": [], "display_name": [],
@@ -1396,16 +1392,27 @@ async def _create_all(conn: Conn, calls: Sequence[rules.ImportContactInput], key
     for new in news:
         for column, value in zip(list(columns)[1:], _contact_values(new), strict=True):
             columns[column].append(None if value is None else str(value).lower() if isinstance(value, bool) else value)
-    now = rules.now()
-
     methods: dict[str, list[object]] = {"contact_id": [], "kind": [], "value": [], "is_primary": []}
     for contact_id, call in zip(ids, calls, strict=True):
         for kind, value, primary in rules.import_methods(call):
             for column, item in zip(methods, (contact_id, kind, value, primary), strict=True):
                 methods[column].append(item)
     methods["method_id"] = list(rules.new_ids(len(methods["kind"])))
-    await conn.execute(_INSERT_NEW_CONTACTS, {**columns, **methods, "now": now})
-    return True
+    row = await _fetchone(
+        conn, _INSERT_NEW_CONTACTS, {**batch_keys_held(keys)[1], **columns, **methods, "now": rules.now()}
+    )
+    return row is not None and row[0] == 0
+
+
+def batch_keys_held(keys: rules.BatchKeys) -> tuple[LiteralString, dict[str, list[str]]]:
+    """The statement (and its parameters) counting the stored rows that hold one of a batch's keys: index probes
+    only (tests/store/postgres/test_import_plan.py checks its plan). `_INSERT_NEW_CONTACTS` runs it first."""
+    return _BATCH_KEYS_HELD, {
+        "user_ids": list(keys.user_ids),
+        "usernames": list(keys.username_keys),
+        "emails": list(keys.emails),
+        "phones": list(keys.matching_phones),
+    }
 
 
 async def _upsert_target(
