@@ -125,9 +125,13 @@ async def run(counts: OverheadCounts) -> list[tuple[str, int, str, Ratios]]:
             local_settings = {**SETTINGS, "validation and SQLite write off": _both_off}
             for label, ratios in (await _pair("local", ours, base, "ping", 1, counts, local_settings)).items():
                 rows.append(("local store upsert_contact", 1, label, ratios))
-    with fake_featurebase() as url:
+    with fake_featurebase() as url, tempfile.TemporaryDirectory(prefix="contact-mcp-ablation-") as tmp:
         settings = load_settings(
-            providers=("featurebase",), featurebase_api_key=API_KEY, featurebase_base_url=url, log_level="WARNING"
+            providers=("featurebase",),
+            featurebase_api_key=API_KEY,
+            featurebase_base_url=url,
+            db=str(Path(tmp) / "provider-history.db"),  # the writes' history: never the user's default store
+            log_level="WARNING",
         )
         provider = build_server(settings)
         async with Client(provider) as ours, Client(baseline_server.provider_server(url, API_KEY)) as base:

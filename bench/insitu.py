@@ -219,7 +219,12 @@ async def provider(n: int, in_flight: int, tmp: Path) -> dict[str, dict[str, flo
 
     ours_out, base_out = tmp / "ours-fb.json", tmp / "provider.json"
     with fake_featurebase() as url:
-        ours_env = {"CONTACT_MCP_PROVIDERS": "featurebase", "FEATUREBASE_API_KEY": API_KEY, "FEATUREBASE_BASE_URL": url}
+        ours_env = {
+            "CONTACT_MCP_PROVIDERS": "featurebase",
+            "FEATUREBASE_API_KEY": API_KEY,
+            "FEATUREBASE_BASE_URL": url,
+            "CONTACT_MCP_DB": str(tmp / "provider-history.db"),  # never the user's default store
+        }
         base_env = {"BENCH_FAKE_URL": url, "BENCH_FAKE_KEY": API_KEY}
         async with (
             Client(_params("ours-fb", ours_env, ours_out)) as ours,

@@ -256,7 +256,7 @@ async def checked_floor(fake_url: str, calls: int, control_calls: int) -> Floor:
 
 
 async def provider_overhead(
-    fake_url: str, counts: OverheadCounts, log: Callable[[str], None]
+    fake_url: str, workdir: Path, counts: OverheadCounts, log: Callable[[str], None]
 ) -> tuple[Floor, list[Comparison]]:
     floor = await checked_floor(fake_url, counts.floor_calls, control_calls=min(counts.floor_calls, 40))
     log(
@@ -268,10 +268,13 @@ async def provider_overhead(
             f"  WARNING: the loopback floor is {floor.p50_ms:.1f} ms (should be well under {FLOOR_LIMIT_MS:g} ms): "
             + ("a slow or busy machine" if floor.state == "slow" else "a delayed-ACK stall: provider ratios untrusted")
         )
+    # The history of the provider's writes goes to a file of the run's own, never the user's default store.
+    history_db = str(workdir / "provider-history.db")
     env = {
         "CONTACT_MCP_PROVIDERS": "featurebase",
         "FEATUREBASE_API_KEY": API_KEY,
         "FEATUREBASE_BASE_URL": fake_url,
+        "CONTACT_MCP_DB": history_db,
     }
     ours_spec = contact_mcp_spec(
         env,
@@ -280,6 +283,7 @@ async def provider_overhead(
                 providers=("featurebase",),
                 featurebase_api_key=API_KEY,
                 featurebase_base_url=fake_url,
+                db=history_db,
                 log_level="WARNING",
             )
         ),

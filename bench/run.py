@@ -181,7 +181,7 @@ async def _local(counts: Counts, space: Workspace, results: Results) -> None:
 async def _provider(counts: Counts, space: Workspace, results: Results) -> None:
     log("2. provider tool overhead")
     with fake_featurebase() as fake_url:
-        results.floor, results.provider = await provider_overhead(fake_url, counts.overhead, log)
+        results.floor, results.provider = await provider_overhead(fake_url, space.path, counts.overhead, log)
     for comparison in results.provider:
         log(summary_line(comparison))
 

@@ -10,6 +10,7 @@ tests check that each scenario ran and reported, not what it measured.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from importlib.metadata import version
@@ -49,6 +50,8 @@ def run_bench(tmp_path: Path, *args: str) -> tuple[str, dict[str, Any]]:
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--out", str(out), *args],
         cwd=ROOT,
+        # Where the default store would be: a benchmark must never write there (see the classic run's test).
+        env={**os.environ, "XDG_DATA_HOME": str(tmp_path / "user-data")},
         capture_output=True,
         text=True,
         timeout=110,
@@ -84,6 +87,7 @@ def test_quick_run_writes_every_scenario_table_and_the_raw_numbers(tmp_path: Pat
         ("bare SDK (trivial)", "stdio"),
     }
     assert len(raw["targets"]) == 7  # the six, and what moving SQLite off the event loop cost
+    assert not (tmp_path / "user-data").exists()  # the provider servers' history went to the run's own files
     assert "### The SQLite store off the event loop: what it cost" in report
     assert {(row["operation"], row["transport"]) for row in raw["local"] if row["concurrency"] == 1} >= {
         ("upsert_contact", "stdio"),

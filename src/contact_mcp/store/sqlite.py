@@ -590,6 +590,10 @@ class _Lane:
             loop, future, fn = call
             try:
                 outcome: tuple[object, BaseException | None] = (fn(), None)
+                if isinstance(outcome[0], sqlite3.Cursor):
+                    # Dropped on the event loop's thread, a cursor resets its statement there while this thread
+                    # runs the next call on the same connection: SQLite's "bad parameter or other API misuse".
+                    raise TypeError("a store call returned its cursor: return its rows or nothing")
             except BaseException as exc:  # handed to the caller, whose task re-raises it
                 outcome = (None, exc)
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
@@ -1102,7 +1106,11 @@ class SqliteBackend:
 
     async def add_history(self, entries: Sequence[HistoryEntry]) -> None:
         rows = [history.entry_values(entry) for entry in entries]
-        await self._run(lambda db: db.executemany(_INSERT_HISTORY, rows), begin="BEGIN IMMEDIATE")
+
+        def add(db: sqlite3.Connection) -> None:
+            db.executemany(_INSERT_HISTORY, rows)
+
+        await self._run(add, begin="BEGIN IMMEDIATE")
 
     async def history_page(self, query: history.HistoryQuery) -> history.HistoryPage:
         statement, params = history.select(query, "?")

@@ -11,11 +11,13 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
+import anyio
 import pytest
 from mcp import Client
 
 from contact_mcp import ConfigError, build_server, load_settings
 from contact_mcp.errors import ProviderUnavailable
+from contact_mcp.models import HistoryEntry
 from contact_mcp.store import LocalStore
 from contact_mcp.store.migrations.sqlite import SCHEMA_VERSION
 from contact_mcp.store.sqlite import SqliteBackend
@@ -181,3 +183,32 @@ def test_a_refused_file_is_left_as_it_was(tmp_path: Path) -> None:
         LocalStore.preflight(load_settings(db=str(path)))
 
     assert path.read_bytes() == before
+
+
+async def test_history_appended_by_many_callers_at_once_is_all_kept(db_path: Path) -> None:
+    """Provider writes record their history concurrently; none may be lost to SQLite's "API misuse" (a cursor
+    handed back to the event loop's thread and reset there while the writer's thread runs the next insert)."""
+    backend = SqliteBackend.open(db_path)
+    entry = HistoryEntry(at="2026-12-03T00:00:00.000Z", tool="upsert_contact", provider="featurebase", outcome="ok")
+    try:
+
+        async def add(n: int) -> None:
+            for _ in range(n):
+                await backend.add_history([entry])
+
+        async with anyio.create_task_group() as group:
+            for _ in range(32):
+                group.start_soon(add, 100)
+    finally:
+        await backend.aclose()
+    with closing(sqlite3.connect(db_path)) as db:
+        assert db.execute("SELECT count(*) FROM history").fetchone() == (3200,)
+
+
+async def test_a_store_call_may_not_hand_its_cursor_to_the_event_loop(db_path: Path) -> None:
+    backend = SqliteBackend.open(db_path)
+    try:
+        with pytest.raises(TypeError, match="returned its cursor"):
+            await backend._run(lambda db: db.execute("SELECT 1"), begin=None)  # pyright: ignore[reportPrivateUsage]
+    finally:
+        await backend.aclose()
