@@ -212,3 +212,40 @@ async def test_a_store_call_may_not_hand_its_cursor_to_the_event_loop(db_path: P
             await backend._run(lambda db: db.execute("SELECT 1"), begin=None)  # pyright: ignore[reportPrivateUsage]
     finally:
         await backend.aclose()
+
+
+def _entry() -> HistoryEntry:
+    return HistoryEntry(at="2026-12-03T00:00:00.000Z", tool="upsert_contact", provider="featurebase", outcome="ok")
+
+
+async def test_a_history_entry_waits_for_another_writer_off_the_event_loop(db_path: Path) -> None:
+    """Appended on the loop's thread only when the write lock is free at once; held by another connection, the
+    entry waits on the writer's thread while the loop goes on, and is kept once the lock is released."""
+    backend = SqliteBackend.open(db_path)
+    other = sqlite3.connect(db_path, isolation_level=None)
+    ticks = 0
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        async with anyio.create_task_group() as group:
+            group.start_soon(backend.add_history, [_entry()])
+            for _ in range(20):  # the loop runs while the append waits for the lock
+                await anyio.sleep(0.01)
+                ticks += 1
+            other.execute("COMMIT")
+    finally:
+        other.close()
+        await backend.aclose()
+    assert ticks == 20
+    with closing(sqlite3.connect(db_path)) as db:
+        assert db.execute("SELECT count(*) FROM history").fetchone() == (1,)
+
+
+async def test_history_appended_on_the_loop_is_checkpointed_so_the_wal_stays_small(db_path: Path) -> None:
+    backend = SqliteBackend.open(db_path)
+    try:
+        for _ in range(3_000):  # each append is its own commit: at least a page of WAL without checkpoints
+            await backend.add_history([_entry()])
+        wal = await anyio.Path(f"{db_path}-wal").stat()
+    finally:
+        await backend.aclose()
+    assert wal.st_size < 3_000 * 4096  # a page (and its frame header) per append without checkpoints
