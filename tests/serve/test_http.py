@@ -304,6 +304,6 @@ async def test_sse_connections_share_the_one_open_store(sse_server: Spawned, tmp
     async with Client(sse_client(f"{sse_server.base}/sse")) as one, Client(sse_client(f"{sse_server.base}/sse")) as two:
         for client in (one, two):
             assert (await client.call_tool("find_contacts", {})).is_error is False
-        # One store: the SQLite backend holds its writer, its reader and its on-loop reader connection, whatever
-        # the streams.
-        assert _open_database_files(sse_server.proc.pid, db) == before == 3
+        # One store: the SQLite backend holds its writer, its reader, its on-loop reader and its history appender
+        # connection, whatever the streams.
+        assert _open_database_files(sse_server.proc.pid, db) == before == 4
