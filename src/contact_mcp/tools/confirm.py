@@ -96,13 +96,14 @@ def _resolver(confirmation: Confirmation, names: list[str]) -> Callable[..., Awa
     async def confirm_call(ctx: Context[AppState], **arguments: Any) -> Answer | Elicit[Answer]:
         if arguments.get(DRY_RUN_ARGUMENT) is True or not confirmation.needed(arguments):
             return _GO
+        asks = can_ask(ctx)
+        if not asks and arguments.get(CONFIRM_ARGUMENT) is True:
+            return _GO  # confirmed, and nobody to show the description to: not read for nothing
         what = await confirmation.describe(ctx, arguments)
         if what is None:
             return _GO
-        if can_ask(ctx):
+        if asks:
             return Elicit(f"{what} Confirm to go ahead.", Answer)
-        if arguments.get(CONFIRM_ARGUMENT) is True:
-            return _GO
         raise ConfirmationRequired(
             f"not done: {what} This needs the user's confirmation and this client cannot ask them.",
             field=CONFIRM_ARGUMENT,
