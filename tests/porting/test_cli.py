@@ -19,7 +19,7 @@ import anyio
 import pytest
 
 from contact_mcp.store import LocalStore
-from tests.test_cli import run_cli
+from tests.test_cli import probe_lines, run_cli
 
 pytestmark = pytest.mark.slow  # every test here runs the CLI in a child process
 
@@ -226,6 +226,4 @@ def test_the_import_command_and_its_worker_load_no_mcp_sdk() -> None:
         "import contact_mcp.cli, contact_mcp.porting.commands, contact_mcp.porting.normalising\n"
         "print(sorted(m for m in sys.modules if m == 'mcp' or m.startswith(('mcp.', 'mcp_types'))))\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
-
-    assert done.stdout.splitlines() == ["[]"]
+    assert probe_lines(probe) == ["[]"]
