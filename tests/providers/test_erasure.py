@@ -165,13 +165,13 @@ async def test_delete_contact_takes_the_provider_to_delete_from(everyone: tuple[
     arguments = {"contact_id": seeded.id, "provider": "featurebase", "confirm": True}
     result = await client.call_tool("delete_contact", arguments)
     assert result.structured_content == {"provider": "featurebase", "id": seeded.id}
-    # The read that described the deletion (for the confirmation), then the delete.
-    assert [r.method for r in fakes["featurebase"].requests] == ["GET", "DELETE"]
+    # Confirmed by a client that cannot be asked: the delete alone (no read to describe it to nobody).
+    assert [r.method for r in fakes["featurebase"].requests] == ["DELETE"]
     assert all(not fake.requests for name, fake in fakes.items() if name != "featurebase")
 
     error = error_of(await client.call_tool("delete_contact", {"contact_id": seeded.id}))
     assert (error["code"], error["field"]) == ("invalid_argument", "provider")
-    assert len(fakes["featurebase"].requests) == 2
+    assert len(fakes["featurebase"].requests) == 1  # nothing more was sent
 
 
 # ---------- dry runs: the documented read, never the delete ----------
