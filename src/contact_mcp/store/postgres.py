@@ -544,31 +544,11 @@ async def _add_contact(conn: Conn, new: rules.NewContact, now: str) -> tuple[int
 
 
 async def _add_method(
-    conn: Conn,
-    seq: int,
-    now: str,
-    *,
-    channel: str,
-    type_: str | None,
-    raw_value: str,
-    value: str,
-    primary: bool,
-    verified_at: str | None = None,
-    verification_method: str | None = None,
-) -> str:
-    uid, statement = _method_statement(
-        seq,
-        now,
-        channel=channel,
-        type_=type_,
-        raw_value=raw_value,
-        value=value,
-        primary=primary,
-        verified_at=verified_at,
-        verification_method=verification_method,
-    )
+    conn: Conn, seq: int, now: str, kind: Literal["email", "phone"], value: str, *, primary: bool
+) -> None:
+    """Add an email or phone method given by its normalised value alone (as upsert's and import's fields give it)."""
+    _, statement = _method_statement(seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=primary)
     await conn.execute(*statement)
-    return uid
 
 
 def _method_statement(
@@ -583,7 +563,7 @@ def _method_statement(
     verified_at: str | None = None,
     verification_method: str | None = None,
 ) -> tuple[str, Statement]:
-    """`_add_method` as a statement (to defer): the new method's id, and the insert."""
+    """A new method's insert, as a statement to run or to defer: the method's id, and the insert."""
     uid = rules.new_id()
     kind = rules.kind(channel, type_)
     row = (uid, seq, channel, type_, kind, raw_value, value, primary, verified_at, None, verification_method, now)
@@ -1487,7 +1467,7 @@ async def _import(conn: Conn, call: rules.ImportContactInput) -> Outcome:
             raise rules.username_taken(str(call.username), owner[0])
         seq, _ = await _add_contact(conn, rules.contact_from_import(call), now)
         for kind, value, primary in rules.import_methods(call):
-            await _add_method(conn, seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=primary)
+            await _add_method(conn, seq, now, kind, value, primary=primary)
         return "created"
     held = {(str(kind), str(value)) for kind, value in await _fetchall(conn, _HELD_VALUES, (target.key,))}
     changes = rules.import_changes(
@@ -1502,7 +1482,7 @@ async def _import(conn: Conn, call: rules.ImportContactInput) -> Outcome:
     if changes.upsert.phone is not None:
         await _make_primary(conn, target.key, "phone", changes.upsert.phone, now)
     for kind, value in changes.more_methods:
-        await _add_method(conn, target.key, now, channel=kind, type_=kind, raw_value=value, value=value, primary=False)
+        await _add_method(conn, target.key, now, kind, value, primary=False)
     if not changes.changed:
         return "unchanged"
     await _update_contact(conn, target.key, {**changes.upsert.columns, "updated_at": now})
@@ -1533,7 +1513,7 @@ async def _make_primary(conn: Conn, seq: int, kind: Literal["email", "phone"], v
     if existing is not None:
         await conn.execute(_SET_PRIMARY, (True, existing[0]))
     else:
-        await _add_method(conn, seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=True)
+        await _add_method(conn, seq, now, kind, value, primary=True)
 
 
 async def _restore(conn: Conn, record: ContactRecord) -> Outcome:
