@@ -4,11 +4,14 @@ run once per case; `conftest.py` serves each fake once per session from here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
+from contact_mcp.errors import ContactError
 from contact_mcp.models import FindContactsInput
 from contact_mcp.providers.blooio import BlooioClient
 from contact_mcp.providers.feather import FeatherClient
@@ -63,6 +66,13 @@ class ProviderCase:
 
     def __str__(self) -> str:
         return self.name
+
+
+async def failure(call: Awaitable[Any]) -> ContactError:
+    """The error a provider call raises (the call is expected to fail)."""
+    with pytest.raises(ContactError) as info:
+        await call
+    return info.value
 
 
 def push(fake: Any, fault: Fault) -> None:

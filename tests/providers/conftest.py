@@ -6,12 +6,13 @@ fake. The parametrised suites ask for `case` instead and get every provider in t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from typing import Any
 
 import pytest
 
+from contact_mcp.providers.http import HttpProvider
 from tests.providers.cases import CASES, ProviderCase
 
 
@@ -56,3 +57,11 @@ def base_url(served: tuple[Any, str]) -> str:
 @pytest.fixture(params=list(CASES.values()), ids=list(CASES))
 def case(request: pytest.FixtureRequest) -> ProviderCase:
     return request.param
+
+
+@pytest.fixture
+async def client(case: ProviderCase, fake: Any, base_url: str) -> AsyncIterator[HttpProvider]:
+    """The provider's client on its fake, for the parametrised suites (a module may define its own)."""
+    provider = case.client(base_url)
+    yield provider
+    await provider.aclose()

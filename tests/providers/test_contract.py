@@ -5,7 +5,6 @@ whatever the provider says. A provider's own quirks are tested in its own `test_
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,28 +12,15 @@ from typing import Any
 import pytest
 
 from contact_mcp import load_settings
-from contact_mcp.errors import ContactError, ErrorCode
+from contact_mcp.errors import ErrorCode
 from contact_mcp.models import FindContactsInput
 from contact_mcp.providers import provider_class
 from contact_mcp.providers.http import HttpProvider
 from contact_mcp.redact import REDACTED
 from tests.fakes.harness import Fault
-from tests.providers.cases import ProviderCase, push, requests
+from tests.providers.cases import ProviderCase, failure, push, requests
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def client(case: ProviderCase, fake: Any, base_url: str) -> AsyncIterator[HttpProvider]:
-    provider = case.client(base_url)
-    yield provider
-    await provider.aclose()
-
-
-async def failure(call: Any) -> ContactError:
-    with pytest.raises(ContactError) as info:
-        await call
-    return info.value
 
 
 # ---------- reads ----------

@@ -13,13 +13,13 @@ import pytest
 from mcp import Client
 
 from contact_mcp import build_server, load_settings
-from contact_mcp.errors import ContactError, ErrorCode
+from contact_mcp.errors import ErrorCode
 from contact_mcp.models import DeleteContactInput, DetachIdentityInput, Operation
 from contact_mcp.providers.blooio import BlooioClient
 from contact_mcp.providers.http import HttpProvider
 from tests.fakes import blooio
 from tests.fakes.harness import Fault
-from tests.providers.cases import CASES, ProviderCase, push, requests
+from tests.providers.cases import CASES, ProviderCase, failure, push, requests
 from tests.results import error_of
 
 pytestmark = pytest.mark.anyio
@@ -31,19 +31,6 @@ def test_the_providers_that_document_a_delete_serve_delete_contact() -> None:
     assert [case.name for case in DELETING] == ["feather", "blooio", "featurebase", "protocol"]
     assert Operation.DETACH_IDENTITY in BlooioClient.operations
     assert all(Operation.DETACH_CONTACT not in case.client_class.operations for case in CASES.values())
-
-
-@pytest.fixture
-async def client(case: ProviderCase, fake: Any, base_url: str) -> AsyncIterator[HttpProvider]:
-    provider = case.client(base_url)
-    yield provider
-    await provider.aclose()
-
-
-async def failure(call: Any) -> ContactError:
-    with pytest.raises(ContactError) as info:
-        await call
-    return info.value
 
 
 @pytest.mark.parametrize("case", DELETING, ids=[case.name for case in DELETING])
