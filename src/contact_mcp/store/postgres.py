@@ -84,7 +84,7 @@ from contact_mcp.models import (
 )
 from contact_mcp.redact import database_password, display_url
 from contact_mcp.settings import Settings
-from contact_mcp.store import duplicates, history, merging, rules
+from contact_mcp.store import duplicates, effects, history, merging, rules
 from contact_mcp.store.backend import Backend
 from contact_mcp.store.migrations.postgres import migrate
 from contact_mcp.store.records import (
@@ -134,20 +134,20 @@ _INSERT_METHOD: Final = (
     "INSERT INTO methods (id, contact_seq, channel, type, kind, raw_value, value, is_primary, verified_at, "
     "verification_source, verification_method, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
-_METHOD_BY_CHANNEL_VALUE: Final = (
-    "SELECT seq, id, type, verified_at, verification_method FROM methods "
-    "WHERE contact_seq = %s AND channel = %s AND value = %s"
+_INSERT_METHOD_OF_NEW: Final = _INSERT_METHOD.replace(
+    "VALUES (%s, %s,", "VALUES (%s, (SELECT seq FROM contacts WHERE id = %s),"
 )
 _PRIMARY_OF_KIND: Final = "SELECT seq, value FROM methods WHERE contact_seq = %s AND kind = %s AND is_primary"
 _METHOD_OF_KIND: Final = (
     "SELECT seq FROM methods WHERE contact_seq = %s AND kind = %s AND value = %s "
     "ORDER BY channel = %s DESC, seq LIMIT 1"
 )
-_VALUES_OF_KIND: Final[LiteralString] = (
-    "SELECT value FROM methods WHERE contact_seq = %s AND kind = %s GROUP BY value ORDER BY min(seq) LIMIT %s"
-)
 _SET_PRIMARY: Final = "UPDATE methods SET is_primary = %s WHERE seq = %s"
-_VERIFY_ATTACHED: Final = "UPDATE methods SET verified_at = %s, verification_method = %s WHERE seq = %s"
+_SET_PRIMARY_ON: Final = "UPDATE methods SET is_primary = %s WHERE contact_seq = %s AND channel = %s AND value = %s"
+_VERIFY_ATTACHED: Final = (
+    "UPDATE methods SET verified_at = %s, verification_method = %s "
+    "WHERE contact_seq = %s AND channel = %s AND value = %s"
+)
 # Only rows whose state differs are touched, so the row count says whether anything changed.
 _SET_VERIFICATION: Final = (
     "UPDATE methods SET verified_at = %(at)s::text, verification_source = %(source)s::text, "
@@ -161,7 +161,6 @@ _SET_VERIFICATION_AND_TOUCH: Final[LiteralString] = (
     f"WITH changed AS ({_SET_VERIFICATION} RETURNING 1) "
     "UPDATE contacts SET updated_at = %(now)s WHERE seq = %(seq)s AND EXISTS (SELECT 1 FROM changed)"
 )
-_HAS_METHOD_OF_KIND_VALUE: Final = "SELECT 1 FROM methods WHERE contact_seq = %s AND kind = %s AND value = %s LIMIT 1"
 _IDENTITY_BY_KEY: Final = (
     "SELECT i.id, i.created_at, i.contact_seq, c.id FROM identities i JOIN contacts c ON c.seq = i.contact_seq "
     "WHERE i.identifier = %s AND coalesce(i.channel_type, '') = %s AND coalesce(i.channel_id, '') = %s"
@@ -299,16 +298,8 @@ _INSERT_NEW_CONTACTS: Final = (
 _ERASE_TARGET: Final = "SELECT seq, merged_into FROM contacts WHERE id = %s FOR UPDATE"
 _MERGED_INTO: Final = "SELECT seq, id FROM contacts WHERE merged_into = %s ORDER BY seq FOR UPDATE"
 _DELETE_CONTACT: Final = "DELETE FROM contacts WHERE seq = %s"
-_IDENTITIES_OF_CONTACT: Final = (
-    "SELECT seq, id, identifier, channel_type, channel_id FROM identities WHERE contact_seq = %s ORDER BY seq"
-)
-_DELETE_IDENTITY: Final = "DELETE FROM identities WHERE seq = %s"
-_METHOD_TO_DETACH: Final = (
-    "SELECT seq, id, kind, is_primary FROM methods WHERE contact_seq = %s AND channel = %s AND value = %s"
-)
-_VALUES_ON_CHANNEL: Final = "SELECT value FROM methods WHERE contact_seq = %s AND channel = %s ORDER BY seq LIMIT %s"
-_DELETE_METHOD: Final = "DELETE FROM methods WHERE seq = %s"
-_OLDEST_OF_KIND: Final = "SELECT seq, value FROM methods WHERE contact_seq = %s AND kind = %s ORDER BY seq LIMIT 1"
+_DELETE_IDENTITY_OF: Final = "DELETE FROM identities WHERE contact_seq = %s AND id = %s"
+_DELETE_METHOD_ON: Final = "DELETE FROM methods WHERE contact_seq = %s AND channel = %s AND value = %s"
 _JSON_COLUMNS: Final = frozenset({"companies", "custom_fields", "roles"})
 _SET_MERGED_INTO: Final = "UPDATE contacts SET merged_into = %s WHERE seq = %s"
 _MERGED_NAMES: Final = "SELECT coalesce(name, display_name) FROM contacts WHERE merged_into = %s"
@@ -543,31 +534,41 @@ async def _add_contact(conn: Conn, new: rules.NewContact, now: str) -> tuple[int
     return int(row[0]), contact_id
 
 
+def _defer_contact(
+    touched: Touched, new: rules.NewContact, now: str, methods: Sequence[tuple[Literal["email", "phone"], str | None]]
+) -> str:
+    """Insert a contact and its primary methods (the values given) with the write's last round trip; its id."""
+    contact_id = rules.new_id()
+    touched.defer(_INSERT_CONTACT, (contact_id, *_contact_values(new), now, now))
+    added = [_bare_method(now, kind, value, primary=True) for kind, value in methods if value is not None]
+    for method in added:
+        touched.defer(*_insert_method(contact_id, method))
+    touched.created(contact_id, effects.created(contact_id, new, now, added))
+    return contact_id
+
+
 async def _add_method(
     conn: Conn, seq: int, now: str, kind: Literal["email", "phone"], value: str, *, primary: bool
 ) -> None:
     """Add an email or phone method given by its normalised value alone (as upsert's and import's fields give it)."""
-    _, statement = _method_statement(seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=primary)
-    await conn.execute(*statement)
+    await conn.execute(*_insert_method(seq, _bare_method(now, kind, value, primary=primary)))
 
 
-def _method_statement(
-    seq: int,
-    now: str,
-    *,
-    channel: str,
-    type_: str | None,
-    raw_value: str,
-    value: str,
-    primary: bool,
-    verified_at: str | None = None,
-    verification_method: str | None = None,
-) -> tuple[str, Statement]:
-    """A new method's insert, as a statement to run or to defer: the method's id, and the insert."""
-    uid = rules.new_id()
-    kind = rules.kind(channel, type_)
-    row = (uid, seq, channel, type_, kind, raw_value, value, primary, verified_at, None, verification_method, now)
-    return uid, (_INSERT_METHOD, row)
+def _bare_method(now: str, kind: Literal["email", "phone"], value: str, *, primary: bool) -> effects.Method:
+    """An email or phone method given by its normalised value alone (as upsert's and import's fields give it)."""
+    return effects.method(
+        id=rules.new_id(), channel=kind, type_=kind, raw_value=value, value=value, primary=primary, created_at=now
+    )
+
+
+def _insert_method(contact: int | str, m: effects.Method) -> Statement:
+    """A new method's insert (`effects.method`), for contact `contact`: its seq, or the id of a contact inserted
+    earlier in the same script (whose seq is not known yet)."""
+    row = (
+        m["id"], m["channel"], m["type"], rules.kind(m["channel"], m["type"]), m["raw_value"], m["value"],
+        m["primary"], m["verified_at"], m["verification_source"], m["verification_method"], m["created_at"],
+    )  # fmt: skip
+    return (_INSERT_METHOD if isinstance(contact, int) else _INSERT_METHOD_OF_NEW), (row[0], contact, *row[1:])
 
 
 async def _lock(conn: Conn, *keys: tuple[str, str | None]) -> None:
@@ -621,26 +622,27 @@ async def _require_contact(
     field: str = "contact_id",
     hint: str = rules.GET_HINT,
     touched: Touched | None = None,
-) -> tuple[int, str]:
+    also: Sequence[Statement] = (),
+) -> tuple[int, str, list[list[Row]]]:
     """The contact's row number and canonical id, its row locked for this transaction; else `NotFound`. A merged
     contact's id leads to its survivor (whose row is the one locked). The first lock is a `_script` (so it can open
-    a scripted write's transaction); with `touched`, the contact is read whole in the same round trip, once locked,
-    for `Touched.before`."""
+    a scripted write's transaction); with `touched`, the contact is read whole in the same round trip, once locked
+    (`Touched.read`), and so are the statements `also`, whose answers come third."""
     canonical = rules.canonical_id(contact_id)
     if canonical is None:
         raise rules.contact_not_found(contact_id, field=field, hint=hint)
     whole: list[Statement] = [(_CONTACT_BY_ID, (canonical,))] if touched is not None else []
-    rows, *read = await _script(conn, (_LOCK_BY_ID, (canonical,)), *whole)
+    rows, *read = await _script(conn, (_LOCK_BY_ID, (canonical,)), *whole, *also)
     if not rows:
         raise rules.contact_not_found(contact_id, field=field, hint=hint)
     if touched is not None:
-        touched.read(read[0])
+        touched.read(read.pop(0))
     row = rows[0]
     if row[1] is not None:
         survivor = await _fetchone(conn, _LOCK_BY_ID, (str(row[1]),))
         if survivor is not None:  # else the survivor is gone and the stub answers for itself, as on SQLite
-            return int(survivor[0]), str(row[1])
-    return int(row[0]), canonical
+            return int(survivor[0]), str(row[1]), read
+    return int(row[0]), canonical, read
 
 
 async def _whole(conn: Conn, seq: int) -> StoredFields | None:
@@ -649,48 +651,78 @@ async def _whole(conn: Conn, seq: int) -> StoredFields | None:
 
 
 class Touched:
-    """The contacts one write changes, each read whole before its first change (None: the write creates it), so
-    what changed is the difference from the same contact read again at the end of the transaction."""
+    """The contacts one write changes, each read whole before its first change (None: the write creates it), and
+    what changed: the difference from each contact's after-state, derived from what the write sends
+    (`store/effects.py`, `became`) or, where the write derives none, read again at the end of the transaction."""
 
     def __init__(self, conn: Conn) -> None:
         self._conn = conn
-        self._before: dict[int, StoredFields | None] = {}
+        self._before: dict[int | str, StoredFields | None] = {}
+        self._after: dict[int | str, StoredFields | None] = {}
         self._read: dict[int, StoredFields] = {}
-        self._deferred: list[Statement] = []
+        self.deferred: list[Statement] = []
 
     def defer(self, query: LiteralString | sql.Composed, params: Sequence[object] | Mapping[str, object]) -> None:
-        """A last write whose answer the call does not need: sent with the round trip that reads the changes back
-        (errors surface there, as the statement's own would)."""
-        self._deferred.append((query, params))
+        """A last write whose answer the call does not need: sent with the round trip that ends the write (errors
+        surface there, as the statement's own would)."""
+        self.deferred.append((query, params))
 
     def read(self, rows: Sequence[Row]) -> None:
         """Contacts this write read whole (`_WHOLE_CONTACT` rows) once their rows were locked and before changing
-        anything: `before` takes them from here instead of reading them again (a round trip)."""
+        anything: `whole` and `before` take them from here instead of reading them again (a round trip)."""
         for row in rows:
             self._read[int(row[0])] = _fields(row)
 
-    async def before(self, seq: int) -> None:
-        """Await before the write first changes (or deletes) contact `seq` (its row locked by then)."""
-        if seq not in self._before:
-            self._before[seq] = self._read[seq] if seq in self._read else await _whole(self._conn, seq)
+    async def whole(self, seq: int) -> StoredFields | None:
+        """Contact `seq` as this write found it (its row locked by then), read if it was not read yet."""
+        if seq not in self._read:
+            found = await _whole(self._conn, seq)
+            if found is None:
+                return None
+            self._read[seq] = found
+        return self._read[seq]
 
-    def created(self, seq: int) -> None:
-        """Call when the write has inserted contact `seq`."""
-        self._before.setdefault(seq, None)
+    async def before(self, seq: int) -> StoredFields | None:
+        """Await before the write first changes (or deletes) contact `seq`; the contact as it was."""
+        if seq not in self._before:
+            self._before[seq] = await self.whole(seq)
+        return self._before[seq]
+
+    def created(self, key: int | str, after: StoredFields | None = None) -> None:
+        """Call when the write has inserted a contact: `key` its seq, or its id when its after-state is given."""
+        self._before.setdefault(key, None)
+        if after is not None:
+            self._after[key] = after
+
+    def became(self, key: int, after: StoredFields | None) -> None:
+        """Contact `key` (its `before` taken) as the write leaves it (None: deleted), derived from what it sends."""
+        self._after[key] = after
+
+    def derived(self) -> list[FieldChange] | None:
+        """What changed, when every contact's after-state is derived (no read needed); else None."""
+        if any(key not in self._after for key in self._before):
+            return None
+        return self._report(self._after)
 
     async def changes(self, *, then: Statement | None = None) -> list[FieldChange]:
-        """What changed; every contact read again in one round trip, `then` (a COMMIT, say) sent with them."""
-        reads: list[Statement] = [(_CONTACT_BY_SEQ, (seq,)) for seq in self._before]
-        if not reads and not self._deferred and then is None:
-            return []
-        answers = await _script(self._conn, *self._deferred, *reads, *([then] if then is not None else []))
-        answers = answers[len(self._deferred) :]
+        """What changed; the deferred writes sent, and every contact whose after-state is not derived read again,
+        in one round trip, `then` (a COMMIT, say) sent with them."""
+        pending = [key for key in self._before if key not in self._after]
+        reads: list[Statement] = [(_CONTACT_BY_SEQ, (key,)) for key in pending]
+        if reads or self.deferred or then is not None:
+            answers = await _script(self._conn, *self.deferred, *reads, *([then] if then is not None else []))
+            answers = answers[len(self.deferred) :]
+            for key, rows in zip(pending, answers, strict=False):  # (then's answer last)
+                self._after[key] = _fields(rows[0]) if rows else None
+        return self._report(self._after)
+
+    def _report(self, after: Mapping[int | str, StoredFields | None]) -> list[FieldChange]:
         several = len(self._before) > 1
         changes: list[FieldChange] = []
-        for before, rows in zip(self._before.values(), answers, strict=False):  # (then's answer last)
-            after = _fields(rows[0]) if rows else None
-            whose = (after or before or {}).get("id") if several else None
-            changes += rules.field_changes(before, after, contact_id=whose)
+        for key, before in self._before.items():
+            now = after[key]
+            whose = (now or before or {}).get("id") if several else None
+            changes += rules.field_changes(before, now, contact_id=whose)
         return changes
 
 
@@ -764,7 +796,14 @@ class PostgresBackend:
         async def write(conn: Conn) -> _W:
             touched = Touched(conn)
             result = await work(conn, touched)
-            commits = scripted and not dry_run  # a scripted write commits in its last round trip
+            commits = scripted and not dry_run  # a scripted write ends in its last round trip
+            end: Literal["COMMIT", "ROLLBACK"] | None = ("COMMIT" if commits else "ROLLBACK") if scripted else None
+            derived = touched.derived()
+            if derived is not None:  # the changes are known: the writes, the history entry and the end in one trip
+                result = rules.reported(result, derived, dry_run=dry_run)
+                entry = pending.entry(result.structured()) if pending is not None else None
+                refused[:] = [await _finish(conn, touched.deferred, entry, end=end)]
+                return result
             if pending is None and commits:
                 try:  # what changed is read back and committed in one round trip
                     changes = await touched.changes(then=("COMMIT", ()))
@@ -775,7 +814,9 @@ class PostgresBackend:
                 return rules.reported(result, changes, dry_run=dry_run)
             result = rules.reported(result, await touched.changes(), dry_run=dry_run)
             if pending is not None:  # its entry needs the changes: appended with the COMMIT, once they are read
-                refused[:] = [await _append_history(conn, pending.entry(result.structured()), commit=commits)]
+                refused[:] = [
+                    await _finish(conn, [], pending.entry(result.structured()), end="COMMIT" if commits else None)
+                ]
             return result
 
         result = await self._run(write, write=True, dry_run=dry_run, scripted=scripted)
@@ -884,39 +925,42 @@ class PostgresBackend:
     async def attach_contact(self, call: AttachContactInput) -> AttachedContact:
         async def work(conn: Conn, touched: Touched) -> AttachedContact:
             now = rules.now()
-            seq, live = await _require_contact(
+            seq, live, _ = await _require_contact(
                 conn, call.end_user_id, field="end_user_id", hint=rules.ATTACH_HINT, touched=touched
             )
             attach = dataclasses.replace(call, end_user_id=live)
             kind = rules.kind(call.channel, call.type)
-            found, primary = await _script(
-                conn,
-                (_METHOD_BY_CHANNEL_VALUE, (seq, call.channel, call.normalized_value)),
-                (_PRIMARY_OF_KIND, (seq, kind)),
-            )
-            row = found[0] if found else None
-            if row is None:
-                await touched.before(seq)
+            whole = await touched.before(seq)
+            assert whole is not None  # its row is locked
+            found = effects.method_on(whole, call.channel, call.normalized_value)
+            if found is None:
                 uid = rules.new_id()
-                touched.defer(
-                    _INSERT_METHOD,
-                    (
-                        uid, seq, call.channel, call.type, kind, call.raw_value, call.normalized_value, not primary,
-                        now, None, rules.ATTACH_VERIFICATION_METHOD, now,
-                    ),
+                new = effects.method(
+                    id=uid, channel=call.channel, type_=call.type, raw_value=call.raw_value,
+                    value=call.normalized_value, primary=effects.primary_of(whole, kind) is None, created_at=now,
+                    verified_at=now, verification_method=rules.ATTACH_VERIFICATION_METHOD,
                 )  # fmt: skip
+                touched.defer(*_insert_method(seq, new))
                 touched.defer(_TOUCH, (now, seq))
+                touched.became(seq, effects.touched(effects.with_method(whole, new), now))
                 return rules.attached_contact(
                     attach, uid=uid, type_=call.type, verification_method=rules.ATTACH_VERIFICATION_METHOD, created=True
                 )
-            method_seq, uid, type_, verified_at, method = row
-            if verified_at is None:
+            method = found["verification_method"]
+            if found["verified_at"] is None:
                 # Attaching says the value is verified: an unverified method (say, from upsert) is promoted.
-                await touched.before(seq)
-                touched.defer(_VERIFY_ATTACHED, (now, rules.ATTACH_VERIFICATION_METHOD, method_seq))
-                touched.defer(_TOUCH, (now, seq))
                 method = rules.ATTACH_VERIFICATION_METHOD
-            return rules.attached_contact(attach, uid=uid, type_=type_, verification_method=method, created=False)
+                touched.defer(_VERIFY_ATTACHED, (now, method, seq, call.channel, call.normalized_value))
+                touched.defer(_TOUCH, (now, seq))
+                after = effects.method_verified(
+                    whole, call.channel, call.normalized_value, verified_at=now, verification_method=method
+                )
+                touched.became(seq, effects.touched(after, now))
+            else:
+                touched.became(seq, whole)
+            return rules.attached_contact(
+                attach, uid=found["id"], type_=found["type"], verification_method=method, created=False
+            )
 
         return await self._write(work, dry_run=call.dry_run, scripted=True)
 
@@ -925,19 +969,25 @@ class PostgresBackend:
     async def attach_identity(self, call: AttachIdentityInput) -> AttachedIdentity:
         async def work(conn: Conn, touched: Touched) -> AttachedIdentity:
             now = rules.now()
-            seq, contact_id = await _require_contact(conn, call.contact_id, touched=touched)
-            row = await _fetchone(conn, _IDENTITY_BY_KEY, rules.identity_key(call))
-            if row is None:
-                await touched.before(seq)
-                identity_id = rules.new_id()
+            seq, contact_id, (found,) = await _require_contact(
+                conn, call.contact_id, touched=touched, also=[(_IDENTITY_BY_KEY, rules.identity_key(call))]
+            )
+            if not found:
+                whole = await touched.before(seq)
+                assert whole is not None  # its row is locked
+                new = effects.identity(
+                    id=rules.new_id(), channel_type=call.channel_type, identifier=call.identifier,
+                    channel_id=call.channel_id, created_at=now,
+                )  # fmt: skip
                 touched.defer(
-                    _INSERT_IDENTITY, (identity_id, seq, call.channel_type, call.identifier, call.channel_id, now)
+                    _INSERT_IDENTITY, (new["id"], seq, call.channel_type, call.identifier, call.channel_id, now)
                 )
                 touched.defer(_TOUCH, (now, seq))
+                touched.became(seq, effects.touched(effects.with_identity(whole, new), now))
                 return rules.attached_identity(
-                    call, contact_id=contact_id, identity_id=identity_id, created_at=now, created=True
+                    call, contact_id=contact_id, identity_id=new["id"], created_at=now, created=True
                 )
-            identity_id, created_at, owner_seq, owner_id = row
+            identity_id, created_at, owner_seq, owner_id = found[0]
             if owner_seq != seq:
                 raise rules.identity_taken(call.identifier, owner_id)
             return rules.attached_identity(
@@ -950,20 +1000,21 @@ class PostgresBackend:
 
     async def set_verification(self, call: SetVerificationInput) -> VerificationResult:
         async def work(conn: Conn, touched: Touched) -> VerificationResult:
-            seq, contact_id = await _require_contact(conn, call.contact_id, touched=touched)
-            if await _fetchone(conn, _HAS_METHOD_OF_KIND_VALUE, (seq, call.type, call.value)) is None:
-                values = [
-                    str(row[0])
-                    for row in await _fetchall(conn, _VALUES_OF_KIND, (seq, call.type, rules.VALUES_IN_HINT))
-                ]
-                raise rules.value_not_found(call, values)
-            verified_at, source, method = rules.verification_state(call)
-            await touched.before(seq)
+            seq, contact_id, _ = await _require_contact(conn, call.contact_id, touched=touched)
+            found = await touched.whole(seq)
+            assert found is not None  # its row is locked
+            if not any(m["value"] == call.value and effects.kind_of(m) == call.type for m in found["methods"]):
+                raise rules.value_not_found(call, effects.values_of_kind(found, call.type))
+            state = rules.verification_state(call)
+            whole = await touched.before(seq)
+            assert whole is not None
+            now = rules.now()
+            verified_at, source, method = state
             params = {"at": verified_at, "source": source, "method": method, "seq": seq}
             # Every method carrying the value (the same number on sms and whatsapp, say) changes together.
-            touched.defer(
-                _SET_VERIFICATION_AND_TOUCH, {**params, "kind": call.type, "value": call.value, "now": rules.now()}
-            )
+            touched.defer(_SET_VERIFICATION_AND_TOUCH, {**params, "kind": call.type, "value": call.value, "now": now})
+            after = effects.verification_set(whole, call.type, call.value, state)
+            touched.became(seq, effects.touched(after, now) if after != whole else whole)
             return rules.verification_result(call, contact_id)
 
         return await self._write(work, dry_run=call.dry_run, scripted=True)
@@ -975,24 +1026,34 @@ class PostgresBackend:
             target, applied = await _upsert_target(conn, call, touched)
             now = rules.now()
             if target is None:
-                seq, contact_id = await _add_contact(conn, rules.contact_from_upsert(call), now)
-                touched.created(seq)
-                for kind, value in (("email", call.email), ("phone", call.phone)):
-                    if value is not None:
-                        _, method = _method_statement(
-                            seq, now, channel=kind, type_=kind, raw_value=value, value=value, primary=True
-                        )
-                        touched.defer(*method)
+                contact_id = _defer_contact(
+                    touched, rules.contact_from_upsert(call), now, (("email", call.email), ("phone", call.phone))
+                )
                 return rules.upsert_created(call, contact_id)
             changes = rules.upsert_changes(target, applied)
-            if changes.changed:
-                await touched.before(target.key)
-            if changes.email is not None:
-                await _make_primary(conn, target.key, "email", changes.email, now)
-            if changes.phone is not None:
-                await _make_primary(conn, target.key, "phone", changes.phone, now)
-            if changes.changed:
-                touched.defer(*_update_statement(target.key, {**changes.columns, "updated_at": now}))
+            if not changes.changed:
+                return rules.upsert_matched(applied, target, changes)
+            seq = target.key
+            after = await touched.before(seq)
+            assert after is not None  # its row is locked
+            primaries: tuple[tuple[Literal["email", "phone"], str | None], ...] = (
+                ("email", changes.email),
+                ("phone", changes.phone),
+            )
+            for kind, value in primaries:
+                if value is None:
+                    continue
+                new = _bare_method(now, kind, value, primary=True)
+                after, demoted, promoted = effects.made_primary(after, kind, value, new)
+                if demoted is not None:
+                    touched.defer(_SET_PRIMARY_ON, (False, seq, demoted["channel"], demoted["value"]))
+                if promoted is not None:
+                    touched.defer(_SET_PRIMARY_ON, (True, seq, promoted["channel"], promoted["value"]))
+                else:
+                    touched.defer(*_insert_method(seq, new))
+            columns = {**changes.columns, "updated_at": now}
+            touched.defer(*_update_statement(seq, columns))
+            touched.became(seq, effects.updated(after, columns))
             return rules.upsert_matched(applied, target, changes)
 
         return await self._write(work, dry_run=call.dry_run, scripted=True)
@@ -1012,13 +1073,7 @@ class PostgresBackend:
             if owner:
                 raise rules.username_taken(call.username, owner[0][0])
             shared_with = [str(row[0]) for row in holders]
-            seq, contact_id = await _add_contact(conn, new, now)
-            touched.created(seq)
-            phone = call.phone_number
-            _, method = _method_statement(
-                seq, now, channel="phone", type_="phone", raw_value=phone, value=phone, primary=True
-            )
-            touched.defer(*method)
+            contact_id = _defer_contact(touched, new, now, (("phone", call.phone_number),))
             return rules.created_contact(call, contact_id=contact_id, created_at=now, shared_with=shared_with)
 
         return await self._write(work, dry_run=call.dry_run, scripted=True)
@@ -1047,6 +1102,7 @@ class PostgresBackend:
                 await conn.execute(_DELETE_METHODS, (key,))
                 await conn.execute(_DELETE_IDENTITIES, (key,))
                 await conn.execute(_DELETE_CONTACT, (key,))
+                touched.became(key, None)
             # In the same transaction: the history keeps its rows, not the values.
             for erased in (canonical, *merged):
                 await scrub_history_rows(conn, erased, rules.PROVIDER)
@@ -1056,40 +1112,43 @@ class PostgresBackend:
 
     async def detach_identity(self, call: DetachIdentityInput) -> DetachedIdentity:
         async def work(conn: Conn, touched: Touched) -> DetachedIdentity:
-            seq, contact_id = await _require_contact(conn, call.contact_id, touched=touched)
-            (found,) = await _script(conn, (_IDENTITIES_OF_CONTACT, (seq,)))
+            seq, contact_id, _ = await _require_contact(conn, call.contact_id, touched=touched)
+            whole = await touched.whole(seq)
+            assert whole is not None  # its row is locked
             held = [
-                rules.IdentityRow(int(key), str(id_), str(identifier), _text(channel_type), _text(channel_id))
-                for key, id_, identifier, channel_type, channel_id in found
+                rules.IdentityRow(n, i["id"], i["identifier"], i["channel_type"], i["channel_id"])
+                for n, i in enumerate(whole["identities"])
             ]
             rows = rules.identities_to_detach(call, held)
             await touched.before(seq)
+            now = rules.now()
             for row in rows:
-                touched.defer(_DELETE_IDENTITY, (row.key,))
-            touched.defer(_TOUCH, (rules.now(), seq))
+                touched.defer(_DELETE_IDENTITY_OF, (seq, row.id))
+            touched.defer(_TOUCH, (now, seq))
+            touched.became(seq, effects.touched(effects.without_identities(whole, {row.id for row in rows}), now))
             return rules.detached_identity(call, contact_id, rows)
 
         return await self._write(work, dry_run=call.dry_run, scripted=True)
 
     async def detach_contact(self, call: DetachContactInput) -> DetachedContact:
         async def work(conn: Conn, touched: Touched) -> DetachedContact:
-            seq, contact_id = await _require_contact(conn, call.contact_id, touched=touched)
-            (found,) = await _script(conn, (_METHOD_TO_DETACH, (seq, call.channel, call.normalized_value)))
-            if not found:
-                on_channel = await _fetchall(conn, _VALUES_ON_CHANNEL, (seq, call.channel, rules.VALUES_IN_HINT))
-                raise rules.method_not_found(call, [str(value) for (value,) in on_channel])
-            method_seq, uid, kind, primary = found[0]
+            seq, contact_id, _ = await _require_contact(conn, call.contact_id, touched=touched)
+            whole = await touched.whole(seq)
+            assert whole is not None  # its row is locked
+            found = effects.method_on(whole, call.channel, call.normalized_value)
+            if found is None:
+                on_channel = [m["value"] for m in whole["methods"] if m["channel"] == call.channel]
+                raise rules.method_not_found(call, on_channel[: rules.VALUES_IN_HINT])
             await touched.before(seq)
-            new_primary: str | None = None
-            if primary:  # its heir is the oldest left of its kind: the delete goes first
-                _, heirs = await _script(conn, (_DELETE_METHOD, (method_seq,)), (_OLDEST_OF_KIND, (seq, kind)))
-                if heirs:
-                    touched.defer(_SET_PRIMARY, (True, heirs[0][0]))
-                    new_primary = str(heirs[0][1])
-            else:
-                touched.defer(_DELETE_METHOD, (method_seq,))
-            touched.defer(_TOUCH, (rules.now(), seq))
-            return rules.detached_contact(call, contact_id, str(uid), new_primary)
+            now = rules.now()
+            after, heir = effects.without_method(whole, call.channel, call.normalized_value)
+            # The delete goes first: one primary per kind.
+            touched.defer(_DELETE_METHOD_ON, (seq, call.channel, call.normalized_value))
+            if heir is not None:
+                touched.defer(_SET_PRIMARY_ON, (True, seq, heir["channel"], heir["value"]))
+            touched.defer(_TOUCH, (now, seq))
+            touched.became(seq, effects.touched(after, now))
+            return rules.detached_contact(call, contact_id, found["id"], heir["value"] if heir is not None else None)
 
         return await self._write(work, dry_run=call.dry_run, scripted=True)
 
@@ -1197,7 +1256,9 @@ class PostgresBackend:
                     raise merging.duplicate_merged(duplicate_id, duplicate.merged_into)
                 after, plan, found_conflicts = merging.merge_into(after, duplicate)
                 await touched.before(survivor_seq)
-                await touched.before(seq)
+                gone = await touched.before(seq)
+                assert gone is not None  # read above
+                touched.became(seq, effects.merged_away(gone, survivor_id, plan.released, now))
                 for column in plan.released:
                     touched.defer(_RELEASE[column], (seq,))
                 for fold in plan.folded:
@@ -1217,6 +1278,10 @@ class PostgresBackend:
             columns = merging.survivor_columns(before, after)
             if merged:
                 touched.defer(*_update_statement(survivor_seq, {**columns, "updated_at": now}))
+            if len(merged) == 1:
+                # (From several duplicates, the moved methods and identities read back in their rows' order, which
+                # interleaves the duplicates': the survivor is read back then.)
+                touched.became(survivor_seq, {**effects.from_record(after), "updated_at": now})
             return merging.merge_result(
                 before,
                 after,
@@ -1320,28 +1385,44 @@ class PostgresBackend:
         return await self._run(work, write=True)
 
 
-async def _append_history(conn: Conn, entry: HistoryEntry, *, commit: bool) -> str | None:
-    """Append a write's history entry in the write's transaction (and commit it, when `commit`: one round trip),
-    under a savepoint: a row the database refuses is left out (the type of its failure returned) and the write
-    goes on, as it would without a history."""
-    saved: list[Statement] = [
-        ("SAVEPOINT history", ()),
-        (_INSERT_HISTORY, history.entry_values(entry)),
-        ("RELEASE SAVEPOINT history", ()),
-    ]
-    commits: list[Statement] = [("COMMIT", ())] if commit else []
+async def _finish(
+    conn: Conn,
+    statements: Sequence[Statement],
+    entry: HistoryEntry | None,
+    *,
+    end: Literal["COMMIT", "ROLLBACK"] | None,
+) -> str | None:
+    """A write's last statements, its history entry (when it records one) and its end (COMMIT, or ROLLBACK for a
+    dry run; None: the caller's), in one round trip. The entry goes in under a savepoint: a row the database refuses
+    is left out (the type of its failure returned) and the write goes on, as it would without a history. A
+    connection broken on the way is `_CommitFailed` when the COMMIT was in it."""
+    saved: list[Statement] = (
+        [("SAVEPOINT history", ()), (_INSERT_HISTORY, history.entry_values(entry)), ("RELEASE SAVEPOINT history", ())]
+        if entry is not None
+        else []
+    )
+    ends: list[Statement] = [(end, ())] if end is not None else []
+    if not (statements or saved or ends):
+        return None
     try:
-        await _script(conn, *saved, *commits)
+        await _script(conn, *statements, *saved, *ends)
     except psycopg.Error as exc:
-        if conn.broken and commit:
+        if conn.broken and end == "COMMIT":
             raise _CommitFailed from exc
-        if conn.broken:
-            raise
-        if conn.info.transaction_status != pq.TransactionStatus.INERROR:
-            raise  # the COMMIT failed, not the row
-        await _script(conn, ("ROLLBACK TO SAVEPOINT history", ()), *commits)
-        return type(exc).__name__
-    return None
+        if conn.broken or not saved or conn.info.transaction_status != pq.TransactionStatus.INERROR:
+            raise  # the write's own statements, or the COMMIT, failed
+        refused = exc
+    else:
+        return None
+    try:  # the savepoint exists only if the write's statements all ran: else one of them failed, not the entry
+        await _script(conn, ("ROLLBACK TO SAVEPOINT history", ()), *ends)
+    except pg_errors.InvalidSavepointSpecification:
+        raise refused from None
+    except psycopg.Error as exc:
+        if conn.broken and end == "COMMIT":
+            raise _CommitFailed from exc
+        raise
+    return type(refused).__name__
 
 
 async def scrub_history_rows(conn: Conn, contact_id: str, provider: str | None = None) -> int:
