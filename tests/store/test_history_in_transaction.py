@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from mcp import Client
 
+from contact_mcp.server import ContactServer
 from tests.store.calls import PHONE, new_contact, ok
 
 pytestmark = pytest.mark.anyio
@@ -60,3 +61,46 @@ async def test_each_write_commits_its_history_entry_in_its_own_transaction(clien
         {"contacts", "methods", "history"},
         {"contacts", "methods", "history"},
     ]
+
+
+def lose_once(db: str) -> None:
+    """The next UPDATE of a contact fails as a lost race (serialization_failure), once: a sequence counts the
+    UPDATEs (a sequence is not rolled back with the failed transaction)."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("DROP SEQUENCE IF EXISTS updates")
+        conn.execute("CREATE SEQUENCE updates")
+        conn.execute(
+            "CREATE OR REPLACE FUNCTION lose_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF nextval('updates') = 1 THEN RAISE EXCEPTION 'lost' USING ERRCODE = 'serialization_failure'; END IF; "
+            "RETURN NEW; END $$"
+        )
+        conn.execute("CREATE TRIGGER lose BEFORE UPDATE ON contacts FOR EACH ROW EXECUTE FUNCTION lose_once()")
+
+
+def updates_tried(db: str) -> int:
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("DROP TRIGGER lose ON contacts")
+        row = conn.execute("SELECT last_value FROM updates").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_a_write_whose_last_statements_lose_a_race_is_rerun_and_its_entry_recorded_once(
+    server: ContactServer, client: Client, empty_store: str
+) -> None:
+    """The write's last statements travel with its history entry and the COMMIT: their failure is the write's
+    (rerun), not the entry's (which would be counted as refused and the write committed without it)."""
+    await new_contact(client, email="ann@example.com", name="Ann")
+    assert server.history is not None
+    recorded = server.history.counts()
+    lose_once(empty_store)
+    try:
+        updated = await ok(client, "upsert_contact", email="ann@example.com", name="Ann Lee")
+    finally:
+        tried = updates_tried(empty_store)
+
+    assert tried == 2  # lost, then rerun
+    assert updated["changes"] == [{"field": "name", "old": "Ann", "new": "Ann Lee"}]
+    assert server.history.counts() == {**recorded, "recorded": recorded["recorded"] + 1}
+    history = await ok(client, "get_contact", contact_id=updated["id"], include_history=True)
+    assert [entry["tool"] for entry in history["history"]] == ["upsert_contact", "upsert_contact"]
