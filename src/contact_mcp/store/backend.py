@@ -9,10 +9,12 @@ driver (PostgreSQL). A database failure a caller can retry (locked, unreachable,
 
 Every write tool's operation runs through the backend's one write mechanism (`_write`): the operation says which
 contacts it changes (`Touched.before(seq)` before its first change to a contact, `Touched.created(seq)` after
-inserting one), and the mechanism reads each whole before and again at the end of the transaction, sets the result's
-`changes` (`rules.field_changes`), appends the call's history entry when the dispatch step handed one over
-(`history.InTransaction`), and, when the call's `dry_run` is set, rolls the transaction back instead of
-committing. A new write operation built on `_write` gets its dry run and its `changes` for free.
+inserting one), and the mechanism reads each whole before and again at the end of the transaction (or, where the
+operation derives the contact's after-state from what it writes, `store/effects.py`, takes that instead of the
+second read: PostgreSQL, to save a round trip), sets the result's `changes` (`rules.field_changes`), appends the
+call's history entry when the dispatch step handed one over (`history.InTransaction`), and, when the call's
+`dry_run` is set, rolls the transaction back instead of committing. A new write operation built on `_write` gets
+its dry run and its `changes` for free.
 
 A backend module (`contact_mcp.store.sqlite`, `contact_mcp.store.postgres`) provides two functions, named in
 `BackendModule`: `preflight(settings)` — at start-up, before serving: reach the database, apply migrations, prove

@@ -215,12 +215,6 @@ _LOCK_UPSERT_CANDIDATES: Final[LiteralString] = (
     f"SELECT seq FROM contacts WHERE user_id = %(user_id)s OR seq = {_BY_USER_ID} OR seq = {_BY_EMAIL} "
     "ORDER BY seq FOR UPDATE"
 )
-# Read after the rows are locked, so it sees what any writer that held them committed.
-_UPSERT_CANDIDATES: Final[LiteralString] = (
-    f"SELECT 'user_id', {_UPSERT_COLUMNS}, EXISTS (SELECT 1 FROM methods WHERE contact_seq = contacts.seq "
-    f"AND kind = 'email' AND value = %(email)s) FROM contacts WHERE seq = {_BY_USER_ID} "
-    f"UNION ALL SELECT 'email', {_UPSERT_COLUMNS}, false FROM contacts WHERE seq = {_BY_EMAIL}"
-)
 # A whole contact in one statement (one snapshot): its columns, its methods and identities as JSON arrays of
 # objects keyed like the record's fields.
 _WHOLE_COLUMNS: Final = (
@@ -240,8 +234,12 @@ _WHOLE_CONTACT: Final = (
     "FROM contacts c"
 )
 _CONTACT_BY_ID: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.id = %s"
+# The rows `_LOCK_UPSERT_CANDIDATES` locked, read whole after the lock (so it sees what any writer that held them
+# committed): the user_id's contact, its survivor if it was merged, and the contact the email leads to.
 _UPSERT_CANDIDATES_WHOLE: Final[LiteralString] = (
-    f"{_WHOLE_CONTACT} WHERE c.user_id = %(user_id)s OR c.seq = {_BY_EMAIL}"
+    f"{_WHOLE_CONTACT} WHERE c.user_id = %(user_id)s "
+    "OR c.id = (SELECT merged_into FROM contacts WHERE user_id = %(user_id)s) "
+    f"OR c.seq = {_BY_EMAIL}"
 )
 _CONTACT_BY_SEQ: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.seq = %s"
 _EXPORT_PAGE: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.seq > %s ORDER BY c.seq LIMIT %s"
@@ -1487,31 +1485,49 @@ def batch_keys_held(keys: rules.BatchKeys) -> tuple[LiteralString, dict[str, lis
 async def _upsert_target(
     conn: Conn, call: UpsertContactInput, touched: Touched | None = None
 ) -> tuple[rules.StoredContact | None, UpsertContactInput]:
-    """Lock the keys and the candidate rows, read them, and ask `rules.upsert_target` (upsert, and import rows
+    """Lock the keys and the candidate rows, read them whole, and ask `rules.upsert_target` (upsert, and import rows
     with an email or user id); with the call as it applies (a merged contact's user_id replaced by its
-    survivor's). With `touched`, the candidates are read whole in the same round trip too."""
+    survivor's). With `touched`, the candidates read whole are handed to it (`Touched.read`)."""
     keys = {"user_id": call.user_id, "email": call.email}
-    whole: list[Statement] = [(_UPSERT_CANDIDATES_WHOLE, keys)] if touched is not None else []
-    _, _, candidates, *read = await _script(
+    _, _, rows = await _script(
         conn,
         _lock_statement(("user_id", call.user_id), ("email", call.email)),
         (_LOCK_UPSERT_CANDIDATES, keys),
-        (_UPSERT_CANDIDATES, keys),
-        *whole,
+        (_UPSERT_CANDIDATES_WHOLE, keys),
     )
     if touched is not None:
-        touched.read(read[0])
+        touched.read(rows)
     by_user_id = by_email = None
     holds = False
-    for row in candidates:
-        if row[0] == "user_id":
-            by_user_id, holds = _stored(row[1:15]), bool(row[15])
-        else:
-            by_email = _stored(row[1:15])
+    # The contact with the user_id, or its survivor when it was merged (as `_BY_USER_ID` finds it).
+    holder = next((row for row in rows if call.user_id is not None and row[2] == call.user_id), None)
+    if holder is not None:
+        survivor = next((row for row in rows if holder[12] is not None and row[1] == holder[12]), holder)
+        by_user_id = _candidate(survivor)
+        holds = bool(_emails(survivor, call.email))
+    # The oldest contact holding the email as its primary, else the oldest holding it at all (`_BY_EMAIL`): that
+    # contact is among the rows read, so it is the first of them in that order.
+    best: tuple[bool, int] | None = None
+    for row in rows:
+        held = _emails(row, call.email)
+        rank = (not any(held), int(row[0]))
+        if held and (best is None or rank < best):
+            best, by_email = rank, _candidate(row)
     if by_user_id is not None and by_user_id.user_id != call.user_id:
         # The user_id is a merged contact's: it leads to the survivor, whose own user_id stays.
         call = dataclasses.replace(call, user_id=by_user_id.user_id)
     return rules.upsert_target(call, by_user_id=by_user_id, by_email=by_email, user_holds_email=holds), call
+
+
+def _emails(row: Row, email: str | None) -> list[bool]:
+    """Whether each of a `_WHOLE_CONTACT` row's email methods with the value is primary (none: it lacks it)."""
+    return [bool(m["primary"]) for m in row[15] if m["value"] == email and effects.kind_of(m) == "email"]
+
+
+def _candidate(row: Row) -> rules.StoredContact:
+    """What upsert compares of a contact read whole (`_WHOLE_CONTACT`): its columns and its primary email and phone."""
+    primaries = {effects.kind_of(m): m["value"] for m in row[15] if m["primary"]}
+    return _stored((*row[:12], primaries.get("email"), primaries.get("phone")))
 
 
 async def _import(conn: Conn, call: rules.ImportContactInput) -> Outcome:
