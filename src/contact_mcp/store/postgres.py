@@ -313,13 +313,11 @@ _DUPLICATE_VALUES: Final = (
 # merge_contacts: the keys upserts, imports and create_contact lock on, of every contact the merge touches (the
 # parties and the contacts merged into a duplicate earlier), then the parties' rows in row order.
 _MERGE_KEYS: Final = (
-    "SELECT 'user_id', user_id FROM contacts WHERE (id = ANY(%(ids)s) OR merged_into = ANY(%(ids)s)) "
-    "AND user_id IS NOT NULL "
-    "UNION SELECT 'username', username_key FROM contacts WHERE (id = ANY(%(ids)s) OR merged_into = ANY(%(ids)s)) "
-    "AND username_key IS NOT NULL "
-    "UNION SELECT m.kind, m.value FROM methods m JOIN contacts c ON c.seq = m.contact_seq "
+    "SELECT user_id, username_key, NULL, NULL FROM contacts WHERE id = ANY(%(ids)s) OR merged_into = ANY(%(ids)s) "
+    "UNION ALL SELECT NULL, NULL, m.kind, m.value FROM methods m JOIN contacts c ON c.seq = m.contact_seq "
     "WHERE c.id = ANY(%(ids)s) AND m.kind IN ('email', 'phone')"
 )
+_PARTIES_WHOLE: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.id = ANY(%s)"
 _LOCK_PARTIES: Final = "SELECT id FROM contacts WHERE id = ANY(%s) ORDER BY seq FOR UPDATE"
 _RELEASE: Final[dict[str, LiteralString]] = {
     "user_id": "UPDATE contacts SET user_id = NULL WHERE seq = %s",
@@ -334,6 +332,19 @@ _VERIFY_METHOD: Final = (
 _MOVE_IDENTITY: Final = "UPDATE identities SET contact_seq = %s WHERE contact_seq = %s AND id = %s"
 _MERGED: Final = "UPDATE contacts SET merged_into = %s, updated_at = %s WHERE seq = %s"
 _REPOINT: Final = "UPDATE contacts SET merged_into = %s WHERE merged_into = %s"
+
+
+def _merge_keys(rows: Sequence[Row]) -> set[tuple[str, str]]:
+    """The (namespace, value) keys `_MERGE_KEYS` found."""
+    keys: set[tuple[str, str]] = set()
+    for user_id, username_key, kind, value in rows:
+        if user_id is not None:
+            keys.add(("user_id", str(user_id)))
+        if username_key is not None:
+            keys.add(("username", str(username_key)))
+        if kind is not None:
+            keys.add((str(kind), str(value)))
+    return keys
 
 
 def lock_key(namespace: str, value: str) -> int:
@@ -1213,27 +1224,26 @@ class PostgresBackend:
             # parties' rows, the keys again and the parties whole; again while a write slipped a new key onto a party
             # in between (a deadlock this could cause is rerun). The writes then ride with the COMMIT (`Touched`).
             (found,) = await _script(conn, (_MERGE_KEYS, {"ids": parties}))
-            keys = {(str(k), str(v)) for k, v in found}
+            keys = _merge_keys(found)
             locked: set[tuple[str, str]] = set()
-            reads: list[Statement] = [(_CONTACT_BY_ID, (party,)) for party in parties]
             while True:
-                answers = await _script(
+                _, _, found, wholes = await _script(
                     conn,
                     _lock_statement(*(keys - locked)),
                     (_LOCK_PARTIES, (parties,)),
                     (_MERGE_KEYS, {"ids": parties}),
-                    *reads,
+                    (_PARTIES_WHOLE, (parties,)),
                 )
                 locked |= keys
-                keys = {(str(k), str(v)) for k, v in answers[2]}
+                keys = _merge_keys(found)
                 if keys <= locked:
                     break
-            rows = [party[0] if party else None for party in answers[3:]]
-            touched.read([row for row in rows if row is not None])
-            read = {
-                party: (int(row[0]), record_from(_fields(row))) if row is not None else (0, None)
-                for party, row in zip(parties, rows, strict=True)
-            }
+            touched.read(wholes)
+            seqs = {str(row[1]): int(row[0]) for row in wholes}
+            read: dict[str, tuple[int, ContactRecord | None]] = dict.fromkeys(parties, (0, None))
+            for party, seq in seqs.items():
+                whole = await touched.whole(seq)
+                read[party] = (seq, record_from(whole) if whole is not None else None)
             survivor_seq, before = read[survivor_id]
             if before is None:
                 raise rules.contact_not_found(survivor_id, field="survivor_id")
