@@ -907,11 +907,15 @@ def field_changes(before: Whole | None, after: Whole | None, *, contact_id: str 
     custom fields key by key; methods by (channel, value) and identities by their key, each as an object. Ids,
     timestamps and raw input are bookkeeping and never reported. `contact_id` labels every change (for a call
     that changes several contacts)."""
-    # A JSON value whose text did not change is not decoded (most writes touch one or two fields).
+    # A JSON value whose text did not change, or that is the very value read before (an after-state derived from
+    # the write, `store/effects.py`, shares what it did not change), is not decoded (most writes touch one or two).
     same = frozenset(
         name
         for name in _JSON_VALUED
-        if before and after and isinstance(before.get(name), str) and before[name] == after.get(name)
+        if before
+        and after
+        and name in before
+        and (before[name] is after.get(name) or (isinstance(before[name], str) and before[name] == after.get(name)))
     )
     changes = changes_between(_flat(before, same), _flat(after, same), contact_id=contact_id)
     for field_name, names, key in (
