@@ -206,14 +206,12 @@ _BY_EMAIL: Final = (
     "(SELECT contact_seq FROM methods WHERE value = %(email)s AND kind = 'email' "
     "ORDER BY is_primary DESC, contact_seq LIMIT 1)"
 )
-# A merged contact's user_id leads to its survivor (`merged_into` is always one hop).
-_BY_USER_ID: Final = (
-    "(SELECT coalesce(s.seq, c.seq) FROM contacts c LEFT JOIN contacts s ON s.id = c.merged_into "
-    "WHERE c.user_id = %(user_id)s)"
+# The user_id's contact, its survivor when it was merged (`merged_into` is always one hop), and the email's contact.
+_UPSERT_CANDIDATES_WHERE: Final[LiteralString] = (
+    f"user_id = %(user_id)s OR id = (SELECT merged_into FROM contacts WHERE user_id = %(user_id)s) OR seq = {_BY_EMAIL}"
 )
 _LOCK_UPSERT_CANDIDATES: Final[LiteralString] = (
-    f"SELECT seq FROM contacts WHERE user_id = %(user_id)s OR seq = {_BY_USER_ID} OR seq = {_BY_EMAIL} "
-    "ORDER BY seq FOR UPDATE"
+    f"SELECT seq FROM contacts WHERE {_UPSERT_CANDIDATES_WHERE} ORDER BY seq FOR UPDATE"
 )
 # A whole contact in one statement (one snapshot): its columns, its methods and identities as JSON arrays of
 # objects keyed like the record's fields.
@@ -235,12 +233,8 @@ _WHOLE_CONTACT: Final = (
 )
 _CONTACT_BY_ID: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.id = %s"
 # The rows `_LOCK_UPSERT_CANDIDATES` locked, read whole after the lock (so it sees what any writer that held them
-# committed): the user_id's contact, its survivor if it was merged, and the contact the email leads to.
-_UPSERT_CANDIDATES_WHOLE: Final[LiteralString] = (
-    f"{_WHOLE_CONTACT} WHERE c.user_id = %(user_id)s "
-    "OR c.id = (SELECT merged_into FROM contacts WHERE user_id = %(user_id)s) "
-    f"OR c.seq = {_BY_EMAIL}"
-)
+# committed).
+_UPSERT_CANDIDATES_WHOLE: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE {_UPSERT_CANDIDATES_WHERE}"
 _CONTACT_BY_SEQ: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.seq = %s"
 _EXPORT_PAGE: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.seq > %s ORDER BY c.seq LIMIT %s"
 _SUMMARY_COLUMNS: Final[LiteralString] = (
@@ -1509,7 +1503,7 @@ async def _upsert_target(
         touched.read(rows)
     by_user_id = by_email = None
     holds = False
-    # The contact with the user_id, or its survivor when it was merged (as `_BY_USER_ID` finds it).
+    # The contact with the user_id, or its survivor when it was merged (a merged contact's user_id leads there).
     holder = next((row for row in rows if call.user_id is not None and row[2] == call.user_id), None)
     if holder is not None:
         survivor = next((row for row in rows if holder[12] is not None and row[1] == holder[12]), holder)
