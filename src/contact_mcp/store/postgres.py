@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 import math
@@ -103,7 +104,7 @@ _T = TypeVar("_T")
 _W = TypeVar("_W", bound=WriteResult)
 Conn = psycopg.AsyncConnection[tuple[Any, ...]]
 Row = tuple[Any, ...]
-Statement = tuple[LiteralString | sql.Composed, Sequence[object] | Mapping[str, object]]
+Statement = tuple[LiteralString | bytes | sql.Composed, Sequence[object] | Mapping[str, object]]
 """A statement and its parameters, for `_script`."""
 
 RETRY_ATTEMPTS: Final = 10
@@ -665,7 +666,9 @@ class Touched:
         self._read: dict[int, StoredFields] = {}
         self.deferred: list[Statement] = []
 
-    def defer(self, query: LiteralString | sql.Composed, params: Sequence[object] | Mapping[str, object]) -> None:
+    def defer(
+        self, query: LiteralString | bytes | sql.Composed, params: Sequence[object] | Mapping[str, object]
+    ) -> None:
         """A last write whose answer the call does not need: sent with the round trip that ends the write (errors
         surface there, as the statement's own would)."""
         self.deferred.append((query, params))
@@ -1594,15 +1597,20 @@ async def _update_contact(conn: Conn, seq: int, columns: dict[str, object]) -> N
     await conn.execute(*_update_statement(seq, columns))
 
 
-def _update_statement(seq: int, columns: dict[str, object]) -> tuple[sql.Composed, tuple[object, ...]]:
+def _update_statement(seq: int, columns: dict[str, object]) -> tuple[bytes, tuple[object, ...]]:
+    return _update_sql(tuple(columns)), (*columns.values(), seq)
+
+
+@functools.lru_cache(maxsize=256)
+def _update_sql(columns: tuple[str, ...]) -> bytes:
+    """The UPDATE of these contact columns, rendered once per set of columns (writes change few sets)."""
     assignments = sql.SQL(", ").join(
         sql.SQL("{} = {}::jsonb" if column in _JSON_COLUMNS else "{} = {}").format(
             sql.Identifier(column), sql.Placeholder()
         )
         for column in columns
     )
-    statement = sql.SQL("UPDATE contacts SET {} WHERE seq = {}").format(assignments, sql.Placeholder())
-    return statement, (*columns.values(), seq)
+    return sql.SQL("UPDATE contacts SET {} WHERE seq = {}").format(assignments, sql.Placeholder()).as_bytes(None)
 
 
 async def _make_primary(conn: Conn, seq: int, kind: Literal["email", "phone"], value: str, now: str) -> None:
