@@ -307,38 +307,43 @@ _DUPLICATE_VALUES: Final = (
 )
 # merge_contacts: the keys upserts, imports and create_contact lock on, of every contact the merge touches (the
 # parties and the contacts merged into a duplicate earlier), then the parties' rows in row order.
-_MERGE_KEYS: Final = (
-    "SELECT user_id, username_key, NULL, NULL FROM contacts WHERE id = ANY(%(ids)s) OR merged_into = ANY(%(ids)s) "
-    "UNION ALL SELECT NULL, NULL, m.kind, m.value FROM methods m JOIN contacts c ON c.seq = m.contact_seq "
-    "WHERE c.id = ANY(%(ids)s) AND m.kind IN ('email', 'phone')"
-)
+# ... (the parties' own keys are read with them, whole)
+_MERGED_KEYS: Final = "SELECT user_id, username_key FROM contacts WHERE merged_into = ANY(%s)"
 _PARTIES_WHOLE: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.id = ANY(%s)"
 _LOCK_PARTIES: Final = "SELECT id FROM contacts WHERE id = ANY(%s) ORDER BY seq FOR UPDATE"
 _RELEASE: Final[dict[str, LiteralString]] = {
     "user_id": "UPDATE contacts SET user_id = NULL WHERE seq = %s",
     "username": "UPDATE contacts SET username = NULL, username_key = NULL WHERE seq = %s",
 }
-_MOVE_METHOD: Final = "UPDATE methods SET contact_seq = %s, is_primary = %s WHERE contact_seq = %s AND id = %s"
+_MOVE_METHODS: Final = (
+    "UPDATE methods SET contact_seq = %s, is_primary = (id = ANY(%s::text[])) "
+    "WHERE contact_seq = %s AND id = ANY(%s::text[])"
+)
 _DROP_METHOD: Final = "DELETE FROM methods WHERE contact_seq = %s AND id = %s"
 _VERIFY_METHOD: Final = (
     "UPDATE methods SET verified_at = %s, verification_source = %s, verification_method = %s "
     "WHERE contact_seq = %s AND id = %s"
 )
 _MOVE_IDENTITY: Final = "UPDATE identities SET contact_seq = %s WHERE contact_seq = %s AND id = %s"
-_MERGED: Final = "UPDATE contacts SET merged_into = %s, updated_at = %s WHERE seq = %s"
-_REPOINT: Final = "UPDATE contacts SET merged_into = %s WHERE merged_into = %s"
+# The duplicate becomes a stub, and the contacts merged into it earlier now point at the survivor.
+_MERGED: Final = (
+    "UPDATE contacts SET merged_into = %(survivor)s, "
+    "updated_at = CASE WHEN seq = %(seq)s THEN %(now)s ELSE updated_at END "
+    "WHERE seq = %(seq)s OR merged_into = %(duplicate)s"
+)
 
 
-def _merge_keys(rows: Sequence[Row]) -> set[tuple[str, str]]:
-    """The (namespace, value) keys `_MERGE_KEYS` found."""
+def _merge_keys(wholes: Sequence[Row], merged: Sequence[Row]) -> set[tuple[str, str]]:
+    """The keys (namespace, value) every writer matching on them locks, of a merge's parties (`_WHOLE_CONTACT`
+    rows: user_id, username, emails and phones) and of the contacts merged into them (`_MERGED_KEYS`)."""
     keys: set[tuple[str, str]] = set()
-    for user_id, username_key, kind, value in rows:
+    for user_id, username_key in [*((row[2], rules.username_key(row[3])) for row in wholes), *merged]:
         if user_id is not None:
             keys.add(("user_id", str(user_id)))
         if username_key is not None:
             keys.add(("username", str(username_key)))
-        if kind is not None:
-            keys.add((str(kind), str(value)))
+    for row in wholes:
+        keys.update((kind, m["value"]) for m in row[15] if (kind := effects.kind_of(m)) in ("email", "phone"))
     return keys
 
 
@@ -1217,22 +1222,23 @@ class PostgresBackend:
         parties = [survivor_id, *duplicate_ids]
 
         async def work(conn: Conn, touched: Touched) -> MergeResult:
-            # The keys first, as every writer matching on them takes them; then, in one round trip, their locks, the
-            # parties' rows, the keys again and the parties whole; again while a write slipped a new key onto a party
-            # in between (a deadlock this could cause is rerun). The writes then ride with the COMMIT (`Touched`).
-            (found,) = await _script(conn, (_MERGE_KEYS, {"ids": parties}))
-            keys = _merge_keys(found)
+            # The keys first (read with the parties whole), as every writer matching on them takes them; then, in one
+            # round trip, their locks, the parties' rows, and the parties whole and their keys again; again while a
+            # write slipped a new key onto a party in between (a deadlock this could cause is rerun). The writes then
+            # ride with the COMMIT (`Touched`).
+            wholes, found = await _script(conn, (_PARTIES_WHOLE, (parties,)), (_MERGED_KEYS, (parties,)))
+            keys = _merge_keys(wholes, found)
             locked: set[tuple[str, str]] = set()
             while True:
-                _, _, found, wholes = await _script(
+                _, _, wholes, found = await _script(
                     conn,
                     _lock_statement(*(keys - locked)),
                     (_LOCK_PARTIES, (parties,)),
-                    (_MERGE_KEYS, {"ids": parties}),
                     (_PARTIES_WHOLE, (parties,)),
+                    (_MERGED_KEYS, (parties,)),
                 )
                 locked |= keys
-                keys = _merge_keys(found)
+                keys = _merge_keys(wholes, found)
                 if keys <= locked:
                     break
             touched.read(wholes)
@@ -1270,12 +1276,13 @@ class PostgresBackend:
                     if fold.verify is not None:
                         touched.defer(_VERIFY_METHOD, (*fold.verify, survivor_seq, fold.into))
                     touched.defer(_DROP_METHOD, (seq, fold.method_id))
-                for method_id, primary in sorted(plan.moved, key=lambda move: move[1]):
-                    touched.defer(_MOVE_METHOD, (survivor_seq, primary, seq, method_id))
+                if plan.moved:
+                    primaries = [method_id for method_id, primary in plan.moved if primary]
+                    moved = [method_id for method_id, _ in plan.moved]
+                    touched.defer(_MOVE_METHODS, (survivor_seq, primaries, seq, moved))
                 for identity_id in plan.identities:
                     touched.defer(_MOVE_IDENTITY, (survivor_seq, seq, identity_id))
-                touched.defer(_MERGED, (survivor_id, now, seq))
-                touched.defer(_REPOINT, (survivor_id, duplicate_id))
+                touched.defer(_MERGED, {"survivor": survivor_id, "now": now, "seq": seq, "duplicate": duplicate_id})
                 merged.append(duplicate_id)
                 moved_methods += len(plan.moved)
                 moved_identities += len(plan.identities)
