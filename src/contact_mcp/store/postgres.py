@@ -610,7 +610,11 @@ async def _script(conn: Conn, *statements: Statement) -> list[list[Row]]:
     still takes its own snapshot, so a statement after an advisory lock sees what the lock's last holder committed.
     An error stops the script there and is raised, as for one statement."""
     cursor = psycopg.AsyncClientCursor(conn)
-    parts = [cursor.mogrify(query, params) for query, params in statements]
+    # (A statement without parameters or `%` is sent as it is: BEGIN, COMMIT and the savepoints, on every write.)
+    parts = [
+        query if not params and isinstance(query, str) and "%" not in query else cursor.mogrify(query, params)
+        for query, params in statements
+    ]
     opens = conn.info.transaction_status == pq.TransactionStatus.IDLE
     await cursor.execute("; ".join(["BEGIN", *parts] if opens else parts).encode())
     answers: list[list[Row]] = []
