@@ -804,7 +804,11 @@ class PostgresBackend:
     ) -> _W:
         """Every write tool's transaction: `work` says which contacts it touches (`Touched`), its result is
         given what changed, the call's history entry is appended (`history.InTransaction`), and a dry run is rolled
-        back instead of committed (so it fails as the real call would, and writes nothing). `scripted`: see `_run`."""
+        back instead of committed (so it fails as the real call would, and writes nothing). `scripted`: see `_run`.
+
+        When `work` derived every touched contact's after-state (`Touched.became`), what changed is known before
+        its deferred writes are sent: they, the history entry and the COMMIT (a dry run's ROLLBACK) go in one round
+        trip. Otherwise the contacts are read back with the deferred writes, and the entry follows with the COMMIT."""
         pending = history.to_record(dry_run=dry_run)
         refused: list[str | None] = []
 
