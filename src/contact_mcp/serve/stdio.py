@@ -227,7 +227,10 @@ class _PipeWriter:
         """Write what can be written now; what is left (all of `data`, or none) goes to a worker thread."""
         if len(data) > select.PIPE_BUF or not self._room.poll(0):
             return data
-        return data[os.write(self._fd, data) :]
+        try:
+            return data[os.write(self._fd, data) :]
+        except BlockingIOError:  # O_NONBLOCK and no room after all (another writer on the pipe): the thread waits
+            return data
 
 
 def _read_line(stdin: BinaryIO) -> bytes:
