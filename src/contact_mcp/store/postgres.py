@@ -216,19 +216,13 @@ _LOCK_UPSERT_CANDIDATES: Final[LiteralString] = (
     f"SELECT seq FROM contacts WHERE user_id = %(user_id)s OR seq = {_BY_USER_ID} OR seq = {_BY_EMAIL} "
     "ORDER BY seq FOR UPDATE"
 )
-# Read after the rows are locked, so it sees what any writer that held them committed.
-_UPSERT_CANDIDATES: Final[LiteralString] = (
-    f"SELECT 'user_id', {_UPSERT_COLUMNS}, EXISTS (SELECT 1 FROM methods WHERE contact_seq = contacts.seq "
-    f"AND kind = 'email' AND value = %(email)s) FROM contacts WHERE seq = {_BY_USER_ID} "
-    f"UNION ALL SELECT 'email', {_UPSERT_COLUMNS}, false FROM contacts WHERE seq = {_BY_EMAIL}"
-)
 # A whole contact in one statement (one snapshot): its columns, its methods and identities as JSON arrays of
 # objects keyed like the record's fields.
 _WHOLE_COLUMNS: Final = (
     "seq", "id", "user_id", "username", "name", "display_name", "locale", "profile_picture", "companies",
     "custom_fields", "roles", "subscribed_to_changelog", "merged_into", "created_at", "updated_at",
 )  # fmt: skip
-_WHOLE_CONTACT: Final = (
+_WHOLE_SELECT: Final = (
     "SELECT c.seq, c.id, c.user_id, c.username, c.name, c.display_name, c.locale, c.profile_picture, c.companies, "
     "c.custom_fields, c.roles, c.subscribed_to_changelog, c.merged_into, c.created_at, c.updated_at, "
     "(SELECT coalesce(json_agg(json_build_object('id', m.id, 'channel', m.channel, 'type', m.type, "
@@ -237,12 +231,15 @@ _WHOLE_CONTACT: Final = (
     "'created_at', m.created_at) ORDER BY m.seq), '[]') FROM methods m WHERE m.contact_seq = c.seq), "
     "(SELECT coalesce(json_agg(json_build_object('id', i.id, 'channel_type', i.channel_type, "
     "'identifier', i.identifier, 'channel_id', i.channel_id, 'created_at', i.created_at) ORDER BY i.seq), '[]') "
-    "FROM identities i WHERE i.contact_seq = c.seq) "
-    "FROM contacts c"
+    "FROM identities i WHERE i.contact_seq = c.seq)"
 )
+_WHOLE_CONTACT: Final = f"{_WHOLE_SELECT} FROM contacts c"
 _CONTACT_BY_ID: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.id = %s"
-_UPSERT_CANDIDATES_WHOLE: Final[LiteralString] = (
-    f"{_WHOLE_CONTACT} WHERE c.user_id = %(user_id)s OR c.seq = {_BY_EMAIL}"
+# Read after the rows are locked, so it sees what any writer that held them committed: the candidates whole, each
+# flagged by what it matched (its user_id, its email), so one read serves both the match and the change report.
+_UPSERT_CANDIDATES: Final[LiteralString] = (
+    f"{_WHOLE_SELECT}, c.seq = {_BY_USER_ID}, c.seq = {_BY_EMAIL} FROM contacts c "
+    f"WHERE c.seq = {_BY_USER_ID} OR c.seq = {_BY_EMAIL}"
 )
 _CONTACT_BY_SEQ: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.seq = %s"
 _EXPORT_PAGE: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.seq > %s ORDER BY c.seq LIMIT %s"
@@ -1406,31 +1403,49 @@ def batch_keys_held(keys: rules.BatchKeys) -> tuple[LiteralString, dict[str, lis
 async def _upsert_target(
     conn: Conn, call: UpsertContactInput, touched: Touched | None = None
 ) -> tuple[rules.StoredContact | None, UpsertContactInput]:
-    """Lock the keys and the candidate rows, read them, and ask `rules.upsert_target` (upsert, and import rows
+    """Lock the keys and the candidate rows, read them whole, and ask `rules.upsert_target` (upsert, and import rows
     with an email or user id); with the call as it applies (a merged contact's user_id replaced by its
-    survivor's). With `touched`, the candidates are read whole in the same round trip too."""
+    survivor's). `touched` is given the candidates as read."""
     keys = {"user_id": call.user_id, "email": call.email}
-    whole: list[Statement] = [(_UPSERT_CANDIDATES_WHOLE, keys)] if touched is not None else []
-    _, _, candidates, *read = await _script(
+    _, _, rows = await _script(
         conn,
         _lock_statement(("user_id", call.user_id), ("email", call.email)),
         (_LOCK_UPSERT_CANDIDATES, keys),
         (_UPSERT_CANDIDATES, keys),
-        *whole,
     )
     if touched is not None:
-        touched.read(read[0])
+        touched.read([row[:-2] for row in rows])
     by_user_id = by_email = None
     holds = False
-    for row in candidates:
-        if row[0] == "user_id":
-            by_user_id, holds = _stored(row[1:15]), bool(row[15])
-        else:
-            by_email = _stored(row[1:15])
+    for row in rows:
+        stored, emails = _candidate(row[:-2])
+        if row[-2]:
+            by_user_id, holds = stored, call.email in emails
+        if row[-1]:
+            by_email = stored
     if by_user_id is not None and by_user_id.user_id != call.user_id:
         # The user_id is a merged contact's: it leads to the survivor, whose own user_id stays.
         call = dataclasses.replace(call, user_id=by_user_id.user_id)
     return rules.upsert_target(call, by_user_id=by_user_id, by_email=by_email, user_holds_email=holds), call
+
+
+def _candidate(row: Row) -> tuple[rules.StoredContact, set[str]]:
+    """A `_WHOLE_CONTACT` row as what upsert compares, and every email the contact holds."""
+    (seq, id_, user_id, username, name, display_name, locale, picture, companies, custom, roles, subscribed,
+     _merged_into, _created_at, _updated_at, methods, _identities) = row  # fmt: skip
+    primary: dict[str, str] = {}
+    emails: set[str] = set()
+    for method in methods:
+        kind = rules.kind(method["channel"], method["type"])
+        if kind == "email":
+            emails.add(method["value"])
+        if method["primary"]:
+            primary[kind] = method["value"]
+    stored = _stored(
+        (seq, id_, user_id, username, name, display_name, locale, picture, companies, custom, roles, subscribed,
+         primary.get("email"), primary.get("phone"))
+    )  # fmt: skip
+    return stored, emails
 
 
 async def _import(conn: Conn, call: rules.ImportContactInput) -> Outcome:
