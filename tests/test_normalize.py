@@ -86,3 +86,40 @@ def test_uuids_are_canonical() -> None:
     )
     with pytest.raises(InvalidArgument):
         normalize_uuid("ct_123", field="contact_id")
+
+
+# ---------- remembered answers (normalize.py keeps the last few thousand) ----------
+
+
+def test_a_remembered_phone_depends_on_the_default_region() -> None:
+    # The same national digits are a London number under GB and no number at all under US: what is remembered
+    # for one region must never answer for another.
+    assert normalize_phone("020 7183 8751", field="phone", default_region="GB") == "+442071838751"
+    with pytest.raises(InvalidArgument):
+        normalize_phone("020 7183 8751", field="phone", default_region="US")
+    assert normalize_phone("020 7183 8751", field="phone", default_region="GB") == "+442071838751"
+
+
+def test_a_remembered_refusal_names_each_callers_field() -> None:
+    for field in ("phone", "phone_number", "value"):
+        with pytest.raises(InvalidArgument) as info:
+            normalize_phone("+1415555012", field=field)
+        assert info.value.field == field
+        assert "not a valid phone number" in info.value.message
+    for field in ("email", "identifier"):
+        with pytest.raises(InvalidArgument) as info:
+            normalize_email(" ann@ ", field=field)
+        assert info.value.field == field
+        assert info.value.message.startswith("'ann@' is not a valid email address: ")
+
+
+def test_the_same_text_is_normalised_once() -> None:
+    from contact_mcp import normalize
+
+    before = (normalize._e164.cache_info().hits, normalize._email_form.cache_info().hits)  # pyright: ignore[reportPrivateUsage]
+    for _ in range(3):
+        assert normalize_phone(" +1 415 555 0177 ", field="phone") == "+14155550177"
+        assert normalize_email(" Zed.Cached@Example.com", field="email") == "zed.cached@example.com"
+    after = (normalize._e164.cache_info().hits, normalize._email_form.cache_info().hits)  # pyright: ignore[reportPrivateUsage]
+    assert after[0] - before[0] >= 2
+    assert after[1] - before[1] >= 2

@@ -141,32 +141,49 @@ def entry_for(
 ) -> HistoryEntry:
     """The entry for one call of a writing tool; `result` None when the call raised (a bug: `internal_error`)."""
     structured = result.structured_content if result is not None else None
+    if result is not None and not result.is_error and structured is not None:
+        return _success_entry(tool, provider, arguments, structured, client, transport)
     error = structured.get("error") if structured is not None and result is not None and result.is_error else None
     if result is None:
         outcome = "internal_error"
     elif isinstance(error, Mapping):
         outcome = str(cast(Mapping[str, object], error).get("code", "error"))
-    elif result.is_error or structured is None:
-        outcome = "error" if result.is_error else "ok"
     else:
-        outcome = _outcome(tool, structured)
-    success = result is not None and not result.is_error and structured is not None
-    entry = HistoryEntry(
+        outcome = "error" if result.is_error else "ok"
+    return HistoryEntry(
         at=store_instant(datetime.now(UTC)),
         tool=tool,
         provider=provider or "unknown",
-        contact_id=_contact_id(structured if success else None, arguments),
+        contact_id=_contact_id(None, arguments),
         outcome=outcome,
-        fields=_fields(structured if success else None, arguments),
+        fields=_fields(None, arguments),
         client=client,
         transport=transport,
     )
-    if tool in ERASING_TOOLS and success:
+
+
+def _success_entry(
+    tool: str,
+    provider: str | None,
+    arguments: Mapping[str, Any],
+    structured: Mapping[str, Any],
+    client: str | None,
+    transport: str | None,
+) -> HistoryEntry:
+    fields = _fields(structured, arguments)
+    if tool in ERASING_TOOLS:
         # The delete's own entry keeps what went (field names), not the values that identified the person.
-        entry = entry.model_copy(
-            update={"fields": [FieldChange(field=f.field, contact_id=f.contact_id) for f in entry.fields]}
-        )
-    return entry
+        fields = [FieldChange(field=f.field, contact_id=f.contact_id) for f in fields]
+    return HistoryEntry(
+        at=store_instant(datetime.now(UTC)),
+        tool=tool,
+        provider=provider or "unknown",
+        contact_id=_contact_id(structured, arguments),
+        outcome=_outcome(tool, structured),
+        fields=fields,
+        client=client,
+        transport=transport,
+    )
 
 
 def in_store(
@@ -181,10 +198,7 @@ def in_store(
     client = client_name(context)
 
     def entry(structured: Mapping[str, Any]) -> HistoryEntry:
-        result = CallToolResult(content=[], structured_content=dict(structured))
-        return entry_for(
-            tool=tool, provider=LOCAL, arguments=arguments, result=result, client=client, transport=transport
-        )
+        return _success_entry(tool, LOCAL, arguments, structured, client, transport)
 
     return InTransaction(entry=entry)
 
