@@ -588,8 +588,10 @@ async def _lock(conn: Conn, *keys: tuple[str, str | None]) -> None:
 
 
 def _lock_statement(*keys: tuple[str, str | None]) -> Statement:
-    """`_lock` as a statement of a `_script`."""
-    return _LOCK_KEYS, ([lock_key(namespace, value) for namespace, value in keys if value is not None],)
+    """`_lock` as a statement of a `_script`; the array spelled as its literal (integers only), which the driver
+    quotes as one string, three times faster than it binds a list."""
+    ids = (str(lock_key(namespace, value)) for namespace, value in keys if value is not None)
+    return _LOCK_KEYS, ("{" + ",".join(ids) + "}",)
 
 
 async def _abandon(conn: Conn) -> None:
