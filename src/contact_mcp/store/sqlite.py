@@ -16,10 +16,13 @@ its transaction: the thread finishes it (commit or rollback) before the connecti
 Short reads skip the hop: get_contact and find_contacts by an exact key (index searches, a fraction of the hop's
 cost) run on the event loop's thread, on a third query-only connection that never waits for a lock (busy timeout
 0). In WAL mode a read needs no lock; when it would have to wait (a file not in WAL mode while another process
-writes), it goes to the reader's thread, so the loop never waits on the database. So does the history entry
-of a provider's write (one insert, a third of the hop's cost): appended on the loop's thread on a fourth
-connection when the write lock is free at once (busy timeout 0), else on the writer's thread; that connection
-never checkpoints (the writer's thread does, every `CHECKPOINT_EVERY` entries), so no file sync runs on the loop.
+writes), it goes to the reader's thread, so the loop never waits on the database. So do the short writes: a
+write tool's transaction on one contact (a few indexed statements, about the hop's own cost), and the history
+entry of a provider's write (one insert, a third of the hop's cost), run on the loop's thread on a fourth
+connection (configured as the writer) when the write lock is free at once (busy timeout 0) and no write of ours
+waits on the writer's thread (it would be overtaken), else on the writer's thread, which may wait; that
+connection never checkpoints (the writer's thread does, every `CHECKPOINT_EVERY` of its commits), so no file
+sync runs on the loop. merge_contacts (several contacts), import and restore always take the writer's thread.
 
 Every exact lookup is indexed, so a call costs about the same at 1k and 100k contacts (tests/store/sqlite/).
 Statements are fixed module-level strings, so sqlite3's statement cache prepares each once per connection.
@@ -573,6 +576,9 @@ class _Lane:
 
     def __init__(self, db: sqlite3.Connection, name: str) -> None:
         self.db = db
+        self.unfinished = 0
+        """Calls handed to the thread that it has not finished (a cancelled caller's included); read and changed
+        on the event loop's thread only."""
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._stopped = False
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
@@ -584,6 +590,7 @@ class _Lane:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
         self._calls.put((loop, future, fn))
+        self.unfinished += 1
         return await future
 
     def stop(self) -> None:
@@ -603,16 +610,16 @@ class _Lane:
             except BaseException as exc:  # handed to the caller, whose task re-raises it
                 outcome = (None, exc)
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
-                loop.call_soon_threadsafe(_settle, future, *outcome)
+                loop.call_soon_threadsafe(self._settle, future, *outcome)
 
-
-def _settle(future: asyncio.Future[Any], result: object, error: BaseException | None) -> None:
-    if future.cancelled():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+    def _settle(self, future: asyncio.Future[Any], result: object, error: BaseException | None) -> None:
+        self.unfinished -= 1
+        if future.cancelled():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
 
 
 def _reader(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
@@ -623,11 +630,14 @@ def _reader(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
 
 
 def _appender(path: Path) -> sqlite3.Connection:
-    """The connection history entries are appended on, on the event loop's thread: it never waits for the write
-    lock (busy timeout 0) and never checkpoints (the writer's commits do), so an append is one short insert."""
-    db = sqlite3.connect(path, isolation_level=None, cached_statements=16, check_same_thread=False)
+    """The connection short writes run on, on the event loop's thread: configured as the writer (durability,
+    foreign keys, freed bytes zeroed), but it never waits for the write lock (busy timeout 0) and never
+    checkpoints (the writer's thread does), so a write there is a few statements and a commit, no file sync."""
+    db = sqlite3.connect(path, isolation_level=None, cached_statements=256, check_same_thread=False)
     db.execute("PRAGMA busy_timeout = 0")
     db.execute("PRAGMA synchronous = NORMAL")
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("PRAGMA secure_delete = ON")
     db.execute("PRAGMA wal_autocheckpoint = 0")
     return db
 
@@ -736,10 +746,13 @@ class SqliteBackend:
                     raise
         return await self._run(work, begin=begin)
 
-    async def _write(self, work: Callable[[sqlite3.Connection, Touched], _W], *, dry_run: bool) -> _W:
+    async def _write(
+        self, work: Callable[[sqlite3.Connection, Touched], _W], *, dry_run: bool, short: bool = True
+    ) -> _W:
         """Every write tool's transaction: `work` says which contacts it touches (`Touched`), its result is
         given what changed, the call's history entry is appended (`history.InTransaction`), and a dry run is rolled
-        back instead of committed (so it fails as the real call would, and writes nothing)."""
+        back instead of committed (so it fails as the real call would, and writes nothing). A `short` one runs on
+        the loop's thread when it can at once (`_on_loop`)."""
         pending = history.to_record(dry_run=dry_run)
         refused: list[str | None] = []
 
@@ -752,8 +765,9 @@ class SqliteBackend:
 
         if not dry_run:
             dry_run_guard.refuse("a committed write to the contact store")
-        lane = self._writer
-        result = await lane.run(functools.partial(_transaction, lane.db, write, "BEGIN IMMEDIATE", commit=not dry_run))
+        transaction = functools.partial(_transaction, work=write, begin="BEGIN IMMEDIATE", commit=not dry_run)
+        ran = await self._on_loop(transaction) if short else None
+        result = ran[0] if ran is not None else await self._writer.run(functools.partial(transaction, self._writer.db))
         if pending is not None and refused:
             pending.done(refused[0])
         return result
@@ -1032,7 +1046,7 @@ class SqliteBackend:
                 conflicts=conflicts,
             )
 
-        return await self._write(work, dry_run=call.dry_run)
+        return await self._write(work, dry_run=call.dry_run, short=False)  # several contacts: the thread
 
     # ---------- delete_contact, detach_identity, detach_contact (erasure) ----------
 
@@ -1068,6 +1082,25 @@ class SqliteBackend:
         if not call.dry_run:
             await self._writer.run(self._checkpoint)
         return result
+
+    async def _on_loop(self, transaction: Callable[[sqlite3.Connection], _T]) -> tuple[_T] | None:
+        """Run a short write `transaction` on the event loop's thread, on the appender connection, if the file's
+        write lock is free at once and no write of ours waits on the writer's thread (which would be overtaken):
+        (its result,); else None, and nothing was written, for the writer's thread to run it, which may wait. The
+        loop never waits on a lock. Every `CHECKPOINT_EVERY` such commits the writer's thread checkpoints (the
+        appender never does)."""
+        if self._appender is None or self._closed or self._writer.unfinished:
+            return None
+        try:
+            result = transaction(self._appender)
+        except ProviderUnavailable as exc:
+            if not (isinstance(exc.__cause__, sqlite3.OperationalError) and _is_busy(exc.__cause__)):
+                raise
+            return None
+        self._appended += 1
+        if self._appended % CHECKPOINT_EVERY == 0:
+            await self._writer.run(self._checkpoint_passive)
+        return (result,)
 
     def _checkpoint(self) -> None:
         """After an erasure has committed: copy the WAL back into the file (whose freed pages secure_delete has
@@ -1132,22 +1165,10 @@ class SqliteBackend:
         def add(db: sqlite3.Connection) -> None:
             db.executemany(_INSERT_HISTORY, rows)
 
-        # A provider write's entry: one short insert, appended on the event loop's thread when the file's write
-        # lock is free at once (no hop to the writer's thread, which cost more than the insert); when another
-        # writer holds it, on the writer's thread, which may wait. The loop never waits on a lock.
-        if self._appender is not None and not self._closed:
-            dry_run_guard.refuse("a committed write to the contact store")
-            try:
-                _transaction(self._appender, add, "BEGIN IMMEDIATE")
-            except ProviderUnavailable as exc:
-                if not (isinstance(exc.__cause__, sqlite3.OperationalError) and _is_busy(exc.__cause__)):
-                    raise
-            else:
-                self._appended += 1
-                if self._appended % CHECKPOINT_EVERY == 0:  # the appender never checkpoints: the writer does
-                    await self._writer.run(self._checkpoint_passive)
-                return
-        await self._run(add, begin="BEGIN IMMEDIATE")
+        # A provider write's entry: one short insert (the hop to the writer's thread cost more than it).
+        dry_run_guard.refuse("a committed write to the contact store")
+        if await self._on_loop(functools.partial(_transaction, work=add, begin="BEGIN IMMEDIATE")) is None:
+            await self._run(add, begin="BEGIN IMMEDIATE")
 
     def _checkpoint_passive(self) -> None:
         try:

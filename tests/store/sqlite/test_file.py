@@ -17,7 +17,7 @@ from mcp import Client
 
 from contact_mcp import ConfigError, build_server, load_settings
 from contact_mcp.errors import ProviderUnavailable
-from contact_mcp.models import HistoryEntry
+from contact_mcp.models import HistoryEntry, UpsertContactInput
 from contact_mcp.store import LocalStore
 from contact_mcp.store.migrations.sqlite import SCHEMA_VERSION
 from contact_mcp.store.sqlite import SqliteBackend
@@ -249,3 +249,31 @@ async def test_history_appended_on_the_loop_is_checkpointed_so_the_wal_stays_sma
     finally:
         await backend.aclose()
     assert wal.st_size < 3_000 * 4096  # a page (and its frame header) per append without checkpoints
+
+
+async def test_a_short_write_runs_on_the_loops_connection_when_the_lock_is_free(db_path: Path) -> None:
+    """No hop to the writer's thread when the write lock is free at once: the statements run on the appender."""
+    backend = SqliteBackend.open(db_path)
+    store = LocalStore(backend)
+    on_loop: list[str] = []
+    try:
+        appender = backend._appender  # pyright: ignore[reportPrivateUsage]
+        assert appender is not None
+        appender.set_trace_callback(on_loop.append)
+        created = await store.upsert_contact(UpsertContactInput(email="ann@example.com", user_id=None, name="Ann"))
+    finally:
+        await backend.aclose()
+    assert created.outcome == "created"
+    assert any(statement.startswith("INSERT INTO contacts") for statement in on_loop), on_loop
+
+
+async def test_short_writes_on_the_loop_are_checkpointed_so_the_wal_stays_small(db_path: Path) -> None:
+    backend = SqliteBackend.open(db_path)
+    store = LocalStore(backend)
+    try:
+        for i in range(1_000):  # each a commit of a few pages (contact, index, history) without checkpoints
+            await store.upsert_contact(UpsertContactInput(email="ann@example.com", user_id=None, name=f"Ann {i}"))
+        wal = await anyio.Path(f"{db_path}-wal").stat()
+    finally:
+        await backend.aclose()
+    assert wal.st_size < 1_000 * 4096
