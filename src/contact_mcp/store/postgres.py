@@ -115,7 +115,6 @@ _MIN_POOL: Final = 1
 # ---------- statements ----------
 
 _SEQ_BY_ID_FOR_UPDATE: Final = "SELECT seq FROM contacts WHERE id = %s FOR UPDATE"
-_SEQ_BY_ID: Final = "SELECT seq FROM contacts WHERE id = %s"
 _LOCK_BY_ID: Final = "SELECT seq, merged_into FROM contacts WHERE id = %s FOR UPDATE"
 _TOUCH: Final = "UPDATE contacts SET updated_at = %s WHERE seq = %s"
 _CONTACT_COLUMNS: Final = (
@@ -574,7 +573,7 @@ def _insert_method(contact: int | str, m: effects.Method) -> Statement:
     """A new method's insert (`effects.method`), for contact `contact`: its seq, or the id of a contact inserted
     earlier in the same script (whose seq is not known yet)."""
     row = (
-        m["id"], m["channel"], m["type"], rules.kind(m["channel"], m["type"]), m["raw_value"], m["value"],
+        m["id"], m["channel"], m["type"], effects.kind_of(m), m["raw_value"], m["value"],
         m["primary"], m["verified_at"], m["verification_source"], m["verification_method"], m["created_at"],
     )  # fmt: skip
     return (_INSERT_METHOD if isinstance(contact, int) else _INSERT_METHOD_OF_NEW), (row[0], contact, *row[1:])

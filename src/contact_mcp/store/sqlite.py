@@ -301,6 +301,12 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return _primary_code(exc) in _UNAVAILABLE_CODES
 
 
+def _waits_for_lock(exc: ProviderUnavailable) -> bool:
+    """Whether `_transaction` gave up because the database was locked (what a busy timeout of 0 turns into), so the
+    call may go to a lane's thread, which waits."""
+    return isinstance(exc.__cause__, sqlite3.OperationalError) and _is_busy(exc.__cause__)
+
+
 def _is_unwritable(exc: sqlite3.Error) -> bool:
     return _primary_code(exc) in _UNWRITABLE_CODES
 
@@ -742,7 +748,7 @@ class SqliteBackend:
             try:
                 return _transaction(self._inline, work, begin)
             except ProviderUnavailable as exc:
-                if not (isinstance(exc.__cause__, sqlite3.OperationalError) and _is_busy(exc.__cause__)):
+                if not _waits_for_lock(exc):
                     raise
         return await self._run(work, begin=begin)
 
@@ -1094,7 +1100,7 @@ class SqliteBackend:
         try:
             result = transaction(self._appender)
         except ProviderUnavailable as exc:
-            if not (isinstance(exc.__cause__, sqlite3.OperationalError) and _is_busy(exc.__cause__)):
+            if not _waits_for_lock(exc):
                 raise
             return None
         self._appended += 1
