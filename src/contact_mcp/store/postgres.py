@@ -5,17 +5,19 @@ schema up to date (`migrations/postgres.py`, under a transaction-scoped advisory
 turning anything unusable into a one-line `ConfigError` naming CONTACT_MCP_DB with the password masked. Calls run
 on an `AsyncConnectionPool` of up to CONTACT_MCP_DB_POOL_SIZE connections, opened on first use; statements are
 never prepared server-side and no session state is kept (`prepare_threshold=None`, only transaction-scoped
-locks), so PgBouncer in transaction mode can sit in between.
+locks), so PgBouncer in transaction mode can sit in between. The two hottest reads (a contact by id, upsert's
+candidates) are server-side functions instead (`postgres_reads`), whose plans PostgreSQL keeps per connection.
 
 **Two concurrent upserts of one email or one user id never make two contacts**, decided by the database:
 an upsert first takes a transaction-scoped advisory lock on each normalised key it matches on (`user_id:…`,
 `email:…`; create_contact likewise on the case-folded username), so upserts sharing a key run one after the other
 in every process and replica, and each reads what the previous one committed (READ COMMITTED: every statement sees
-the latest commits). A unique constraint cannot do this job alone: an email may sit on two contacts
-(attach_contact allows it), so there is no unique index on emails to `ON CONFLICT` against; and serialisable
-transactions would abort most of a burst of writers on a small table (its predicate locks cover whole index pages)
-only to retry them. The upsert then locks the candidate contact rows (`FOR UPDATE`, in row order) before reading
-them whole, and every other write locks its contact's row first, so merges never work on stale fields. Unique
+the latest commits). A unique constraint cannot do this job alone: an email may sit on two contacts (attach_contact
+allows it), so there is no unique index on emails to `ON CONFLICT` against; and serialisable transactions would
+abort most of a burst of writers on a small table (its predicate locks cover whole index pages) only to retry them.
+The upsert then locks the candidate contact rows (`FOR UPDATE`, in row order) before reading them whole (the key
+locks, the row locks and the read are one call of the function `upsert_candidates`, each a statement of its own),
+and every other write locks its contact's row first, so merges never work on stale fields. Unique
 indexes (contact id, user_id, username, a method per contact and channel, one primary per kind, identities) are
 the database's last word: a write that loses a race there (`unique_violation`), a `serialization_failure` or a
 `deadlock_detected` reruns the whole call's transaction (stamina, a few attempts) and never reaches the agent.
@@ -88,6 +90,14 @@ from contact_mcp.settings import Settings
 from contact_mcp.store import duplicates, effects, history, merging, rules
 from contact_mcp.store.backend import Backend
 from contact_mcp.store.migrations.postgres import migrate
+from contact_mcp.store.postgres_reads import (
+    CONTACT_BY_ID,
+    UPSERT_CANDIDATES,
+    WHOLE_COLUMNS,
+    WHOLE_CONTACT,
+    lock_keys,
+    primary_value,
+)
 from contact_mcp.store.records import (
     ContactRecord,
     RecordPage,
@@ -176,11 +186,8 @@ _PHONE_HOLDERS: Final[LiteralString] = (
     "SELECT c.id FROM methods m JOIN contacts c ON c.seq = m.contact_seq WHERE m.value = %s AND m.kind = 'phone' "
     "GROUP BY m.contact_seq, c.id ORDER BY m.contact_seq LIMIT %s"
 )
-# Each key once, in key order, so two calls needing the same locks never wait for each other in a cycle.
-_LOCK_KEYS: Final = (
-    "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT unnest(%s::bigint[]) AS k ORDER BY k) AS keys"
-)
-_LOCK_KEYS_BINARY: Final = _LOCK_KEYS.replace("%s", "%b")  # the same, its array sent in binary (an import batch's)
+_LOCK_KEYS: Final = lock_keys("%s::bigint[]")
+_LOCK_KEYS_BINARY: Final = lock_keys("%b::bigint[]")  # the same, its array sent in binary (an import batch's)
 
 _INSERT_HISTORY: Final[LiteralString] = (
     f"INSERT INTO history ({history.INSERT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s)"
@@ -192,54 +199,15 @@ _HISTORY_OF: Final = (
 _SCRUB_HISTORY: Final = "UPDATE history SET fields = %s::jsonb WHERE seq = %s"
 
 
-def _primary_value(contacts: LiteralString, kind: LiteralString) -> LiteralString:
-    """SQL for the value of a contact's primary method of `kind`; `contacts` names the contacts row."""
-    return f"(SELECT value FROM methods WHERE contact_seq = {contacts}.seq AND kind = '{kind}' AND is_primary)"
-
-
 _UPSERT_COLUMNS: Final[LiteralString] = (
     "seq, id, user_id, username, name, display_name, locale, profile_picture, companies, custom_fields, roles, "
-    f"subscribed_to_changelog, {_primary_value('contacts', 'email')}, {_primary_value('contacts', 'phone')}"
+    f"subscribed_to_changelog, {primary_value('contacts', 'email')}, {primary_value('contacts', 'phone')}"
 )
-# The oldest contact holding the email as its primary, else the oldest holding it at all.
-_BY_EMAIL: Final = (
-    "(SELECT contact_seq FROM methods WHERE value = %(email)s AND kind = 'email' "
-    "ORDER BY is_primary DESC, contact_seq LIMIT 1)"
-)
-# The user_id's contact, its survivor when it was merged (`merged_into` is always one hop), and the email's contact.
-_UPSERT_CANDIDATES_WHERE: Final[LiteralString] = (
-    f"user_id = %(user_id)s OR id = (SELECT merged_into FROM contacts WHERE user_id = %(user_id)s) OR seq = {_BY_EMAIL}"
-)
-_LOCK_UPSERT_CANDIDATES: Final[LiteralString] = (
-    f"SELECT seq FROM contacts WHERE {_UPSERT_CANDIDATES_WHERE} ORDER BY seq FOR UPDATE"
-)
-# A whole contact in one statement (one snapshot): its columns, its methods and identities as JSON arrays of
-# objects keyed like the record's fields.
-_WHOLE_COLUMNS: Final = (
-    "seq", "id", "user_id", "username", "name", "display_name", "locale", "profile_picture", "companies",
-    "custom_fields", "roles", "subscribed_to_changelog", "merged_into", "created_at", "updated_at",
-)  # fmt: skip
-_WHOLE_CONTACT: Final = (
-    "SELECT c.seq, c.id, c.user_id, c.username, c.name, c.display_name, c.locale, c.profile_picture, c.companies, "
-    "c.custom_fields, c.roles, c.subscribed_to_changelog, c.merged_into, c.created_at, c.updated_at, "
-    "(SELECT coalesce(json_agg(json_build_object('id', m.id, 'channel', m.channel, 'type', m.type, "
-    "'raw_value', m.raw_value, 'value', m.value, 'primary', m.is_primary, 'verified_at', m.verified_at, "
-    "'verification_source', m.verification_source, 'verification_method', m.verification_method, "
-    "'created_at', m.created_at) ORDER BY m.seq), '[]') FROM methods m WHERE m.contact_seq = c.seq), "
-    "(SELECT coalesce(json_agg(json_build_object('id', i.id, 'channel_type', i.channel_type, "
-    "'identifier', i.identifier, 'channel_id', i.channel_id, 'created_at', i.created_at) ORDER BY i.seq), '[]') "
-    "FROM identities i WHERE i.contact_seq = c.seq) "
-    "FROM contacts c"
-)
-_CONTACT_BY_ID: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.id = %s"
-# The rows `_LOCK_UPSERT_CANDIDATES` locked, read whole after the lock (so it sees what any writer that held them
-# committed).
-_UPSERT_CANDIDATES_WHOLE: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE {_UPSERT_CANDIDATES_WHERE}"
-_CONTACT_BY_SEQ: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.seq = %s"
-_EXPORT_PAGE: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.seq > %s ORDER BY c.seq LIMIT %s"
+_CONTACT_BY_SEQ: Final[LiteralString] = f"{WHOLE_CONTACT} WHERE c.seq = %s"
+_EXPORT_PAGE: Final[LiteralString] = f"{WHOLE_CONTACT} WHERE c.seq > %s ORDER BY c.seq LIMIT %s"
 _SUMMARY_COLUMNS: Final[LiteralString] = (
     "c.seq, c.id, coalesce(c.name, c.display_name), c.username, c.user_id, "
-    f"{_primary_value('c', 'email')}, {_primary_value('c', 'phone')}"
+    f"{primary_value('c', 'email')}, {primary_value('c', 'phone')}"
 )
 _FIND_IN_METHODS: Final = "c.seq IN (SELECT contact_seq FROM methods WHERE value = %s AND kind = %s)"
 _DELETE_METHODS: Final = "DELETE FROM methods WHERE contact_seq = %s"
@@ -308,7 +276,7 @@ _DUPLICATE_VALUES: Final = (
 # parties and the contacts merged into a duplicate earlier), then the parties' rows in row order.
 # ... (the parties' own keys are read with them, whole)
 _MERGED_KEYS: Final = "SELECT user_id, username_key FROM contacts WHERE merged_into = ANY(%s)"
-_PARTIES_WHOLE: Final[LiteralString] = f"{_WHOLE_CONTACT} WHERE c.id = ANY(%s)"
+_PARTIES_WHOLE: Final[LiteralString] = f"{WHOLE_CONTACT} WHERE c.id = ANY(%s)"
 _LOCK_PARTIES: Final = "SELECT id FROM contacts WHERE id = ANY(%s) ORDER BY seq FOR UPDATE"
 _RELEASE: Final[dict[str, LiteralString]] = {
     "user_id": "UPDATE contacts SET user_id = NULL WHERE seq = %s",
@@ -333,7 +301,7 @@ _MERGED: Final = (
 
 
 def _merge_keys(wholes: Sequence[Row], merged: Sequence[Row]) -> set[tuple[str, str]]:
-    """The keys (namespace, value) every writer matching on them locks, of a merge's parties (`_WHOLE_CONTACT`
+    """The keys (namespace, value) every writer matching on them locks, of a merge's parties (`WHOLE_CONTACT`
     rows: user_id, username, emails and phones) and of the contacts merged into them (`_MERGED_KEYS`)."""
     keys: set[tuple[str, str]] = set()
     for user_id, username_key in [*((row[2], rules.username_key(row[3])) for row in wholes), *merged]:
@@ -463,9 +431,9 @@ def _stored(row: Sequence[Any]) -> rules.StoredContact:
 
 
 def _fields(row: Row) -> StoredFields:
-    """A `_WHOLE_CONTACT` row as the record's fields."""
+    """A `WHOLE_CONTACT` row as the record's fields."""
     *columns, methods, identities = row
-    return stored_fields(dict(zip(_WHOLE_COLUMNS, columns, strict=True)), methods, identities)
+    return stored_fields(dict(zip(WHOLE_COLUMNS, columns, strict=True)), methods, identities)
 
 
 def find_query(call: FindContactsInput, after: int) -> tuple[LiteralString, list[object]]:
@@ -586,11 +554,15 @@ async def _lock(conn: Conn, *keys: tuple[str, str | None]) -> None:
         await conn.execute(_LOCK_KEYS, (ids,))
 
 
+def _lock_array(*keys: tuple[str, str | None]) -> str:
+    """The advisory lock keys of `keys` (those with a value) as a bigint array's literal (integers only), which the
+    driver quotes as one string, three times faster than it binds a list."""
+    return "{" + ",".join(str(lock_key(namespace, value)) for namespace, value in keys if value is not None) + "}"
+
+
 def _lock_statement(*keys: tuple[str, str | None]) -> Statement:
-    """`_lock` as a statement of a `_script`; the array spelled as its literal (integers only), which the driver
-    quotes as one string, three times faster than it binds a list."""
-    ids = (str(lock_key(namespace, value)) for namespace, value in keys if value is not None)
-    return _LOCK_KEYS, ("{" + ",".join(ids) + "}",)
+    """`_lock` as a statement of a `_script`."""
+    return _LOCK_KEYS, (_lock_array(*keys),)
 
 
 async def _abandon(conn: Conn) -> None:
@@ -645,7 +617,7 @@ async def _require_contact(
     canonical = rules.canonical_id(contact_id)
     if canonical is None:
         raise rules.contact_not_found(contact_id, field=field, hint=hint)
-    whole: list[Statement] = [(_CONTACT_BY_ID, (canonical,))] if touched is not None else []
+    whole: list[Statement] = [(CONTACT_BY_ID, (canonical,))] if touched is not None else []
     rows, *read = await _script(conn, (_LOCK_BY_ID, (canonical,)), *whole, *also)
     if not rows:
         raise rules.contact_not_found(contact_id, field=field, hint=hint)
@@ -684,7 +656,7 @@ class Touched:
         self.deferred.append((query, params))
 
     def read(self, rows: Sequence[Row]) -> None:
-        """Contacts this write read whole (`_WHOLE_CONTACT` rows) once their rows were locked and before changing
+        """Contacts this write read whole (`WHOLE_CONTACT` rows) once their rows were locked and before changing
         anything: `whole` and `before` take them from here instead of reading them again (a round trip)."""
         for row in rows:
             self._read[int(row[0])] = _fields(row)
@@ -1180,7 +1152,7 @@ class PostgresBackend:
             raise rules.contact_not_found(contact_id)
 
         async def work(conn: Conn) -> Row | None:
-            return await _fetchone(conn, _CONTACT_BY_ID, (canonical,))
+            return await _fetchone(conn, CONTACT_BY_ID, (canonical,))
 
         row = await self._run(work, write=False)
         if row is None:
@@ -1511,13 +1483,8 @@ async def _upsert_target(
     """Lock the keys and the candidate rows, read them whole, and ask `rules.upsert_target` (upsert, and import rows
     with an email or user id); with the call as it applies (a merged contact's user_id replaced by its
     survivor's). With `touched`, the candidates read whole are handed to it (`Touched.read`)."""
-    keys = {"user_id": call.user_id, "email": call.email}
-    _, _, rows = await _script(
-        conn,
-        _lock_statement(("user_id", call.user_id), ("email", call.email)),
-        (_LOCK_UPSERT_CANDIDATES, keys),
-        (_UPSERT_CANDIDATES_WHOLE, keys),
-    )
+    locks = _lock_array(("user_id", call.user_id), ("email", call.email))
+    (rows,) = await _script(conn, (UPSERT_CANDIDATES, (locks, call.user_id, call.email)))
     if touched is not None:
         touched.read(rows)
     by_user_id = by_email = None
@@ -1528,8 +1495,8 @@ async def _upsert_target(
         survivor = next((row for row in rows if holder[12] is not None and row[1] == holder[12]), holder)
         by_user_id = _candidate(survivor)
         holds = bool(_emails(survivor, call.email))
-    # The oldest contact holding the email as its primary, else the oldest holding it at all (`_BY_EMAIL`): that
-    # contact is among the rows read, so it is the first of them in that order.
+    # The oldest contact holding the email as its primary, else the oldest holding it at all (`upsert_candidates`):
+    # that contact is among the rows read, so it is the first of them in that order.
     best: tuple[bool, int] | None = None
     for row in rows:
         held = _emails(row, call.email)
@@ -1543,12 +1510,12 @@ async def _upsert_target(
 
 
 def _emails(row: Row, email: str | None) -> list[bool]:
-    """Whether each of a `_WHOLE_CONTACT` row's email methods with the value is primary (none: it lacks it)."""
+    """Whether each of a `WHOLE_CONTACT` row's email methods with the value is primary (none: it lacks it)."""
     return [bool(m["primary"]) for m in row[15] if m["value"] == email and effects.kind_of(m) == "email"]
 
 
 def _candidate(row: Row) -> rules.StoredContact:
-    """What upsert compares of a contact read whole (`_WHOLE_CONTACT`): its columns and its primary email and phone."""
+    """What upsert compares of a contact read whole (`WHOLE_CONTACT`): its columns and its primary email and phone."""
     primaries = {effects.kind_of(m): m["value"] for m in row[15] if m["primary"]}
     return _stored((*row[:12], primaries.get("email"), primaries.get("phone")))
 

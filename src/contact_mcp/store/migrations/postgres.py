@@ -22,6 +22,7 @@ from typing import Final, LiteralString
 import psycopg
 
 from contact_mcp.errors import ConfigError
+from contact_mcp.store.postgres_reads import functions
 
 MIGRATION_LOCK: Final = (0x636D6370, 1)
 """The advisory lock (two-int key space: "cmcp", 1) that serialises migrations; the store's row-key locks use
@@ -101,7 +102,12 @@ _V2: Final[tuple[LiteralString, ...]] = (
     "CREATE INDEX history_at ON history (at)",
 )
 
-MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (_V1, _V2)
+# Version 3: the server-side functions of the hottest reads (`postgres_reads`; PostgreSQL only, SQLite has no
+# planning to save). Their text is rendered from the live SQL: when it changes, append a migration running
+# `functions(replace=True)` and record the new digest here (tests/store/postgres/test_functions.py compares it).
+FUNCTIONS_DIGEST: Final = "dca658b45ea278cc"
+
+MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (_V1, _V2, functions())
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 _VERSION_TABLE: Final = (
