@@ -5,8 +5,9 @@ schema up to date (`migrations/postgres.py`, under a transaction-scoped advisory
 turning anything unusable into a one-line `ConfigError` naming CONTACT_MCP_DB with the password masked. Calls run
 on an `AsyncConnectionPool` of up to CONTACT_MCP_DB_POOL_SIZE connections, opened on first use; statements are
 never prepared server-side and no session state is kept (`prepare_threshold=None`, only transaction-scoped
-locks), so PgBouncer in transaction mode can sit in between. The two hottest reads (a contact by id, upsert's
-candidates) are server-side functions instead (`postgres_reads`), whose plans PostgreSQL keeps per connection.
+locks), so PgBouncer in transaction mode can sit in between. The hottest reads (a contact by id, upsert's
+candidates, a phone's holders) are server-side functions instead (`postgres_reads`), whose plans PostgreSQL keeps
+per connection.
 
 **Two concurrent upserts of one email or one user id never make two contacts**, decided by the database:
 an upsert first takes a transaction-scoped advisory lock on each normalised key it matches on (`user_id:…`,
@@ -92,6 +93,8 @@ from contact_mcp.store.backend import Backend
 from contact_mcp.store.migrations.postgres import migrate
 from contact_mcp.store.postgres_reads import (
     CONTACT_BY_ID,
+    CONTACTS_BY_IDS,
+    PHONE_HOLDERS,
     UPSERT_CANDIDATES,
     WHOLE_COLUMNS,
     WHOLE_CONTACT,
@@ -182,10 +185,6 @@ _INSERT_IDENTITY: Final = (
 # Whose a username is: a merged contact's leads to its survivor (the holder itself is the second column).
 _ID_BY_USERNAME: Final = "SELECT coalesce(merged_into, id), id FROM contacts WHERE username_key = %s"
 _ID_BY_USER_ID: Final = "SELECT id FROM contacts WHERE user_id = %s"
-_PHONE_HOLDERS: Final[LiteralString] = (
-    "SELECT c.id FROM methods m JOIN contacts c ON c.seq = m.contact_seq WHERE m.value = %s AND m.kind = 'phone' "
-    "GROUP BY m.contact_seq, c.id ORDER BY m.contact_seq LIMIT %s"
-)
 _LOCK_KEYS: Final = lock_keys("%s::bigint[]")
 _LOCK_KEYS_BINARY: Final = lock_keys("%b::bigint[]")  # the same, its array sent in binary (an import batch's)
 
@@ -276,7 +275,6 @@ _DUPLICATE_VALUES: Final = (
 # parties and the contacts merged into a duplicate earlier), then the parties' rows in row order.
 # ... (the parties' own keys are read with them, whole)
 _MERGED_KEYS: Final = "SELECT user_id, username_key FROM contacts WHERE merged_into = ANY(%s)"
-_PARTIES_WHOLE: Final[LiteralString] = f"{WHOLE_CONTACT} WHERE c.id = ANY(%s)"
 _LOCK_PARTIES: Final = "SELECT id FROM contacts WHERE id = ANY(%s) ORDER BY seq FOR UPDATE"
 _RELEASE: Final[dict[str, LiteralString]] = {
     "user_id": "UPDATE contacts SET user_id = NULL WHERE seq = %s",
@@ -1060,7 +1058,7 @@ class PostgresBackend:
                 conn,
                 _lock_statement(("username", new.username_key)),
                 (_ID_BY_USERNAME, (new.username_key,)),
-                (_PHONE_HOLDERS, (call.phone_number, rules.SHARED_PHONE_LIMIT)),
+                (PHONE_HOLDERS, (call.phone_number, rules.SHARED_PHONE_LIMIT)),
             )
             if owner:
                 raise rules.username_taken(call.username, owner[0][0])
@@ -1207,7 +1205,7 @@ class PostgresBackend:
             # round trip, their locks, the parties' rows, and the parties whole and their keys again; again while a
             # write slipped a new key onto a party in between (a deadlock this could cause is rerun). The writes then
             # ride with the COMMIT (`Touched`).
-            wholes, found = await _script(conn, (_PARTIES_WHOLE, (parties,)), (_MERGED_KEYS, (parties,)))
+            wholes, found = await _script(conn, (CONTACTS_BY_IDS, (parties,)), (_MERGED_KEYS, (parties,)))
             keys = _merge_keys(wholes, found)
             locked: set[tuple[str, str]] = set()
             while True:
@@ -1215,7 +1213,7 @@ class PostgresBackend:
                     conn,
                     _lock_statement(*(keys - locked)),
                     (_LOCK_PARTIES, (parties,)),
-                    (_PARTIES_WHOLE, (parties,)),
+                    (CONTACTS_BY_IDS, (parties,)),
                     (_MERGED_KEYS, (parties,)),
                 )
                 locked |= keys

@@ -3,8 +3,8 @@
 A contact is read whole in one statement (one snapshot): its columns, and its methods and identities as JSON
 arrays of objects keyed like the record's fields (`WHOLE_CONTACT`, `WHOLE_COLUMNS`).
 
-Two reads run on every get_contact and on every upsert, so they are PL/pgSQL functions (`functions`, created by
-schema version 3): a function's statements are planned once per server connection and their plans kept, where a
+The reads every get_contact, upsert_contact and create_contact makes are PL/pgSQL functions (`functions`, created
+by schema version 3): a function's statements are planned once per server connection and their plans kept, where a
 statement sent by the client is parsed and planned on every call, because the backend prepares nothing
 (`prepare_threshold=None`, for PgBouncer in transaction mode). Planning was about 40% of PostgreSQL's CPU per
 upsert (`log_planner_stats`); through the functions PostgreSQL spends about half as much on upsert's first round
@@ -12,6 +12,7 @@ trip and a third less on a get (bench/FINDINGS.md). A function is an object of t
 get in the way.
 
 - `contact_whole(id)`: the contact with that id, whole (no row when there is none).
+- `phone_holders(phone, limit)`: the ids of the contacts holding a phone, oldest first, at most `limit`.
 - `upsert_candidates(keys, user_id, email)`: what upsert matches on, locked and read whole, in one call. It takes
   the transaction-scoped advisory locks on `keys` (each once, in key order), then locks the candidate rows
   (`FOR UPDATE`, in row order), then reads them whole. The function is VOLATILE, so under READ COMMITTED each of
@@ -77,6 +78,13 @@ def upsert_candidates_where(user_id: LiteralString, email: LiteralString) -> Lit
     )
 
 
+# The contacts holding a phone (at most a limit of them, oldest first): who create_contact says shares it.
+_PHONE_HOLDERS: Final[LiteralString] = (
+    "SELECT c.id FROM methods m JOIN contacts c ON c.seq = m.contact_seq WHERE m.value = p_phone AND m.kind = 'phone' "
+    "GROUP BY m.contact_seq, c.id ORDER BY m.contact_seq LIMIT p_limit"
+)
+
+
 def functions(*, replace: bool = False) -> tuple[LiteralString, ...]:
     """The statements creating the functions (`replace`: or replacing them, in a later migration). Their result
     columns are named like the table's, so `#variable_conflict use_column` lets the bodies name columns as usual."""
@@ -97,8 +105,17 @@ def functions(*, replace: bool = False) -> tuple[LiteralString, ...]:
             PERFORM 1 FROM contacts WHERE {where} ORDER BY seq FOR UPDATE;
             RETURN QUERY {WHOLE_CONTACT} WHERE {where};
         END $$""",
+        f"""{create} phone_holders(p_phone text, p_limit integer) RETURNS TABLE (id text)
+        LANGUAGE plpgsql STABLE AS $$
+        #variable_conflict use_column
+        BEGIN
+            RETURN QUERY {_PHONE_HOLDERS};
+        END $$""",
     )
 
 
 CONTACT_BY_ID: Final = "SELECT * FROM contact_whole(%s)"
 UPSERT_CANDIDATES: Final = "SELECT * FROM upsert_candidates(%s::bigint[], %s, %s)"
+PHONE_HOLDERS: Final = "SELECT * FROM phone_holders(%s, %s)"
+# Several contacts whole (a merge's parties), each through `contact_whole`: its plan is kept, a list's is not.
+CONTACTS_BY_IDS: Final = "SELECT w.* FROM unnest(%s::text[]) AS p(id) CROSS JOIN LATERAL contact_whole(p.id) AS w"

