@@ -314,7 +314,9 @@ async def replica_throughput(
 # ---------- the profile ----------
 
 PROFILE_RATE = 200
-_LOOP_CALLBACK = "Handle._run ("
+# Where the event loop hands control to a callback or a task: asyncio's `Handle._run`; under uvloop the loop is C
+# code, so a task's frames sit right on `Runner.run`, which asyncio.run (and uvicorn) start the loop from.
+_LOOP_CALLBACKS = ("Handle._run (", "Runner.run (")
 _TOP = 12
 
 
@@ -395,7 +397,7 @@ def summarize_profile(raw: str, tool: str, replicas: int, seconds: float) -> Pro
         leaf_functions[short_frame(leaf)] += count
         # Below the event loop's callback runner: the process's start-up frames (our CLI, uvicorn's run) are in
         # every stack and would say nothing.
-        below = next((k + 1 for k, frame in enumerate(frames) if frame.startswith(_LOOP_CALLBACK)), len(frames))
+        below = max((k + 1 for k, frame in enumerate(frames) if frame.startswith(_LOOP_CALLBACKS)), default=len(frames))
         for package in {frame_package(frame) for frame in frames[below:]}:
             inclusive[package] += count
     if total == 0:

@@ -208,6 +208,23 @@ def test_profile_summary_shares_samples_by_innermost_package() -> None:
     assert profile.gil_busy == 4 / (1.0 * profile.rate)
 
 
+def test_profile_summary_finds_the_event_loop_under_uvloop() -> None:
+    """uvloop's loop is C code: a task's frames sit on asyncio's `Runner.run`, with no `Handle._run` between."""
+    start = (
+        "<module> (/v/lib/python3.11/site-packages/contact_mcp/cli.py:1);"
+        "Runner.run (/usr/lib/python3.11/asyncio/runners.py:118)"
+    )
+    raw = (
+        f"{start};call (/v/lib/python3.11/site-packages/mcp/server.py:3);dump (/v/lib/python3.11/json/encoder.py:5) 2\n"
+        f"{start} 2\n"  # the loop itself, waiting
+    )
+
+    profile = summarize_profile(raw, "get_contact", 1, seconds=1.0)
+
+    assert dict(profile.inclusive) == {"mcp": 0.5, "json (stdlib)": 0.5}
+    assert dict(profile.by_package) == {"json (stdlib)": 0.5, "asyncio (stdlib)": 0.5}
+
+
 def test_load_generator_bodies_speak_each_protocol_era(tmp_path: Path) -> None:
     path = write_bodies(tmp_path / "bodies.jsonl", "get_contact", lambda i: {"contact_id": f"c{i}"}, 3, "2026-07-28")
 
