@@ -93,7 +93,6 @@ from contact_mcp.store.backend import Backend
 from contact_mcp.store.migrations.postgres import migrate
 from contact_mcp.store.postgres_reads import (
     CONTACT_BY_ID,
-    CONTACTS_BY_IDS,
     PHONE_HOLDERS,
     UPSERT_CANDIDATES,
     WHOLE_COLUMNS,
@@ -275,6 +274,7 @@ _DUPLICATE_VALUES: Final = (
 # parties and the contacts merged into a duplicate earlier), then the parties' rows in row order.
 # ... (the parties' own keys are read with them, whole)
 _MERGED_KEYS: Final = "SELECT user_id, username_key FROM contacts WHERE merged_into = ANY(%s)"
+_PARTIES_WHOLE: Final[LiteralString] = f"{WHOLE_CONTACT} WHERE c.id = ANY(%s)"
 _LOCK_PARTIES: Final = "SELECT id FROM contacts WHERE id = ANY(%s) ORDER BY seq FOR UPDATE"
 _RELEASE: Final[dict[str, LiteralString]] = {
     "user_id": "UPDATE contacts SET user_id = NULL WHERE seq = %s",
@@ -1205,7 +1205,7 @@ class PostgresBackend:
             # round trip, their locks, the parties' rows, and the parties whole and their keys again; again while a
             # write slipped a new key onto a party in between (a deadlock this could cause is rerun). The writes then
             # ride with the COMMIT (`Touched`).
-            wholes, found = await _script(conn, (CONTACTS_BY_IDS, (parties,)), (_MERGED_KEYS, (parties,)))
+            wholes, found = await _script(conn, (_PARTIES_WHOLE, (parties,)), (_MERGED_KEYS, (parties,)))
             keys = _merge_keys(wholes, found)
             locked: set[tuple[str, str]] = set()
             while True:
@@ -1213,7 +1213,7 @@ class PostgresBackend:
                     conn,
                     _lock_statement(*(keys - locked)),
                     (_LOCK_PARTIES, (parties,)),
-                    (CONTACTS_BY_IDS, (parties,)),
+                    (_PARTIES_WHOLE, (parties,)),
                     (_MERGED_KEYS, (parties,)),
                 )
                 locked |= keys

@@ -117,5 +117,3 @@ def functions(*, replace: bool = False) -> tuple[LiteralString, ...]:
 CONTACT_BY_ID: Final = "SELECT * FROM contact_whole(%s)"
 UPSERT_CANDIDATES: Final = "SELECT * FROM upsert_candidates(%s::bigint[], %s, %s)"
 PHONE_HOLDERS: Final = "SELECT * FROM phone_holders(%s, %s)"
-# Several contacts whole (a merge's parties), each through `contact_whole`: its plan is kept, a list's is not.
-CONTACTS_BY_IDS: Final = "SELECT w.* FROM unnest(%s::text[]) AS p(id) CROSS JOIN LATERAL contact_whole(p.id) AS w"

@@ -19,7 +19,6 @@ from contact_mcp.store.migrations.postgres import _VERSION_TABLE, FUNCTIONS_DIGE
 from contact_mcp.store.postgres import lock_key
 from contact_mcp.store.postgres_reads import (
     CONTACT_BY_ID,
-    CONTACTS_BY_IDS,
     PHONE_HOLDERS,
     UPSERT_CANDIDATES,
     WHOLE_CONTACT,
@@ -79,13 +78,6 @@ def test_contact_whole_answers_what_the_select_answers(postgres_url: str, stored
         plain = rows(postgres_url, f"{WHOLE_CONTACT} WHERE c.id = %s", (contact_id,))
         assert rows(postgres_url, CONTACT_BY_ID, (contact_id,)) == plain
     assert len(rows(postgres_url, CONTACT_BY_ID, (stored["ann"],))[0][-2]) == 3  # the read is not empty by accident
-
-
-def test_contacts_by_ids_answers_what_the_select_answers(postgres_url: str, stored: dict[str, str]) -> None:
-    ids = [stored["ann"], stored["dan"], stored["eve"], "00000000-0000-4000-8000-000000000000"]
-    plain = rows(postgres_url, f"{WHOLE_CONTACT} WHERE c.id = ANY(%s) ORDER BY c.seq", (ids,))
-    assert len(plain) == 3
-    assert sorted(rows(postgres_url, CONTACTS_BY_IDS, (ids,))) == plain
 
 
 def test_phone_holders_answers_what_the_select_answers(postgres_url: str, stored: dict[str, str]) -> None:
