@@ -99,8 +99,9 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=5, ge=1, le=1000, validation_alias=AliasChoices("CONTACT_MCP_DB_POOL_SIZE"))
     """PostgreSQL connections one server process holds at most. A process is one event loop on one core, and a
     call holds its connection only for its statements, so a few connections keep it busy; more add database backends
-    that compete for the same cores (three replicas on two cores served a 2026-07-28 get_contact ~15% faster with 5
-    than with 10: bench/FINDINGS.md) and count against PostgreSQL's `max_connections` (100 by default)."""
+    that compete for the same cores (three replicas sharing two cores spent 0.80 ms of their CPU and 0.16 ms of
+    PostgreSQL's per 2026-07-28 get_contact with 5, 0.94 and 0.21 ms with 10: bench/FINDINGS.md) and count against
+    PostgreSQL's `max_connections` (100 by default)."""
     default_region: str | None = _env("CONTACT_MCP_DEFAULT_REGION")
     http_token: SecretStr | None = _env("CONTACT_MCP_HTTP_TOKEN")
     allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
