@@ -59,7 +59,7 @@ async def seed(postgres_url: str) -> dict[str, str]:
         await ok(client, "attach_identity", contact_id=ann["id"], identifier="+14155550101", channel_type="whatsapp")
         await ok(client, "attach_contact", end_user_id=ann["id"], channel="email", value="ann@work.example.com")
         bob = await ok(client, "upsert_contact", user_id="u-bob", name="Bob")
-        # A second contact holding Ann's work email, not as its primary: upsert prefers the primary holder.
+        # A second contact holding Ann's work email (neither holds it as its primary): the older holder is the match.
         cyd = await ok(client, "upsert_contact", email="cyd@example.com", name="Cyd")
         await ok(client, "attach_contact", end_user_id=cyd["id"], channel="email", value="ann@work.example.com")
         dan = await ok(client, "upsert_contact", email="dan@example.com", user_id="u-dan")
