@@ -101,6 +101,15 @@ async def test_stateless_health_says_so(replicas: list[Spawned]) -> None:
     assert (health["ok"], health["stateless"], "sessions" in health) == (True, True, False)
 
 
+async def test_a_stateless_get_is_405_not_a_stream_held_open(replicas: list[Spawned]) -> None:
+    # The SDK would answer 200 text/event-stream and hold it open forever, uncapped: nothing is ever pushed on it.
+    async with httpx2.AsyncClient(timeout=10) as http:
+        for headers in ({"Accept": "text/event-stream"}, {}, {"MCP-Protocol-Version": "2025-11-25"}):
+            response = await http.get(f"{replicas[0].base}/mcp", headers=headers)
+            assert (response.status_code, response.headers["allow"]) == (405, "POST"), headers
+            assert response.json()["error"]["code"] == -32600
+
+
 @pytest.mark.parametrize(
     ("body", "code"),
     [

@@ -4,6 +4,7 @@ makes room, a cap of busy sessions is a 503 with Retry-After (never a lock-out f
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -69,6 +70,30 @@ async def test_at_the_cap_the_least_recently_active_idle_session_makes_room(capp
         for kept in (first, third, fourth):
             assert await _list_tools(http, kept) == 200
         assert await _sessions(http) == {"open": 3, "max": 3, "evicted": 1, "saturated": False}
+
+
+async def test_at_the_cap_a_request_that_cannot_open_a_session_evicts_none(capped: Spawned) -> None:
+    # The SDK admits (and the cap evicts for) every session-less request before checking it; a refused one must not
+    # end a real client's session: a foreign page's text/plain POST, refused by DNS-rebinding protection, would.
+    refused: list[tuple[str, dict[str, str], bytes]] = [
+        ("POST", HEADERS | {"Host": "attacker.example"}, json.dumps(INIT).encode()),
+        ("POST", HEADERS | {"Origin": "http://attacker.example"}, json.dumps(INIT).encode()),
+        ("POST", HEADERS | {"Content-Type": "text/plain"}, json.dumps(INIT).encode()),
+        ("POST", HEADERS, json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}).encode()),
+        ("POST", HEADERS, b"{not json"),
+        ("GET", {"Accept": "text/event-stream"}, b""),
+    ]
+    async with httpx2.AsyncClient(base_url=capped.base, timeout=10) as http:
+        sessions = [await _open(http) for _ in range(3)]
+        for method, headers, body in refused:
+            response = await http.request(method, "/mcp", headers=headers, content=body)
+            assert 400 <= response.status_code < 500, (method, headers, response.status_code)
+
+        for session in sessions:
+            assert await _list_tools(http, session) == 200
+        assert await _sessions(http) == {"open": 3, "max": 3, "evicted": 0, "saturated": False}
+        await _open(http)  # a real client still makes room
+        assert (await _sessions(http))["evicted"] == 1
 
 
 async def test_with_every_session_busy_a_new_client_gets_503_with_retry_after_until_one_frees(capped: Spawned) -> None:

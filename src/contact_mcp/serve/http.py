@@ -47,7 +47,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from contact_mcp.errors import ConfigError, ContactError
 from contact_mcp.logs import configure_logging, rate_limit
 from contact_mcp.serve import freeze_start_up_heap
-from contact_mcp.serve.messages import MAX_MESSAGE_BYTES, parse_message
+from contact_mcp.serve.messages import parse_message, read_body, replaying
 from contact_mcp.serve.sessions import BoundedSessionManager
 from contact_mcp.server import ContactServer, build_server
 from contact_mcp.settings import Settings
@@ -337,29 +337,17 @@ class _Sse:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        body, more = bytearray(), True
-        while more and len(body) <= MAX_MESSAGE_BYTES:  # past the limit the SDK answers 413 from what we replay
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            more = bool(message.get("more_body", False))
+        read = await read_body(receive)
+        if read is None:
+            return
+        body, more = read
         if not more:
-            verdict = parse_message(bytes(body), where="sse")
+            verdict = parse_message(body, where="sse")
             if isinstance(verdict, JSONRPCError):
                 answer = verdict.model_dump_json(by_alias=True, exclude_unset=True)
                 await Response(answer, status_code=400, media_type="application/json")(scope, receive, send)
                 return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": bytes(body), "more_body": more}
-
-        await self.transport.handle_post_message(scope, replay, send)
+        await self.transport.handle_post_message(scope, replaying(body, more, receive), send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Checked here first: the SDK's connect_sse answers a foreign Host and then raises, which uvicorn logs as

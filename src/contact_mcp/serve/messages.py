@@ -15,6 +15,7 @@ import mcp_types
 import pydantic_core
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from pydantic import ValidationError
+from starlette.types import Message, Receive
 
 log = logging.getLogger("contact_mcp.serve.messages")
 
@@ -46,3 +47,30 @@ def parse_message(data: bytes, *, where: str) -> mcp_types.JSONRPCMessage | mcp_
 def _rejected(where: str, code: int, message: str, request_id: str | int | None = None) -> mcp_types.JSONRPCError:
     log.warning("%s: answered a malformed message with %d: %s", where, code, message)
     return mcp_types.JSONRPCError(jsonrpc="2.0", id=request_id, error=mcp_types.ErrorData(code=code, message=message))
+
+
+async def read_body(receive: Receive) -> tuple[bytes, bool] | None:
+    """An HTTP request's body, read up to just past `MAX_MESSAGE_BYTES`, and whether more of it is still unread;
+    None when the client went away. `replaying` hands it on to whoever answers the request."""
+    body, more = bytearray(), True
+    while more and len(body) <= MAX_MESSAGE_BYTES:  # past the limit the SDK answers 413 from what is replayed
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body += message.get("body", b"")
+        more = bool(message.get("more_body", False))
+    return bytes(body), more
+
+
+def replaying(body: bytes, more: bool, receive: Receive) -> Receive:
+    """`receive` for a request whose first `body` bytes were read already (`read_body`)."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": more}
+
+    return replay

@@ -11,21 +11,44 @@ refused, with 503 and `Retry-After`, until one ends or goes idle — never for a
 The manager subclasses the SDK's and overrides its admission step (`_admit_session`); it reads the SDK transport's
 public `idle_scope`, whose deadline is infinite while a request is in flight and otherwise the instant the session
 would expire, so the smallest finite deadline is the least recently active idle session.
+
+Only a request that can open a session evicts one: the SDK admits every request that comes without a session id
+before it checks Host, Origin, Content-Type or that the request is an `initialize`, and then drops what it admitted.
+Without the check here, any request it refuses (a foreign page's `text/plain` POST, refused by DNS-rebinding
+protection) would still end a real client's session. So at the cap the opening request is read first, and only a
+POST with an allowed Host and Origin whose body is one `initialize` request may make room; any other is let past the
+cap to get the SDK's own refusal, its session dropped at once (below the cap nothing is read twice).
+
+Stateless, nothing is pushed outside a call's own answer: a GET (the SDK would hold its SSE stream open forever,
+uncapped) is 405, as DELETE is.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from contextvars import ContextVar
 from typing import Any
 
+import mcp_types
 from mcp.server.auth.middleware.bearer_auth import AuthorizationContext
 from mcp.server.lowlevel import Server
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
+
+from contact_mcp.serve.messages import read_body, replaying
 
 log = logging.getLogger("contact_mcp.serve.sessions")
+
+# At the cap, whether the request being admitted can open a session (may evict) or will be refused (None: not read,
+# below the cap when it came). Set per request, read under the SDK's lock.
+_OPENING: ContextVar[bool | None] = ContextVar("contact_mcp_opening_request", default=None)
+_SESSION_HEADER = b"mcp-session-id"
 
 
 class BoundedSessionManager(StreamableHTTPSessionManager):
@@ -49,6 +72,40 @@ class BoundedSessionManager(StreamableHTTPSessionManager):
         )
         self.evicted = 0
         """Sessions ended early to make room, since start-up."""
+        self._guard = TransportSecurityMiddleware(security_settings)
+
+    async def handle_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope.get("method")
+        if self.stateless and method == "GET":
+            await _not_allowed(scope, receive, send)
+            return
+        at_cap = self.max_sessions is not None and self.open_sessions >= self.max_sessions
+        if not at_cap or self.stateless or any(name == _SESSION_HEADER for name, _ in scope["headers"]):
+            await super().handle_request(scope, receive, send)
+            return
+        opening = False  # only a POST opens a session
+        if method == "POST":
+            read = await read_body(receive)
+            if read is None:
+                return
+            body, more = read
+            opening = not more and await self._may_open(scope, receive, body)
+            receive = replaying(body, more, receive)
+        token = _OPENING.set(opening)
+        try:
+            await super().handle_request(scope, receive, send)
+        finally:
+            _OPENING.reset(token)
+
+    async def _may_open(self, scope: Scope, receive: Receive, body: bytes) -> bool:
+        """Whether this session-less POST would be served as an opening `initialize` (the SDK decides for real)."""
+        if await self._guard.validate_request(Request(scope, receive), is_post=True) is not None:
+            return False
+        try:
+            message = mcp_types.jsonrpc_message_adapter.validate_json(body, by_name=False)
+        except ValidationError:
+            return False
+        return isinstance(message, mcp_types.JSONRPCRequest) and message.method == "initialize"
 
     @property
     def open_sessions(self) -> int:
@@ -63,9 +120,19 @@ class BoundedSessionManager(StreamableHTTPSessionManager):
 
     def _admit_session(self, requestor: AuthorizationContext | None) -> StreamableHTTPServerTransport | None:
         # Called by the SDK under its session-creation lock, so eviction and admission are one step.
-        if self.max_sessions is not None and self.open_sessions >= self.max_sessions:
+        opening = _OPENING.get()
+        if self.max_sessions is None or self.open_sessions < self.max_sessions or opening is None:
+            return super()._admit_session(requestor)
+        if opening:
             self._evict_one()
-        return super()._admit_session(requestor)
+            return super()._admit_session(requestor)
+        # A request the SDK is about to refuse (and whose session it then drops): let it through past the cap, so
+        # it gets its own answer (421, 403, 400) rather than a 503 that says "retry", and no one's session ends.
+        cap, self.max_sessions = self.max_sessions, None
+        try:
+            return super()._admit_session(requestor)
+        finally:
+            self.max_sessions = cap
 
     def _least_recently_active(self) -> str | None:
         idle: list[tuple[float, str]] = []
@@ -86,3 +153,9 @@ class BoundedSessionManager(StreamableHTTPSessionManager):
         transport.idle_scope.cancel()
         self.evicted += 1
         log.info("session cap %d reached: ended the least recently active idle session", self.max_sessions)
+
+
+async def _not_allowed(scope: Scope, receive: Receive, send: Send) -> None:
+    message = "Method Not Allowed: a stateless server keeps no stream to push on; POST each request"
+    error = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}}
+    await JSONResponse(error, status_code=405, headers={"Allow": "POST"})(scope, receive, send)
