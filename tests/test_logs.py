@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 from contact_mcp.cli import main
-from contact_mcp.logs import EscapingFormatter, RateLimit, configure_logging, escape_controls
+from contact_mcp.logs import (
+    TALKATIVE_LOGGERS,
+    EscapingFormatter,
+    RateLimit,
+    WithoutQueryString,
+    configure_logging,
+    escape_controls,
+)
 
 FORGED = "2026-12-03 10:00:00,000 WARNING contact_mcp: admin login"
 
@@ -108,3 +115,22 @@ def test_a_rate_limit_without_tracebacks_keeps_the_exception_on_the_line() -> No
     assert RateLimit(tracebacks=False).filter(record) is True
     assert record.exc_info is None
     assert record.getMessage() == "Failed parse: ValueError('bad 100% body')"
+
+
+def test_an_access_line_loses_its_query_string_where_a_client_may_put_a_token() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "POST", "/mcp?access_token=S3cr3t", "1.1", 401), None,
+    )  # fmt: skip
+    assert WithoutQueryString().filter(record)
+    assert record.getMessage() == '127.0.0.1:5000 - "POST /mcp?… HTTP/1.1" 401'
+
+
+def test_configure_logging_filters_uvicorns_access_log_and_holds_sse_chunks_at_warning() -> None:
+    configure_logging("DEBUG")
+    try:
+        assert any(isinstance(f, WithoutQueryString) for f in logging.getLogger("uvicorn.access").filters)
+        assert "sse_starlette.sse" in TALKATIVE_LOGGERS  # it logs every SSE chunk, bodies and names in them, at DEBUG
+        assert logging.getLogger("sse_starlette.sse").level == logging.WARNING
+    finally:
+        configure_logging("WARNING")

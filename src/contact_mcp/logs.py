@@ -8,9 +8,11 @@ flood of identical warnings (one per rejected request) to a few lines a minute p
 
 Logs carry no email, phone or name. Our own log calls never format one (they log codes, field names, ids and
 types); libraries' records that would (the SDK's SSE transport logs whole message bodies at DEBUG, httpx2 every
-request URL at INFO, and a URL may hold an email; httpcore2 headers at DEBUG) are held at WARNING whatever the
-level, and the formatter masks any email or +phone left in a line (`masking`), as a last line of defence. Imports
-nothing of ours but `masking` (a leaf): the CLI sets logging up before it loads anything heavy.
+request URL at INFO, and a URL may hold an email; httpcore2 headers at DEBUG; sse-starlette every SSE chunk it
+sends at DEBUG) are held at WARNING whatever the level; uvicorn's access lines lose the request's query string (a
+client may put a token there); and the formatter masks any email or +phone left in a line (`masking`), as a last
+line of defence. Imports nothing of ours but `masking` (a leaf): the CLI sets logging up before it loads anything
+heavy.
 """
 
 from __future__ import annotations
@@ -31,7 +33,16 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Libraries whose records below WARNING carry what clients and providers sent (bodies, URLs, headers).
-TALKATIVE_LOGGERS = ("mcp.server.sse", "mcp.server.runner", "mcp.shared.jsonrpc_dispatcher", "httpx2", "httpcore2")
+TALKATIVE_LOGGERS = (
+    "mcp.server.sse",
+    "mcp.server.runner",
+    "mcp.shared.jsonrpc_dispatcher",
+    "sse_starlette.sse",
+    "httpx2",
+    "httpcore2",
+)
+# uvicorn's access log line quotes the request's path with its query string, where a client may put a token.
+_ACCESS_LOGGER = "uvicorn.access"
 _EMAIL_IN_TEXT = re.compile(r"[\w.+%-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+")
 _PHONE_IN_TEXT = re.compile(r"(?:\+|%2B)\d[\d ().-]{5,18}\d")
 
@@ -117,6 +128,19 @@ def configure_logging(level: str = "WARNING") -> None:
     logging.captureWarnings(True)
     for name in TALKATIVE_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[level]))
+    access = logging.getLogger(_ACCESS_LOGGER)
+    if not any(isinstance(existing, WithoutQueryString) for existing in access.filters):
+        access.addFilter(WithoutQueryString())
+
+
+class WithoutQueryString(logging.Filter):
+    """uvicorn's access record (`client - "METHOD path HTTP/v" status`) with its path's query string cut off."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
+            record.args = (*args[:2], args[2].split("?", 1)[0] + "?…", *args[3:])
+        return True
 
 
 def rate_limit(*names: str, burst: int = 5, per_s: float = 60.0, tracebacks: bool = True) -> None:
