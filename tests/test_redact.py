@@ -71,6 +71,8 @@ def test_every_configured_secret_is_known(tmp_path: Path) -> None:
         ("postgres://app:p%40ss@host:5432/db", "p@ss"),
         ("postgresql+psycopg://app:pw@host/db", "pw"),
         ("postgresql://host/db?user=app&password=qpw", "qpw"),
+        ("postgresql://app:Tr0ub4dor#3x@host/db", "Tr0ub4dor#3x"),  # libpq takes #, ? and / unencoded
+        ("postgresql://app:a/b?c@host/db", "a/b?c"),
         ("postgresql://app@host/db", None),
         ("/home/me/contacts.db", None),
         ("contacts@home.db", None),
@@ -89,6 +91,8 @@ def test_database_password(target: str, password: str | None) -> None:
         ("https://api.example.com/v1?api_key=abc", "https://api.example.com/v1?***"),
         ("https://api.example.com/#k=abc", "https://api.example.com/#***"),
         ("postgresql:/app:pw@db.example/contacts", "postgresql://***@db.example/contacts"),
+        ("postgresql://app:Tr0ub4dor#3x@db.example:5432/c", "postgresql://***@db.example:5432/c"),
+        ("postgresql://app:a/b?c@db.example/c?sslmode=require", "postgresql://***@db.example/c?***"),
         ("/var/lib/contacts.db", "/var/lib/contacts.db"),
         ("/home/me@corp/contacts.db", "/home/me@corp/contacts.db"),
     ],

@@ -154,3 +154,24 @@ def test_a_file_error_reaches_the_operator_as_one_line_and_exit_2(tmp_path: Path
     assert done.returncode == 2, done.stderr
     assert "CONTACT_MCP_HTTP_TOKEN_FILE" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://app:S3cr3t-pw@127.0.0.1:5432/appdb",  # SQLAlchemy's spelling
+        "postgresql:/app:S3cr3t-pw@127.0.0.1/appdb",  # one slash lost
+        "mysql://app:S3cr3t-pw@127.0.0.1/appdb",
+    ],
+)
+def test_a_database_url_of_another_scheme_is_refused_without_its_password(url: str) -> None:
+    # It used to select SQLite: a file named after the URL, a different one per replica, its password in the path.
+    with pytest.raises(ConfigError) as raised:
+        load_settings(db=url)
+    assert "CONTACT_MCP_DB" in str(raised.value) and "postgresql://" in str(raised.value)
+    assert "S3cr3t" not in str(raised.value)
+
+
+@pytest.mark.parametrize("path", ["contacts.db", "/var/lib/contacts.db", "C:\\contacts.db", "~/c.db"])
+def test_a_database_path_is_still_a_sqlite_path(path: str) -> None:
+    assert load_settings(db=path).db == path

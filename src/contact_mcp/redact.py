@@ -25,7 +25,8 @@ REDACTED = "[redacted]"
 MIN_SECRET_LENGTH = 4
 _MASK = "***"
 # postgresql://user:password@host/db; a `Path` setting folds "//" into "/", so one or more slashes.
-_PG_URL = re.compile(r"^postgres(?:ql)?(?:\+[a-z0-9]+)?:/+(?P<userinfo>[^/@]*)@", re.IGNORECASE)
+# libpq takes a password's `#`, `?` and `/` as they are, unencoded: the userinfo runs to the last `@`.
+_PG_URL = re.compile(r"^postgres(?:ql)?(?:\+[a-z0-9]+)?:/+(?P<userinfo>.*)@(?=[^@]*$)", re.IGNORECASE)
 _PG_SCHEME_SLASH = re.compile(r"^(postgres(?:ql)?(?:\+[a-z0-9]+)?):/(?!/)", re.IGNORECASE)
 _PG_PASSWORD_PARAM = re.compile(r"[?&]password=(?P<password>[^&#]*)", re.IGNORECASE)
 
@@ -101,6 +102,9 @@ def display_url(url: str) -> str:
     port and path stay, since those are what an operator needs to recognise the setting."""
     # A `Path` setting folds postgresql:// into postgresql:/; show it as the URL it was.
     text = _PG_SCHEME_SLASH.sub(r"\1://", url.strip())
+    userinfo = _PG_URL.match(text)
+    if userinfo is not None:  # masked before parsing: urlsplit would cut a password at its `#`, `?` or `/`
+        text = text[: userinfo.start("userinfo")] + _MASK + text[userinfo.end("userinfo") :]
     try:
         parts = urlsplit(text)
     except ValueError:

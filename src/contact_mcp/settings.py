@@ -9,6 +9,7 @@ variable, never echoing what it held.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -24,6 +25,8 @@ FILE_SUFFIX = "_FILE"
 _ALSO_FROM_FILE = ("db",)  # not a SecretStr, but a PostgreSQL URL may carry a password
 _MAX_FILE_BYTES = 65_536  # a secret is short; this keeps a mistaken path (a log, /dev/zero) from being read whole
 MIN_REQUEST_STATE_KEY_BYTES = 32  # the SDK's own floor for a request-state key
+# A URL's scheme (RFC 3986), two characters at least: `C:\\contacts.db` is a Windows path, not a URL.
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
 
 ConfirmMode = Literal["destructive", "never"]
 """`CONTACT_MCP_CONFIRM`: ask before what cannot be undone (default), or never (unattended pipelines)."""
@@ -176,6 +179,12 @@ class Settings(BaseSettings):
         text = value.strip()
         if not text:
             raise ValueError("must be a file path or a postgresql:// URL")
+        scheme = _URL_SCHEME.match(text)
+        if scheme and not text.lower().startswith(("postgresql://", "postgres://")):
+            # Else `postgresql+psycopg://…` or `postgresql:/…` would silently be a SQLite file named after the URL,
+            # one per replica, its password in the path. Only the scheme is quoted: the rest may hold a password.
+            supported = "give a postgresql:// (or postgres://) URL, or a SQLite file path"
+            raise ValueError(f"a {scheme[1]!r} URL is not supported: {supported}")
         return text
 
     @field_validator("allowed_hosts", "tools", "exclude_tools", mode="before")
