@@ -341,10 +341,10 @@ async def test_http_accepts_a_loopback_origin(http_server: RunningServer) -> Non
 
 @pytest.mark.slow
 async def test_http_logs_go_to_stderr_and_never_show_the_token(http_server: RunningServer) -> None:
-    marker = uuid.uuid4().hex
+    marker, secret = uuid.uuid4().hex, uuid.uuid4().hex
     async with httpx2.AsyncClient(timeout=10) as http:
-        await http.post(f"{http_server.base}/mcp?probe={marker}", json=INIT, headers=MCP_HEADERS | AUTH)
-        await http.get(f"{http_server.base}/healthz?probe={marker}")
+        await http.post(f"{http_server.base}/mcp?access_token={secret}", json=INIT, headers=MCP_HEADERS | AUTH)
+        await http.get(f"{http_server.base}/healthz/{marker}?access_token={secret}")
     for _ in range(200):  # the access log line is written after the response: wait up to ~10 s for it
         if marker in http_server.stderr.read_text():
             break
@@ -352,7 +352,9 @@ async def test_http_logs_go_to_stderr_and_never_show_the_token(http_server: Runn
     else:
         pytest.fail("no access log line on stderr")
     assert http_server.stdout.read_bytes() == b""
-    assert TOKEN not in http_server.stderr.read_text()
+    logged = http_server.stderr.read_text()
+    assert TOKEN not in logged
+    assert secret not in logged  # a query string may hold a token: access lines drop it
 
 
 # ---------- SSE over a socket ----------
