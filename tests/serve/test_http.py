@@ -34,6 +34,7 @@ INIT: dict[str, Any] = {
     "method": "initialize",
     "params": {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "http", "version": "0"}},
 }
+INVALID_ID = b'{"jsonrpc": "2.0", "id": true, "method": "ping"}'
 FORGED = "2026-12-03 10:00:00,000 WARNING contact_mcp: admin login"
 
 
@@ -61,6 +62,13 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Spawned]
     env = {"CONTACT_MCP_DB": str(tmp / "contacts.db")}
     with spawn_http(env, tmp / "a.log", "--stateless") as a, spawn_http(env, tmp / "b.log", "--stateless") as b:
         yield [a, b]
+
+
+@pytest.fixture(scope="module")
+def stateful(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Spawned]:
+    tmp = tmp_path_factory.mktemp("stateful")
+    with spawn_http({"CONTACT_MCP_DB": str(tmp / "contacts.db")}, tmp / "server.log") as server:
+        yield server
 
 
 async def test_any_stateless_replica_answers_any_request(replicas: list[Spawned]) -> None:
@@ -131,6 +139,41 @@ async def test_a_malformed_body_is_a_400_without_pydantics_dump(
     assert error["code"] == code
     for dump in ("input_value", "errors.pydantic.dev", "validation error for"):
         assert dump not in response.text
+
+
+@pytest.mark.parametrize("request_id", ["true", "[1]", "1.5", "{}", "null"])
+@pytest.mark.parametrize("stateless", [True, False], ids=["stateless", "stateful"])
+async def test_a_request_whose_id_is_not_a_string_or_integer_is_a_400_not_a_silent_202(
+    replicas: list[Spawned], stateful: Spawned, request_id: str, stateless: bool
+) -> None:
+    # The SDK (2.3) took such a request for a notification: 202 and no answer, its client waiting for good.
+    body = b'{"jsonrpc": "2.0", "id": %s, "method": "tools/list"}' % request_id.encode()
+    base = replicas[0].base if stateless else stateful.base
+    async with httpx2.AsyncClient(timeout=10) as http:
+        response = await http.post(f"{base}/mcp", content=body, headers=LEGACY)
+        foreign = await http.post(f"{base}/mcp", content=body, headers=LEGACY | {"Host": "evil.example"})
+    assert response.status_code == 400
+    assert response.json() == {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32600, "message": "Invalid Request: a request's id must be a string or an integer"},
+    }
+    assert foreign.status_code == 421  # DNS-rebinding protection still answers first
+
+
+async def test_host_and_origin_match_the_allowlist_whatever_their_case(replicas: list[Spawned]) -> None:
+    port = replicas[0].base.rpartition(":")[2]
+    listing = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    async with httpx2.AsyncClient(timeout=10) as http:
+
+        async def status(host: str, origin: str | None = None) -> int:
+            headers = LEGACY | {"Host": host} | ({"Origin": origin} if origin else {})
+            return (await http.post(f"{replicas[0].base}/mcp", content=listing, headers=headers)).status_code
+
+        assert await status(f"LocalHost:{port}") == 200
+        assert await status(f"LOCALHOST:{port}", origin=f"HTTP://LocalHost:{port}") == 200
+        assert await status(f"127.0.0.1:{port}", origin=f"http://Evil.Example:{port}") == 403
+        assert await status(f"Evil.Example:{port}") == 421
 
 
 # ---------- readiness and draining ----------
@@ -289,7 +332,7 @@ async def test_sse_malformed_messages_are_a_400_json_rpc_error_and_a_line_each_n
             return line[5:].strip()
 
         endpoint = await next_data()
-        for body, code in ((b"[]", -32600), (b"null", -32600), (b"{not json", -32700)):
+        for body, code in ((b"[]", -32600), (b"null", -32600), (b"{not json", -32700), (INVALID_ID, -32600)):
             response = await http.post(endpoint, content=body, headers={"Content-Type": "application/json"})
             assert response.status_code == 400
             assert response.json()["error"]["code"] == code
@@ -297,7 +340,7 @@ async def test_sse_malformed_messages_are_a_400_json_rpc_error_and_a_line_each_n
         assert json.loads(await next_data())["result"]["serverInfo"]["name"] == "contact-mcp"
     log = sse_server.log.read_text()
     assert "Traceback" not in log
-    assert len([line for line in log.splitlines() if "answered a malformed message" in line]) == 3
+    assert len([line for line in log.splitlines() if "answered a malformed message" in line]) == 4
 
 
 def _open_database_files(pid: int, db: Path) -> int:

@@ -34,8 +34,26 @@ MALFORMED: list[tuple[bytes, int, object]] = [
         INVALID_REQUEST,
         None,
     ),
+    # an id that is not a string or an integer: the SDK would take the request for a notification, never answered
+    (b'{"jsonrpc": "2.0", "id": true, "method": "ping"}', INVALID_REQUEST, None),
+    (b'{"jsonrpc": "2.0", "id": [11], "method": "ping"}', INVALID_REQUEST, None),
+    (b'{"jsonrpc": "2.0", "id": 1.5, "method": "ping"}', INVALID_REQUEST, None),
+    (b'{"jsonrpc": "2.0", "id": null, "method": "ping"}', INVALID_REQUEST, None),
 ]
-IDS = ["not-json", "lone-surrogate", "bad-utf8", "batch", "null", "method-not-a-string", "wrong-version", "too-long"]
+IDS = [
+    "not-json",
+    "lone-surrogate",
+    "bad-utf8",
+    "batch",
+    "null",
+    "method-not-a-string",
+    "wrong-version",
+    "too-long",
+    "id-true",
+    "id-list",
+    "id-float",
+    "id-null",
+]
 
 
 pytestmark = pytest.mark.slow  # every test here talks to a server in a child process

@@ -4,7 +4,8 @@
 
 - **Who may call**: a bearer token is required when bound beyond loopback (at least 32 characters there) and
   enforced whenever one is configured; DNS-rebinding protection is always on with an explicit Host/Origin allowlist
-  (the SDK would silently turn it off for a non-loopback bind). A rejected Host is one rate-limited WARNING.
+  (the SDK would silently turn it off for a non-loopback bind), matching Host and Origin whatever their case. A
+  rejected Host is one rate-limited WARNING.
 - **Sessions**: stateful streamable HTTP keeps at most `CONTACT_MCP_MAX_SESSIONS`, evicting idle ones at the cap
   (`sessions.py`); `stateless=True` keeps none, so any replica answers any request. Requests at protocol
   2026-07-28 carry no session in either mode (the SDK serves them per request).
@@ -15,7 +16,8 @@
 - **One lifespan**: the providers are opened once for the process; SSE connections share them (the SDK's SSE app
   would open a new database connection and HTTP clients per connection).
 - **Malformed bodies**: a batch, a `null` or a body that is not a JSON-RPC message keeps its 400, with a JSON-RPC
-  error that says what is wrong instead of pydantic's dump of the input.
+  error that says what is wrong instead of pydantic's dump of the input; a request whose id is not a string or an
+  integer gets one too (the SDK took it for a notification: 202, and no answer ever).
 """
 
 from __future__ import annotations
@@ -223,7 +225,9 @@ def build_http_app(
         return JSONResponse({"ready": False, "reason": reason}, status_code=503, headers={"Retry-After": "1"})
 
     probes = (HEALTH_PATH, READY_PATH)
-    middleware = [Middleware(BearerTokenMiddleware, token=token, exempt=probes)] if token else []
+    middleware = [Middleware(LowerCaseHost)]
+    if token:
+        middleware.append(Middleware(BearerTokenMiddleware, token=token, exempt=probes))
     app = Starlette(
         routes=[Route(HEALTH_PATH, healthz, methods=["GET"]), Route(READY_PATH, readyz, methods=["GET"]), *routes],
         middleware=middleware,
@@ -458,6 +462,27 @@ def transport_security(settings: Settings, host: str) -> TransportSecuritySettin
     hosts = list(dict.fromkeys(pattern for entry in entries for pattern in _host_patterns(entry)))
     origins = [f"{scheme}://{pattern}" for pattern in hosts for scheme in ("http", "https")]
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+class LowerCaseHost:
+    """Pure ASGI: the Host and Origin headers lower-cased before DNS-rebinding protection reads them.
+
+    A host name's case does not matter (RFC 9110 §4.2.3, RFC 6454 §4), but the SDK compares both headers to the
+    allowlist case-sensitively: `Host: LocalHost` was refused (421) though `localhost` is allowed."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and any(
+            name in _HOST_HEADERS and value != value.lower() for name, value in scope["headers"]
+        ):
+            headers = [(name, value.lower() if name in _HOST_HEADERS else value) for name, value in scope["headers"]]
+            scope = {**scope, "headers": headers}
+        await self.app(scope, receive, send)
+
+
+_HOST_HEADERS = (b"host", b"origin")
 
 
 class BearerTokenMiddleware:

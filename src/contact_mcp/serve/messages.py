@@ -2,8 +2,10 @@
 
 Used where our code sees a message before the SDK does (a stdio line, an SSE POST body), so a malformed one is
 answered with what the JSON-RPC spec prescribes — -32700 for what is not JSON (bad UTF-8 and lone surrogates
-included), -32600 for a batch, `null` or an object that is not a JSON-RPC 2.0 message, with the request's id when
-one can be read — in plain words, never pydantic's report of the input, and logged as one WARNING line.
+included), -32600 for a batch, `null`, an object that is not a JSON-RPC 2.0 message or a request whose id is not a
+string or an integer, with the request's id when one can be read — in plain words, never pydantic's report of the
+input, and logged as one WARNING line. A streamable-HTTP POST is checked here for its id only (`has_invalid_id`);
+the SDK answers the rest.
 """
 
 from __future__ import annotations
@@ -29,9 +31,13 @@ def parse_message(data: bytes, *, where: str) -> mcp_types.JSONRPCMessage | mcp_
     if len(data) > MAX_MESSAGE_BYTES:
         return _rejected(where, INVALID_REQUEST, f"Invalid Request: a message may be at most {MAX_MESSAGE_BYTES} bytes")
     try:
-        return mcp_types.jsonrpc_message_adapter.validate_json(data, by_name=False)
+        message = mcp_types.jsonrpc_message_adapter.validate_json(data, by_name=False)
     except ValidationError:
         pass
+    else:
+        if isinstance(message, mcp_types.JSONRPCNotification) and has_invalid_id(pydantic_core.from_json(data)):
+            return invalid_id(where)
+        return message
     try:
         value: Any = pydantic_core.from_json(data)
     except ValueError:
@@ -42,6 +48,22 @@ def parse_message(data: bytes, *, where: str) -> mcp_types.JSONRPCMessage | mcp_
     request_id = raw_id if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else None
     message = "Invalid Request: not a JSON-RPC 2.0 request, notification or response"
     return _rejected(where, INVALID_REQUEST, message, request_id)
+
+
+def has_invalid_id(value: object) -> bool:
+    """A request object whose `id` is neither a string nor an integer (`[1]`, `true`, `1.5`, `{}`, `null`).
+
+    The SDK (2.3) reads one as a notification, since a notification's model ignores unknown members: the request
+    would go unanswered (HTTP 202, or nothing on stdio and SSE) and its client wait for good."""
+    if not isinstance(value, dict) or "method" not in value or "id" not in value:
+        return False
+    request_id = cast(dict[str, Any], value)["id"]
+    return isinstance(request_id, bool) or not isinstance(request_id, (str, int))
+
+
+def invalid_id(where: str) -> mcp_types.JSONRPCError:
+    """The answer to a request `has_invalid_id` caught (logged once): its id cannot be echoed, so it is null."""
+    return _rejected(where, INVALID_REQUEST, "Invalid Request: a request's id must be a string or an integer")
 
 
 def _rejected(where: str, code: int, message: str, request_id: str | int | None = None) -> mcp_types.JSONRPCError:

@@ -31,6 +31,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import mcp_types
+import pydantic_core
 from mcp.server.auth.middleware.bearer_auth import AuthorizationContext
 from mcp.server.lowlevel import Server
 from mcp.server.streamable_http import StreamableHTTPServerTransport
@@ -41,7 +42,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
-from contact_mcp.serve.messages import read_body, replaying
+from contact_mcp.serve.messages import has_invalid_id, invalid_id, read_body, replaying
 
 log = logging.getLogger("contact_mcp.serve.sessions")
 
@@ -79,23 +80,43 @@ class BoundedSessionManager(StreamableHTTPSessionManager):
         if self.stateless and method == "GET":
             await _not_allowed(scope, receive, send)
             return
-        at_cap = self.max_sessions is not None and self.open_sessions >= self.max_sessions
-        if not at_cap or self.stateless or any(name == _SESSION_HEADER for name, _ in scope["headers"]):
-            await super().handle_request(scope, receive, send)
-            return
-        opening = False  # only a POST opens a session
+        body, more = b"", True
         if method == "POST":
             read = await read_body(receive)
             if read is None:
                 return
             body, more = read
-            opening = not more and await self._may_open(scope, receive, body)
+            if not more and await self._refused_for_its_id(scope, receive, send, body):
+                return
             receive = replaying(body, more, receive)
+        at_cap = self.max_sessions is not None and self.open_sessions >= self.max_sessions
+        if not at_cap or self.stateless or any(name == _SESSION_HEADER for name, _ in scope["headers"]):
+            await super().handle_request(scope, receive, send)
+            return
+        # only a POST opens a session
+        opening = method == "POST" and not more and await self._may_open(scope, receive, body)
         token = _OPENING.set(opening)
         try:
             await super().handle_request(scope, receive, send)
         finally:
             _OPENING.reset(token)
+
+    async def _refused_for_its_id(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> bool:
+        """Answer 400 (-32600, id null) to a request whose id the SDK would take for a notification's, and say so.
+
+        Host, Origin and Content-Type are checked first, so a foreign page still gets the guard's refusal."""
+        try:
+            value = pydantic_core.from_json(body)
+        except ValueError:
+            return False  # the SDK answers -32700
+        if not has_invalid_id(value):
+            return False
+        refusal = await self._guard.validate_request(Request(scope, receive), is_post=True)
+        if refusal is None:
+            error = invalid_id("http").model_dump(mode="json", by_alias=True, exclude_unset=True)
+            refusal = JSONResponse(error, status_code=400)
+        await refusal(scope, receive, send)
+        return True
 
     async def _may_open(self, scope: Scope, receive: Receive, body: bytes) -> bool:
         """Whether this session-less POST would be served as an opening `initialize` (the SDK decides for real)."""
