@@ -27,7 +27,10 @@ Failures: an unreachable database (no connection within CONTACT_MCP_CONNECT_TIME
 retryable `provider_unavailable`; a pooled connection found broken (the server restarted) is discarded with every
 other idle one and the call runs once more on a fresh connection, unless it broke while committing, when the
 outcome is unknown and the agent is told to read before retrying. The pool reconnects in the background, so the
-server recovers by itself when the database comes back. A read-only server or a missing privilege is a
+server recovers by itself when the database comes back (within seconds: the reconnection backoff starts over every
+`_RECONNECT_WINDOW_S`). A statement the server fails on a working connection (a lock or statement timeout,
+insufficient resources) is a retryable `provider_unavailable` that does not call the database unreachable; one
+that would fail the same way again (a program limit) is not retryable. A read-only server or a missing privilege is a
 non-retryable `provider_unavailable` (the operator's to fix). Anything else is a bug and is not relabelled.
 
 Dead tuples, vacuum, backups and failover are the database's business (autovacuum and the operator's tooling):
@@ -327,6 +330,10 @@ def _one_line(text: str, password: str | None) -> str:
     return line.replace(password, "****") if password else line
 
 
+# How long the pool's reconnection attempts back off (1, 2, 4 s...) before starting over from 1 s on the next
+# call. psycopg_pool's default of 300 s let the gaps grow to a minute: a 70 s outage was served again 43 s after
+# the database came back, while every error told the agent to retry in a few seconds.
+_RECONNECT_WINDOW_S: Final = 5.0
 _OPERATOR_ERRORS: Final = (pg_errors.ReadOnlySqlTransaction, pg_errors.InsufficientPrivilege)
 _RACES: Final = (pg_errors.UniqueViolation, pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 
@@ -352,6 +359,31 @@ def _unreachable(cause: str) -> ProviderUnavailable:
         f"the contact database is unreachable ({cause})",
         hint="The server reconnects by itself; retry in a few seconds",
         retry_after_s=1.0,
+    )
+
+
+# SQLSTATE classes of an error that passes (the connection still works): connection exception, insufficient
+# resources, operator intervention (statement and lock timeouts, a cancelled query among them), system error.
+_PASSING_CLASSES: Final = ("08", "53", "57", "58")
+_LOCK_NOT_AVAILABLE: Final = "55P03"
+
+
+def _failed_call(exc: psycopg.OperationalError, line: str) -> ProviderUnavailable:
+    """A statement failed on a connection that still works: the database is reachable, so do not say otherwise."""
+    state = exc.sqlstate
+    if state is None:
+        return _unreachable(line)
+    if state[:2] in _PASSING_CLASSES or state == _LOCK_NOT_AVAILABLE:
+        return ProviderUnavailable(
+            f"the contact database could not finish the call ({line})",
+            hint="It is busy, short of resources or a lock was held too long; retry in a few seconds",
+            retry_after_s=1.0,
+        )
+    # e.g. program_limit_exceeded (54000): the same call fails the same way every time.
+    return ProviderUnavailable(
+        f"the contact database cannot run this call ({line})",
+        hint="Retrying the same call fails the same way; the operator finds the cause in the database's log",
+        retryable=False,
     )
 
 
@@ -736,6 +768,7 @@ class PostgresBackend:
             min_size=min(_MIN_POOL, settings.db_pool_size),
             max_size=settings.db_pool_size,
             timeout=settings.connect_timeout_s,
+            reconnect_timeout=_RECONNECT_WINDOW_S,
             open=False,
             name="contact-mcp",
         )
@@ -890,7 +923,7 @@ class PostgresBackend:
             raise  # (deadlock and serialization failures are OperationalErrors too) rerun by `_run`
         except psycopg.OperationalError as exc:
             if not conn.broken:
-                raise _unreachable(self._line(exc)) from exc  # e.g. a statement cancelled by the server
+                raise _failed_call(exc, self._line(exc)) from exc
             # The server restarted or the network dropped: the pool's idle connections are likely broken too.
             await self._pool.check()
             if committing:

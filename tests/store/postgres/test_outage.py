@@ -1,10 +1,14 @@
 """PostgreSQL stopped and started again under a running `contact-mcp serve` (stdio, a real MCP client): calls while
 it is down are a retryable `provider_unavailable`, and the server recovers by itself when it is back (the pool
-reconnects in the background). On the PostgreSQL the suite started, which this test stops."""
+reconnects in the background), within the few seconds its errors promise. On the PostgreSQL the suite started, which
+these tests stop. And a statement the database fails on a working connection is not called an outage."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import anyio
+import psycopg
 import pytest
 from mcp import Client
 
@@ -74,3 +78,50 @@ async def test_readiness_fails_while_the_database_is_down_and_returns_with_it(
                     await anyio.sleep(0.2)
     finally:
         await store.aclose()
+
+
+async def test_after_a_long_outage_an_agent_retrying_as_told_is_served_within_a_few_seconds(
+    postgres_server: PostgresServer, started_postgres_url: str
+) -> None:
+    # psycopg_pool's reconnection backoff doubled up to 300 s: after 20 s down, the next attempt could be 10 s and
+    # more after the database was back, while every error said "retry in a few seconds".
+    env = {"CONTACT_MCP_DB": started_postgres_url, "CONTACT_MCP_CONNECT_TIMEOUT": "1"}
+    async with Client(server_params(env)) as client:
+        assert not (await client.call_tool("find_contacts", {})).is_error
+        postgres_server.stop()
+        try:
+            down_until = anyio.current_time() + 20
+            while anyio.current_time() < down_until:  # an agent retrying once a second all along
+                down = await client.call_tool("find_contacts", {})
+                assert down.structured_content is not None
+                assert down.structured_content["error"]["hint"].endswith("retry in a few seconds")
+                await anyio.sleep(1)
+        finally:
+            postgres_server.start()
+        tries: list[bool] = []
+        while len(tries) < 5 and not any(tries):  # "a few seconds": five retries, a second apart
+            tries.append(not (await client.call_tool("find_contacts", {})).is_error)
+            if not tries[-1]:
+                await anyio.sleep(1)
+    assert tries[-1], f"still unavailable after {len(tries)} retries a second apart"
+
+
+async def test_a_lock_timeout_is_retryable_and_not_called_an_outage(started_postgres_url: str) -> None:
+    # The schema's `options` parameter comes last in the URL: a lock timeout joins it.
+    env = {"CONTACT_MCP_DB": started_postgres_url + quote(" -clock_timeout=200")}
+    async with Client(server_params(env)) as client:
+        created = await client.call_tool("upsert_contact", {"email": "ann@example.com", "phone": "+14155550101"})
+        assert created.structured_content is not None and not created.is_error
+        ann = created.structured_content["id"]
+        verify = {"contact_id": ann, "type": "phone", "value": "+14155550101", "verified": True}
+        with psycopg.connect(started_postgres_url) as holder:  # a transaction holding ann's row
+            holder.execute("SELECT 1 FROM contacts WHERE id = %s FOR UPDATE", (ann,))
+            blocked = await client.call_tool("set_verification", verify)
+        after = await client.call_tool("set_verification", verify)
+
+    assert blocked.is_error and blocked.structured_content is not None
+    error = blocked.structured_content["error"]
+    assert (error["code"], error["retryable"]) == ("provider_unavailable", True), error
+    assert "lock timeout" in error["message"]
+    assert "unreachable" not in error["message"] and "reconnects" not in error["hint"], error
+    assert not after.is_error, after.content
