@@ -237,3 +237,52 @@ async def test_rows_normalised_in_a_worker_process_import_as_rows_normalised_her
     assert [path.read_text() if path.exists() else None for path in written] == [
         path.read_text() if path.exists() else None for path in reversed(written)
     ]
+
+
+async def test_text_with_a_control_character_is_rejected_by_the_tools_rule_and_tab_and_newline_are_text(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    path = _write(
+        tmp_path / "people.csv",
+        "email,name,username\n"
+        "ann@example.com,Ann\x00,\n"
+        'bob@example.com,"\x1b[31mBob",\n'
+        "cy@example.com,Cy,cy\x07\n"
+        "dee\x7f@example.com,Dee,\n"
+        'eve@example.com,"Eve\r\nSmith",\n'
+        'fay@example.com,"Fay\tof\nthe hills",\n',
+    )
+
+    summary = await _import(store, path, tmp_path / "rejected.jsonl")
+
+    assert (summary.created, summary.rejected) == (1, 5)
+    assert [r.name for r in await _records(store)] == ["Fay\tof\nthe hills"]
+    entries = [json.loads(line) for line in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    assert [(e["line"], e["field"], e["reason"]) for e in entries] == [
+        (2, "name", "name contains the control character U+0000"),
+        (3, "name", "name contains the control character U+001B"),
+        (4, "username", "username contains the control character U+0007"),
+        (5, "email", "email contains the control character U+007F"),
+        (6, "name", "name contains the control character U+000D"),  # the tools take tab and newline, not CR
+    ]
+    assert {e["hint"] for e in entries} == {
+        "Remove control characters; text may hold tab and newline but no other control character"
+    }
+    assert entries[1]["row"] == {"email": "bob@example.com", "name": "\x1b[31mBob", "username": ""}
+
+
+async def test_restoring_a_contact_with_a_control_character_in_its_text_is_rejected(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    await _import(store, _write(tmp_path / "a.csv", "email,name\nann@example.com,Ann\n"))
+    (ann,) = await _records(store)
+    bell = ann.model_copy(update={"name": "Ann\x07"})
+    escaped = ann.model_copy(update={"custom_fields": {"note": "\x1b[2J"}})
+    path = _write(tmp_path / "export.jsonl", bell.model_dump_json() + "\n" + escaped.model_dump_json() + "\n")
+
+    summary = await _import(store, path, tmp_path / "rejected.jsonl")
+
+    assert (summary.unchanged, summary.updated, summary.rejected) == (0, 0, 2)
+    entries = [json.loads(line) for line in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    assert [(e["line"], e["field"]) for e in entries] == [(1, "name"), (2, "custom_fields.note")]
+    assert await _records(store) == [ann]

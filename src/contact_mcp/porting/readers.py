@@ -23,7 +23,7 @@ from typing import Final, Literal, TextIO
 from pydantic import ValidationError
 
 from contact_mcp.errors import ConfigError
-from contact_mcp.porting.rows import NewDataRow, RejectedRow, RestoreRow, Row
+from contact_mcp.porting.rows import NewDataRow, RejectedRow, RestoreRow, Row, restorable
 from contact_mcp.porting.vcard import read_vcards
 from contact_mcp.store.records import ContactRecord
 
@@ -114,12 +114,14 @@ def _jsonl_rows(handle: TextIO) -> Iterator[Row]:
         if not text:
             continue
         try:
-            yield RestoreRow(line=number, record=ContactRecord.model_validate_json(text))
+            record = ContactRecord.model_validate_json(text)
         except ValidationError as exc:
             error = exc.errors(include_url=False, include_input=False)[0]
             where = ".".join(str(part) for part in error["loc"])
             reason = f"not an exported contact: {where + ': ' if where else ''}{error['msg']}"
             yield RejectedRow(line=number, reason=reason, source=text, field=where or None)
+        else:
+            yield restorable(RestoreRow(line=number, record=record), text)
 
 
 # ---------- CSV ----------

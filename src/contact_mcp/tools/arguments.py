@@ -71,6 +71,11 @@ def _control_error(field: str, text: str, *, key: bool = False) -> InvalidArgume
     )
 
 
+def has_control(text: str) -> bool:
+    """Whether `text` holds a character `check_text` refuses."""
+    return _CONTROL.search(text) is not None
+
+
 def check_text(arguments: Mapping[str, object]) -> None:
     """One rule for every text a call carries, at any depth (strings, map keys, list items): no control character
     but tab and newline. Run on the raw arguments before validation, so no tool can forget it."""
@@ -80,11 +85,11 @@ def check_text(arguments: Mapping[str, object]) -> None:
 
 def _check(value: object, path: str) -> None:
     if isinstance(value, str):
-        if _CONTROL.search(value):
+        if has_control(value):
             raise _control_error(path, value)
     elif isinstance(value, dict):
         for key, item in cast(dict[object, object], value).items():
-            if isinstance(key, str) and _CONTROL.search(key):
+            if isinstance(key, str) and has_control(key):
                 raise _control_error(path, key, key=True)
             _check(item, f"{path}.{key}")
     elif isinstance(value, list):
