@@ -229,3 +229,33 @@ def test_the_import_command_and_its_worker_load_no_mcp_sdk() -> None:
         "print(sorted(m for m in sys.modules if m == 'mcp' or m.startswith(('mcp.', 'mcp_types'))))\n"
     )
     assert probe_lines(probe) == ["[]"]
+
+
+def _refused(done: subprocess.CompletedProcess[str], *quoted: str) -> None:
+    """A usage error as the CLI gives one: exit 2, one line on stderr quoting `quoted`, nothing on stdout."""
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stderr.startswith("contact-mcp: "), done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert all(text in done.stderr for text in quoted), done.stderr
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'email,name\nann@example.com,Ann\nbob@example.com,"Bob\ncy@example.com,Cy\n',
+        f"email,name\nann@example.com,Ann\nbob@example.com,{'b' * 200_000}\ncy@example.com,Cy\n",
+    ],
+    ids=["quote-never-closed", "field-past-the-csv-limit"],
+)
+def test_a_csv_row_that_cannot_be_read_refuses_the_file_naming_its_line_with_nothing_imported(
+    tmp_path: Path, text: str
+) -> None:
+    path, db = tmp_path / "people.csv", tmp_path / "c.db"
+    path.write_text(text)
+
+    done = run_cli("import", str(path), env=_env(db))
+
+    _refused(done, str(path), "line 3")
+    assert _contacts(db) == []
+    assert not (tmp_path / "people.csv.rejected.jsonl").exists()

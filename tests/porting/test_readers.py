@@ -203,3 +203,31 @@ def test_jsonl_lines_are_restore_rows_and_bad_lines_rejected(tmp_path: Path) -> 
 )
 def test_format_by_suffix_else_by_the_first_line(tmp_path: Path, name: str, text: str, expected: Format) -> None:
     assert detect_format(_write(tmp_path, name, text)) == expected
+
+
+# ---------- CSV that cannot be read on ----------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'email,name\nann@example.com,Ann\nbob@example.com,"Bob\n',
+        'email,name\nann@example.com,Ann\nbob@example.com,"Bob\ncy@example.com,Cy\ndee@example.com,Dee\n',
+    ],
+    ids=["at-the-end", "swallowing-the-rows-after-it"],
+)
+def test_csv_quote_that_is_never_closed_refuses_the_file_naming_the_line(tmp_path: Path, text: str) -> None:
+    # Read leniently, the open quote ran to the end of the file: Bob's name took in every later row, which were lost.
+    path = _write(tmp_path, "people.csv", text)
+    with pytest.raises(ImportFileError, match=r"people\.csv: the row on line 3 "):
+        count_rows(path, "csv")
+    with pytest.raises(ImportFileError, match=r"people\.csv: the row on line 3 "):
+        _rows(path)
+
+
+def test_csv_field_longer_than_the_csv_field_limit_refuses_the_file_naming_the_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, "big.csv", f"email,name\nann@example.com,Ann\nbob@example.com,{'b' * 200_000}\n")
+    with pytest.raises(ImportFileError, match=r"big\.csv: the row on line 3 has a field longer than 131072 char"):
+        count_rows(path, "csv")
+    with pytest.raises(ImportFileError, match="line 3"):
+        _rows(path)

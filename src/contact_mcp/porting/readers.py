@@ -5,6 +5,8 @@
   in any case, with spaces or hyphens; `email2`, `phone_2`, ... add further emails and phones). A column that is
   not a contact field refuses the whole file before anything is written: ignoring it would silently drop data.
   Comma, semicolon and tab delimiters are recognised from the header; a UTF-8 byte order mark (Excel) is skipped.
+  A row that cannot be read as CSV (a quote never closed, a cell past csv's field size limit) refuses the file,
+  naming its line: the rows after it cannot be told apart.
 - **vCard** 3.0/4.0 (`.vcf`): see `porting.vcard`.
 
 A row that cannot be read is a `RejectedRow` with the reason; a file that cannot be read at all is an
@@ -101,8 +103,8 @@ def count_rows(path: Path, fmt: Format) -> int:
             return sum(1 for line in handle if line.strip())
         if fmt == "vcf":
             return sum(1 for line in handle if line.strip().upper() == "BEGIN:VCARD")
-        rows = csv.reader(handle, delimiter=_delimiter(handle))
-        return max(sum(1 for cells in rows if any(cell.strip() for cell in cells)) - 1, 0)
+        records = _csv_records(handle, path)
+        return max(sum(1 for _, cells in records if any(cell.strip() for cell in cells)) - 1, 0)
 
 
 # ---------- JSONL ----------
@@ -145,9 +147,43 @@ def _column_field(header: str) -> tuple[str, int] | None:
     return (_CSV_FIELDS[numbered.group(1)], int(numbered.group(2))) if numbered else None
 
 
+def _csv_records(handle: TextIO, path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Each record's cells with the line it starts on. Strict: read leniently, a quote never closed takes every
+    later row into one cell (or runs into csv's field size limit, a crash), and the rows after it are lost in
+    silence. Such a record refuses the file, naming its line, as any file that cannot be read through does."""
+    reader = csv.reader(handle, delimiter=_delimiter(handle), strict=True)
+    start = 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ImportFileError(f"{path}: the row on line {start} {_csv_problem(exc)}") from None
+        yield start, cells
+        start = reader.line_num + 1
+
+
+def _csv_problem(error: csv.Error) -> str:
+    text = str(error)
+    if text == "unexpected end of data":
+        return "opens a quote that is never closed (the file ends inside it); close it and import the file again"
+    if text.startswith("field larger than field limit"):
+        return (
+            f"has a field longer than {csv.field_size_limit()} characters (a quote never closed?); "
+            "shorten it and import the file again"
+        )
+    if text.endswith("expected after '\"'"):
+        return (
+            "has text after the closing quote of a field; quote the whole field, doubling each quote inside it "
+            '("Bob ""Jr""")'
+        )
+    return f"is not readable as CSV ({text}); correct it and import the file again"
+
+
 def _csv_rows(handle: TextIO, path: Path) -> Iterator[Row]:
-    reader = csv.reader(handle, delimiter=_delimiter(handle))
-    header = next(reader, None)
+    records = _csv_records(handle, path)
+    _, header = next(records, (0, None))
     if header is None:
         return
     fields = [_column_field(column) for column in header]
@@ -161,9 +197,7 @@ def _csv_rows(handle: TextIO, path: Path) -> Iterator[Row]:
     single = [field[0] for field in fields if field is not None and field[0] not in ("email", "phone")]
     if len(single) != len(set(single)):
         raise ImportFileError(f"{path}: the header row names one field twice: {', '.join(header)}")
-    last = reader.line_num
-    for cells in reader:
-        line, last = last + 1, reader.line_num
+    for line, cells in records:
         if not any(cell.strip() for cell in cells):
             continue
         source = dict(zip(header, cells, strict=False))
