@@ -240,6 +240,45 @@ def _refused(done: subprocess.CompletedProcess[str], *quoted: str) -> None:
     assert done.stdout == ""
 
 
+def test_rejected_rows_into_the_file_being_imported_are_refused_before_anything_is_read_or_written(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text(CSV)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.jsonl").symlink_to(path)
+    db = tmp_path / "c.db"
+
+    for rejected in (str(path), str(tmp_path / "sub" / ".." / "people.csv"), str(tmp_path / "link.jsonl")):
+        done = run_cli("import", str(path), "--rejected", rejected, env=_env(db))
+        _refused(done, rejected)
+
+    assert path.read_text() == CSV
+    assert not db.exists()  # the store was not even opened
+
+
+def test_an_output_path_that_cannot_be_written_is_one_line_and_exit_2_before_any_row_is_imported(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "people.csv"
+    source.write_text(CSV)  # has a row to reject, so the rejected-rows file is needed
+    db, exported = tmp_path / "c.db", tmp_path / "exported.db"
+    assert run_cli("import", str(source), "--rejected", str(tmp_path / "r.jsonl"), env=_env(exported)).returncode == 1
+    a_directory, no_parent = tmp_path / "a-directory", tmp_path / "missing" / "out.jsonl"
+    a_directory.mkdir()
+
+    for target in (a_directory, no_parent):
+        export = run_cli("export", "--out", str(target), env=_env(exported))
+        imported = run_cli("import", str(source), "--rejected", str(target), env=_env(db))
+
+        _refused(export, str(target))
+        _refused(imported, str(target))
+        assert not db.exists() or _contacts(db) == []
+    assert not (tmp_path / "missing").exists()
+    assert list(a_directory.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")) == []
+
+
 @pytest.mark.parametrize(
     "text",
     [

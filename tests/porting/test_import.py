@@ -70,6 +70,7 @@ async def test_csv_rows_become_contacts_and_bad_rows_go_to_the_rejected_file_wit
     path = tmp_path / "people.csv"
     path.write_text(CSV)
     rejected = tmp_path / "out" / "rejected.jsonl"
+    rejected.parent.mkdir()  # the command refuses a directory that does not exist, before the import begins
 
     summary = await _import(store, path, rejected)
 

@@ -1,8 +1,8 @@
 """The bodies of `contact-mcp export` and `contact-mcp import`: open the store `CONTACT_MCP_DB` names, run, report.
 
-Exit codes: 0 done; 1 import finished with rejected rows, or stopped by a database failure; 2 configuration or an
-unreadable file (`ConfigError`, reported by the CLI); 130 interrupted. Export writes JSONL to stdout unless given a
-file, and its one line of news to stderr, so stdout stays pipeable.
+Exit codes: 0 done; 1 import finished with rejected rows, or stopped by a database failure; 2 configuration, an
+unreadable file, or an output path that cannot be written (`ConfigError`, reported by the CLI); 130 interrupted.
+Export writes JSONL to stdout unless given a file, and its one line of news to stderr, so stdout stays pipeable.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import anyio
 
-from contact_mcp.errors import ContactError
+from contact_mcp.errors import ConfigError, ContactError
 from contact_mcp.porting.readers import Format, ImportFileError
 from contact_mcp.porting.report import Summary
 from contact_mcp.porting.run import (
@@ -35,7 +35,26 @@ def _open_store(settings: Settings) -> LocalStore:
     return LocalStore.from_settings(settings)
 
 
+def _writable(path: Path, what: str, *, option: str, replaced: bool) -> None:
+    """Refuse a path `what` cannot be written to before the store is opened or a row read: found on writing, it was
+    a traceback after a whole export, or in the middle of an import whose earlier rows were already in the store.
+    `replaced`: the file is written beside it and renamed over it, so only its directory's permission counts."""
+    if path.is_dir():
+        problem = "it is a directory"
+    elif not path.parent.is_dir():
+        problem = f"there is no directory {path.parent}"
+    elif not os.access(path.parent, os.W_OK | os.X_OK) or (
+        not replaced and path.exists() and not os.access(path, os.W_OK)
+    ):
+        problem = "permission denied"
+    else:
+        return
+    raise ConfigError(f"cannot write {what} to {path}: {problem}; name another file with {option}")
+
+
 def export_command(settings: Settings, out: Path | None) -> int:
+    if out is not None:
+        _writable(out, "the export", option="--out", replaced=True)
     return anyio.run(_export, settings, out)
 
 
@@ -57,13 +76,22 @@ async def _export(settings: Settings, out: Path | None) -> int:
 
 
 def import_command(settings: Settings, path: Path, *, fmt: Format | None, rejected: Path | None) -> int:
-    if not path.is_file():  # before the store is opened (and, on first use, created)
+    # Every check here comes before the store is opened (and, on first use, created) and before a row is read.
+    if not path.is_file():
         raise ImportFileError(f"cannot read {path}: no such file")
-    return anyio.run(partial(_import, settings, path, fmt=fmt, rejected=rejected))
-
-
-async def _import(settings: Settings, path: Path, *, fmt: Format | None, rejected: Path | None) -> int:
     rejected_path = rejected if rejected is not None else default_rejected_path(path)
+    if rejected_path.exists() and rejected_path.samefile(path):  # the same file by another spelling or a link too
+        raise ConfigError(
+            f"the rejected rows would go to {rejected_path}, which is the file being imported ({path}): writing "
+            "them would overwrite it; name another file with --rejected"
+        )
+    # Even with no --rejected: the file is written only if a row is rejected, but that is known only once rows are in
+    # the store, and a read-only directory beside FILE is better said at once than at the first rejected row.
+    _writable(rejected_path, "rejected rows", option="--rejected", replaced=False)
+    return anyio.run(partial(_import, settings, path, fmt=fmt, rejected_path=rejected_path))
+
+
+async def _import(settings: Settings, path: Path, *, fmt: Format | None, rejected_path: Path) -> int:
     done = Progress(Summary())
     store = _open_store(settings)
     try:

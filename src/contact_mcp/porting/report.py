@@ -53,7 +53,6 @@ class RejectedFile:
 
     def write(self, row: RejectedRow) -> None:
         if self._handle is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = self.path.open("w", encoding="utf-8")
         entry: dict[str, object] = {"line": row.line, "reason": row.reason}
         if row.field is not None:
