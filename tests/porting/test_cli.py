@@ -279,6 +279,23 @@ def test_an_output_path_that_cannot_be_written_is_one_line_and_exit_2_before_any
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")) == []
 
 
+def test_the_database_file_itself_is_never_an_output_path(tmp_path: Path) -> None:
+    # Exporting over the SQLite file (renamed over it at the end) or writing rejected rows into it destroyed the store.
+    source = tmp_path / "people.csv"
+    source.write_text(CSV)  # has a row to reject
+    db = tmp_path / "c.db"
+    assert run_cli("import", str(source), "--rejected", str(tmp_path / "r.jsonl"), env=_env(db)).returncode == 1
+    before = _contacts(db)
+    (tmp_path / "link.db").symlink_to(db)
+
+    for target in (db, tmp_path / "sub" / ".." / "c.db", tmp_path / "link.db", tmp_path / "c.db-wal"):
+        if target.parent.name == "sub":
+            (tmp_path / "sub").mkdir(exist_ok=True)
+        _refused(run_cli("export", "--out", str(target), env=_env(db)), str(target), "CONTACT_MCP_DB")
+        _refused(run_cli("import", str(source), "--rejected", str(target), env=_env(db)), str(target), "CONTACT_MCP_DB")
+    assert _contacts(db) == before and before
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -27,7 +27,7 @@ from contact_mcp.porting.run import (
     stopped,
 )
 from contact_mcp.settings import Settings
-from contact_mcp.store import LocalStore
+from contact_mcp.store import LocalStore, backend_name
 
 
 def _open_store(settings: Settings) -> LocalStore:
@@ -35,11 +35,13 @@ def _open_store(settings: Settings) -> LocalStore:
     return LocalStore.from_settings(settings)
 
 
-def _writable(path: Path, what: str, *, option: str, replaced: bool) -> None:
+def _writable(path: Path, what: str, *, option: str, replaced: bool, settings: Settings) -> None:
     """Refuse a path `what` cannot be written to before the store is opened or a row read: found on writing, it was
     a traceback after a whole export, or in the middle of an import whose earlier rows were already in the store.
     `replaced`: the file is written beside it and renamed over it, so only its directory's permission counts."""
-    if path.is_dir():
+    if _is_store_file(path, settings):
+        problem = "it is the contact database's own file (CONTACT_MCP_DB), which writing it would destroy"
+    elif path.is_dir():
         problem = "it is a directory"
     elif not path.parent.is_dir():
         problem = f"there is no directory {path.parent}"
@@ -52,9 +54,21 @@ def _writable(path: Path, what: str, *, option: str, replaced: bool) -> None:
     raise ConfigError(f"cannot write {what} to {path}: {problem}; name another file with {option}")
 
 
+def _is_store_file(path: Path, settings: Settings) -> bool:
+    """Whether `path` is the SQLite store's file or one of its journals, by any spelling or link (existing or not)."""
+    if backend_name(settings.db) != "sqlite":
+        return False
+    db = Path(settings.db).expanduser()
+    target = path.expanduser().resolve()
+    for store_file in (db, *(db.with_name(db.name + suffix) for suffix in ("-wal", "-shm", "-journal"))):
+        if target == store_file.resolve() or (target.exists() and store_file.exists() and target.samefile(store_file)):
+            return True
+    return False
+
+
 def export_command(settings: Settings, out: Path | None) -> int:
     if out is not None:
-        _writable(out, "the export", option="--out", replaced=True)
+        _writable(out, "the export", option="--out", replaced=True, settings=settings)
     return anyio.run(_export, settings, out)
 
 
@@ -87,7 +101,7 @@ def import_command(settings: Settings, path: Path, *, fmt: Format | None, reject
         )
     # Even with no --rejected: the file is written only if a row is rejected, but that is known only once rows are in
     # the store, and a read-only directory beside FILE is better said at once than at the first rejected row.
-    _writable(rejected_path, "rejected rows", option="--rejected", replaced=False)
+    _writable(rejected_path, "rejected rows", option="--rejected", replaced=False, settings=settings)
     return anyio.run(partial(_import, settings, path, fmt=fmt, rejected_path=rejected_path))
 
 
