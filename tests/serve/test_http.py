@@ -343,6 +343,77 @@ async def test_sse_malformed_messages_are_a_400_json_rpc_error_and_a_line_each_n
     assert len([line for line in log.splitlines() if "answered a malformed message" in line]) == 4
 
 
+@pytest.mark.parametrize(
+    ("transport", "args"), [("http", ("--stateless",)), ("http", ()), ("sse", ())], ids=["stateless", "stateful", "sse"]
+)
+async def test_a_body_that_stops_arriving_is_answered_408_and_its_connection_closed(
+    tmp_path: Path, transport: str, args: tuple[str, ...]
+) -> None:
+    # uvicorn has no deadline for a request body: a client that sent part of one and stopped held its connection
+    # (and a task) for good; hundreds of them were as many tracebacks at shutdown.
+    env = {"CONTACT_MCP_DB": str(tmp_path / "contacts.db"), "CONTACT_MCP_BODY_TIMEOUT": "1"}
+    with spawn_http(env, tmp_path / "server.log", *args, transport=transport) as server:
+        port = int(server.base.rpartition(":")[2])
+        async with await anyio.connect_tcp("127.0.0.1", port) as listener:
+            path = "/mcp"
+            if transport == "sse":
+                await listener.send(b"GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                opened = b""
+                while b"session_id=" not in opened:
+                    opened += await listener.receive()
+                path = "/messages/?session_id=" + opened.split(b"session_id=")[1].split(b"\r")[0].decode()
+            head = (
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+                "Accept: application/json, text/event-stream\r\nContent-Length: 100\r\n\r\n"
+            )
+            async with await anyio.connect_tcp("127.0.0.1", port) as stalled:
+                await stalled.send(head.encode() + b'{"jsonrpc": "2.0", "id": 1,')  # and nothing more
+                answer = b""
+                with anyio.fail_after(20):
+                    with suppress(anyio.EndOfStream):  # the server closes the connection after answering
+                        while True:
+                            answer += await stalled.receive()
+        async with httpx2.AsyncClient(timeout=10) as http:
+            assert (await http.get(f"{server.base}/healthz")).status_code == 200
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 408 Request Timeout", answer
+    assert b"connection: close" in rest.lower()
+    assert json.loads(rest.partition(b"\r\n\r\n")[2]) == {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32600, "message": "Request Timeout: the body did not arrive in full within 1 s"},
+    }
+    log = server.log.read_text()
+    assert "Traceback" not in log
+    assert len([line for line in log.splitlines() if "answered 408" in line]) == 1
+
+
+async def test_sse_streams_are_capped_at_max_sessions_and_one_more_is_a_503_until_one_closes(tmp_path: Path) -> None:
+    # The SDK kept every SSE stream a client opened (about 97 KB each), with no cap.
+    env = {"CONTACT_MCP_DB": str(tmp_path / "contacts.db"), "CONTACT_MCP_MAX_SESSIONS": "2"}
+    with spawn_http(env, tmp_path / "server.log", transport="sse") as server:
+        async with httpx2.AsyncClient(base_url=server.base, timeout=10) as http:
+
+            async def health() -> dict[str, Any]:
+                return (await http.get("/healthz")).json()["sessions"]
+
+            async with http.stream("GET", "/sse") as first, http.stream("GET", "/sse") as second:
+                assert (first.status_code, second.status_code) == (200, 200)
+                assert await health() == {"open": 2, "max": 2, "saturated": True}
+                refused = await http.get("/sse")
+            assert (refused.status_code, refused.headers["retry-after"]) == (503, "5")
+            assert refused.json()["error"]["code"] == -32000
+
+            async def room() -> bool:
+                return (await health())["open"] == 0
+
+            await eventually(room)
+            async with http.stream("GET", "/sse") as again:
+                assert again.status_code == 200
+                assert (await health())["saturated"] is False
+    assert "Traceback" not in server.log.read_text()
+
+
 def _open_database_files(pid: int, db: Path) -> int:
     fds = Path(f"/proc/{pid}/fd")
     return sum(1 for fd in fds.iterdir() if os.path.realpath(fd) == str(db))

@@ -49,7 +49,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from contact_mcp.errors import ConfigError, ContactError
 from contact_mcp.logs import configure_logging, rate_limit
 from contact_mcp.serve import freeze_start_up_heap
-from contact_mcp.serve.messages import parse_message, read_body, replaying
+from contact_mcp.serve.messages import log as messages_log
+from contact_mcp.serve.messages import parse_message, read_body, refusals, replaying
 from contact_mcp.serve.sessions import BoundedSessionManager
 from contact_mcp.server import ContactServer, build_server
 from contact_mcp.settings import Settings
@@ -82,7 +83,7 @@ def run_http(settings: Settings, *, transport: HttpTransport, host: str, port: i
     required_token(settings, host)  # refuse before touching logging or the providers
     configure_logging(settings.log_level)
     rate_limit(*_SDK_NOISY_LOGGERS, tracebacks=False)
-    rate_limit(_readiness_log.name)
+    rate_limit(_readiness_log.name, messages_log.name, refusals.name)
     server = build_server(settings)
     app = build_http_app(server, settings, transport=transport, host=host, stateless=stateless)
     freeze_start_up_heap()
@@ -126,9 +127,12 @@ class Lifecycle:
     handled, whatever transport brought it.
     """
 
-    def __init__(self, server: ContactServer, sessions: BoundedSessionManager | None) -> None:
+    def __init__(
+        self, server: ContactServer, sessions: BoundedSessionManager | None, *, sse: _Sse | None = None
+    ) -> None:
         self.server = server
         self.sessions = sessions
+        self.sse = sse
         self.in_flight = 0
         self.draining = False
 
@@ -154,6 +158,9 @@ class Lifecycle:
                     "evicted": self.sessions.evicted,
                     "saturated": self.sessions.saturated,
                 }
+        if self.sse is not None:
+            streams, cap = self.sse.open_streams, self.sse.max_streams
+            body["sessions"] = {"open": streams, "max": cap, "saturated": streams >= cap}
         return body
 
     async def readiness(self) -> str | None:
@@ -198,13 +205,14 @@ def build_http_app(
             security_settings=security,
             max_sessions=settings.max_sessions,
             session_idle_timeout=settings.session_idle_timeout_s,
+            body_timeout_s=settings.body_timeout_s,
         )
         lifecycle = Lifecycle(server, sessions)
         routes: list[Route | Mount] = [Route(MCP_PATH, endpoint=_StreamableHttp(sessions))]
         lifespan = _lifespan(sessions.run)
     elif transport == "sse":
-        sse = _Sse(server, security)
-        lifecycle = Lifecycle(server, None)
+        sse = _Sse(server, security, max_streams=settings.max_sessions, body_timeout_s=settings.body_timeout_s)
+        lifecycle = Lifecycle(server, None, sse=sse)
         routes = [
             Route(SSE_PATH, endpoint=sse, methods=["GET"]),
             Mount(MESSAGE_PATH, app=sse.post_message),
@@ -311,13 +319,22 @@ def _restated(body: bytes) -> bytes:
 
 
 class _Sse:
-    """`/sse` and `/messages/`: the SDK's SSE transport, every connection served on the one open lifespan."""
+    """`/sse` and `/messages/`: the SDK's SSE transport, every connection served on the one open lifespan.
 
-    def __init__(self, server: ContactServer, security: TransportSecuritySettings) -> None:
+    An SSE connection is a session: at most `max_streams` are open at once (`CONTACT_MCP_MAX_SESSIONS`), and one
+    more is answered 503 with `Retry-After` until one closes. The SDK keeps no cap (each stream held about 97 KB),
+    and none can be evicted as an idle streamable-HTTP session is: its client is still listening."""
+
+    def __init__(
+        self, server: ContactServer, security: TransportSecuritySettings, *, max_streams: int, body_timeout_s: float
+    ) -> None:
         self.server = server
         self.transport = SseServerTransport(MESSAGE_PATH, security_settings=security)
         self._guard = TransportSecurityMiddleware(security)
         self._state: object = None
+        self.max_streams = max_streams
+        self.open_streams = 0
+        self._body_timeout_s = body_timeout_s
 
     @asynccontextmanager
     async def open(self) -> AsyncGenerator[None]:
@@ -341,7 +358,7 @@ class _Sse:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        read = await read_body(receive)
+        read = await read_body(scope, receive, send, timeout_s=self._body_timeout_s)
         if read is None:
             return
         body, more = read
@@ -360,15 +377,26 @@ class _Sse:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
+        if self.open_streams >= self.max_streams:
+            refusals.warning("%d SSE streams open, the cap (CONTACT_MCP_MAX_SESSIONS): answered 503", self.open_streams)
+            message = f"Service Unavailable: {self.max_streams} SSE streams are open, the most this server keeps"
+            error = {"jsonrpc": "2.0", "id": None, "error": {"code": -32000, "message": message}}
+            retry_after = {"Retry-After": str(_RETRY_AFTER_S)}
+            await JSONResponse(error, status_code=503, headers=retry_after)(scope, receive, send)
+            return
         lowlevel = self.server.lowlevel
-        async with self.transport.connect_sse(scope, receive, send) as (read_stream, write_stream):
-            await serve_dual_era_loop(
-                lowlevel,
-                read_stream,
-                write_stream,
-                lifespan_state=self._state,
-                init_options=lowlevel.create_initialization_options(),
-            )
+        self.open_streams += 1
+        try:
+            async with self.transport.connect_sse(scope, receive, send) as (read_stream, write_stream):
+                await serve_dual_era_loop(
+                    lowlevel,
+                    read_stream,
+                    write_stream,
+                    lifespan_state=self._state,
+                    init_options=lowlevel.create_initialization_options(),
+                )
+        finally:
+            self.open_streams -= 1
 
 
 # ---------- draining ----------

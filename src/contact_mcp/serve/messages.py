@@ -13,13 +13,17 @@ from __future__ import annotations
 import logging
 from typing import Any, cast
 
+import anyio
 import mcp_types
 import pydantic_core
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from pydantic import ValidationError
-from starlette.types import Message, Receive
+from starlette.responses import JSONResponse
+from starlette.types import Message, Receive, Scope, Send
 
 log = logging.getLogger("contact_mcp.serve.messages")
+# What HTTP clients are refused for besides malformed messages (a body too slow, a cap reached): once per request.
+refusals = logging.getLogger("contact_mcp.serve.refusals")
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -71,17 +75,27 @@ def _rejected(where: str, code: int, message: str, request_id: str | int | None 
     return mcp_types.JSONRPCError(jsonrpc="2.0", id=request_id, error=mcp_types.ErrorData(code=code, message=message))
 
 
-async def read_body(receive: Receive) -> tuple[bytes, bool] | None:
+async def read_body(scope: Scope, receive: Receive, send: Send, *, timeout_s: float) -> tuple[bytes, bool] | None:
     """An HTTP request's body, read up to just past `MAX_MESSAGE_BYTES`, and whether more of it is still unread;
-    None when the client went away. `replaying` hands it on to whoever answers the request."""
+    None when there is nothing left to answer: the client went away, or its body did not arrive within `timeout_s`
+    (answered 408 here, and the connection closed). `replaying` hands it on to whoever answers the request.
+
+    The deadline is for the whole body: uvicorn has none, so a client that sent part of one and stopped held its
+    connection and a task forever (hundreds of them were tracebacks at shutdown)."""
     body, more = bytearray(), True
-    while more and len(body) <= MAX_MESSAGE_BYTES:  # past the limit the SDK answers 413 from what is replayed
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        body += message.get("body", b"")
-        more = bool(message.get("more_body", False))
-    return bytes(body), more
+    with anyio.move_on_after(timeout_s):
+        while more and len(body) <= MAX_MESSAGE_BYTES:  # past the limit the SDK answers 413 from what is replayed
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            body += message.get("body", b"")
+            more = bool(message.get("more_body", False))
+        return bytes(body), more
+    refusals.warning("a request body did not arrive in full within %g s: answered 408", timeout_s)
+    text = f"Request Timeout: the body did not arrive in full within {timeout_s:g} s"
+    error = {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": text}}
+    await JSONResponse(error, status_code=408, headers={"Connection": "close"})(scope, receive, send)
+    return None
 
 
 def replaying(body: bytes, more: bool, receive: Receive) -> Receive:

@@ -63,6 +63,7 @@ class BoundedSessionManager(StreamableHTTPSessionManager):
         security_settings: TransportSecuritySettings,
         max_sessions: int,
         session_idle_timeout: float,
+        body_timeout_s: float,
     ) -> None:
         super().__init__(
             app,
@@ -71,6 +72,7 @@ class BoundedSessionManager(StreamableHTTPSessionManager):
             max_sessions=max_sessions,
             session_idle_timeout=session_idle_timeout,
         )
+        self._body_timeout_s = body_timeout_s
         self.evicted = 0
         """Sessions ended early to make room, since start-up."""
         self._guard = TransportSecurityMiddleware(security_settings)
@@ -82,7 +84,7 @@ class BoundedSessionManager(StreamableHTTPSessionManager):
             return
         body, more = b"", True
         if method == "POST":
-            read = await read_body(receive)
+            read = await read_body(scope, receive, send, timeout_s=self._body_timeout_s)
             if read is None:
                 return
             body, more = read
