@@ -397,6 +397,19 @@ async def test_upsert_custom_field_type_change_is_an_update(client: Client) -> N
     assert result["outcome"] == "updated"
 
 
+@pytest.mark.parametrize("number", [1e16, -0.0, 2.0, 1e300, 0.1, -12345678901234567890])
+async def test_upsert_of_the_same_custom_number_again_is_unchanged(client: Client, number: float) -> None:
+    """PostgreSQL's jsonb keeps a number as a decimal (1e16 comes back 10000000000000000, -0.0 as 0): the same
+    number, written again, is no change on either backend."""
+    await new_contact(client, custom_fields={"n": number})
+
+    again = await ok(client, "upsert_contact", email="ann@example.com", custom_fields={"n": number})
+    other = await ok(client, "upsert_contact", email="ann@example.com", custom_fields={"n": number + 1})
+
+    assert again["outcome"] == "unchanged"
+    assert other["outcome"] == ("updated" if number + 1 != number else "unchanged")
+
+
 async def test_upsert_matches_user_id_before_email(client: Client) -> None:
     first = await new_contact(client, email="ann@example.com", user_id="u1")
 

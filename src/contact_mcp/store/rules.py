@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Final, Literal, TypeVar, cast
 
 from pydantic import TypeAdapter
@@ -194,7 +195,27 @@ def parse_roles(stored: JsonColumn) -> list[str]:
 
 def _canonical(value: JsonColumn) -> str:
     decoded: object = json.loads(value) if isinstance(value, str) else value
-    return json.dumps(decoded, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(_one_number_form(decoded), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+_EXACT_INTEGERS: Final = 2**53  # below it a float holds every integer exactly
+
+
+def _one_number_form(value: object) -> object:
+    """One spelling per JSON number. PostgreSQL's jsonb keeps a number as the decimal it was written as, and gives
+    an integral one back as an integer (1e16 as 10000000000000000, -0.0 as 0), so the same number must compare
+    equal whether read as the float sent or the integer stored. Booleans stay booleans: `true` for 1 is a change."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer() and abs(value) < _EXACT_INTEGERS:
+        return int(value)
+    if isinstance(value, int) and abs(value) >= _EXACT_INTEGERS and Decimal(repr(float(value))) == value:
+        return float(value)  # the float that is spelled as this integer (1e300 stored as 1 and 300 zeros)
+    if isinstance(value, dict):
+        return {key: _one_number_form(item) for key, item in cast(dict[str, object], value).items()}
+    if isinstance(value, list):
+        return [_one_number_form(item) for item in cast(list[object], value)]
+    return value
 
 
 # ---------- limits (after merging) ----------
