@@ -16,6 +16,7 @@ from contextlib import closing
 from pathlib import Path
 
 import anyio
+import psutil
 import pytest
 
 from contact_mcp.store import LocalStore
@@ -192,6 +193,40 @@ def test_an_import_killed_mid_file_leaves_whole_contacts_and_running_it_again_fi
     assert len(finished) == rows
     assert {methods for _, methods in finished} == {4}
     assert finished[: len(cut)] == cut
+
+
+def test_a_killed_import_leaves_no_worker_process_behind(tmp_path: Path) -> None:
+    # The worker waited for work for good once the importing process was killed, and multiprocessing's resource
+    # tracker with it: two orphans per killed import.
+    path, db = tmp_path / "big.csv", tmp_path / "c.db"
+    _big_csv(path, 20_000)  # past WORKER_FROM_ROWS: normalised in a worker process
+    child = _start_import(path, db)
+    importing = psutil.Process(child.pid)
+    deadline = time.monotonic() + 60
+    while len(helpers := importing.children()) < 2 and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.05)  # the resource tracker and the worker
+    assert len(helpers) == 2, "the import did not start its worker process"
+    child.send_signal(signal.SIGKILL)
+    child.communicate(timeout=30)
+
+    assert _all_end(helpers, within_s=30)
+
+
+def _all_end(processes: list[psutil.Process], *, within_s: float) -> bool:
+    """Whether every one of `processes` ends (a zombie, left for whoever reaps orphans here, has ended)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if not any(_running(process) for process in processes):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_ctrl_c_stops_the_import_saying_how_far_it_got(tmp_path: Path) -> None:

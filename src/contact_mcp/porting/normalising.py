@@ -6,7 +6,8 @@ chunk, a few chunks ahead of the rows being written, so on a machine with two co
 back in file order and are the same rows either way (`normalised`); only the time differs. A small file is
 normalised here: starting the worker costs about a second (importing its libraries), and while it starts the first
 rows of a large file are normalised here too (and written meanwhile), rather than waited for. The worker ignores
-SIGINT: Ctrl-C is the importing process's to handle (it stops and says how far it got), and the worker ends with it.
+SIGINT: Ctrl-C is the importing process's to handle (it stops and says how far it got), and the worker ends with it,
+as it does when that process is killed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from collections import deque
 from collections.abc import AsyncGenerator, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -69,8 +73,21 @@ def _received(rows: list[Row], answers: list[RejectedRow | Ready | ImportContact
     return items
 
 
-def _ignore_sigint() -> None:
+def _worker_started(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="exit-with-parent", daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    # The worker holds both ends of its task queue's pipe (the pool's queue is pickled whole into it), so a killed
+    # importing process never gives it end-of-file: it waited for work for good, and kept multiprocessing's
+    # resource tracker alive with it. Reparented means the importing process is gone.
+    while os.getppid() == parent:
+        time.sleep(_PARENT_WATCH_S)
+    os._exit(1)
+
+
+_PARENT_WATCH_S: Final = 0.5
 
 
 async def normalised_rows(
@@ -86,7 +103,10 @@ async def normalised_rows(
                 await anyio.lowlevel.checkpoint()
         return
     pool = ProcessPoolExecutor(
-        max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint
+        max_workers=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_started,
+        initargs=(os.getpid(),),
     )
     ahead: deque[tuple[list[Row], asyncio.Future[list[RejectedRow | Ready | ImportContactInput]]]] = deque()
     try:
