@@ -10,16 +10,17 @@ import pytest
 from mcp import Client
 
 from contact_mcp import build_server, load_settings
-from contact_mcp.history import HistoryLog, store_instant
+from contact_mcp.history import HistoryLog
 from contact_mcp.models import HistoryEntry
 from contact_mcp.store import LocalStore
 from contact_mcp.store.history import HistoryQuery
+from contact_mcp.store.rules import instant
 
 pytestmark = pytest.mark.anyio
 
 
 def aged(days: int) -> HistoryEntry:
-    at = store_instant(datetime.now(UTC) - timedelta(days=days))
+    at = instant(datetime.now(UTC) - timedelta(days=days))
     return HistoryEntry(at=at, tool="upsert_contact", provider="local", contact_id="c", outcome="updated")
 
 

@@ -21,16 +21,12 @@ from contact_mcp.models import HistoryEntry
 from contact_mcp.settings import Settings
 from contact_mcp.store.backend import Backend
 from contact_mcp.store.history import HistoryPage, HistoryQuery, InTransaction
+from contact_mcp.store.rules import instant
 
 log = logging.getLogger("contact_mcp.history")
 
 PRUNE_EVERY_S: Final = 3600.0
 """How often, at most, a write also prunes rows past the retention period (start-up always does)."""
-
-
-def store_instant(moment: datetime) -> str:
-    """An instant in the store's timestamp format (`rules.now()`): ISO 8601 UTC, milliseconds, `Z`."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def needs_store(settings: Settings, *, writes: bool) -> bool:
@@ -110,7 +106,7 @@ class HistoryLog:
         """The instant before which rows are pruned, or None when everything is kept."""
         if self.retention_days <= 0:
             return None
-        return store_instant((now or datetime.now(UTC)) - timedelta(days=self.retention_days))
+        return instant((now or datetime.now(UTC)) - timedelta(days=self.retention_days))
 
     async def prune(self) -> int:
         """Delete rows past retention now; the count deleted (0 when nothing is pruned or the store failed)."""

@@ -17,12 +17,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, cast
 
 from contact_mcp.errors import ContactError
-from contact_mcp.history import store_instant
 from contact_mcp.logs import escape_controls
 from contact_mcp.models import FieldChange, HistoryEntry
 from contact_mcp.settings import Settings
 from contact_mcp.store import LocalStore
 from contact_mcp.store.history import MAX_PAGE, HistoryQuery
+from contact_mcp.store.rules import instant
 
 _SPAN: Final = re.compile(r"^(?P<count>\d{1,6})(?P<unit>[mhd])$")
 _UNITS: Final = {"m": "minutes", "h": "hours", "d": "days"}
@@ -34,14 +34,14 @@ def since(text: str, *, now: datetime | None = None) -> str:
     span = _SPAN.match(value)
     if span is not None:
         back = timedelta(**{_UNITS[span["unit"]]: int(span["count"])})
-        return store_instant((now or datetime.now(UTC)) - back)
+        return instant((now or datetime.now(UTC)) - back)
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{value!r} is neither an ISO 8601 date or time (2026-05-20, 2026-05-20T15:04Z) nor a span (30m, 12h, 7d)"
         ) from None
-    return store_instant(moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC))
+    return instant(moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC))
 
 
 def _value(value: object) -> str:

@@ -156,8 +156,20 @@ async def test_restore_of_a_user_id_another_contact_holds_is_a_conflict_writing_
                 {"id": "i2", "identifier": "+14155550123", "created_at": "2026-01-01T00:00:00.000Z"},
             ]
         },
+        {"created_at": "yesterday"},
+        {"updated_at": "2026-13-01T00:00:00.000Z"},
+        {
+            "methods": [
+                {"id": "m1", "channel": "email", "type": "email", "raw_value": "a@x.org", "value": "a@x.org",
+                 "primary": True, "created_at": "2026-01-01T00:00:00.000Z", "verified_at": "soon"},
+            ]
+        },
+        {"identities": [{"id": "i1", "identifier": "+14155550123", "created_at": ""}]},
     ],
-    ids=["id-not-a-uuid", "two-primary-emails", "identity-twice"],
+    ids=[
+        "id-not-a-uuid", "two-primary-emails", "identity-twice", "created-yesterday", "month-13",
+        "verified-soon", "identity-created-blank",
+    ],
 )  # fmt: skip
 async def test_a_record_no_backend_could_hold_is_an_invalid_argument(store: LocalStore, bad: dict[str, object]) -> None:
     record = ContactRecord.model_validate(
@@ -173,3 +185,28 @@ async def test_a_record_no_backend_could_hold_is_an_invalid_argument(store: Loca
         await store.restore(record)
 
     assert await counts(store) == {"contacts": 0, "methods": 0, "identities": 0}
+
+
+async def test_restored_timestamps_with_another_offset_are_kept_in_the_stores_form(store: LocalStore) -> None:
+    # The store compares and sorts its timestamps as text: "+02:00" or no milliseconds would sort out of place.
+    method = {
+        "id": "m1", "channel": "email", "type": "email", "raw_value": "a@x.org", "value": "a@x.org", "primary": True,
+        "created_at": "2026-01-01T02:00:00+02:00", "verified_at": "2026-01-01T00:00:01.5Z",
+    }  # fmt: skip
+    record = ContactRecord.model_validate(
+        {
+            "id": "6f1c2a0e-8a3b-4c5d-9e7f-0a1b2c3d4e5f",
+            "created_at": "2026-01-01T00:00:00",
+            "updated_at": "2026-01-01T01:00:00.000+01:00",
+            "methods": [method],
+        }
+    )
+
+    assert await store.restore(record) == "created"
+    (stored,) = await everything(store)
+    assert (stored.created_at, stored.updated_at) == ("2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00.000Z")
+    assert (stored.methods[0].created_at, stored.methods[0].verified_at) == (
+        "2026-01-01T00:00:00.000Z",
+        "2026-01-01T00:00:01.500Z",
+    )
+    assert await store.restore(record) == "unchanged"

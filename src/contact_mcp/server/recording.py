@@ -27,15 +27,15 @@ field names only: an erased person's history keeps what happened and when, and n
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any, Final, cast
 
 from mcp.server.mcpserver import Context
 from mcp.types import CLIENT_INFO_META_KEY, CallToolResult, Implementation
 
-from contact_mcp.history import HistoryLog, store_instant
+from contact_mcp.history import HistoryLog
 from contact_mcp.masking import mask_value
 from contact_mcp.models import FieldChange, HistoryEntry
+from contact_mcp.store import rules
 from contact_mcp.store.history import InTransaction
 
 MAX_CLIENT_NAME: Final = 100
@@ -151,7 +151,7 @@ def entry_for(
     else:
         outcome = "error" if result.is_error else "ok"
     return HistoryEntry(
-        at=store_instant(datetime.now(UTC)),
+        at=rules.now(),
         tool=tool,
         provider=provider or "unknown",
         contact_id=_contact_id(None, arguments),
@@ -175,7 +175,7 @@ def _success_entry(
         # The delete's own entry keeps what went (field names), not the values that identified the person.
         fields = [FieldChange(field=f.field, contact_id=f.contact_id) for f in fields]
     return HistoryEntry(
-        at=store_instant(datetime.now(UTC)),
+        at=rules.now(),
         tool=tool,
         provider=provider or "unknown",
         contact_id=_contact_id(structured, arguments),

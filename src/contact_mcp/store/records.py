@@ -75,11 +75,13 @@ class RecordPage(BaseModel):
 
 
 def check_record(record: ContactRecord) -> ContactRecord:
-    """A record any backend can write as it stands: a UUID contact id (returned canonical), at most one primary
-    per kind, no method twice on one channel, no identity twice. `InvalidArgument` naming the problem otherwise."""
+    """A record any backend can write as it stands: a UUID contact id, ISO 8601 timestamps (both returned in the
+    store's form), at most one primary per kind, no method twice on one channel, no identity twice.
+    `InvalidArgument` naming the problem otherwise."""
     canonical = rules.canonical_id(record.id)
     if canonical is None:
         raise InvalidArgument(f"contact id {record.id!r} is not a UUID", field="id")
+    record = _in_store_time(record.model_copy(update={"id": canonical}) if canonical != record.id else record)
     primaries: set[str] = set()
     channels: set[tuple[str, str]] = set()
     for method in record.methods:
@@ -94,7 +96,43 @@ def check_record(record: ContactRecord) -> ContactRecord:
     keys = {(i.identifier, i.channel_type or "", i.channel_id or "") for i in record.identities}
     if len(keys) != len(record.identities):
         raise InvalidArgument(f"contact {canonical} has one identity twice", field="identities")
-    return record if canonical == record.id else record.model_copy(update={"id": canonical})
+    return record
+
+
+def _in_store_time(record: ContactRecord) -> ContactRecord:
+    """The record with its timestamps in the store's form, copied only where one was not (an export's never is).
+
+    The store compares and sorts timestamps as text (history since, export order): a restored "yesterday" or an
+    offset other than Z would sort wrong, or fail a read later."""
+
+    at = rules.parse_instant
+
+    def method_at(method: MethodRecord) -> MethodRecord:
+        created = at(method.created_at, field="methods.created_at")
+        verified = None if method.verified_at is None else at(method.verified_at, field="methods.verified_at")
+        if (created, verified) == (method.created_at, method.verified_at):
+            return method
+        return method.model_copy(update={"created_at": created, "verified_at": verified})
+
+    def identity_at(identity: IdentityRecord) -> IdentityRecord:
+        created = at(identity.created_at, field="identities.created_at")
+        return identity if created == identity.created_at else identity.model_copy(update={"created_at": created})
+
+    methods = [method_at(method) for method in record.methods]
+    identities = [identity_at(identity) for identity in record.identities]
+    update = {
+        "created_at": at(record.created_at, field="created_at"),
+        "updated_at": at(record.updated_at, field="updated_at"),
+        "methods": methods,
+        "identities": identities,
+    }
+    unchanged = (
+        update["created_at"] == record.created_at
+        and update["updated_at"] == record.updated_at
+        and all(new is old for new, old in zip(methods, record.methods, strict=True))
+        and all(new is old for new, old in zip(identities, record.identities, strict=True))
+    )
+    return record if unchanged else record.model_copy(update=update)
 
 
 StoredFields = dict[str, Any]

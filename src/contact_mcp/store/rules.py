@@ -92,9 +92,25 @@ JsonColumn = str | list[object] | dict[str, object]
 # ---------- ids, instants, kinds ----------
 
 
+def instant(moment: datetime) -> str:
+    """`moment` in the store's timestamp format: ISO 8601 UTC with milliseconds and `Z` (sorts as text)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def now() -> str:
-    """The store's timestamp format: ISO 8601 UTC with milliseconds and `Z` (sorts as text)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """This instant in the store's timestamp format (`instant`)."""
+    return instant(datetime.now(UTC))
+
+
+def parse_instant(value: str, *, field: str) -> str:
+    """An ISO 8601 date-time (one without an offset taken as UTC) in the store's format; else `InvalidArgument`."""
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidArgument(
+            f"{field} is not an ISO 8601 date-time", field=field, hint="e.g. 2026-05-20T15:04:01Z"
+        ) from None
+    return instant(moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC))
 
 
 def new_id() -> str:

@@ -7,7 +7,6 @@ type cannot say. Each failure is an `InvalidArgument` naming the field and, for 
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Annotated, cast
 from urllib.parse import urlparse
 
@@ -42,22 +41,6 @@ def url(value: str | None, *, field: str) -> str | None:
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise InvalidArgument(f"{field} must be an http(s) URL", field=field, hint="e.g. https://example.com/a.png")
     return text
-
-
-def iso_utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_instant(value: str, *, field: str) -> str:
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidArgument(
-            f"{field} is not an ISO 8601 date-time", field=field, hint="e.g. 2026-05-20T15:04:01Z"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return iso_utc(moment)
 
 
 def _control_error(field: str, text: str, *, key: bool = False) -> InvalidArgument:

@@ -7,7 +7,6 @@ result. Docstrings are sent to the model as descriptions, so they say only what 
 right.
 """
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from mcp.server.mcpserver import Context
@@ -51,7 +50,7 @@ from contact_mcp.normalize import (
     normalize_uuid,
 )
 from contact_mcp.store import rules
-from contact_mcp.tools.arguments import DryRun, check_custom_fields, iso_utc, opt, parse_instant, url
+from contact_mcp.tools.arguments import DryRun, check_custom_fields, opt, url
 from contact_mcp.tools.confirm import (
     Arguments,
     ConfirmArgument,
@@ -167,7 +166,7 @@ def _verification(
     when = None
     if verified:
         given = opt(verified_at)
-        when = parse_instant(given, field="verified_at") if given else iso_utc(datetime.now(UTC))
+        when = rules.parse_instant(given, field="verified_at") if given else rules.now()
     return SetVerificationInput(
         contact_id=contact_id.strip(),
         type=type,
