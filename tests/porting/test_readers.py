@@ -165,6 +165,20 @@ def test_a_file_that_is_not_utf8_is_refused_before_any_row(tmp_path: Path) -> No
         count_rows(path, "csv")
 
 
+@pytest.mark.parametrize("rows_before", [0, 3, 3000, 70_000], ids=["first-line", "line-5", "line-3002", "past-1-MiB"])
+def test_the_byte_that_is_not_utf8_is_named_by_its_place_in_the_file(tmp_path: Path, rows_before: int) -> None:
+    # The text reader's error counts from the start of the chunk it was decoding: 3431 for a byte at 28007.
+    head = "name,email\n" + "".join(f"Zoë {n},z{n}@example.com\n" for n in range(rows_before))
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(head.encode() + "Jörg,j@example.com\n".encode("latin-1"))
+    offset = len(head.encode()) + 1  # "J", then the latin-1 "ö"
+
+    with pytest.raises(ImportFileError) as refused:
+        count_rows(path, "csv")
+
+    assert f"(line {rows_before + 2}, byte {offset})" in str(refused.value)
+
+
 # ---------- JSONL ----------
 
 

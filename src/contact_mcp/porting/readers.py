@@ -15,6 +15,7 @@ A row that cannot be read is a `RejectedRow` with the reason; a file that cannot
 
 from __future__ import annotations
 
+import codecs
 import csv
 import re
 from collections.abc import Generator, Iterator
@@ -60,12 +61,35 @@ def _open(path: Path) -> Generator[TextIO]:
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             yield handle
-    except UnicodeDecodeError as exc:
+    except UnicodeDecodeError:
+        offset, line = _first_not_utf8(path)
         raise ImportFileError(
-            f"{path} is not UTF-8 text (byte {exc.start}); save or export it as UTF-8 and import it again"
+            f"{path} is not UTF-8 text (line {line}, byte {offset}); save or export it as UTF-8 and import it again"
         ) from None
     except OSError as exc:
         raise ImportFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _first_not_utf8(path: Path) -> tuple[int, int]:
+    """Where the first byte that is not UTF-8 is: its offset in the file and its line. (The text reader's error
+    counts from the start of the chunk it was decoding, not of the file.)"""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, line = 0, 1
+    with path.open("rb") as raw:
+        while True:
+            chunk = raw.read(_CHUNK_BYTES)
+            pending = decoder.getstate()[0]  # the start of a character the last chunk cut (never a newline)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:  # its positions count from the pending bytes' start
+                return offset - len(pending) + exc.start, line + (pending + chunk)[: exc.start].count(b"\n")
+            if not chunk:
+                return offset, line  # decodes whole: not reached for the file that failed
+            offset += len(chunk)
+            line += chunk.count(b"\n")
+
+
+_CHUNK_BYTES: Final = 1 << 20
 
 
 def detect_format(path: Path) -> Format:
