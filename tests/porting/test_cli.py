@@ -314,6 +314,18 @@ def test_an_output_path_that_cannot_be_written_is_one_line_and_exit_2_before_any
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")) == []
 
 
+def test_an_import_with_read_only_set_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    # CONTACT_MCP_READ_ONLY=1 (a server's environment, a role that cannot write) did not stop an import writing.
+    source = tmp_path / "people.csv"
+    source.write_text("email,name\nann@example.com,Ann\n")
+    db = tmp_path / "c.db"
+
+    done = run_cli("import", str(source), env=_env(db) | {"CONTACT_MCP_READ_ONLY": "1"})
+
+    _refused(done, "CONTACT_MCP_READ_ONLY")
+    assert not db.exists()
+
+
 def test_the_database_file_itself_is_never_an_output_path(tmp_path: Path) -> None:
     # Exporting over the SQLite file (renamed over it at the end) or writing rejected rows into it destroyed the store.
     source = tmp_path / "people.csv"

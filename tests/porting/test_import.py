@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from contact_mcp import Settings
+from contact_mcp.errors import ProviderUnavailable
 from contact_mcp.porting import normalising
 from contact_mcp.porting.readers import Format, read_rows
 from contact_mcp.porting.report import RejectedFile, Summary
 from contact_mcp.porting.rows import Row
-from contact_mcp.porting.run import Progress, import_file, import_rows
+from contact_mcp.porting.run import Progress, import_file, import_rows, stopped
 from contact_mcp.store import ContactRecord, LocalStore
 from tests.porting.test_readers import APPLE, GOOGLE, V4
 
@@ -287,3 +288,13 @@ async def test_restoring_a_contact_with_a_control_character_in_its_text_is_rejec
     entries = [json.loads(line) for line in (tmp_path / "rejected.jsonl").read_text().splitlines()]
     assert [(e["line"], e["field"]) for e in entries] == [(1, "name"), (2, "custom_fields.note")]
     assert await _records(store) == [ann]
+
+
+def test_a_stop_that_running_again_would_repeat_says_what_must_be_fixed_first() -> None:
+    done = Progress(Summary(), line=40)
+    hint = "The operator must give the server's role write access to CONTACT_MCP_DB; reads still work"
+    refused = ProviderUnavailable("the contact database refused the write", hint=hint, retryable=False)
+    gone = ProviderUnavailable("the contact database is unreachable (connection lost)", hint="retry in a few seconds")
+
+    assert stopped(done, refused).endswith(f"each whole: {hint}, then run the same import again")
+    assert stopped(done, gone).endswith("each whole: run the same import again to finish")

@@ -91,6 +91,8 @@ async def _export(settings: Settings, out: Path | None) -> int:
 
 def import_command(settings: Settings, path: Path, *, fmt: Format | None, rejected: Path | None) -> int:
     # Every check here comes before the store is opened (and, on first use, created) and before a row is read.
+    if settings.read_only:
+        raise ConfigError("CONTACT_MCP_READ_ONLY is set, and an import writes to the store; unset it for this command")
     if not path.is_file():
         raise ImportFileError(f"cannot read {path}: no such file")
     rejected_path = rejected if rejected is not None else default_rejected_path(path)

@@ -246,7 +246,10 @@ def report(done: Progress, rejected_path: Path, *, out: TextIO | None = None) ->
 def stopped(done: Progress, error: BaseException) -> str:
     """One line for an import that did not finish."""
     why = error.message if isinstance(error, ContactError) else "interrupted"
+    then = "run the same import again to finish"
+    if isinstance(error, ContactError) and not error.retryable:  # run again as it is, it would stop here again
+        then = f"{error.hint.rstrip('.') if error.hint else 'that must be fixed'}, then run the same import again"
     return (
         f"import stopped after line {done.line} ({why}); so far {done.summary.line()}. The rows up to that line "
-        "are imported, each whole: run the same import again to finish"
+        f"are imported, each whole: {then}"
     )
