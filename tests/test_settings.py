@@ -172,6 +172,36 @@ def test_a_database_url_of_another_scheme_is_refused_without_its_password(url: s
     assert "S3cr3t" not in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app:S3cr@t-pw@127.0.0.1:1/appdb",  # libpq: password "S3cr", host "t-pw@127.0.0.1"
+        "postgresql://app:S3cr/t-pw@127.0.0.1:1/appdb",  # libpq: host "app", port "S3cr"
+        "postgresql://app:S3cr?x/t-pw@127.0.0.1:1/appdb",  # libpq: port "S3cr", query "x/t-pw@127.0.0.1:1/appdb"
+        "postgresql://app:pw@127.0.0.1:1/appdb?application_name=S3cr@t-pw",  # a second "@"
+    ],
+)
+def test_a_database_url_libpq_would_read_a_password_piece_of_as_a_host_is_refused_whole(url: str) -> None:
+    # libpq ends the userinfo at the first "@" and the host at the first "/": it connected elsewhere, and its error
+    # quoted the piece of the password it took for a host ("failed to resolve host 't-pw@127.0.0.1'").
+    with pytest.raises(ConfigError) as raised:
+        load_settings(db=url)
+    assert "CONTACT_MCP_DB" in str(raised.value) and "%40" in str(raised.value)
+    assert "S3cr" not in str(raised.value) and "t-pw" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app:S3cr%40t-pw@127.0.0.1:1/appdb",
+        "postgresql://app:S3cr?t#pw@127.0.0.1:1/appdb",  # libpq takes "?" and "#" as they are
+        "postgresql://127.0.0.1:1/appdb?application_name=a%40b",
+    ],
+)
+def test_a_database_url_whose_one_at_sign_ends_the_userinfo_is_accepted(url: str) -> None:
+    assert load_settings(db=url).db == url
+
+
 @pytest.mark.parametrize("path", ["contacts.db", "/var/lib/contacts.db", "C:\\contacts.db", "~/c.db"])
 def test_a_database_path_is_still_a_sqlite_path(path: str) -> None:
     assert load_settings(db=path).db == path

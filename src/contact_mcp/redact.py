@@ -25,9 +25,11 @@ REDACTED = "[redacted]"
 MIN_SECRET_LENGTH = 4
 _MASK = "***"
 # postgresql://user:password@host/db; a `Path` setting folds "//" into "/", so one or more slashes.
-# libpq takes a password's `#`, `?` and `/` as they are, unencoded: the userinfo runs to the last `@`.
+# libpq takes a password's `#` and `?` as they are, unencoded; one with an unencoded `@` or `/` is refused at
+# start-up (`misread_userinfo`). Shown, the userinfo runs to the last `@`, so such a password is masked whole.
 _PG_URL = re.compile(r"^postgres(?:ql)?(?:\+[a-z0-9]+)?:/+(?P<userinfo>.*)@(?=[^@]*$)", re.IGNORECASE)
 _PG_SCHEME_SLASH = re.compile(r"^(postgres(?:ql)?(?:\+[a-z0-9]+)?):/(?!/)", re.IGNORECASE)
+_PG_URI_START = re.compile(r"^postgres(?:ql)?://", re.IGNORECASE)
 _PG_PASSWORD_PARAM = re.compile(r"[?&]password=(?P<password>[^&#]*)", re.IGNORECASE)
 
 
@@ -93,6 +95,20 @@ def database_password(target: str) -> str | None:
             return password
     param = _PG_PASSWORD_PARAM.search(text)
     return unquote(param.group("password")) if param and param.group("password") else None
+
+
+def misread_userinfo(url: str) -> bool:
+    """Whether libpq could read part of a `postgresql://` URL's user name or password as something else: unless the
+    URL's one `@` comes before any `/`, libpq's userinfo (up to the first `@`, if no `/` comes first) is not the one
+    shown and masked (up to the last `@`). `u:p@ss@host` connects to host `ss@host`, `u:pa/ss@host` to host `u`,
+    port `pa`, and the errors quote those pieces of the password. An `@` elsewhere (a database name, a query
+    value) is refused as well: it cannot be told apart; percent-encoded (`%40`) it can."""
+    scheme = _PG_URI_START.match(url)
+    if scheme is None:
+        return False
+    after = url[scheme.end() :]
+    at = after.find("@")
+    return at != -1 and (after.count("@") > 1 or "/" in after[:at])
 
 
 def display_url(url: str) -> str:

@@ -18,6 +18,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from contact_mcp.errors import ConfigError
+from contact_mcp.redact import misread_userinfo
 
 HTTP_PROVIDERS = ("feather", "tetherai", "blooio", "featurebase", "protocol")
 KNOWN_PROVIDERS = ("local", *HTTP_PROVIDERS)
@@ -187,6 +188,12 @@ class Settings(BaseSettings):
             # one per replica, its password in the path. Only the scheme is quoted: the rest may hold a password.
             supported = "give a postgresql:// (or postgres://) URL, or a SQLite file path"
             raise ValueError(f"a {scheme[1]!r} URL is not supported: {supported}")
+        if misread_userinfo(text):  # nothing of the URL quoted: it holds the password
+            raise ValueError(
+                "the URL may hold one '@', between the user name and password and the host, with no '/' before it; "
+                "percent-encode any other '@' as %40 and a '/' in the user name or password as %2F (else PostgreSQL "
+                "reads part of the password as the host or database, and quotes it in its errors)"
+            )
         return text
 
     @field_validator("allowed_hosts", "tools", "exclude_tools", mode="before")
