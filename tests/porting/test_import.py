@@ -298,3 +298,29 @@ def test_a_stop_that_running_again_would_repeat_says_what_must_be_fixed_first() 
 
     assert stopped(done, refused).endswith(f"each whole: {hint}, then run the same import again")
     assert stopped(done, gone).endswith("each whole: run the same import again to finish")
+
+
+async def test_a_phone_and_name_row_for_a_contact_an_earlier_row_imports_by_email_is_rejected_naming_it(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    # Row 3 finds, by phone and name, the contact row 2 imports by email: the two overwrote each other's locale on
+    # every run, and importing the file again was never unchanged.
+    path = _write(
+        tmp_path / "people.csv",
+        "email,phone,name,locale\n"
+        "ann@example.com,+14155550101,Ann Lee,en\n"
+        ",+14155550101,ann  lee,fr\n"
+        "bob@example.com,+14155550101,Ann Lee,de\n",  # keyed by its own email: another contact, same phone
+    )
+    rejected = tmp_path / "rejected.jsonl"
+
+    first = await _import(store, path, rejected)
+    entries = [json.loads(line) for line in rejected.read_text().splitlines()]
+    again = await _import(store, path, rejected)
+
+    assert (first.created, first.updated, first.rejected) == (2, 0, 1)
+    assert [(entry["line"], entry["reason"]) for entry in entries] == [
+        (3, "the row names the same contact as line 2 (phone and name +14155550101 ann lee)")
+    ]
+    assert (again.created, again.updated, again.unchanged, again.rejected) == (0, 0, 2, 1)
+    assert sorted(record.locale or "" for record in await _records(store)) == ["de", "en"]

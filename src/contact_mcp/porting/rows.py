@@ -184,12 +184,23 @@ class FileKeys:
                 )
         return None
 
+    @classmethod
+    def claimed(cls, row: RestoreRow | NormalisedRow) -> list[tuple[str, str]]:
+        """What `row` claims: its keys and, for a row keyed otherwise, each of its phones with its name. A later row
+        keyed by phone and name alone finds the contact this one imports (the store matches it so), and on every
+        run the two overwrote each other; a later row with keys of its own is another contact, whatever its phone."""
+        keys = cls.keys(row)
+        if isinstance(row, NormalisedRow) and keys and row.contact.name is not None:
+            name = name_key(row.contact.name)
+            keys += [("phone and name", f"{phone} {name}") for phone in row.contact.phones]
+        return keys
+
     def claim(self, row: RestoreRow | NormalisedRow) -> None:
-        for key in self.keys(row):
+        for key in self.claimed(row):
             self._lines.setdefault(key, row.line)
 
     def release(self, row: RestoreRow | NormalisedRow) -> None:
         """Forget the keys `row` claimed (the store refused it)."""
-        for key in self.keys(row):
+        for key in self.claimed(row):
             if self._lines.get(key) == row.line:
                 del self._lines[key]
