@@ -324,3 +324,20 @@ async def test_a_phone_and_name_row_for_a_contact_an_earlier_row_imports_by_emai
     ]
     assert (again.created, again.updated, again.unchanged, again.rejected) == (0, 0, 2, 1)
     assert sorted(record.locale or "" for record in await _records(store)) == ["de", "en"]
+
+
+async def test_a_second_restore_row_for_one_contact_is_rejected_whatever_the_case_of_its_id(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    await _import(store, _write(tmp_path / "a.csv", "email,name\nann@example.com,Ann\n"))
+    (ann,) = await _records(store)
+    renamed = ann.model_copy(update={"id": ann.id.upper(), "name": "Ann Lee"})
+    path = _write(tmp_path / "export.jsonl", ann.model_dump_json() + "\n" + renamed.model_dump_json() + "\n")
+    rejected = tmp_path / "rejected.jsonl"
+
+    first = await _import(store, path, rejected)
+    again = await _import(store, path, rejected)
+
+    assert (first.unchanged, first.updated, first.rejected) == (1, 0, 1)
+    assert (again.unchanged, again.updated, again.rejected) == (1, 0, 1)
+    assert await _records(store) == [ann]

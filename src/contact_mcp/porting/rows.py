@@ -16,7 +16,7 @@ from typing import Final
 from contact_mcp.errors import ContactError, InvalidArgument
 from contact_mcp.normalize import normalize_email, normalize_phone
 from contact_mcp.store.records import ContactRecord
-from contact_mcp.store.rules import ImportContactInput, name_key, username_key
+from contact_mcp.store.rules import ImportContactInput, canonical_id, name_key, username_key
 from contact_mcp.tools.arguments import check_text, has_control
 
 Source = dict[str, str] | str
@@ -158,8 +158,8 @@ class FileKeys:
 
     @staticmethod
     def keys(row: RestoreRow | NormalisedRow) -> list[tuple[str, str]]:
-        if isinstance(row, RestoreRow):
-            return [("id", row.record.id)]
+        if isinstance(row, RestoreRow):  # as the store will hold it: an upper-case id is the same contact
+            return [("id", canonical_id(row.record.id) or row.record.id)]
         contact = row.contact
         keys = [("email", email) for email in contact.emails]
         if contact.user_id is not None:
