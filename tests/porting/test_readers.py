@@ -69,6 +69,17 @@ def test_vcard_apple_google_and_v4_cards_become_rows_numbered_by_their_begin_lin
     assert count_rows(path, "vcf") == 3
 
 
+def test_the_vcard_row_count_is_every_row_read_stray_text_and_unended_cards_included(tmp_path: Path) -> None:
+    # It counted BEGIN:VCARD lines: a line outside any card is a (rejected) row too, and the bar went past its end.
+    text = "stray text\n" + APPLE + "more stray text\nBEGIN:VCARD\nVERSION:3.0\nFN:Never Ended\n" + GOOGLE
+    path = _write(tmp_path, "contacts.vcf", text)
+
+    rows = _rows(path)
+
+    assert [isinstance(row, NewDataRow) for row in rows] == [False, True, False, False, True]
+    assert count_rows(path, "vcf") == len(rows)
+
+
 def test_vcard_folded_lines_are_unfolded(tmp_path: Path) -> None:
     card = "BEGIN:VCARD\nVERSION:3.0\nFN:Ana Mar\n ía López\nEMAIL:ana@exa\n mple.com\nEND:VCARD\n"
     (row,) = _rows(_write(tmp_path, "a.vcf", card))

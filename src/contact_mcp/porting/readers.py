@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from contact_mcp.errors import ConfigError
 from contact_mcp.porting.rows import NewDataRow, RejectedRow, RestoreRow, Row, restorable
-from contact_mcp.porting.vcard import read_vcards
+from contact_mcp.porting.vcard import count_vcards, read_vcards
 from contact_mcp.store.records import ContactRecord
 
 Format = Literal["jsonl", "csv", "vcf"]
@@ -126,7 +126,7 @@ def count_rows(path: Path, fmt: Format) -> int:
         if fmt == "jsonl":
             return sum(1 for line in handle if line.strip())
         if fmt == "vcf":
-            return sum(1 for line in handle if line.strip().upper() == "BEGIN:VCARD")
+            return count_vcards(handle)
         records = _csv_records(handle, path)
         return max(sum(1 for _, cells in records if any(cell.strip() for cell in cells)) - 1, 0)
 

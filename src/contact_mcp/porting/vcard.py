@@ -30,6 +30,17 @@ def _vobject() -> Any:
 
 def read_vcards(lines: Iterable[str]) -> Iterator[Row]:
     """Each card of a vCard file as a row, numbered by its BEGIN line; text outside cards is rejected."""
+    for piece in _pieces(lines):
+        yield piece if isinstance(piece, RejectedRow) else card_row(*piece)
+
+
+def count_vcards(lines: Iterable[str]) -> int:
+    """How many rows `read_vcards` yields, without parsing a card (the progress bar's total)."""
+    return sum(1 for _ in _pieces(lines))
+
+
+def _pieces(lines: Iterable[str]) -> Iterator[RejectedRow | tuple[int, str]]:
+    """The file split into whole cards (their BEGIN line, their text) and what cannot be one, rejected."""
     card: list[str] = []
     start = 0
     for number, raw in enumerate(lines, start=1):
@@ -42,7 +53,7 @@ def read_vcards(lines: Iterable[str]) -> Iterator[Row]:
         elif card:
             card.append(line)
             if marker == "END:VCARD":
-                yield card_row(start, "\n".join(card))
+                yield start, "\n".join(card)
                 card = []
         elif marker:
             yield RejectedRow(line=number, reason="text outside any BEGIN:VCARD ... END:VCARD", source=line)
