@@ -58,6 +58,7 @@ from psycopg import pq, sql
 
 from contact_mcp import dry_run as dry_run_guard
 from contact_mcp.errors import ConfigError, ProviderUnavailable
+from contact_mcp.logs import rate_limit
 from contact_mcp.models import (
     AttachContactInput,
     AttachedContact,
@@ -334,6 +335,7 @@ def _one_line(text: str, password: str | None) -> str:
 # call. psycopg_pool's default of 300 s let the gaps grow to a minute: a 70 s outage was served again 43 s after
 # the database came back, while every error told the agent to retry in a few seconds.
 _RECONNECT_WINDOW_S: Final = 5.0
+_POOL_LOGGER: Final = "psycopg.pool"
 _OPERATOR_ERRORS: Final = (pg_errors.ReadOnlySqlTransaction, pg_errors.InsufficientPrivilege)
 _RACES: Final = (pg_errors.UniqueViolation, pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 
@@ -755,6 +757,8 @@ class PostgresBackend:
     """Contacts in a PostgreSQL database; see the module docstring for locks, retries and failures."""
 
     def __init__(self, settings: Settings) -> None:
+        # The pool warns at each failed reconnection attempt, a few a second at times while the database is down.
+        rate_limit(_POOL_LOGGER)
         self._where = display_url(settings.db)
         self._password = database_password(settings.db)
         self._pool_size = settings.db_pool_size

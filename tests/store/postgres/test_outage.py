@@ -5,6 +5,7 @@ these tests stop. And a statement the database fails on a working connection is 
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import quote
 
 import anyio
@@ -81,7 +82,10 @@ async def test_readiness_fails_while_the_database_is_down_and_returns_with_it(
 
 
 async def test_after_a_long_outage_a_caller_retrying_as_told_is_served_within_a_few_seconds(
-    postgres_server: PostgresServer, started_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+    postgres_server: PostgresServer,
+    started_postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # psycopg_pool's reconnection backoff doubled up to 300 s: 20 s down with a call a second, the database was
     # served again only about 10 s after it was back, while every error said "retry in a few seconds".
@@ -110,6 +114,9 @@ async def test_after_a_long_outage_a_caller_retrying_as_told_is_served_within_a_
     finally:
         await store.aclose()
     assert failed < 4, "still unavailable after four retries a second apart"
+    # The pool warns at each failed attempt (a few a second at times): rate-limited to a few lines a minute.
+    pool_warnings = [r for r in caplog.records if r.name == "psycopg.pool" and r.levelno >= logging.WARNING]
+    assert 1 <= len(pool_warnings) <= 6, [r.getMessage() for r in pool_warnings]
 
 
 async def test_a_lock_timeout_is_retryable_and_not_called_an_outage(started_postgres_url: str) -> None:
