@@ -388,6 +388,40 @@ async def test_a_body_that_stops_arriving_is_answered_408_and_its_connection_clo
     assert len([line for line in log.splitlines() if "answered 408" in line]) == 1
 
 
+@pytest.mark.parametrize("transport", ["http", "sse"])
+async def test_bodies_still_awaited_when_the_server_stops_are_answered_503_without_a_traceback(
+    tmp_path: Path, transport: str
+) -> None:
+    # uvicorn waited out its grace period for each, then cancelled it with a traceback of its own (hundreds of them).
+    env = {"CONTACT_MCP_DB": str(tmp_path / "contacts.db")}
+    with spawn_http(env, tmp_path / "server.log", transport=transport) as s:
+        port = int(s.base.rpartition(":")[2])
+        path = "/mcp" if transport == "http" else "/messages/?session_id=" + "0" * 32
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            "Accept: application/json, text/event-stream\r\nContent-Length: 100\r\n\r\n"
+        )
+        stalled = [await anyio.connect_tcp("127.0.0.1", port) for _ in range(5)]
+        for connection in stalled:
+            await connection.send(head.encode() + b'{"jsonrpc": "2.0",')  # and nothing more
+        await anyio.sleep(1)  # their headers are complete: each request is in the app, awaiting its body
+        s.proc.send_signal(signal.SIGTERM)
+        answers: list[bytes] = []
+        with anyio.fail_after(30):
+            for connection in stalled:
+                answer = b""
+                with suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                    while True:
+                        answer += await connection.receive()
+                answers.append(answer)
+                await connection.aclose()
+        assert s.proc.wait(timeout=30) == 0
+    for answer in answers:
+        assert answer.startswith(b"HTTP/1.1 503 "), answer
+        assert b"the server is stopping" in answer
+    assert "Traceback" not in s.log.read_text()
+
+
 async def test_sse_streams_are_capped_at_max_sessions_and_one_more_is_a_503_until_one_closes(tmp_path: Path) -> None:
     # The SDK kept every SSE stream a client opened (about 97 KB each), with no cap.
     env = {"CONTACT_MCP_DB": str(tmp_path / "contacts.db"), "CONTACT_MCP_MAX_SESSIONS": "2"}

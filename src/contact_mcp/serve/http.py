@@ -26,6 +26,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import socket
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
@@ -49,8 +50,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from contact_mcp.errors import ConfigError, ContactError
 from contact_mcp.logs import configure_logging, rate_limit
 from contact_mcp.serve import freeze_start_up_heap
+from contact_mcp.serve.messages import BodyReads, parse_message, refusals, replaying
 from contact_mcp.serve.messages import log as messages_log
-from contact_mcp.serve.messages import parse_message, read_body, refusals, replaying
 from contact_mcp.serve.sessions import BoundedSessionManager
 from contact_mcp.server import ContactServer, build_server
 from contact_mcp.settings import Settings
@@ -128,10 +129,16 @@ class Lifecycle:
     """
 
     def __init__(
-        self, server: ContactServer, sessions: BoundedSessionManager | None, *, sse: _Sse | None = None
+        self,
+        server: ContactServer,
+        sessions: BoundedSessionManager | None,
+        *,
+        body_reads: BodyReads,
+        sse: _Sse | None = None,
     ) -> None:
         self.server = server
         self.sessions = sessions
+        self.body_reads = body_reads
         self.sse = sse
         self.in_flight = 0
         self.draining = False
@@ -198,6 +205,7 @@ def build_http_app(
     """
     token = required_token(settings, host)
     security = transport_security(settings, host)
+    body_reads = BodyReads(settings.body_timeout_s)
     if transport == "http":
         sessions = BoundedSessionManager(
             server.lowlevel,
@@ -205,14 +213,14 @@ def build_http_app(
             security_settings=security,
             max_sessions=settings.max_sessions,
             session_idle_timeout=settings.session_idle_timeout_s,
-            body_timeout_s=settings.body_timeout_s,
+            body_reads=body_reads,
         )
-        lifecycle = Lifecycle(server, sessions)
+        lifecycle = Lifecycle(server, sessions, body_reads=body_reads)
         routes: list[Route | Mount] = [Route(MCP_PATH, endpoint=_StreamableHttp(sessions))]
         lifespan = _lifespan(sessions.run)
     elif transport == "sse":
-        sse = _Sse(server, security, max_streams=settings.max_sessions, body_timeout_s=settings.body_timeout_s)
-        lifecycle = Lifecycle(server, None, sse=sse)
+        sse = _Sse(server, security, max_streams=settings.max_sessions, body_reads=body_reads)
+        lifecycle = Lifecycle(server, None, body_reads=body_reads, sse=sse)
         routes = [
             Route(SSE_PATH, endpoint=sse, methods=["GET"]),
             Mount(MESSAGE_PATH, app=sse.post_message),
@@ -326,7 +334,7 @@ class _Sse:
     and none can be evicted as an idle streamable-HTTP session is: its client is still listening."""
 
     def __init__(
-        self, server: ContactServer, security: TransportSecuritySettings, *, max_streams: int, body_timeout_s: float
+        self, server: ContactServer, security: TransportSecuritySettings, *, max_streams: int, body_reads: BodyReads
     ) -> None:
         self.server = server
         self.transport = SseServerTransport(MESSAGE_PATH, security_settings=security)
@@ -334,7 +342,7 @@ class _Sse:
         self._state: object = None
         self.max_streams = max_streams
         self.open_streams = 0
-        self._body_timeout_s = body_timeout_s
+        self._body_reads = body_reads
 
     @asynccontextmanager
     async def open(self) -> AsyncGenerator[None]:
@@ -358,7 +366,7 @@ class _Sse:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        read = await read_body(scope, receive, send, timeout_s=self._body_timeout_s)
+        read = await self._body_reads.read(scope, receive, send)
         if read is None:
             return
         body, more = read
@@ -429,6 +437,12 @@ class DrainingServer(uvicorn.Server):
                 log.info("drained after %.1f s with %d call(s) still in flight; stopping", waited, left)
                 self.should_exit = True
         return await super().on_tick(counter)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # Before uvicorn waits for the open requests: one whose body never comes would wait out the grace period,
+        # then be cancelled with a traceback.
+        self._lifecycle.body_reads.close()
+        await super().shutdown(sockets)
 
 
 # ---------- who may call ----------

@@ -75,31 +75,54 @@ def _rejected(where: str, code: int, message: str, request_id: str | int | None 
     return mcp_types.JSONRPCError(jsonrpc="2.0", id=request_id, error=mcp_types.ErrorData(code=code, message=message))
 
 
-async def read_body(scope: Scope, receive: Receive, send: Send, *, timeout_s: float) -> tuple[bytes, bool] | None:
-    """An HTTP request's body, read up to just past `MAX_MESSAGE_BYTES`, and whether more of it is still unread;
-    None when there is nothing left to answer: the client went away, or its body did not arrive within `timeout_s`
-    (answered 408 here, and the connection closed). `replaying` hands it on to whoever answers the request.
+class BodyReads:
+    """The HTTP request bodies being read: each under a deadline for the whole body (`timeout_s`), and every one
+    still waiting ended at once when the server stops (`close`).
 
-    The deadline is for the whole body: uvicorn has none, so a client that sent part of one and stopped held its
-    connection and a task forever (hundreds of them were tracebacks at shutdown)."""
-    body, more = bytearray(), True
-    with anyio.move_on_after(timeout_s):
-        while more and len(body) <= MAX_MESSAGE_BYTES:  # past the limit the SDK answers 413 from what is replayed
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            body += message.get("body", b"")
-            more = bool(message.get("more_body", False))
-        return bytes(body), more
-    refusals.warning("a request body did not arrive in full within %g s: answered 408", timeout_s)
-    text = f"Request Timeout: the body did not arrive in full within {timeout_s:g} s"
-    error = {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": text}}
-    await JSONResponse(error, status_code=408, headers={"Connection": "close"})(scope, receive, send)
-    return None
+    uvicorn has no deadline for a body: a client that sent part of one and stopped held its connection and a task
+    for good, and at shutdown uvicorn cancelled each such task with a traceback of its own."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._waiting: set[anyio.CancelScope] = set()
+        self._closed = False
+
+    def close(self) -> None:
+        """Answer every body still awaited 503 now, and any other asked for from here on."""
+        self._closed = True
+        for waiting in self._waiting:
+            waiting.cancel()
+
+    async def read(self, scope: Scope, receive: Receive, send: Send) -> tuple[bytes, bool] | None:
+        """An HTTP request's body, read up to just past `MAX_MESSAGE_BYTES`, and whether more of it is still unread;
+        None when there is nothing left to answer: the client went away, or its body did not come in time (answered
+        here: 408, or 503 once the server stops, and the connection closed). `replaying` hands it on."""
+        body, more = bytearray(), True
+        if not self._closed:
+            with anyio.move_on_after(self.timeout_s) as waiting:
+                self._waiting.add(waiting)
+                try:
+                    while more and len(body) <= MAX_MESSAGE_BYTES:  # past it the SDK answers 413 from the replay
+                        message = await receive()
+                        if message["type"] == "http.disconnect":
+                            return None
+                        body += message.get("body", b"")
+                        more = bool(message.get("more_body", False))
+                    return bytes(body), more
+                finally:
+                    self._waiting.discard(waiting)
+        if self._closed:
+            status, text = 503, "Service Unavailable: the server is stopping; send the request again"
+        else:
+            refusals.warning("a request body did not arrive in full within %g s: answered 408", self.timeout_s)
+            status, text = 408, f"Request Timeout: the body did not arrive in full within {self.timeout_s:g} s"
+        error = {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": text}}
+        await JSONResponse(error, status_code=status, headers={"Connection": "close"})(scope, receive, send)
+        return None
 
 
 def replaying(body: bytes, more: bool, receive: Receive) -> Receive:
-    """`receive` for a request whose first `body` bytes were read already (`read_body`)."""
+    """`receive` for a request whose first `body` bytes were read already (`BodyReads.read`)."""
     replayed = False
 
     async def replay() -> Message:

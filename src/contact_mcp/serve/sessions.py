@@ -42,7 +42,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
-from contact_mcp.serve.messages import has_invalid_id, invalid_id, read_body, replaying
+from contact_mcp.serve.messages import BodyReads, has_invalid_id, invalid_id, replaying
 
 log = logging.getLogger("contact_mcp.serve.sessions")
 
@@ -63,7 +63,7 @@ class BoundedSessionManager(StreamableHTTPSessionManager):
         security_settings: TransportSecuritySettings,
         max_sessions: int,
         session_idle_timeout: float,
-        body_timeout_s: float,
+        body_reads: BodyReads,
     ) -> None:
         super().__init__(
             app,
@@ -72,7 +72,7 @@ class BoundedSessionManager(StreamableHTTPSessionManager):
             max_sessions=max_sessions,
             session_idle_timeout=session_idle_timeout,
         )
-        self._body_timeout_s = body_timeout_s
+        self._body_reads = body_reads
         self.evicted = 0
         """Sessions ended early to make room, since start-up."""
         self._guard = TransportSecurityMiddleware(security_settings)
@@ -84,7 +84,7 @@ class BoundedSessionManager(StreamableHTTPSessionManager):
             return
         body, more = b"", True
         if method == "POST":
-            read = await read_body(scope, receive, send, timeout_s=self._body_timeout_s)
+            read = await self._body_reads.read(scope, receive, send)
             if read is None:
                 return
             body, more = read
