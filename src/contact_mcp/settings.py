@@ -122,8 +122,9 @@ class Settings(BaseSettings):
         default=600.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_SESSION_IDLE_TIMEOUT")
     )
     drain_timeout_s: float = Field(default=20.0, ge=0, validation_alias=AliasChoices("CONTACT_MCP_DRAIN_TIMEOUT"))
-    body_timeout_s: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_BODY_TIMEOUT"))
-    """How long an HTTP client has to send a request's whole body; past it the request is answered 408."""
+    request_timeout_s: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_REQUEST_TIMEOUT"))
+    """How long an HTTP client has to send a request: its headers, from connecting or from the previous answer
+    (past it the connection is closed), then again its whole body (past it the request is answered 408)."""
     confirm: ConfirmMode = Field(default="destructive", validation_alias=AliasChoices("CONTACT_MCP_CONFIRM"))
     server_name: str = Field(default="contact-mcp", validation_alias=AliasChoices("CONTACT_MCP_SERVER_NAME"))
     """The name every replica gives itself; a request state sealed by one replica is accepted by another only when

@@ -351,7 +351,7 @@ async def test_a_body_that_stops_arriving_is_answered_408_and_its_connection_clo
 ) -> None:
     # uvicorn has no deadline for a request body: a client that sent part of one and stopped held its connection
     # (and a task) for good; hundreds of them were as many tracebacks at shutdown.
-    env = {"CONTACT_MCP_DB": str(tmp_path / "contacts.db"), "CONTACT_MCP_BODY_TIMEOUT": "1"}
+    env = {"CONTACT_MCP_DB": str(tmp_path / "contacts.db"), "CONTACT_MCP_REQUEST_TIMEOUT": "1"}
     with spawn_http(env, tmp_path / "server.log", *args, transport=transport) as server:
         port = int(server.base.rpartition(":")[2])
         async with await anyio.connect_tcp("127.0.0.1", port) as listener:
@@ -386,6 +386,28 @@ async def test_a_body_that_stops_arriving_is_answered_408_and_its_connection_clo
     log = server.log.read_text()
     assert "Traceback" not in log
     assert len([line for line in log.splitlines() if "answered 408" in line]) == 1
+
+
+@pytest.mark.parametrize("transport", ["http", "sse"])
+async def test_a_connection_that_sends_no_request_or_half_its_headers_is_closed(tmp_path: Path, transport: str) -> None:
+    # uvicorn has no header deadline: such a connection was held for good, a file descriptor each.
+    env = {"CONTACT_MCP_DB": str(tmp_path / "contacts.db"), "CONTACT_MCP_REQUEST_TIMEOUT": "1"}
+    with spawn_http(env, tmp_path / "server.log", transport=transport) as server:
+        port = int(server.base.rpartition(":")[2])
+        silent = await anyio.connect_tcp("127.0.0.1", port)
+        halfway = await anyio.connect_tcp("127.0.0.1", port)
+        await halfway.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the blank line
+        with anyio.fail_after(20):
+            for connection in (silent, halfway):
+                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                    await connection.receive()
+                await connection.aclose()
+        # A client that keeps its connection and asks again, within uvicorn's keep-alive, is served as before.
+        async with httpx2.AsyncClient(base_url=server.base, timeout=10) as http:
+            for _ in range(3):
+                assert (await http.get("/healthz")).status_code == 200
+                await anyio.sleep(0.6)
+    assert "Traceback" not in server.log.read_text()
 
 
 @pytest.mark.parametrize("transport", ["http", "sse"])

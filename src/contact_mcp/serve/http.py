@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
@@ -31,7 +32,7 @@ import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from types import FrameType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import anyio
 import uvicorn
@@ -71,6 +72,7 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 _WILDCARD_BINDS = ("", "0.0.0.0", "::", "[::]")
 # After the calls in flight are done, long-lived SSE/GET streams still hold uvicorn open until their clients leave.
 _STREAMS_GRACE_S = 5
+_TICKS_PER_S = 10  # uvicorn's on_tick runs every 0.1 s
 _READY_TIMEOUT_S = 2.0
 _RETRY_AFTER_S = 5
 # The SDK's loggers that warn once per rejected request (a foreign Host, a bad session id, a body that is not a
@@ -115,7 +117,12 @@ def run_http(settings: Settings, *, transport: HttpTransport, host: str, port: i
         timeout_graceful_shutdown=_STREAMS_GRACE_S,
     )
     with suppress(KeyboardInterrupt):  # a second Ctrl-C while uvicorn shuts down
-        DrainingServer(config, app.state.lifecycle, timeout_s=settings.drain_timeout_s).run()
+        DrainingServer(
+            config,
+            app.state.lifecycle,
+            timeout_s=settings.drain_timeout_s,
+            request_timeout_s=settings.request_timeout_s,
+        ).run()
 
 
 # ---------- the app ----------
@@ -205,7 +212,7 @@ def build_http_app(
     """
     token = required_token(settings, host)
     security = transport_security(settings, host)
-    body_reads = BodyReads(settings.body_timeout_s)
+    body_reads = BodyReads(settings.request_timeout_s)
     if transport == "http":
         sessions = BoundedSessionManager(
             server.lowlevel,
@@ -412,13 +419,22 @@ class _Sse:
 
 class DrainingServer(uvicorn.Server):
     """uvicorn, where the first SIGTERM/SIGINT drains: readiness fails at once, new connections are still taken
-    while the calls in flight finish (bounded by `timeout_s`), then the usual graceful shutdown runs."""
+    while the calls in flight finish (bounded by `timeout_s`), then the usual graceful shutdown runs; and where a
+    connection waiting longer than `request_timeout_s` for a request's headers is closed."""
 
-    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, *, timeout_s: float) -> None:
+    def __init__(
+        self, config: uvicorn.Config, lifecycle: Lifecycle, *, timeout_s: float, request_timeout_s: float
+    ) -> None:
         super().__init__(config)
         self._lifecycle = lifecycle
         self._timeout_s = timeout_s
+        # How long a connection may wait for a request's headers: from connecting, or from the answer before (when
+        # uvicorn's keep-alive timer, which runs only from a complete answer to the next byte, is not running).
+        # uvicorn has no such limit: a client that connected and sent nothing, or half its headers, held the
+        # connection for good, a file descriptor each until the process ran out.
+        self._request_timeout_s = request_timeout_s
         self._drain_started: float | None = None
+        self._waiting_since: dict[asyncio.Protocol, float] = {}
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # A signal handler: set flags only (no logging, no locks); `on_tick` acts on them.
@@ -436,7 +452,27 @@ class DrainingServer(uvicorn.Server):
                 left = self._lifecycle.in_flight
                 log.info("drained after %.1f s with %d call(s) still in flight; stopping", waited, left)
                 self.should_exit = True
+        if counter % _TICKS_PER_S == 0:
+            self._close_stalled(self._request_timeout_s)
         return await super().on_tick(counter)
+
+    def _close_stalled(self, timeout_s: float) -> None:
+        # A connection waits for a request while it has none in progress (no cycle, or its last one answered) and
+        # uvicorn's keep-alive timer is not on it. uvicorn keeps these attributes on both its HTTP protocols.
+        now = time.monotonic()
+        since: dict[asyncio.Protocol, float] = {}
+        for connection in self.server_state.connections:
+            cycle = getattr(connection, "cycle", None)
+            idle = cycle is None or bool(getattr(cycle, "response_complete", False))
+            if not idle or getattr(connection, "timeout_keep_alive_task", None) is not None:
+                continue
+            since[connection] = self._waiting_since.get(connection, now)
+            if now - since[connection] >= timeout_s:
+                # uvloop's transports are not asyncio.Transport subclasses, but have its methods
+                transport = cast(asyncio.BaseTransport | None, getattr(connection, "transport", None))
+                if transport is not None and not transport.is_closing():
+                    transport.close()
+        self._waiting_since = since
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         # Before uvicorn waits for the open requests: one whose body never comes would wait out the grace period,
