@@ -18,6 +18,7 @@ from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
+from contact_mcp.serve.wire import MAX_HEAD_BYTES
 from tests.fakes.feather import API_KEY, FeatherFake
 from tests.fakes.harness import Fault, serve
 from tests.http_server import Spawned, spawn_http
@@ -408,6 +409,28 @@ async def test_a_connection_that_sends_no_request_or_half_its_headers_is_closed(
                 assert (await http.get("/healthz")).status_code == 200
                 await anyio.sleep(0.6)
     assert "Traceback" not in server.log.read_text()
+
+
+async def test_a_request_head_past_1_mib_is_a_431_and_a_large_body_is_not(replicas: list[Spawned]) -> None:
+    # uvicorn buffered a head for as long as it came: one 200 MB header took the server from 82 to 443 MB, before the
+    # bearer token (or anything of ours) could refuse it.
+    port = int(replicas[0].base.rpartition(":")[2])
+    async with await anyio.connect_tcp("127.0.0.1", port) as connection:
+        # Just past the bound, then no more: bytes the server never reads would make its close a reset, which can
+        # take the answer with it.
+        await connection.send(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"a" * MAX_HEAD_BYTES)
+        answer = b""
+        with anyio.fail_after(30), suppress(anyio.EndOfStream):
+            while True:
+                answer += await connection.receive()
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+
+    # A body is not a head: 3 MiB of it (under the SDK's 4 MiB) is read as ever, on a connection kept alive.
+    padded = {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"_meta": {"pad": "x" * 3 * 2**20}}}
+    async with httpx2.AsyncClient(timeout=30) as http:
+        for _ in range(3):
+            response = await http.post(f"{replicas[0].base}/mcp", json=padded, headers=LEGACY)
+            assert _json_rpc(response) == {"jsonrpc": "2.0", "id": 1, "result": {}}
 
 
 @pytest.mark.parametrize("transport", ["http", "sse"])

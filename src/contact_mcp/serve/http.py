@@ -54,6 +54,7 @@ from contact_mcp.serve import freeze_start_up_heap
 from contact_mcp.serve.messages import BodyReads, parse_message, refusals, replaying
 from contact_mcp.serve.messages import log as messages_log
 from contact_mcp.serve.sessions import BoundedSessionManager
+from contact_mcp.serve.wire import BoundedHeadProtocol
 from contact_mcp.server import ContactServer, build_server
 from contact_mcp.settings import Settings
 
@@ -115,6 +116,7 @@ def run_http(settings: Settings, *, transport: HttpTransport, host: str, port: i
         lifespan="on",
         server_header=False,
         timeout_graceful_shutdown=_STREAMS_GRACE_S,
+        http=BoundedHeadProtocol,
     )
     with suppress(KeyboardInterrupt):  # a second Ctrl-C while uvicorn shuts down
         DrainingServer(
