@@ -66,6 +66,8 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, An
     env = {**os.environ, "CONTACT_MCP_DB": str(tmp / "contacts.db"), "CONTACT_MCP_LOG_LEVEL": "WARNING"}
     lines = [json.dumps(INIT).encode(), json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}).encode()]
     lines += [line for line, _, _ in MALFORMED]
+    # A notification written with "id": null is still a notification: no answer, no error.
+    lines.append(b'{"jsonrpc": "2.0", "id": null, "method": "notifications/roots/list_changed"}')
     lines.append(json.dumps({"jsonrpc": "2.0", "id": 99, "method": "ping"}).encode())
     done = subprocess.run(
         [sys.executable, "-m", "contact_mcp", "serve"],

@@ -61,7 +61,10 @@ def has_invalid_id(value: object) -> bool:
     would go unanswered (HTTP 202, or nothing on stdio and SSE) and its client wait for good."""
     if not isinstance(value, dict) or "method" not in value or "id" not in value:
         return False
-    request_id = cast(dict[str, Any], value)["id"]
+    message = cast(dict[str, Any], value)
+    request_id, method = message["id"], message["method"]
+    if request_id is None and isinstance(method, str) and method.startswith("notifications/"):
+        return False  # a notification some client wrote with `"id": null`: nothing was to be answered anyway
     return isinstance(request_id, bool) or not isinstance(request_id, (str, int))
 
 
