@@ -90,6 +90,8 @@ async def test_after_a_long_outage_a_caller_retrying_as_told_is_served_within_a_
     # psycopg_pool's reconnection backoff doubled up to 300 s: 20 s down with a call a second, the database was
     # served again only about 10 s after it was back, while every error said "retry in a few seconds".
     monkeypatch.setenv("CONTACT_MCP_CONNECT_TIMEOUT", "1")
+    # The rate limit lives on the logger, for the process: a fresh one, not what earlier tests here left of it.
+    monkeypatch.setattr(logging.getLogger("psycopg.pool"), "filters", [])
     store = LocalStore.open(started_postgres_url)
     try:
         await store.ready()
