@@ -215,6 +215,7 @@ def _canonical(value: JsonColumn) -> str:
 
 
 _EXACT_INTEGERS: Final = 2**53  # below it a float holds every integer exactly
+_FLOAT_BEYOND: Final = 2**1024  # no float is this large
 
 
 def _one_number_form(value: object) -> object:
@@ -225,8 +226,10 @@ def _one_number_form(value: object) -> object:
         return value
     if isinstance(value, float) and value.is_integer() and abs(value) < _EXACT_INTEGERS:
         return int(value)
-    if isinstance(value, int) and abs(value) >= _EXACT_INTEGERS and Decimal(repr(float(value))) == value:
-        return float(value)  # the float that is spelled as this integer (1e300 stored as 1 and 300 zeros)
+    if isinstance(value, int) and _EXACT_INTEGERS <= abs(value) < _FLOAT_BEYOND:
+        as_float = float(value)
+        if Decimal(repr(as_float)) == value:
+            return as_float  # the float that is spelled as this integer (1e300 stored as 1 and 300 zeros)
     if isinstance(value, dict):
         return {key: _one_number_form(item) for key, item in cast(dict[str, object], value).items()}
     if isinstance(value, list):
