@@ -19,6 +19,7 @@ import anyio
 import psutil
 import pytest
 
+from contact_mcp.porting import normalising
 from contact_mcp.store import LocalStore
 from tests.test_cli import probe_lines, run_cli
 
@@ -199,7 +200,9 @@ def test_a_killed_import_leaves_no_worker_process_behind(tmp_path: Path) -> None
     # The worker waited for work for good once the importing process was killed, and multiprocessing's resource
     # tracker with it: two orphans per killed import.
     path, db = tmp_path / "big.csv", tmp_path / "c.db"
-    _big_csv(path, 20_000)  # past WORKER_FROM_ROWS: normalised in a worker process
+    # Past WORKER_FROM_ROWS, and past HEAD_START_ROWS (normalised here while the worker starts), so the worker is
+    # surely running before the import could finish.
+    _big_csv(path, normalising.HEAD_START_ROWS + 10_000)
     child = _start_import(path, db)
     importing = psutil.Process(child.pid)
     deadline = time.monotonic() + 60

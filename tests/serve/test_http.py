@@ -449,7 +449,7 @@ async def test_bodies_still_awaited_when_the_server_stops_are_answered_503_witho
         stalled = [await anyio.connect_tcp("127.0.0.1", port) for _ in range(5)]
         for connection in stalled:
             await connection.send(head.encode() + b'{"jsonrpc": "2.0",')  # and nothing more
-        await anyio.sleep(1)  # their headers are complete: each request is in the app, awaiting its body
+        await anyio.sleep(2)  # their headers are complete: each request is in the app, awaiting its body
         s.proc.send_signal(signal.SIGTERM)
         answers: list[bytes] = []
         with anyio.fail_after(30):
