@@ -51,7 +51,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from contact_mcp.errors import ConfigError, ContactError
 from contact_mcp.logs import configure_logging, rate_limit
 from contact_mcp.serve import freeze_start_up_heap
-from contact_mcp.serve.messages import BodyReads, parse_message, refusals, replaying
+from contact_mcp.serve.messages import BodyReads, error_response, parse_message, refusals, replaying
 from contact_mcp.serve.messages import log as messages_log
 from contact_mcp.serve.sessions import BoundedSessionManager
 from contact_mcp.serve.wire import BoundedHeadProtocol
@@ -74,6 +74,7 @@ _WILDCARD_BINDS = ("", "0.0.0.0", "::", "[::]")
 # After the calls in flight are done, long-lived SSE/GET streams still hold uvicorn open until their clients leave.
 _STREAMS_GRACE_S = 5
 _TICKS_PER_S = 10  # uvicorn's on_tick runs every 0.1 s
+_SERVER_ERROR = -32000  # JSON-RPC's range for implementation-defined server errors
 _READY_TIMEOUT_S = 2.0
 _RETRY_AFTER_S = 5
 # The SDK's loggers that warn once per rejected request (a foreign Host, a bad session id, a body that is not a
@@ -397,9 +398,8 @@ class _Sse:
         if self.open_streams >= self.max_streams:
             refusals.warning("%d SSE streams open, the cap (CONTACT_MCP_MAX_SESSIONS): answered 503", self.open_streams)
             message = f"Service Unavailable: {self.max_streams} SSE streams are open, the most this server keeps"
-            error = {"jsonrpc": "2.0", "id": None, "error": {"code": -32000, "message": message}}
             retry_after = {"Retry-After": str(_RETRY_AFTER_S)}
-            await JSONResponse(error, status_code=503, headers=retry_after)(scope, receive, send)
+            await error_response(503, _SERVER_ERROR, message, retry_after)(scope, receive, send)
             return
         lowlevel = self.server.lowlevel
         self.open_streams += 1

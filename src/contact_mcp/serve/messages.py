@@ -11,6 +11,7 @@ the SDK answers the rest.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, cast
 
 import anyio
@@ -73,6 +74,12 @@ def invalid_id(where: str) -> mcp_types.JSONRPCError:
     return _rejected(where, INVALID_REQUEST, "Invalid Request: a request's id must be a string or an integer")
 
 
+def error_response(status: int, code: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """An HTTP refusal whose body is the JSON-RPC error a client can read: no request id is known, so it is null."""
+    error = {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}
+    return JSONResponse(error, status_code=status, headers=headers)
+
+
 def _rejected(where: str, code: int, message: str, request_id: str | int | None = None) -> mcp_types.JSONRPCError:
     log.warning("%s: answered a malformed message with %d: %s", where, code, message)
     return mcp_types.JSONRPCError(jsonrpc="2.0", id=request_id, error=mcp_types.ErrorData(code=code, message=message))
@@ -119,8 +126,7 @@ class BodyReads:
         else:
             refusals.warning("a request body did not arrive in full within %g s: answered 408", self.timeout_s)
             status, text = 408, f"Request Timeout: the body did not arrive in full within {self.timeout_s:g} s"
-        error = {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": text}}
-        await JSONResponse(error, status_code=status, headers={"Connection": "close"})(scope, receive, send)
+        await error_response(status, INVALID_REQUEST, text, {"Connection": "close"})(scope, receive, send)
         return None
 
 

@@ -39,10 +39,9 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
-from contact_mcp.serve.messages import BodyReads, has_invalid_id, invalid_id, replaying
+from contact_mcp.serve.messages import INVALID_REQUEST, BodyReads, error_response, has_invalid_id, invalid_id, replaying
 
 log = logging.getLogger("contact_mcp.serve.sessions")
 
@@ -115,8 +114,7 @@ class BoundedSessionManager(StreamableHTTPSessionManager):
             return False
         refusal = await self._guard.validate_request(Request(scope, receive), is_post=True)
         if refusal is None:
-            error = invalid_id("http").model_dump(mode="json", by_alias=True, exclude_unset=True)
-            refusal = JSONResponse(error, status_code=400)
+            refusal = error_response(400, INVALID_REQUEST, invalid_id("http").error.message)
         await refusal(scope, receive, send)
         return True
 
@@ -180,5 +178,4 @@ class BoundedSessionManager(StreamableHTTPSessionManager):
 
 async def _not_allowed(scope: Scope, receive: Receive, send: Send) -> None:
     message = "Method Not Allowed: a stateless server keeps no stream to push on; POST each request"
-    error = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}}
-    await JSONResponse(error, status_code=405, headers={"Allow": "POST"})(scope, receive, send)
+    await error_response(405, INVALID_REQUEST, message, {"Allow": "POST"})(scope, receive, send)
