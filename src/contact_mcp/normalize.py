@@ -155,6 +155,14 @@ def normalize_channel(raw: str, *, field: str) -> str:
     return channel
 
 
+def opt(value: str | None) -> str | None:
+    """Optional strings: blank means not given."""
+    if value is None:
+        return None
+    text = value.strip()
+    return text or None
+
+
 def normalize_uuid(raw: str, *, field: str) -> str:
     """Feather end users and local contacts are UUIDs; return the canonical lower-case hyphenated form."""
     try:

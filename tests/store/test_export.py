@@ -165,10 +165,36 @@ async def test_restore_of_a_user_id_another_contact_holds_is_a_conflict_writing_
             ]
         },
         {"identities": [{"id": "i1", "identifier": "+14155550123", "created_at": ""}]},
+        {
+            "methods": [
+                {"id": "m1", "channel": "email", "type": "email", "raw_value": "ann", "value": "ann",
+                 "created_at": "2026-01-01T00:00:00.000Z"},
+            ]
+        },
+        {
+            "methods": [
+                {"id": "m1", "channel": "phone", "type": "phone", "raw_value": "4155550123", "value": "4155550123",
+                 "created_at": "2026-01-01T00:00:00.000Z"},
+            ]
+        },
+        {
+            "methods": [
+                {"id": "m1", "channel": " ", "type": None, "raw_value": "x", "value": "x",
+                 "created_at": "2026-01-01T00:00:00.000Z"},
+            ]
+        },
+        {"identities": [{"id": "i1", "identifier": "ann@", "created_at": "2026-01-01T00:00:00.000Z"}]},
+        {
+            "identities": [
+                {"id": "i1", "identifier": "+14155550123", "channel_type": "pigeon",
+                 "created_at": "2026-01-01T00:00:00.000Z"},
+            ]
+        },
     ],
     ids=[
         "id-not-a-uuid", "two-primary-emails", "identity-twice", "created-yesterday", "month-13",
-        "verified-soon", "identity-created-blank",
+        "verified-soon", "identity-created-blank", "email-not-an-address", "phone-without-country-code",
+        "channel-blank", "identity-not-an-address", "identity-channel-type-unknown",
     ],
 )  # fmt: skip
 async def test_a_record_no_backend_could_hold_is_an_invalid_argument(store: LocalStore, bad: dict[str, object]) -> None:
@@ -210,3 +236,42 @@ async def test_restored_timestamps_with_another_offset_are_kept_in_the_stores_fo
         "2026-01-01T00:00:01.500Z",
     )
     assert await store.restore(record) == "unchanged"
+
+
+async def test_restored_values_are_kept_in_the_form_the_tools_match_them_by(client: Client, store: LocalStore) -> None:
+    # A file edited by hand: values as a person writes them. Put back as they are, no upsert, find or attach would
+    # ever match them again, and a contact made next to one would hold the same address.
+    def method(id: str, channel: str, type_: str | None, value: str, *, primary: bool = False) -> dict[str, object]:
+        return {"id": id, "channel": channel, "type": type_, "raw_value": value, "value": value,
+                "primary": primary, "created_at": "2026-01-01T00:00:00.000Z"}  # fmt: skip
+
+    record = ContactRecord.model_validate(
+        {
+            "id": "6f1c2a0e-8a3b-4c5d-9e7f-0a1b2c3d4e5f",
+            "user_id": " u-ann ",
+            "username": "  Ann ",
+            "created_at": "2026-01-01T00:00:00.000Z",
+            "updated_at": "2026-01-01T00:00:00.000Z",
+            "methods": [
+                method("m1", "Email", "email", " Ann@Example.COM", primary=True),
+                method("m2", " WhatsApp", None, "+1 (415) 555-0123"),
+                method("m3", "Telegram", "email", "@ann"),
+            ],
+            "identities": [{"id": "i1", "identifier": "+1 415 555 0124", "created_at": "2026-01-01T00:00:00.000Z"}],
+        }
+    )
+
+    assert await store.restore(record) == "created"
+    assert await store.restore(record) == "unchanged"
+    (stored,) = await everything(store)
+    assert (stored.user_id, stored.username) == ("u-ann", "Ann")
+    assert [(m.channel, m.type, m.value, m.raw_value) for m in stored.methods] == [
+        ("email", "email", "ann@example.com", " Ann@Example.COM"),
+        ("whatsapp", "whatsapp", PHONE, "+1 (415) 555-0123"),
+        ("telegram", None, "@ann", "@ann"),
+    ]
+    assert [i.identifier for i in stored.identities] == [PHONE_2]
+    matched = await ok(client, "upsert_contact", email="ann@example.com", user_id="u-ann")
+    assert (matched["id"], matched["outcome"]) == (stored.id, "unchanged")
+    found = await ok(client, "find_contacts", phone=PHONE)
+    assert [c["id"] for c in found["contacts"]] == [stored.id]

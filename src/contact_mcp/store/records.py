@@ -10,12 +10,18 @@ get_contact shows) validate.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from contact_mcp.errors import InvalidArgument
-from contact_mcp.models import Company, Contact, CustomValue
+from contact_mcp.models import ChannelType, Company, Contact, CustomValue
+from contact_mcp.normalize import (
+    normalize_channel,
+    normalize_channel_value,
+    normalize_identifier,
+    opt,
+)
 from contact_mcp.store import rules
 
 
@@ -75,13 +81,14 @@ class RecordPage(BaseModel):
 
 
 def check_record(record: ContactRecord) -> ContactRecord:
-    """A record any backend can write as it stands: a UUID contact id, ISO 8601 timestamps (both returned in the
-    store's form), at most one primary per kind, no method twice on one channel, no identity twice.
-    `InvalidArgument` naming the problem otherwise."""
+    """A record any backend can write as it stands: a UUID contact id, ISO 8601 timestamps, the values the contact
+    is matched on as the tools write them (all three returned in the store's form), at most one primary per kind,
+    no method twice on one channel, no identity twice. `InvalidArgument` naming the problem otherwise."""
     canonical = rules.canonical_id(record.id)
     if canonical is None:
         raise InvalidArgument(f"contact id {record.id!r} is not a UUID", field="id")
     record = _in_store_time(record.model_copy(update={"id": canonical}) if canonical != record.id else record)
+    record = _in_store_values(record)
     primaries: set[str] = set()
     channels: set[tuple[str, str]] = set()
     for method in record.methods:
@@ -133,6 +140,52 @@ def _in_store_time(record: ContactRecord) -> ContactRecord:
         and all(new is old for new, old in zip(identities, record.identities, strict=True))
     )
     return record if unchanged else record.model_copy(update=update)
+
+
+_CHANNEL_TYPES: frozenset[str | None] = frozenset({*get_args(ChannelType), None})
+
+
+def _in_store_values(record: ContactRecord) -> ContactRecord:
+    """The record with the values it is matched on normalised as the tools normalise them, copied only where one
+    was not (an export's never is): a method's channel, type and value, an identity's identifier, the user_id and
+    username. A file edited by hand could otherwise put back "Ann@Example.com " or "(415) 555-0123", which no
+    upsert, find or attach would ever match again, and a contact made next to it would hold the same address.
+
+    A value no tool would accept (an email that is not one, a phone without its +country code: a restore knows no
+    default region) is the tools' `InvalidArgument`, its field named in the record."""
+
+    def method_form(method: MethodRecord) -> MethodRecord:
+        channel = normalize_channel(method.channel, field="methods.channel")
+        # The type is the channel's (None for a channel the tools do not know), as attach_contact writes it: the
+        # store groups primaries by it (`rules.kind`), so a "telegram" typed "email" would pass for an email.
+        type_, value = normalize_channel_value(channel, method.value, field="methods.value")
+        if (channel, type_, value) == (method.channel, method.type, method.value):
+            return method
+        return method.model_copy(update={"channel": channel, "type": type_, "value": value})
+
+    def identity_form(identity: IdentityRecord) -> IdentityRecord:
+        if identity.channel_type not in _CHANNEL_TYPES:
+            raise InvalidArgument(
+                f"identity channel_type {identity.channel_type!r} is not one of "
+                + ", ".join(sorted(str(t) for t in _CHANNEL_TYPES if t is not None)),
+                field="identities.channel_type",
+            )
+        _, identifier = normalize_identifier(identity.identifier, field="identities.identifier")
+        return identity if identifier == identity.identifier else identity.model_copy(update={"identifier": identifier})
+
+    methods = [method_form(method) for method in record.methods]
+    identities = [identity_form(identity) for identity in record.identities]
+    user_id, username = opt(record.user_id), opt(record.username)
+    unchanged = (
+        (user_id, username) == (record.user_id, record.username)
+        and all(new is old for new, old in zip(methods, record.methods, strict=True))
+        and all(new is old for new, old in zip(identities, record.identities, strict=True))
+    )
+    if unchanged:
+        return record
+    return record.model_copy(
+        update={"user_id": user_id, "username": username, "methods": methods, "identities": identities}
+    )
 
 
 StoredFields = dict[str, Any]

@@ -59,11 +59,13 @@ from contact_mcp.models import (
     changes_between,
     verification_message,
 )
+from contact_mcp.normalize import CHANNEL_KINDS
 
 PROVIDER: Final = "local"
 """The `provider` every result of the store names, whichever backend holds the data."""
 
-PHONE_TYPES: Final = frozenset({"phone", "sms", "voice", "whatsapp"})
+PHONE_TYPES: Final = frozenset(channel for channel, kind in CHANNEL_KINDS.items() if kind == "phone")
+"""The method types that hold a phone: one primary phone among them."""
 FIELD_SEPARATOR: Final = "\x1f"
 """Joins the fields of `search_text`, so a name search never matches across the end of one field into the next."""
 ATTACH_VERIFICATION_METHOD: Final = "api"

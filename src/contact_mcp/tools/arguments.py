@@ -15,6 +15,7 @@ from pydantic import Field
 from contact_mcp.errors import InvalidArgument
 from contact_mcp.limits import MAX_CUSTOM_KEY_LENGTH, MAX_CUSTOM_VALUE_LENGTH
 from contact_mcp.models import CustomValue
+from contact_mcp.normalize import opt
 
 DryRun = Annotated[bool, Field(description="Preview")]
 """Every write tool's `dry_run` (default false): validate, resolve and report what the call would change, and write
@@ -23,14 +24,6 @@ published: leaving a flag out is false)."""
 
 # C0 and C1 controls and DEL; tab and newline are ordinary text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def opt(value: str | None) -> str | None:
-    """Optional strings: blank means not given."""
-    if value is None:
-        return None
-    text = value.strip()
-    return text or None
 
 
 def url(value: str | None, *, field: str) -> str | None:

@@ -22,10 +22,9 @@ from contact_mcp.models import (
     FindDuplicatesInput,
     Operation,
 )
-from contact_mcp.normalize import normalize_email, normalize_phone
+from contact_mcp.normalize import normalize_email, normalize_phone, opt
 from contact_mcp.store import rules
 from contact_mcp.store.history import HistoryQuery
-from contact_mcp.tools.arguments import opt
 from contact_mcp.tools.render import success
 from contact_mcp.tools.state import AppState, app_state, provider_for
 

@@ -48,9 +48,10 @@ from contact_mcp.normalize import (
     normalize_identifier,
     normalize_phone,
     normalize_uuid,
+    opt,
 )
 from contact_mcp.store import rules
-from contact_mcp.tools.arguments import DryRun, check_custom_fields, opt, url
+from contact_mcp.tools.arguments import DryRun, check_custom_fields, url
 from contact_mcp.tools.confirm import (
     Arguments,
     ConfirmArgument,
