@@ -190,11 +190,21 @@ async def test_restore_of_a_user_id_another_contact_holds_is_a_conflict_writing_
                  "created_at": "2026-01-01T00:00:00.000Z"},
             ]
         },
+        # Past what PostgreSQL indexes (2,704 bytes): it stopped a whole import there, and SQLite took it.
+        {"user_id": "".join(chr(0x4E00 + i % 5000) for i in range(1000))},
+        {
+            "identities": [
+                {"id": "i1", "identifier": "+14155550123", "channel_id": "c" * 101,
+                 "created_at": "2026-01-01T00:00:00.000Z"},
+            ]
+        },
+        {"custom_fields": {"k": "v" * 1001}},
     ],
     ids=[
         "id-not-a-uuid", "two-primary-emails", "identity-twice", "created-yesterday", "month-13",
         "verified-soon", "identity-created-blank", "email-not-an-address", "phone-without-country-code",
-        "channel-blank", "identity-not-an-address", "identity-channel-type-unknown",
+        "channel-blank", "identity-not-an-address", "identity-channel-type-unknown", "user-id-past-the-index",
+        "channel-id-too-long", "custom-value-too-long",
     ],
 )  # fmt: skip
 async def test_a_record_no_backend_could_hold_is_an_invalid_argument(store: LocalStore, bad: dict[str, object]) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from contact_mcp.errors import ContactError, InvalidArgument
+from contact_mcp.limits import MAX_TEXT_LENGTHS
 from contact_mcp.normalize import normalize_email, normalize_phone
 from contact_mcp.store.records import ContactRecord
 from contact_mcp.store.rules import ImportContactInput, canonical_id, name_key, username_key
@@ -23,9 +24,6 @@ Source = dict[str, str] | str
 """A row as it stood in the file, for the rejected-rows file: a CSV row's cells by column, or a vCard's text or a
 JSONL line."""
 
-# The tools' argument limits for the same fields (upsert_contact, create_contact), so an import stores nothing an
-# agent could not have.
-_MAX_LENGTHS: Final = {"name": 500, "user_id": 500, "username": 100, "locale": 10, "email": 500, "phone": 500}
 
 MISSING_KEY_REASON: Final = (
     "the row names no contact: give an email, a user_id, a username, or a phone together with a name "
@@ -109,7 +107,7 @@ def _text(value: str | None, *, name: str) -> str | None:
     text = value.strip()
     if not text:
         return None
-    limit = _MAX_LENGTHS[name]
+    limit = MAX_TEXT_LENGTHS[name]  # the tools' own: an import stores nothing an agent could not have
     if len(text) > limit:
         raise InvalidArgument(f"{name} is {len(text)} characters; the limit is {limit}", field=name)
     return text

@@ -15,6 +15,7 @@ from typing import Any, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from contact_mcp.errors import InvalidArgument
+from contact_mcp.limits import MAX_TEXT_LENGTHS
 from contact_mcp.models import ChannelType, Company, Contact, CustomValue
 from contact_mcp.normalize import (
     normalize_channel,
@@ -82,12 +83,14 @@ class RecordPage(BaseModel):
 
 def check_record(record: ContactRecord) -> ContactRecord:
     """A record any backend can write as it stands: a UUID contact id, ISO 8601 timestamps, the values the contact
-    is matched on as the tools write them (all three returned in the store's form), at most one primary per kind,
-    no method twice on one channel, no identity twice. `InvalidArgument` naming the problem otherwise."""
+    is matched on as the tools write them (all three returned in the store's form), nothing longer or more than a
+    tool would take (`limits`), at most one primary per kind, no method twice on one channel, no identity twice.
+    `InvalidArgument` naming the problem otherwise."""
     canonical = rules.canonical_id(record.id)
     if canonical is None:
         raise InvalidArgument(f"contact id {record.id!r} is not a UUID", field="id")
     record = _in_store_time(record.model_copy(update={"id": canonical}) if canonical != record.id else record)
+    _within_limits(record)  # first: a value past them is not worth normalising
     record = _in_store_values(record)
     primaries: set[str] = set()
     channels: set[tuple[str, str]] = set()
@@ -186,6 +189,35 @@ def _in_store_values(record: ContactRecord) -> ContactRecord:
     return record.model_copy(
         update={"user_id": user_id, "username": username, "methods": methods, "identities": identities}
     )
+
+
+def _within_limits(record: ContactRecord) -> None:
+    """The tools' limits, on a record: what a restore stores is what an agent could have. Past them a value was
+    also more than PostgreSQL indexes (a user_id of 3,000 characters stopped a whole import there, and SQLite
+    took it)."""
+    # (No bound on companies: a merge lists the union of its contacts'.)
+    texts: list[tuple[str, str, str | None]] = [
+        (name, name, getattr(record, name))
+        for name in ("user_id", "name", "username", "display_name", "locale", "profile_picture")
+    ]
+    for method in record.methods:
+        texts += [
+            ("channel", "methods.channel", method.channel),
+            ("value", "methods.value", method.value),
+            ("value", "methods.raw_value", method.raw_value),
+            ("verification_source", "methods.verification_source", method.verification_source),
+        ]
+    for identity in record.identities:
+        texts += [
+            ("identifier", "identities.identifier", identity.identifier),
+            ("channel_id", "identities.channel_id", identity.channel_id),
+        ]
+    for limit_of, field, text in texts:
+        limit = MAX_TEXT_LENGTHS[limit_of]
+        if text is not None and len(text) > limit:
+            raise InvalidArgument(f"{field} is {len(text)} characters; the limit is {limit}", field=field)
+    rules.check_custom_fields(record.custom_fields)
+    rules.check_roles(record.roles)
 
 
 StoredFields = dict[str, Any]

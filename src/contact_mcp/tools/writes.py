@@ -14,7 +14,7 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from contact_mcp.errors import InvalidArgument
-from contact_mcp.limits import MAX_CUSTOM_FIELD_KEYS, MAX_ROLE_LENGTH, MAX_ROLES
+from contact_mcp.limits import MAX_COMPANIES, MAX_CUSTOM_FIELD_KEYS, MAX_ROLE_LENGTH, MAX_ROLES, MAX_TEXT_LENGTHS
 from contact_mcp.models import (
     AttachContactInput,
     AttachedContact,
@@ -70,11 +70,11 @@ async def attach_contact(
     channel: Annotated[
         str,
         Field(
-            max_length=40,
+            max_length=MAX_TEXT_LENGTHS["channel"],
             description="email, phone, sms, voice, whatsapp, slack, twitter, instagram, facebook or other",
         ),
     ],
-    value: Annotated[str, Field(max_length=500, description="Email, +E.164 phone or handle")],
+    value: Annotated[str, Field(max_length=MAX_TEXT_LENGTHS["value"], description="Email, +E.164 phone or handle")],
     ctx: Context[AppState],
     dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, AttachedContact]:
@@ -95,10 +95,12 @@ async def attach_contact(
 
 async def attach_identity(
     contact_id: Annotated[str, Field(max_length=64, description="Contact id")],
-    identifier: Annotated[str, Field(max_length=320, description="+E.164 phone or email")],
+    identifier: Annotated[str, Field(max_length=MAX_TEXT_LENGTHS["identifier"], description="+E.164 phone or email")],
     ctx: Context[AppState],
     channel_type: Annotated[ChannelType | None, Field(description="Channel")] = None,
-    channel_id: Annotated[str | None, Field(max_length=100, description="Required for amb")] = None,
+    channel_id: Annotated[
+        str | None, Field(max_length=MAX_TEXT_LENGTHS["channel_id"], description="Required for amb")
+    ] = None,
     dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, AttachedIdentity]:
     """Attach a phone/email messaging identity to a contact."""
@@ -123,10 +125,12 @@ async def attach_identity(
 async def set_verification(
     contact_id: Annotated[str, Field(max_length=64, description="Contact id")],
     type: Annotated[MethodType, Field(description="Method kind")],
-    value: Annotated[str, Field(max_length=500, description="The phone or email")],
+    value: Annotated[str, Field(max_length=MAX_TEXT_LENGTHS["value"], description="The phone or email")],
     verified: Annotated[bool, Field(description="false clears")],
     ctx: Context[AppState],
-    verification_source: Annotated[str | None, Field(max_length=100, description="e.g. admin-manual")] = None,
+    verification_source: Annotated[
+        str | None, Field(max_length=MAX_TEXT_LENGTHS["verification_source"], description="e.g. admin-manual")
+    ] = None,
     verified_at: Annotated[str | None, Field(max_length=40, description="ISO 8601, default now")] = None,
     dry_run: DryRun = False,
     confirm: ConfirmArgument = False,
@@ -211,13 +215,15 @@ async def describe_clearing(ctx: Context[AppState], arguments: Arguments) -> str
 
 async def upsert_contact(
     ctx: Context[AppState],
-    email: Annotated[str | None, Field(max_length=500, description="Email")] = None,
-    user_id: Annotated[str | None, Field(max_length=500, description="Matched first")] = None,
-    name: Annotated[str | None, Field(max_length=500, description="Name")] = None,
-    phone: Annotated[str | None, Field(max_length=500, description="+E.164 phone")] = None,
-    locale: Annotated[str | None, Field(max_length=10, description="Locale, e.g. en")] = None,
-    profile_picture: Annotated[str | None, Field(max_length=500, description="Avatar URL")] = None,
-    companies: Annotated[list[Company] | None, Field(max_length=50, description="Companies")] = None,
+    email: Annotated[str | None, Field(max_length=MAX_TEXT_LENGTHS["email"], description="Email")] = None,
+    user_id: Annotated[str | None, Field(max_length=MAX_TEXT_LENGTHS["user_id"], description="Matched first")] = None,
+    name: Annotated[str | None, Field(max_length=MAX_TEXT_LENGTHS["name"], description="Name")] = None,
+    phone: Annotated[str | None, Field(max_length=MAX_TEXT_LENGTHS["phone"], description="+E.164 phone")] = None,
+    locale: Annotated[str | None, Field(max_length=MAX_TEXT_LENGTHS["locale"], description="Locale, e.g. en")] = None,
+    profile_picture: Annotated[
+        str | None, Field(max_length=MAX_TEXT_LENGTHS["profile_picture"], description="Avatar URL")
+    ] = None,
+    companies: Annotated[list[Company] | None, Field(max_length=MAX_COMPANIES, description="Companies")] = None,
     custom_fields: Annotated[
         dict[str, CustomValue] | None,
         Field(max_length=MAX_CUSTOM_FIELD_KEYS, description="Values: string/number/bool/null"),
@@ -256,11 +262,15 @@ async def upsert_contact(
 
 
 async def create_contact(
-    username: Annotated[str, Field(min_length=1, max_length=100, description="Unique")],
+    username: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_LENGTHS["username"], description="Unique")],
     phone_number: Annotated[str, Field(max_length=50, description="+E.164 phone")],
     ctx: Context[AppState],
-    display_name: Annotated[str | None, Field(max_length=200, description="Default username")] = None,
-    avatar_url: Annotated[str | None, Field(max_length=500, description="Image URL")] = None,
+    display_name: Annotated[
+        str | None, Field(max_length=MAX_TEXT_LENGTHS["display_name"], description="Default username")
+    ] = None,
+    avatar_url: Annotated[
+        str | None, Field(max_length=MAX_TEXT_LENGTHS["profile_picture"], description="Image URL")
+    ] = None,
     dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, CreatedContact]:
     """Create a contact from a username and phone number."""
@@ -357,10 +367,12 @@ async def describe_deletion(ctx: Context[AppState], arguments: Arguments) -> str
 
 async def detach_identity(
     contact_id: Annotated[str, Field(max_length=64, description="Contact id")],
-    identifier: Annotated[str, Field(max_length=320, description="+E.164 phone or email")],
+    identifier: Annotated[str, Field(max_length=MAX_TEXT_LENGTHS["identifier"], description="+E.164 phone or email")],
     ctx: Context[AppState],
     channel_type: Annotated[str | None, Field(max_length=40, description="Default any")] = None,
-    channel_id: Annotated[str | None, Field(max_length=100, description="Default any")] = None,
+    channel_id: Annotated[
+        str | None, Field(max_length=MAX_TEXT_LENGTHS["channel_id"], description="Default any")
+    ] = None,
     dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, DetachedIdentity]:
     """Detach an identity from a contact."""
@@ -378,8 +390,8 @@ async def detach_identity(
 
 async def detach_contact(
     contact_id: Annotated[str, Field(max_length=64, description="Contact id")],
-    channel: Annotated[str, Field(max_length=40, description="As attached")],
-    value: Annotated[str, Field(max_length=500, description="Email, +E.164 phone or handle")],
+    channel: Annotated[str, Field(max_length=MAX_TEXT_LENGTHS["channel"], description="As attached")],
+    value: Annotated[str, Field(max_length=MAX_TEXT_LENGTHS["value"], description="Email, +E.164 phone or handle")],
     ctx: Context[AppState],
     dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, DetachedContact]:
