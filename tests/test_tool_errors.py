@@ -6,6 +6,10 @@ in-memory (one test per case), over a stdio subprocess and over streamable HTTP 
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -316,3 +320,43 @@ async def test_bad_calls_over_streamable_http_with_token(db_path: Path) -> None:
     with http_server(env, db_path.parent.parent / "server.log") as base:
         async with http_client(base, token) as client:
             await _run_table(client)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ('{"email": "a@example.com", "custom_fields": {"x": 1e400}}', "custom_fields.x"),
+        ('{"email": "a@example.com", "companies": [{"id": "c", "name": "C", "monthly_spend": 1e400}]}', "companies"),
+    ],
+    ids=["custom-field", "company-spend"],
+)
+def test_a_number_past_a_float_is_refused_not_stored_as_null(db_path: Path, arguments: str, field: str) -> None:
+    # JSON has no infinity, but 1e400 reads as one: it was stored as null, the value silently lost. Written as raw
+    # JSON on stdio, since an SDK client would itself send an infinity as null.
+    init = {
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
+    }  # fmt: skip
+    lines = [
+        json.dumps(init),
+        '{"jsonrpc": "2.0", "method": "notifications/initialized"}',
+        '{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "upsert_contact", "arguments": '
+        + arguments
+        + "}}",
+        '{"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "find_contacts", "arguments": {}}}',
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "contact_mcp", "serve"],
+        input="\n".join(lines).encode() + b"\n",
+        env={**os.environ, "CONTACT_MCP_DB": str(db_path)},
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    replies = {reply["id"]: reply for reply in map(json.loads, done.stdout.splitlines())}
+    refused = replies[2]["result"]
+    assert refused["isError"] is True
+    assert refused["structuredContent"]["error"]["code"] == "invalid_argument"
+    assert refused["structuredContent"]["error"]["field"].startswith(field)
+    assert replies[3]["result"]["structuredContent"]["contacts"] == []

@@ -50,10 +50,10 @@ class Company(BaseModel):
     id: Annotated[str, Field(min_length=1, max_length=500, description="Your id")]
     name: Annotated[str, Field(min_length=1, max_length=500, description="Name")]
     plan: Annotated[str | None, Field(max_length=500, description="Plan")] = None
-    monthly_spend: Annotated[float | None, Field(ge=0, description="Spend/month")] = None
+    monthly_spend: Annotated[float | None, Field(ge=0, allow_inf_nan=False, description="Spend/month")] = None
     industry: Annotated[str | None, Field(max_length=500, description="Industry")] = None
     website: Annotated[str | None, Field(max_length=500, description="URL")] = None
-    company_size: Annotated[float | None, Field(ge=0, description="Employees")] = None
+    company_size: Annotated[float | None, Field(ge=0, allow_inf_nan=False, description="Employees")] = None
 
 
 # ---------- normalised inputs handed to providers ----------

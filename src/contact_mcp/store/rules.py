@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import os
 import uuid
 from collections.abc import Mapping, Sequence
@@ -242,7 +243,7 @@ def _one_number_form(value: object) -> object:
 # ---------- limits (after merging) ----------
 
 
-def check_custom_fields(fields: dict[str, CustomValue]) -> None:
+def check_custom_fields(fields: Mapping[str, CustomValue]) -> None:
     """What one contact may hold; raised before anything is written."""
     if len(fields) > MAX_CUSTOM_FIELD_KEYS:
         raise InvalidArgument(
@@ -252,6 +253,11 @@ def check_custom_fields(fields: dict[str, CustomValue]) -> None:
             hint="Stored keys are kept across upserts: reuse existing keys, or set fewer new ones "
             "(read the contact's keys with get_contact)",
         )
+    check_custom_values(fields)
+
+
+def check_custom_values(fields: Mapping[str, CustomValue]) -> None:
+    """Each custom field's own limits, for one call's fields (whose key count its schema bounds) as for a contact's."""
     for key, value in fields.items():
         if len(key) > MAX_CUSTOM_KEY_LENGTH:
             raise InvalidArgument(
@@ -264,6 +270,13 @@ def check_custom_fields(fields: dict[str, CustomValue]) -> None:
                 f"custom field {key[:40]!r} is {len(value)} characters; the limit is {MAX_CUSTOM_VALUE_LENGTH}",
                 field=f"custom_fields.{key[:40]}",
                 hint=f"Shorten custom field values to at most {MAX_CUSTOM_VALUE_LENGTH} characters",
+            )
+        # JSON has no infinity, but 1e400 reads as one, and it was stored as null: the value silently lost.
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidArgument(
+                f"custom field {key[:40]!r} is a number too large to store",
+                field=f"custom_fields.{key[:40]}",
+                hint="Store numbers within ±1.7e308, or the value as a string",
             )
 
 

@@ -13,8 +13,6 @@ from urllib.parse import urlparse
 from pydantic import Field
 
 from contact_mcp.errors import InvalidArgument
-from contact_mcp.limits import MAX_CUSTOM_KEY_LENGTH, MAX_CUSTOM_VALUE_LENGTH
-from contact_mcp.models import CustomValue
 from contact_mcp.normalize import opt
 
 DryRun = Annotated[bool, Field(description="Preview")]
@@ -71,23 +69,3 @@ def _check(value: object, path: str) -> None:
     elif isinstance(value, list):
         for index, item in enumerate(cast(list[object], value)):
             _check(item, f"{path}[{index}]")
-
-
-def check_custom_fields(fields: Mapping[str, CustomValue] | None) -> None:
-    """Key and string-value lengths of one call's `custom_fields` (the key count is in the signature; the count
-    after merging with the stored keys is the store's to check)."""
-    if not fields:
-        return
-    for key, value in fields.items():
-        if len(key) > MAX_CUSTOM_KEY_LENGTH:
-            raise InvalidArgument(
-                f"a custom_fields key is {len(key)} characters long; the limit is {MAX_CUSTOM_KEY_LENGTH}",
-                field="custom_fields",
-                hint=f"Use keys of at most {MAX_CUSTOM_KEY_LENGTH} characters",
-            )
-        if isinstance(value, str) and len(value) > MAX_CUSTOM_VALUE_LENGTH:
-            raise InvalidArgument(
-                f"custom_fields.{key} is {len(value)} characters long; the limit is {MAX_CUSTOM_VALUE_LENGTH}",
-                field=f"custom_fields.{key}",
-                hint=f"Store at most {MAX_CUSTOM_VALUE_LENGTH} characters in one custom field",
-            )

@@ -51,7 +51,7 @@ from contact_mcp.normalize import (
     opt,
 )
 from contact_mcp.store import rules
-from contact_mcp.tools.arguments import DryRun, check_custom_fields, url
+from contact_mcp.tools.arguments import DryRun, url
 from contact_mcp.tools.confirm import (
     Arguments,
     ConfirmArgument,
@@ -243,7 +243,8 @@ async def upsert_contact(
         raise InvalidArgument(
             "email or user_id is required", field="email", hint="Pass email, user_id or both to identify the contact"
         )
-    check_custom_fields(custom_fields)
+    if custom_fields:
+        rules.check_custom_values(custom_fields)
     phone_value = opt(phone)
     call = UpsertContactInput(
         email=normalize_email(email_value, field="email") if email_value else None,
