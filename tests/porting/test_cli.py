@@ -90,7 +90,7 @@ def test_a_file_that_cannot_be_imported_is_one_line_and_exit_2_with_nothing_writ
     assert done.stderr.startswith("contact-mcp: ")
     assert "'Given Name'" in done.stderr
     assert len(done.stderr.splitlines()) == 1
-    assert _contacts(tmp_path / "c.db") == []
+    assert not (tmp_path / "c.db").exists()
     assert missing.returncode == 2
     assert "cannot read" in missing.stderr
     assert not (tmp_path / "elsewhere").exists()
@@ -363,5 +363,39 @@ def test_a_csv_row_that_cannot_be_read_refuses_the_file_naming_its_line_with_not
     done = run_cli("import", str(path), env=_env(db))
 
     _refused(done, str(path), "line 3")
-    assert _contacts(db) == []
+    assert not db.exists()
     assert not (tmp_path / "people.csv.rejected.jsonl").exists()
+
+
+# Every refusal of a file as a whole: it cannot be decoded, a CSV record cannot be read, the CSV header is not contact
+# fields.
+REFUSED_FILES = {
+    "not-utf8.csv": "name,email\nJörg,j@example.com\n".encode("latin-1"),
+    "not-utf8.jsonl": '{"name": "Jörg"}\n'.encode("latin-1"),
+    "not-utf8.vcf": "BEGIN:VCARD\nVERSION:3.0\nFN:Jörg\nEND:VCARD\n".encode("latin-1"),
+    "quote-never-closed.csv": b'email,name\nann@example.com,"Ann\nbob@example.com,Bob\n',
+    "text-after-a-quote.csv": b'email,name\nann@example.com,"Ann" Lee\n',
+    "unknown-column.csv": b"Name,Given Name\nAnn,Ann\n",
+    "a-field-twice.csv": b"name,Name\nA,B\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED_FILES))
+def test_a_file_refused_as_a_whole_creates_no_database_and_leaves_an_existing_one_as_it_was(
+    tmp_path: Path, name: str
+) -> None:
+    # The store was opened before the file was read through: a refused file left a new, empty database behind.
+    path = tmp_path / name
+    path.write_bytes(REFUSED_FILES[name])
+    (tmp_path / "new").mkdir()
+    (tmp_path / "old").mkdir()
+    fresh, existing = tmp_path / "new" / "c.db", tmp_path / "old" / "c.db"
+    anyio.run(LocalStore.open(existing).aclose)
+    before = {file.name: file.read_bytes() for file in existing.parent.iterdir()}
+
+    _refused(run_cli("import", str(path), env=_env(fresh)), str(path))
+    _refused(run_cli("import", str(path), env=_env(existing)), str(path))
+
+    assert list(fresh.parent.iterdir()) == []
+    assert {file.name: file.read_bytes() for file in existing.parent.iterdir()} == before
+    assert not path.with_name(name + ".rejected.jsonl").exists()

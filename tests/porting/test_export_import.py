@@ -14,7 +14,7 @@ from mcp import Client
 from contact_mcp import build_server, load_settings
 from contact_mcp.models import UpsertContactInput
 from contact_mcp.porting.report import Summary
-from contact_mcp.porting.run import Progress, export_contacts, export_to_file, import_file
+from contact_mcp.porting.run import Progress, export_contacts, export_to_file, import_file, read_through
 from contact_mcp.store import LocalStore
 
 pytestmark = pytest.mark.anyio
@@ -73,9 +73,8 @@ async def _export(store: LocalStore) -> str:
 
 async def _import(store: LocalStore, path: Path) -> Summary:
     done = Progress(Summary())
-    await import_file(
-        store, path, fmt=None, rejected_path=path.with_suffix(".rejected"), default_region=None, done=done
-    )
+    with read_through(path, None) as source:
+        await import_file(store, source, rejected_path=path.with_suffix(".rejected"), default_region=None, done=done)
     return done.summary
 
 

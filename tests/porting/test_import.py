@@ -15,7 +15,7 @@ from contact_mcp.porting import normalising
 from contact_mcp.porting.readers import Format, read_rows
 from contact_mcp.porting.report import RejectedFile, Summary
 from contact_mcp.porting.rows import Row
-from contact_mcp.porting.run import Progress, import_file, import_rows, stopped
+from contact_mcp.porting.run import Progress, import_file, import_rows, read_through, stopped
 from contact_mcp.store import ContactRecord, LocalStore
 from tests.porting.test_readers import APPLE, GOOGLE, V4
 
@@ -59,9 +59,10 @@ def _shape(records: list[ContactRecord]) -> list[tuple[object, ...]]:
 
 async def _import(store: LocalStore, path: Path, rejected: Path | None = None) -> Summary:
     done = Progress(Summary())
-    await import_file(
-        store, path, fmt=None, rejected_path=rejected or path.with_suffix(".rejected"), default_region="US", done=done
-    )
+    with read_through(path, None) as source:
+        await import_file(
+            store, source, rejected_path=rejected or path.with_suffix(".rejected"), default_region="US", done=done
+        )
     return done.summary
 
 

@@ -23,6 +23,7 @@ from contact_mcp.porting.run import (
     export_contacts,
     export_to_file,
     import_file,
+    read_through,
     report,
     stopped,
 )
@@ -109,18 +110,22 @@ def import_command(settings: Settings, path: Path, *, fmt: Format | None, reject
 
 async def _import(settings: Settings, path: Path, *, fmt: Format | None, rejected_path: Path) -> int:
     done = Progress(Summary())
-    store = _open_store(settings)
     try:
-        await import_file(
-            store, path, fmt=fmt, rejected_path=rejected_path, default_region=settings.default_region, done=done
-        )
+        # The file is read through first: a file refused as a whole leaves no new database file (nor, on
+        # PostgreSQL, a new schema) behind, and an existing one untouched.
+        with read_through(path, fmt) as source:
+            store = _open_store(settings)
+            try:
+                await import_file(
+                    store, source, rejected_path=rejected_path, default_region=settings.default_region, done=done
+                )
+            finally:
+                await store.aclose()
     except ContactError as exc:
         print(f"contact-mcp: {stopped(done, exc)}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, anyio.get_cancelled_exc_class()) as exc:  # Ctrl-C arrives as a cancellation
         print(f"contact-mcp: {stopped(done, exc)}", file=sys.stderr)
         raise
-    finally:
-        await store.aclose()
     report(done, rejected_path)
     return 1 if done.summary.rejected else 0

@@ -109,7 +109,7 @@ def detect_format(path: Path) -> Format:
     return "csv"
 
 
-def read_rows(path: Path, fmt: Format) -> Iterator[Row]:
+def read_rows(path: Path, fmt: Format) -> Generator[Row]:
     """Every row of the file, in order."""
     with _open(path) as handle:
         if fmt == "jsonl":

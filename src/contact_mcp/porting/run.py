@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Sequence
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol, TextIO
@@ -197,41 +197,59 @@ def default_rejected_path(path: Path) -> Path:
     return path.with_name(path.name + ".rejected.jsonl")
 
 
+@dataclass(frozen=True, slots=True)
+class ImportSource:
+    """An import file read through and found importable: its format, how many rows it has, and its rows."""
+
+    path: Path
+    fmt: Format
+    total: int
+    rows: Iterator[Row]
+
+
+@contextmanager
+def read_through(path: Path, fmt: Format | None) -> Generator[ImportSource]:
+    """The file (format by `fmt`, else detected), once read through: it decodes, each CSV record reads and the CSV
+    header names contact fields. Every refusal of a file as a whole (`ImportFileError`) is raised here, so a caller
+    that opens the store only inside this leaves no database behind for a refused file (on first use, opening the
+    store creates it)."""
+    chosen = fmt or detect_format(path)
+    total = count_rows(path, chosen)
+    rows = read_rows(path, chosen)
+    try:
+        first = next(rows, None)  # reading the first row checks a CSV header
+        yield ImportSource(path, chosen, total, iter(()) if first is None else _chain(first, rows))
+    finally:
+        rows.close()
+
+
 async def import_file(
     store: Importer,
-    path: Path,
+    source: ImportSource,
     *,
-    fmt: Format | None,
     rejected_path: Path,
     default_region: str | None,
     done: Progress,
     progress_stream: TextIO | None = None,
-) -> Format:
-    """Import the file (format by `fmt`, else detected); return the format read. The file is read through once
-    before any row is imported, so an unreadable file (not UTF-8, a CSV header of unknown columns) writes nothing."""
-    chosen = fmt or detect_format(path)
-    total = count_rows(path, chosen)
-    rows = read_rows(path, chosen)
-    first = next(rows, None)  # reading the first row checks a CSV header before anything is written
+) -> None:
+    """Import the file `read_through` read."""
     rejected = RejectedFile(rejected_path)
     try:
-        with progress_bar(f"Importing {path.name}", total, stream=progress_stream) as ticker:
-            if first is not None:
-                await import_rows(
-                    store,
-                    _chain(first, rows),
-                    default_region=default_region,
-                    rejected=rejected,
-                    done=done,
-                    ticker=ticker,
-                    in_worker=chosen != "jsonl" and total >= WORKER_FROM_ROWS,
-                )
+        with progress_bar(f"Importing {source.path.name}", source.total, stream=progress_stream) as ticker:
+            await import_rows(
+                store,
+                source.rows,
+                default_region=default_region,
+                rejected=rejected,
+                done=done,
+                ticker=ticker,
+                in_worker=source.fmt != "jsonl" and source.total >= WORKER_FROM_ROWS,
+            )
     finally:
         rejected.close()
-    return chosen
 
 
-def _chain(first: Row, rest: Iterable[Row]) -> Iterable[Row]:
+def _chain(first: Row, rest: Iterable[Row]) -> Iterator[Row]:
     yield first
     yield from rest
 
