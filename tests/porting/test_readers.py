@@ -169,6 +169,43 @@ def test_csv_header_naming_a_field_twice_refuses_the_file(tmp_path: Path) -> Non
         _rows(_write(tmp_path, "twice.csv", "name,Name\nA,B\n"))
 
 
+def test_csv_columns_with_a_blank_header_are_ignored_and_a_row_with_a_value_under_one_is_rejected(
+    tmp_path: Path,
+) -> None:
+    # `email,name,` (the trailing comma Excel and Sheets write) refused the whole file for a column named ''.
+    text = (
+        "email,,name, \r\n"
+        "ann@example.com,,Ann,\r\n"
+        "bob@example.com,x,Bob,\r\n"
+        "cy@example.com,,Cy,y\r\n"
+        "dee@example.com,,Dee\r\n"  # the nameless last cell left off
+        "eve@example.com\r\n"  # a named cell left off too
+    )
+    path = _write(tmp_path, "sheet.csv", text)
+
+    ann, bob, cy, dee, eve = _rows(path)
+
+    assert isinstance(ann, NewDataRow)
+    assert (ann.line, ann.emails, ann.name) == (2, ("ann@example.com",), "Ann")
+    assert isinstance(bob, RejectedRow)
+    assert bob.line == 3
+    assert bob.reason == "the row has a value in a column the header row leaves unnamed: (column 2)"
+    assert bob.hint is not None and "Name the column" in bob.hint
+    assert bob.source == {"email": "bob@example.com", "(column 2)": "x", "name": "Bob", "(column 4)": ""}
+    assert isinstance(cy, RejectedRow)
+    assert (cy.line, cy.reason.endswith("(column 4)")) == (4, True)
+    assert isinstance(dee, NewDataRow)
+    assert (dee.line, dee.emails, dee.name) == (5, ("dee@example.com",), "Dee")
+    assert isinstance(eve, RejectedRow)
+    assert "1 cells; the header has 4" in eve.reason
+    assert count_rows(path, "csv") == 5
+
+
+def test_csv_header_naming_no_field_at_all_refuses_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ImportFileError, match="the header row names no contact field"):
+        _rows(_write(tmp_path, "blank.csv", ",,\nann@example.com,Ann,\n"))
+
+
 def test_a_file_that_is_not_utf8_is_refused_before_any_row(tmp_path: Path) -> None:
     path = tmp_path / "latin1.csv"
     path.write_bytes("name,email\nJörg,j@example.com\n".encode("latin-1"))

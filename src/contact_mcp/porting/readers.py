@@ -3,7 +3,9 @@
 - **JSONL** (`contact-mcp export`'s output): one exported contact per line, read as a `RestoreRow`.
 - **CSV** with a header row of contact fields (`email`, `phone`, `name`, `user_id`, `username`, `locale`; spelled
   in any case, with spaces or hyphens; `email2`, `phone_2`, ... add further emails and phones). A column that is
-  not a contact field refuses the whole file before anything is written: ignoring it would silently drop data.
+  not a contact field refuses the whole file before anything is written: ignoring it would silently drop data. A
+  column whose header is blank (the trailing comma spreadsheets write) is no field: a row with a value in it is
+  rejected, for the same reason.
   Comma, semicolon and tab delimiters are recognised from the header; a UTF-8 byte order mark (Excel) is skipped.
   A row that cannot be read as CSV (a quote never closed, a cell past csv's field size limit) refuses the file,
   naming its line: the rows after it cannot be told apart.
@@ -205,34 +207,66 @@ def _csv_problem(error: csv.Error) -> str:
     return f"is not readable as CSV ({text}); correct it and import the file again"
 
 
+def _header_fields(header: list[str], path: Path) -> list[tuple[str, int] | None]:
+    """Each column's field (`_column_field`), None for a column whose header is blank (the trailing comma
+    spreadsheets write): it holds no field, so its cells must be empty. Refuses a header that is not contact fields."""
+    fields = [_column_field(column) if column.strip() else None for column in header]
+    known = ", ".join(dict.fromkeys(_CSV_FIELDS.values()))
+    unknown = [column for column, field in zip(header, fields, strict=True) if column.strip() and field is None]
+    if unknown:
+        raise ImportFileError(
+            f"{path}: the header row has column(s) that are not contact fields: {', '.join(map(repr, unknown))}. "
+            f"Columns may be: {known} (email2, phone2, ... for more); rename or remove the others"
+        )
+    if all(field is None for field in fields):
+        raise ImportFileError(
+            f"{path}: the header row names no contact field; its first row must name the columns: {known} "
+            "(email2, phone2, ... for more)"
+        )
+    single = [field[0] for field in fields if field is not None and field[0] not in ("email", "phone")]
+    if len(single) != len(set(single)):
+        raise ImportFileError(f"{path}: the header row names one field twice: {', '.join(header)}")
+    return fields
+
+
 def _csv_rows(handle: TextIO, path: Path) -> Iterator[Row]:
     records = _csv_records(handle, path)
     _, header = next(records, (0, None))
     if header is None:
         return
-    fields = [_column_field(column) for column in header]
-    unknown = [column for column, field in zip(header, fields, strict=True) if field is None]
-    if unknown:
-        known = ", ".join(dict.fromkeys(_CSV_FIELDS.values()))
-        raise ImportFileError(
-            f"{path}: the header row has column(s) that are not contact fields: {', '.join(map(repr, unknown))}. "
-            f"Columns may be: {known} (email2, phone2, ... for more); rename or remove the others"
-        )
-    single = [field[0] for field in fields if field is not None and field[0] not in ("email", "phone")]
-    if len(single) != len(set(single)):
-        raise ImportFileError(f"{path}: the header row names one field twice: {', '.join(header)}")
+    fields = _header_fields(header, path)
+    named = [field is not None for field in fields]
+    # The rejected-rows file shows a nameless column's cell by its place, as two of them would share one name.
+    labels = [
+        column if is_named else f"(column {n})"
+        for n, (column, is_named) in enumerate(zip(header, named, strict=True), 1)
+    ]
     for line, cells in records:
         if not any(cell.strip() for cell in cells):
             continue
-        source = dict(zip(header, cells, strict=False))
+        if len(cells) < len(header) and not any(named[len(cells) :]):
+            cells = cells + [""] * (len(header) - len(cells))  # only nameless columns left off the end of the row
+        source = dict(zip(labels, cells, strict=False))
         if len(cells) != len(header):
             reason = f"the row has {len(cells)} cells; the header has {len(header)}"
             yield RejectedRow(line=line, reason=reason, source=source)
             continue
+        stray = [
+            label for label, is_named, cell in zip(labels, named, cells, strict=True) if not is_named and cell.strip()
+        ]
+        if stray:  # imported, the value would be dropped in silence
+            yield RejectedRow(
+                line=line,
+                reason=f"the row has a value in a column the header row leaves unnamed: {', '.join(stray)}",
+                source=source,
+                hint="Name the column in the header row with a contact field, or empty the cell, then import the "
+                "file again",
+            )
+            continue
         numbered: dict[str, list[tuple[int, str]]] = {}
         for field, cell in zip(fields, cells, strict=True):
-            assert field is not None
-            numbered.setdefault(field[0], []).append((field[1], cell))
+            if field is not None:
+                numbered.setdefault(field[0], []).append((field[1], cell))
         # `email` before `email2` before `email3`, whatever their order in the header: the first is the primary.
         values = {name: [cell for _, cell in sorted(cells, key=lambda c: c[0])] for name, cells in numbered.items()}
         yield NewDataRow(
