@@ -399,3 +399,30 @@ def test_a_file_refused_as_a_whole_creates_no_database_and_leaves_an_existing_on
     assert list(fresh.parent.iterdir()) == []
     assert {file.name: file.read_bytes() for file in existing.parent.iterdir()} == before
     assert not path.with_name(name + ".rejected.jsonl").exists()
+
+
+def test_a_rejected_rows_file_an_earlier_import_left_is_emptied_by_an_import_that_rejects_nothing(
+    tmp_path: Path,
+) -> None:
+    # It was kept as it was: the rows it listed, long since fixed, passed for this import's.
+    path, db = tmp_path / "people.csv", tmp_path / "c.db"
+    rejected = tmp_path / "people.csv.rejected.jsonl"
+    path.write_text("email,name\nann@example.com,Ann\nnope,Nobody\n")
+    assert run_cli("import", str(path), env=_env(db)).returncode == 1
+    earlier = rejected.read_text()
+    path.write_text("Email,Given Name\nann@example.com,Ann\n")
+    _refused(run_cli("import", str(path), env=_env(db)), "'Given Name'")
+    assert rejected.read_text() == earlier  # a refused file touches nothing
+    path.write_text("email,name\nann@example.com,Ann\nnobody@example.com,Nobody\n")
+
+    done = run_cli("import", str(path), env=_env(db))
+    elsewhere = run_cli("import", str(path), "--rejected", str(tmp_path / "none.jsonl"), env=_env(db))
+
+    assert done.returncode == 0, done.stderr
+    assert rejected.exists()
+    assert rejected.read_bytes() == b""
+    assert done.stdout == (
+        f"import: 1 created, 0 updated, 1 unchanged, 0 rejected; no row rejected, so {rejected} is now empty\n"
+    )
+    assert elsewhere.stdout == "import: 0 created, 0 updated, 2 unchanged, 0 rejected\n"
+    assert not (tmp_path / "none.jsonl").exists()

@@ -3,12 +3,15 @@
 The progress bar (`rich`) is drawn on stderr only when stderr is a terminal, so a pipe or a log file never fills
 with redraws. The rejected-rows file is JSONL, one rejection per line — `{"line", "reason", "field"?, "hint"?,
 "row"}` with `row` the cells by column (CSV) or the text (vCard, JSONL) — written as rejections happen and flushed,
-so an interrupted import still leaves the rejections it met; it is created only when a row is rejected.
+so an interrupted import still leaves the rejections it met; it is created only when a row is rejected, and one an
+earlier import left is emptied as the import begins, so it holds this import's rejected rows and no others.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Generator
 from contextlib import contextmanager
@@ -45,11 +48,15 @@ class Summary:
 
 
 class RejectedFile:
-    """The rejected rows of one import, opened on the first rejection."""
+    """The rejected rows of one import, opened on the first rejection. A file an earlier import left at the path is
+    emptied at once (not removed: it may be watched, or linked): left as it was, its rows would pass for this
+    import's, even if this import is killed before it rejects a row."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._handle: TextIO | None = None
+        with contextlib.suppress(FileNotFoundError):  # none there: none is created until a row is rejected
+            os.truncate(path, 0)
 
     def write(self, row: RejectedRow) -> None:
         if self._handle is None:

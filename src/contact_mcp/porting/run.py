@@ -257,7 +257,11 @@ def _chain(first: Row, rest: Iterable[Row]) -> Iterator[Row]:
 def report(done: Progress, rejected_path: Path, *, out: TextIO | None = None) -> None:
     """The closing summary, on stdout."""
     stream = out if out is not None else sys.stdout
-    where = f"; rejected rows with line numbers and reasons in {rejected_path}" if done.summary.rejected else ""
+    where = ""
+    if done.summary.rejected:
+        where = f"; rejected rows with line numbers and reasons in {rejected_path}"
+    elif rejected_path.exists():  # none is created for no rejected row: one there was left earlier, and emptied
+        where = f"; no row rejected, so {rejected_path} is now empty"
     print(f"import: {done.summary.line()}{where}", file=stream)
 
 
