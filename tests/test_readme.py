@@ -124,6 +124,14 @@ def test_each_provider_is_introduced_with_a_link(provider: str) -> None:
     assert re.search(r"\]\((https://[^)]+|tests/fakes/[a-z]+\.py)\)", bullet), bullet
 
 
+@pytest.mark.parametrize("command", ["import", "export"])
+def test_the_export_and_import_section_states_every_exit_code_of_each_command(command: str) -> None:
+    # 130 (Ctrl-C), which both commands return (`cli.main`), went unmentioned; export's codes were not given at all.
+    bullets = section("Export and import").split("\n- **")[1:]
+    (bullet,) = [text for text in bullets if text.startswith(f"Exit codes of {command}**")]
+    assert re.findall(r"`(\d+)`", bullet) == ["0", "1", "2", "130"]
+
+
 def test_the_development_section_names_the_quick_subset_the_markers_define() -> None:
     development = "".join(code_blocks("bash", section("Development")))
     assert "python -m pytest -m quick" in development

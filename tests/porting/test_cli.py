@@ -426,3 +426,25 @@ def test_a_rejected_rows_file_an_earlier_import_left_is_emptied_by_an_import_tha
     )
     assert elsewhere.stdout == "import: 0 created, 0 updated, 2 unchanged, 0 rejected\n"
     assert not (tmp_path / "none.jsonl").exists()
+
+
+def test_ctrl_c_stops_an_export_with_exit_130(tmp_path: Path) -> None:
+    # The exit code the README gives for an interrupted export (import's is checked above).
+    source, db = tmp_path / "people.csv", tmp_path / "c.db"
+    source.write_text("email\n" + "".join(f"p{n}@example.com\n" for n in range(3000)))
+    assert run_cli("import", str(source), env=_env(db)).returncode == 0
+    child = subprocess.Popen(
+        [sys.executable, "-m", "contact_mcp", "export"],
+        env={**os.environ, **_env(db)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    # Its first bytes are out, and it cannot finish: the rest (about a megabyte) is more than the pipe holds.
+    assert child.stdout.read(1) == b"{"
+    child.send_signal(signal.SIGINT)
+    stdout, stderr = child.communicate(timeout=60)
+
+    assert child.returncode == 130, stderr
+    assert stderr == b""
+    assert 0 < stdout.count(b"\n") < 3000

@@ -1,7 +1,8 @@
 """The bodies of `contact-mcp export` and `contact-mcp import`: open the store `CONTACT_MCP_DB` names, run, report.
 
-Exit codes: 0 done; 1 import finished with rejected rows, or stopped by a database failure; 2 configuration, an
-unreadable file, or an output path that cannot be written (`ConfigError`, reported by the CLI); 130 interrupted.
+Exit codes (README's "Exit codes of import/export" say them to users): 0 done; 1 import finished with rejected rows,
+or stopped by a database failure, or export's reader left (a closed pipe); 2 configuration, an unreadable or refused
+file, or an output path that cannot be written (`ConfigError`, reported by the CLI); 130 interrupted (the CLI).
 Export writes JSONL to stdout unless given a file, and its one line of news to stderr, so stdout stays pipeable.
 """
 
