@@ -85,6 +85,15 @@ async def _export(settings: Settings, out: Path | None) -> int:
     except BrokenPipeError:  # `contact-mcp export | head`: the reader left, as a pipe's reader may
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so closing stdout at exit cannot fail
         return 1
+    except ContactError as exc:  # the database failed part-way (it was a traceback)
+        kept = "stdout holds the contacts exported before it" if out is None else f"{out} was not written"
+        then = (
+            "Run the export again"
+            if exc.retryable
+            else f"{(exc.hint or 'That must be fixed').rstrip('.')}, then export"
+        )
+        print(f"contact-mcp: export stopped: {exc.message}; {kept}. {then}.", file=sys.stderr)
+        return 1
     finally:
         await store.aclose()
     print(f"export: {count} contact(s){f' to {out}' if out else ''}", file=sys.stderr)

@@ -6,6 +6,10 @@ these tests stop. And a statement the database fails on a working connection is 
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import quote
 
 import anyio
@@ -140,3 +144,31 @@ async def test_a_lock_timeout_is_retryable_and_not_called_an_outage(started_post
     assert "lock timeout" in error["message"]
     assert "unreachable" not in error["message"] and "reconnects" not in error["hint"], error
     assert not after.is_error, after.content
+
+
+def test_an_export_the_database_leaves_part_way_stops_in_one_line(
+    postgres_server: PostgresServer, started_postgres_url: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "CONTACT_MCP_DB": started_postgres_url, "CONTACT_MCP_CONNECT_TIMEOUT": "1"}
+    people = tmp_path / "people.csv"
+    people.write_text("email\n" + "".join(f"p{n}@example.com\n" for n in range(1_200)))
+    subprocess.run([sys.executable, "-m", "contact_mcp", "import", str(people)], env=env, check=True, timeout=120)
+    export = subprocess.Popen(
+        [sys.executable, "-m", "contact_mcp", "export"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    # Unread, the pipe fills long before the first page of 500 is written: the export waits there for its reader.
+    assert export.stdout is not None and export.stdout.readline()
+    postgres_server.stop()
+    try:
+        out, err = export.communicate(timeout=120)
+    finally:
+        postgres_server.start()
+
+    assert export.returncode == 1
+    lines = err.decode().strip().splitlines()
+    assert not any("Traceback" in line for line in lines)  # the pool's rate-limited warnings may come first
+    assert lines[-1].startswith("contact-mcp: export stopped: ") and "stdout holds the contacts exported" in lines[-1]
+    assert 1 + len(out.splitlines()) < 1_200
