@@ -180,10 +180,12 @@ def test_csv_columns_with_a_blank_header_are_ignored_and_a_row_with_a_value_unde
         "cy@example.com,,Cy,y\r\n"
         "dee@example.com,,Dee\r\n"  # the nameless last cell left off
         "eve@example.com\r\n"  # a named cell left off too
+        "fay@example.com,,Fay,,, \r\n"  # empty cells past the header's last column
+        "gus@example.com,,Gus,,,z\r\n"  # and one that is not empty
     )
     path = _write(tmp_path, "sheet.csv", text)
 
-    ann, bob, cy, dee, eve = _rows(path)
+    ann, bob, cy, dee, eve, fay, gus = _rows(path)
 
     assert isinstance(ann, NewDataRow)
     assert (ann.line, ann.emails, ann.name) == (2, ("ann@example.com",), "Ann")
@@ -198,7 +200,11 @@ def test_csv_columns_with_a_blank_header_are_ignored_and_a_row_with_a_value_unde
     assert (dee.line, dee.emails, dee.name) == (5, ("dee@example.com",), "Dee")
     assert isinstance(eve, RejectedRow)
     assert "1 cells; the header has 4" in eve.reason
-    assert count_rows(path, "csv") == 5
+    assert isinstance(fay, NewDataRow)
+    assert (fay.line, fay.emails, fay.name) == (7, ("fay@example.com",), "Fay")
+    assert isinstance(gus, RejectedRow)
+    assert "6 cells; the header has 4" in gus.reason
+    assert count_rows(path, "csv") == 7
 
 
 def test_csv_header_naming_no_field_at_all_refuses_the_file(tmp_path: Path) -> None:

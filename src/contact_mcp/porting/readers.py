@@ -246,6 +246,8 @@ def _csv_rows(handle: TextIO, path: Path) -> Iterator[Row]:
             continue
         if len(cells) < len(header) and not any(named[len(cells) :]):
             cells = cells + [""] * (len(header) - len(cells))  # only nameless columns left off the end of the row
+        elif len(cells) > len(header) and not any(cell.strip() for cell in cells[len(header) :]):
+            cells = cells[: len(header)]  # empty cells past the header's last column: the trailing comma of a row
         source = dict(zip(labels, cells, strict=False))
         if len(cells) != len(header):
             reason = f"the row has {len(cells)} cells; the header has {len(header)}"
