@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +32,15 @@ def http_server(env: dict[str, str], log: Path) -> Iterator[str]:
 
 
 @contextmanager
-def spawn_http(env: dict[str, str], log: Path, *args: str, transport: str = "http") -> Iterator[Spawned]:
+def spawn_http(
+    env: dict[str, str],
+    log: Path,
+    *args: str,
+    transport: str = "http",
+    preexec_fn: Callable[[], None] | None = None,
+) -> Iterator[Spawned]:
     """`contact-mcp serve --transport <transport> [args]` on a free 127.0.0.1 port, answering /healthz; stopped on
-    exit (SIGTERM, then SIGKILL after 10 s)."""
+    exit (SIGTERM, then SIGKILL after 10 s). `preexec_fn` runs in the child before the server (to set its limits)."""
     port = free_port()
     argv = [sys.executable, "-m", "contact_mcp", "serve", "--transport", transport, "--port", str(port), *args]
     with log.open("wb") as stderr:
@@ -43,6 +49,7 @@ def spawn_http(env: dict[str, str], log: Path, *args: str, transport: str = "htt
             env={**os.environ, "CONTACT_MCP_LOG_LEVEL": "WARNING", **env},
             stdout=subprocess.DEVNULL,
             stderr=stderr,
+            preexec_fn=preexec_fn,
         )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     session_idle_timeout_s: float = Field(
         default=600.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_SESSION_IDLE_TIMEOUT")
     )
+    max_connections: int = Field(default=10_000, ge=1, validation_alias=AliasChoices("CONTACT_MCP_MAX_CONNECTIONS"))
+    """HTTP connections open at once, idle ones and probes included (fewer if the open-files limit is lower); one
+    more is answered 503 and closed. An idle connection holds about 5 KB and a file descriptor."""
     drain_timeout_s: float = Field(default=20.0, ge=0, validation_alias=AliasChoices("CONTACT_MCP_DRAIN_TIMEOUT"))
     request_timeout_s: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("CONTACT_MCP_REQUEST_TIMEOUT"))
     """How long an HTTP client has to send a request: its headers, from connecting or from the previous answer

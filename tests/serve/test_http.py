@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import suppress
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import httpx2
 import pytest
 from mcp import Client
@@ -431,6 +433,87 @@ async def test_a_request_head_past_1_mib_is_a_431_and_a_large_body_is_not(replic
         for _ in range(3):
             response = await http.post(f"{replicas[0].base}/mcp", json=padded, headers=LEGACY)
             assert _json_rpc(response) == {"jsonrpc": "2.0", "id": 1, "result": {}}
+
+
+async def test_connections_past_max_connections_are_answered_503_and_closed_at_once(tmp_path: Path) -> None:
+    # uvicorn took every connection it was offered, until the process ran out of file descriptors: there, uvloop's
+    # accept failed in a loop (100% CPU) once a thread had taken its reserve descriptor, and the process could open
+    # no file or provider connection of its own for as long as the connections were held.
+    cap = 2
+    env = {
+        "CONTACT_MCP_DB": str(tmp_path / "contacts.db"),
+        "CONTACT_MCP_MAX_CONNECTIONS": str(cap),
+        "CONTACT_MCP_REQUEST_TIMEOUT": "600",  # the idle connections are not closed for the test's length
+    }
+    with spawn_http(env, tmp_path / "server.log") as server:
+        port = int(server.base.rpartition(":")[2])
+        held: list[anyio.abc.SocketStream] = []
+        answer = b""
+        try:
+            with anyio.fail_after(60):
+                while not answer:  # idle connections, one after another, until one is answered
+                    connection = await anyio.connect_tcp("127.0.0.1", port)
+                    held.append(connection)
+                    with anyio.move_on_after(1):
+                        answer = await connection.receive()
+                with suppress(anyio.EndOfStream):  # then closed by the server, at once (not in 600 s)
+                    while True:
+                        answer += await held[-1].receive()
+        finally:
+            for connection in held:
+                await connection.aclose()
+        assert len(held) >= cap
+
+        async def served() -> bool:
+            with suppress(httpx2.TransportError):
+                async with httpx2.AsyncClient(base_url=server.base, timeout=10) as http:
+                    return (await http.get("/healthz")).status_code == 200
+            return False
+
+        await eventually(served)  # once the idle connections are gone, clients are served again
+        async with httpx2.AsyncClient(base_url=server.base, timeout=10) as http:
+            assert _json_rpc(await http.post("/mcp", json=INIT, headers=LEGACY))["result"]["serverInfo"]
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *headers = head.decode().lower().split("\r\n")
+    assert status_line == "http/1.1 503 service unavailable", answer
+    assert {"retry-after: 5", "connection: close"} <= set(headers)
+    message = f"Service Unavailable: {cap} connections are open, the most this server keeps"
+    assert json.loads(body) == {"jsonrpc": "2.0", "id": None, "error": {"code": -32000, "message": message}}
+    log = server.log.read_text()
+    assert "Traceback" not in log
+    assert 1 <= len([line for line in log.splitlines() if "a new one answered 503" in line]) <= 5
+
+
+def _open_files_limit(pid: int) -> tuple[str, str]:
+    line = next(line for line in Path(f"/proc/{pid}/limits").read_text().splitlines() if "open files" in line)
+    soft, hard = line.split()[3:5]
+    return soft, hard
+
+
+async def test_the_open_files_limit_is_raised_to_the_hard_one_and_a_low_one_lowers_the_connection_cap(
+    tmp_path: Path,
+) -> None:
+    # systemd starts a service with a soft limit of 1,024 (its hard one is 524,288): about 1,000 idle connections
+    # locked every client out.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard <= 256:
+        pytest.skip(f"needs a finite hard open-files limit above 256, not {hard}")
+    env = {"CONTACT_MCP_DB": str(tmp_path / "contacts.db")}
+
+    def soft_256() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+    with spawn_http(env, tmp_path / "raised.log", preexec_fn=soft_256) as server:
+        assert _open_files_limit(server.proc.pid) == (str(hard), str(hard))
+    assert "open-files limit" not in (tmp_path / "raised.log").read_text()
+
+    def both_256() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    with spawn_http(env, tmp_path / "low.log", preexec_fn=both_256) as server:
+        assert _open_files_limit(server.proc.pid) == ("256", "256")
+    # a quarter of the descriptors stays for the process's own files
+    assert "at most 192 connections, not CONTACT_MCP_MAX_CONNECTIONS=10000" in (tmp_path / "low.log").read_text()
 
 
 @pytest.mark.parametrize("transport", ["http", "sse"])

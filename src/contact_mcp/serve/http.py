@@ -9,6 +9,9 @@
 - **Sessions**: stateful streamable HTTP keeps at most `CONTACT_MCP_MAX_SESSIONS`, evicting idle ones at the cap
   (`sessions.py`); `stateless=True` keeps none, so any replica answers any request. Requests at protocol
   2026-07-28 carry no session in either mode (the SDK serves them per request).
+- **Connections**: at most `CONTACT_MCP_MAX_CONNECTIONS` open at once, fewer if the open-files limit is lower;
+  one more is answered 503 and closed at once (`wire.py`). A request's head must arrive within
+  `CONTACT_MCP_REQUEST_TIMEOUT` (`DrainingServer`).
 - **Probes**: `/healthz` answers 200 while the process lives, saying whether sessions are saturated; `/readyz`
   answers 503 while the providers' readiness check fails or the server is draining. Neither needs the token.
 - **Draining**: the first SIGTERM (or Ctrl-C) turns `/readyz` to 503 at once, lets the tool calls in flight
@@ -51,10 +54,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from contact_mcp.errors import ConfigError, ContactError
 from contact_mcp.logs import configure_logging, rate_limit
 from contact_mcp.serve import freeze_start_up_heap
-from contact_mcp.serve.messages import BodyReads, error_response, parse_message, refusals, replaying
+from contact_mcp.serve.messages import (
+    RETRY_AFTER_S,
+    SERVER_ERROR,
+    BodyReads,
+    error_response,
+    parse_message,
+    refusals,
+    replaying,
+)
 from contact_mcp.serve.messages import log as messages_log
 from contact_mcp.serve.sessions import BoundedSessionManager
-from contact_mcp.serve.wire import BoundedHeadProtocol
+from contact_mcp.serve.wire import capped, connection_cap
 from contact_mcp.server import ContactServer, build_server
 from contact_mcp.settings import Settings
 
@@ -74,9 +85,7 @@ _WILDCARD_BINDS = ("", "0.0.0.0", "::", "[::]")
 # After the calls in flight are done, long-lived SSE/GET streams still hold uvicorn open until their clients leave.
 _STREAMS_GRACE_S = 5
 _TICKS_PER_S = 10  # uvicorn's on_tick runs every 0.1 s
-_SERVER_ERROR = -32000  # JSON-RPC's range for implementation-defined server errors
 _READY_TIMEOUT_S = 2.0
-_RETRY_AFTER_S = 5
 # The SDK's loggers that warn once per rejected request (a foreign Host, a bad session id, a body that is not a
 # message, which the SSE transport logs with a full traceback): a flood of those would be a flood of stderr.
 _SDK_NOISY_LOGGERS = ("mcp.server.transport_security", "mcp.server.streamable_http_manager", "mcp.server.sse")
@@ -91,14 +100,16 @@ def run_http(settings: Settings, *, transport: HttpTransport, host: str, port: i
     rate_limit(_readiness_log.name, messages_log.name, refusals.name)
     server = build_server(settings)
     app = build_http_app(server, settings, transport=transport, host=host, stateless=stateless)
+    max_connections = connection_cap(settings.max_connections)
     freeze_start_up_heap()
     mode = "stateless " if stateless and transport == "http" else ""
     log.info(
-        "serving %s%s on %s port %d; bearer token %s",
+        "serving %s%s on %s port %d, at most %d connections; bearer token %s",
         mode,
         transport,
         host,
         port,
+        max_connections,
         "required" if settings.http_token else "off",
     )
     if host.strip().lower() in _WILDCARD_BINDS and not settings.allowed_hosts:
@@ -117,7 +128,7 @@ def run_http(settings: Settings, *, transport: HttpTransport, host: str, port: i
         lifespan="on",
         server_header=False,
         timeout_graceful_shutdown=_STREAMS_GRACE_S,
-        http=BoundedHeadProtocol,
+        http=capped(max_connections),
     )
     with suppress(KeyboardInterrupt):  # a second Ctrl-C while uvicorn shuts down
         DrainingServer(
@@ -291,7 +302,7 @@ def _edited_errors(send: Send) -> Send:
 
     async def edited(message: Message) -> None:
         if message["type"] == "http.response.start" and message["status"] == 503:
-            retry_after = (b"retry-after", str(_RETRY_AFTER_S).encode())
+            retry_after = (b"retry-after", str(RETRY_AFTER_S).encode())
             message = {**message, "headers": [*message.get("headers", []), retry_after]}
         elif message["type"] == "http.response.start" and message["status"] == 400:
             held.append(message)
@@ -398,8 +409,8 @@ class _Sse:
         if self.open_streams >= self.max_streams:
             refusals.warning("%d SSE streams open, the cap (CONTACT_MCP_MAX_SESSIONS): answered 503", self.open_streams)
             message = f"Service Unavailable: {self.max_streams} SSE streams are open, the most this server keeps"
-            retry_after = {"Retry-After": str(_RETRY_AFTER_S)}
-            await error_response(503, _SERVER_ERROR, message, retry_after)(scope, receive, send)
+            retry_after = {"Retry-After": str(RETRY_AFTER_S)}
+            await error_response(503, SERVER_ERROR, message, retry_after)(scope, receive, send)
             return
         lowlevel = self.server.lowlevel
         self.open_streams += 1

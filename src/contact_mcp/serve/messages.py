@@ -28,6 +28,8 @@ refusals = logging.getLogger("contact_mcp.serve.refusals")
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
+SERVER_ERROR = -32000  # JSON-RPC's range for implementation-defined server errors
+RETRY_AFTER_S = 5  # what a 503 (a cap reached) tells the client to wait
 MAX_MESSAGE_BYTES = DEFAULT_MAX_REQUEST_BODY_SIZE  # as the SDK's HTTP transports: 4 MiB
 
 
