@@ -435,6 +435,24 @@ async def test_a_request_head_past_1_mib_is_a_431_and_a_large_body_is_not(replic
             assert _json_rpc(response) == {"jsonrpc": "2.0", "id": 1, "result": {}}
 
 
+async def test_requests_that_are_not_http_are_a_few_warning_lines_not_one_each(replicas: list[Spawned]) -> None:
+    # uvicorn logs a WARNING for each one: a client sending garbage in a loop wrote 3,000 lines a second to stderr.
+    port = int(replicas[0].base.rpartition(":")[2])
+    before = replicas[0].log.stat().st_size
+    for _ in range(20):
+        async with await anyio.connect_tcp("127.0.0.1", port) as connection:
+            await connection.send(b"\x00\x01 not HTTP\r\n\r\n")
+            answer = b""
+            with anyio.fail_after(10), suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                while True:  # answered 400 and closed, once the warning is written
+                    answer += await connection.receive()
+            assert answer.startswith(b"HTTP/1.1 400 "), answer
+    with replicas[0].log.open("rb") as log:
+        log.seek(before)
+        lines = log.read().decode().splitlines()
+    assert 1 <= len([line for line in lines if "Invalid HTTP request received" in line]) <= 5
+
+
 async def test_connections_past_max_connections_are_answered_503_and_closed_at_once(tmp_path: Path) -> None:
     # uvicorn took every connection it was offered, until the process ran out of file descriptors: there, uvloop's
     # accept failed in a loop (100% CPU) once a thread had taken its reserve descriptor, and the process could open

@@ -89,6 +89,9 @@ _READY_TIMEOUT_S = 2.0
 # The SDK's loggers that warn once per rejected request (a foreign Host, a bad session id, a body that is not a
 # message, which the SSE transport logs with a full traceback): a flood of those would be a flood of stderr.
 _SDK_NOISY_LOGGERS = ("mcp.server.transport_security", "mcp.server.streamable_http_manager", "mcp.server.sse")
+# uvicorn's, which warns once per request that is not HTTP (and twice per WebSocket upgrade asked for): anyone can send
+# those. Its errors (an exception in the app) keep their tracebacks.
+_UVICORN_LOGGER = "uvicorn.error"
 
 HttpTransport = Literal["sse", "http"]
 
@@ -97,7 +100,7 @@ def run_http(settings: Settings, *, transport: HttpTransport, host: str, port: i
     required_token(settings, host)  # refuse before touching logging or the providers
     configure_logging(settings.log_level)
     rate_limit(*_SDK_NOISY_LOGGERS, tracebacks=False)
-    rate_limit(_readiness_log.name, messages_log.name, refusals.name)
+    rate_limit(_readiness_log.name, messages_log.name, refusals.name, _UVICORN_LOGGER)
     server = build_server(settings)
     app = build_http_app(server, settings, transport=transport, host=host, stateless=stateless)
     max_connections = connection_cap(settings.max_connections)
