@@ -134,3 +134,14 @@ def test_configure_logging_filters_uvicorns_access_log_and_holds_sse_chunks_at_w
         assert logging.getLogger("sse_starlette.sse").level == logging.WARNING
     finally:
         configure_logging("WARNING")
+
+
+def test_retries_scheduled_during_an_outage_are_a_few_lines_not_one_each(capsys: pytest.CaptureFixture[str]) -> None:
+    retries = logging.getLogger("stamina")
+    for earlier in [f for f in retries.filters if isinstance(f, RateLimit)]:  # one an earlier test may have used up
+        retries.removeFilter(earlier)
+    configure_logging("WARNING")
+    for _ in range(50):  # stamina's own record for each retry it schedules
+        retries.warning("stamina.retry_scheduled")
+    lines = [line for line in capsys.readouterr().err.splitlines() if "stamina.retry_scheduled" in line]
+    assert 1 <= len(lines) <= 5

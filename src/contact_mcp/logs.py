@@ -33,6 +33,7 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Libraries whose records below WARNING carry what clients and providers sent (bodies, URLs, headers).
+_RETRY_LOGGER = "stamina"
 TALKATIVE_LOGGERS = (
     "mcp.server.sse",
     "mcp.server.runner",
@@ -131,6 +132,8 @@ def configure_logging(level: str = "WARNING") -> None:
     access = logging.getLogger(_ACCESS_LOGGER)
     if not any(isinstance(existing, WithoutQueryString) for existing in access.filters):
         access.addFilter(WithoutQueryString())
+    # One warning per retry, each the same few words, from every call a provider or database outage reaches.
+    rate_limit(_RETRY_LOGGER)
 
 
 class WithoutQueryString(logging.Filter):
