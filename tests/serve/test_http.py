@@ -252,26 +252,45 @@ async def test_sigterm_fails_readiness_at_once_lets_the_call_in_flight_finish_th
         assert server.proc.wait(timeout=15) == 0
 
 
-async def test_draining_is_bounded_by_the_drain_timeout(feather: tuple[FeatherFake, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("era", ["2025-11-25", "2026-07-28"])
+async def test_a_call_the_drain_timeout_ends_is_answered_that_the_server_stopped(
+    feather: tuple[FeatherFake, str], tmp_path: Path, era: str
+) -> None:
     fake, url = feather
     fake.reset()
     end_user = fake.add_end_user(display_name="Slow")
     fake.app.push(Fault("slow", delay=60.0, path_contains="/contacts"))
     call = _call(2, "attach_contact", {"end_user_id": end_user, "channel": "email", "value": "slow@example.com"})
+    headers = LEGACY
+    if era == "2026-07-28":  # sessionless by protocol: the version in the body's _meta, answered with plain JSON
+        call["params"]["_meta"] = {
+            "io.modelcontextprotocol/protocolVersion": era,
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }
+        headers = HEADERS | {"mcp-protocol-version": era, "mcp-method": "tools/call", "mcp-name": "attach_contact"}
     env = _feather_env(url, tmp_path, CONTACT_MCP_DRAIN_TIMEOUT="0.5")
+    answers: list[httpx2.Response] = []
     with spawn_http(env, tmp_path / "server.log", "--stateless") as server:
         async with httpx2.AsyncClient(base_url=server.base, timeout=30) as http, anyio.create_task_group() as tasks:
 
             async def attach() -> None:
-                with suppress(httpx2.HTTPError):  # the server gives up on it: whatever it answers, if anything
-                    await http.post("/mcp", json=call, headers=LEGACY)
+                answers.append(await http.post("/mcp", json=call, headers=headers))
 
             tasks.start_soon(attach)
             await eventually(_reached_contacts(fake))
             server.proc.send_signal(signal.SIGTERM)
-            # 0.5 s of draining, then at most uvicorn's 5 s for open connections: far less than the 60 s call
+            # 0.5 s of draining, then the call is ended: far less than the 60 s it would take
             assert await anyio.to_thread.run_sync(lambda: server.proc.wait(timeout=20)) == 0
     fake.app.clear()
+
+    # Before, uvicorn ended it at the end of its grace period: an empty SSE stream (2025), a 500 (2026-07-28).
+    (answer,) = answers
+    result = _json_rpc(answer)["result"]
+    assert result["isError"] is True
+    error = result["structuredContent"]["error"]
+    assert (error["code"], error["retryable"]) == ("provider_unavailable", True)
+    assert "shutting down" in error["message"]
+    assert "Traceback" not in server.log.read_text()
 
 
 async def test_log_lines_cannot_be_forged_by_a_provider_message(
