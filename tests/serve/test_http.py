@@ -472,6 +472,27 @@ async def test_requests_that_are_not_http_are_a_few_warning_lines_not_one_each(r
     assert 1 <= len([line for line in lines if "Invalid HTTP request received" in line]) <= 5
 
 
+async def test_healthz_says_how_many_connections_are_open_and_the_cap(tmp_path: Path) -> None:
+    env = {"CONTACT_MCP_DB": str(tmp_path / "contacts.db"), "CONTACT_MCP_MAX_CONNECTIONS": "50"}
+    with spawn_http(env, tmp_path / "server.log") as server:
+        port = int(server.base.rpartition(":")[2])
+        held = [await anyio.connect_tcp("127.0.0.1", port) for _ in range(3)]
+        seen: list[dict[str, Any]] = []
+        try:
+
+            async def counted() -> bool:  # the idle three, and the probe's own
+                async with httpx2.AsyncClient(base_url=server.base, timeout=10) as http:
+                    seen.append((await http.get("/healthz")).json()["connections"])
+                return seen[-1]["open"] >= 4
+
+            await eventually(counted)
+        finally:
+            for connection in held:
+                await connection.aclose()
+    assert seen[-1]["max"] == 50
+    assert seen[-1]["saturated"] is False
+
+
 async def test_connections_past_max_connections_are_answered_503_and_closed_at_once(tmp_path: Path) -> None:
     # uvicorn took every connection it was offered, until the process ran out of file descriptors: there, uvloop's
     # accept failed in a loop (100% CPU) once a thread had taken its reserve descriptor, and the process could open

@@ -33,7 +33,7 @@ import json
 import logging
 import socket
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Collection
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from types import FrameType
 from typing import Any, Literal, cast
@@ -135,13 +135,13 @@ def run_http(settings: Settings, *, transport: HttpTransport, host: str, port: i
         timeout_graceful_shutdown=_STREAMS_GRACE_S,
         http=capped(max_connections),
     )
+    lifecycle: Lifecycle = app.state.lifecycle
+    uvicorn_server = DrainingServer(
+        config, lifecycle, timeout_s=settings.drain_timeout_s, request_timeout_s=settings.request_timeout_s
+    )
+    lifecycle.count_connections(uvicorn_server.server_state.connections, max_connections)
     with suppress(KeyboardInterrupt):  # a second Ctrl-C while uvicorn shuts down
-        DrainingServer(
-            config,
-            app.state.lifecycle,
-            timeout_s=settings.drain_timeout_s,
-            request_timeout_s=settings.request_timeout_s,
-        ).run()
+        uvicorn_server.run()
 
 
 # ---------- the app ----------
@@ -187,6 +187,11 @@ class Lifecycle:
         self.draining = False
         self._calls: set[asyncio.Task[Any]] = set()  # the task handling each request in flight (the SDK's, one each)
         self._cut_off: set[asyncio.Task[Any]] = set()
+        self._connections: tuple[Collection[object], int] | None = None
+
+    def count_connections(self, connections: Collection[object], cap: int) -> None:
+        """Report the server's open connections (uvicorn's own set) and their cap in `/healthz`."""
+        self._connections = (connections, cap)
 
     @property
     def in_flight(self) -> int:
@@ -219,6 +224,9 @@ class Lifecycle:
 
     def health(self) -> dict[str, object]:
         body: dict[str, object] = {"ok": True, "draining": self.draining, "in_flight": self.in_flight}
+        if self._connections is not None:
+            connections, cap = self._connections
+            body["connections"] = {"open": len(connections), "max": cap, "saturated": len(connections) >= cap}
         if self.server.history is not None:
             body["history"] = self.server.history.counts()
         if self.sessions is not None:
