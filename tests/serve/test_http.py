@@ -7,6 +7,7 @@ import json
 import os
 import resource
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
@@ -291,6 +292,12 @@ async def test_a_call_the_drain_timeout_ends_is_answered_that_the_server_stopped
     assert (error["code"], error["retryable"]) == ("provider_unavailable", True)
     assert "shutting down" in error["message"]
     assert "Traceback" not in server.log.read_text()
+    # Feather may have attached it: the history says the call was ended, not nothing at all.
+    history = await anyio.run_process(
+        [sys.executable, "-m", "contact_mcp", "history", "--json"], env={**os.environ, **env}
+    )
+    (entry,) = map(json.loads, history.stdout.decode().splitlines())
+    assert (entry["tool"], entry["provider"], entry["outcome"]) == ("attach_contact", "feather", "ended")
 
 
 async def test_log_lines_cannot_be_forged_by_a_provider_message(

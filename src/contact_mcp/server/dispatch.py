@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, cast
 
+import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import Context, MCPServer
@@ -217,6 +218,15 @@ class ContactServer(MCPServer[AppState]):
                     history, tool=name, provider=provider, arguments=recorded, result=None, context=context,
                     transport=self.transport, pending=pending,
                 )  # fmt: skip
+            raise
+        except BaseException:  # ended before it finished: a provider may have done it (the store's own write
+            # records itself in its transaction, if it commits)
+            if history is not None and pending is None:
+                with anyio.CancelScope(shield=True):
+                    await record_call(
+                        history, tool=name, provider=provider, arguments=recorded, result=None, context=context,
+                        transport=self.transport, ended=True,
+                    )  # fmt: skip
             raise
         if history is not None and isinstance(result, CallToolResult):  # not a request for input: that call ends later
             await record_call(

@@ -5,7 +5,8 @@ its result, never by the tool itself.
   `contact_id`, `end_user_id`, `survivor_id` or `id` (in that order), else the argument naming the contact.
 - **Outcome**: the result's `outcome` (created, updated, unchanged), else `created` → created / unchanged, else
   what the tool does (create_contact → created, delete_contact → deleted, ...), else its `changes` (none →
-  unchanged, some → updated), else `ok`; an error result records its error code.
+  unchanged, some → updated), else `ok`; an error result records its error code; a provider's call ended before
+  it finished (its client gone, the server stopping) records `ended`: the provider may have done it.
 - **Fields**: the result's `changes` (`{field, old, new}`, as a dry run reports them) when it has them, else the
   names of the arguments given (values left out); emails, phones and custom-field values masked (`masking`).
 - **Who**: the client's name, from `initialize`'s `clientInfo` (2025 clients) or the request's
@@ -138,14 +139,16 @@ def entry_for(
     result: CallToolResult | None,
     client: str | None,
     transport: str | None,
+    ended: bool = False,
 ) -> HistoryEntry:
-    """The entry for one call of a writing tool; `result` None when the call raised (a bug: `internal_error`)."""
+    """The entry for one call of a writing tool; `result` None when the call raised (a bug: `internal_error`) or,
+    `ended`, was ended before it finished (its client gone, the server stopping: `ended`, its effect unknown)."""
     structured = result.structured_content if result is not None else None
     if result is not None and not result.is_error and structured is not None:
         return _success_entry(tool, provider, arguments, structured, client, transport)
     error = structured.get("error") if structured is not None and result is not None and result.is_error else None
     if result is None:
-        outcome = "internal_error"
+        outcome = "ended" if ended else "internal_error"
     elif isinstance(error, Mapping):
         outcome = str(cast(Mapping[str, object], error).get("code", "error"))
     else:
@@ -213,9 +216,10 @@ async def record_call(
     context: Context[Any, Any] | None,
     transport: str | None,
     pending: InTransaction | None = None,
+    ended: bool = False,
 ) -> None:
     """Record one call of a writing tool (unless a dry run, or the store's write recorded it: `pending`); scrub a
-    deleted contact's earlier entries first."""
+    deleted contact's earlier entries first. `ended`: see `entry_for`."""
     if pending is not None and pending.state != "pending":
         await history.taken(pending, tool)
         return
@@ -228,6 +232,7 @@ async def record_call(
         result=result,
         client=client_name(context),
         transport=transport,
+        ended=ended,
     )
     structured = result.structured_content if result is not None and not result.is_error else None
     if tool in ERASING_TOOLS and structured is not None and entry.provider != LOCAL:
