@@ -1,13 +1,13 @@
 """An import's rows made ready for the store, in order: in this process, or for a large file in a worker process.
 
-Normalising (email-validator, phonenumbers; for a restore, `check_record`, which normalises too) is most of what an
-import does, and it holds the GIL: in this process it can only take turns with the store's own thread. For a large
-file a worker process normalises chunk after chunk, a few chunks ahead of the rows being written, so on a machine
-with two cores the two overlap. The rows come back in file order and are the same rows either way (`normalised`);
-only the time differs. A small file is normalised here: starting the worker costs about a second (importing its
-libraries), and while it starts the first rows of a large file are normalised here too (and written meanwhile),
-rather than waited for. The worker ignores SIGINT: Ctrl-C is the importing process's to handle (it stops and says
-how far it got), and the worker ends with it, as it does when that process is killed.
+Normalising (email-validator, phonenumbers) is most of what an import does, and it holds the GIL: in this process
+it can only take turns with the store's own thread. For a large file a worker process normalises chunk after
+chunk, a few chunks ahead of the rows being written, so on a machine with two cores the two overlap. The rows come
+back in file order and are the same rows either way (`normalised`); only the time differs. A small file is
+normalised here: starting the worker costs about a second (importing its libraries), and while it starts the first
+rows of a large file are normalised here too (and written meanwhile), rather than waited for. The worker ignores
+SIGINT: Ctrl-C is the importing process's to handle (it stops and says how far it got), and the worker ends with it,
+as it does when that process is killed.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from typing import Final
 
 import anyio.lowlevel
 
-from contact_mcp.porting.rows import NewDataRow, NormalisedRow, RejectedRow, RestoreRow, Row, checked, normalise
+from contact_mcp.porting.rows import NewDataRow, NormalisedRow, RejectedRow, RestoreRow, Row, normalise
 from contact_mcp.store.rules import ImportContactInput
 
 Ready = RestoreRow | NormalisedRow
 
 WORKER_FROM_ROWS: Final = 5_000
-"""Files of at least this many rows are normalised (a restore's checked: `check_record`) in a worker process."""
+"""Files of at least this many rows of new data are normalised in a worker process."""
 CHUNK_ROWS: Final = 500
 """Rows handed to the worker at a time."""
 CHUNKS_AHEAD: Final = 4
@@ -46,10 +46,8 @@ trip, the store thread's answer) moves on at each turn."""
 
 def normalised(row: Row, *, default_region: str | None) -> RejectedRow | Ready:
     """The row ready for the store, or rejected before it: unreadable or not normalisable."""
-    if isinstance(row, RejectedRow):
+    if isinstance(row, RejectedRow | RestoreRow):
         return row
-    if isinstance(row, RestoreRow):
-        return checked(row)
     return normalise(row, default_region=default_region)
 
 

@@ -16,7 +16,7 @@ from typing import Final
 from contact_mcp.errors import ContactError, InvalidArgument
 from contact_mcp.limits import MAX_TEXT_LENGTHS
 from contact_mcp.normalize import normalize_email, normalize_phone
-from contact_mcp.store.records import ContactRecord, check_record
+from contact_mcp.store.records import ContactRecord
 from contact_mcp.store.rules import ImportContactInput, canonical_id, name_key, username_key
 from contact_mcp.tools.arguments import check_text, has_control
 
@@ -96,15 +96,6 @@ def restorable(row: RestoreRow, line: str) -> RestoreRow | RejectedRow:
     except InvalidArgument as exc:
         return rejection(row.line, line, exc)
     return row
-
-
-def checked(row: RestoreRow) -> RestoreRow | RejectedRow:
-    """The exported contact in the store's form (`check_record`: normalised, within the limits), or rejected: done
-    here, beside the store's thread, the store does not do it again."""
-    try:
-        return RestoreRow(line=row.line, record=check_record(row.record))
-    except InvalidArgument as exc:
-        return rejection(row.line, source_of(row), exc)
 
 
 def _text(value: str | None, *, name: str) -> str | None:

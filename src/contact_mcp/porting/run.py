@@ -243,7 +243,7 @@ async def import_file(
                 rejected=rejected,
                 done=done,
                 ticker=ticker,
-                in_worker=source.total >= WORKER_FROM_ROWS,
+                in_worker=source.fmt != "jsonl" and source.total >= WORKER_FROM_ROWS,
             )
     finally:
         rejected.close()

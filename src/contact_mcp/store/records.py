@@ -72,19 +72,6 @@ class ContactRecord(BaseModel):
     identities: list[IdentityRecord] = Field(default_factory=list[IdentityRecord])
 
 
-class CheckedRecord(ContactRecord):
-    """A record `check_record` passed, in the store's form: a backend writes it without checking it again (an
-    import checks its rows beside the store's thread, where the normalising would wait on every write). Equal to
-    a plain record of the same fields, as a backend reads one back to compare."""
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, ContactRecord):
-            return dict(self) == dict(other)
-        return NotImplemented
-
-    __hash__ = ContactRecord.__hash__
-
-
 class RecordPage(BaseModel):
     """One batch of an export, in the store's order; `after` continues it (None: that was the last batch)."""
 
@@ -99,8 +86,6 @@ def check_record(record: ContactRecord) -> ContactRecord:
     is matched on as the tools write them (all three returned in the store's form), nothing longer or more than a
     tool would take (`limits`), at most one primary per kind, no method twice on one channel, no identity twice.
     `InvalidArgument` naming the problem otherwise."""
-    if isinstance(record, CheckedRecord):
-        return record
     canonical = rules.canonical_id(record.id)
     if canonical is None:
         raise InvalidArgument(f"contact id {record.id!r} is not a UUID", field="id")
@@ -121,8 +106,7 @@ def check_record(record: ContactRecord) -> ContactRecord:
     keys = {(i.identifier, i.channel_type or "", i.channel_id or "") for i in record.identities}
     if len(keys) != len(record.identities):
         raise InvalidArgument(f"contact {canonical} has one identity twice", field="identities")
-    # Its fields were validated as they were made: copied as they are, not validated again.
-    return CheckedRecord.model_construct(record.model_fields_set, **dict(record))
+    return record
 
 
 def _in_store_time(record: ContactRecord) -> ContactRecord:
