@@ -6,6 +6,8 @@ import pytest
 
 from contact_mcp.errors import InvalidArgument
 from contact_mcp.normalize import (
+    ValueKind,
+    in_normal_form,
     normalize_channel_value,
     normalize_email,
     normalize_identifier,
@@ -123,3 +125,31 @@ def test_the_same_text_is_normalised_once() -> None:
     after = (normalize._e164.cache_info().hits, normalize._email_form.cache_info().hits)  # pyright: ignore[reportPrivateUsage]
     assert after[0] - before[0] >= 2
     assert after[1] - before[1] >= 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "channel", "value", "normal"),
+    [
+        ("phone", "phone", "+14155550123", True),
+        ("phone", "sms", "+1 415 555 0123", False),
+        ("phone", "phone", "4155550123", False),
+        ("phone", "phone", "+04155550123", False),
+        ("email", "email", "ann@example.com", True),
+        ("email", "email", "Ann@example.com", False),
+        ("email", "email", " ann@example.com", False),
+        ("email", "email", "ann", False),
+        ("email", "email", "ann@", False),
+        ("email", "email", "a nn@example.com", False),
+        ("email", "email", "ann@exam\u0301ple.com", False),  # not NFC
+        ("handle", "twitter", "ann", True),
+        ("handle", "twitter", "@Ann", False),
+        ("handle", "slack", "U123", True),
+        ("handle", "slack", " ", False),
+        (None, "telegram", "@Ann", True),
+        (None, "telegram", " @Ann", False),
+    ],
+)
+def test_in_normal_form_is_what_the_normalisers_would_leave_as_it_is(
+    kind: ValueKind | None, channel: str, value: str, normal: bool
+) -> None:
+    assert in_normal_form(kind, channel, value) is normal

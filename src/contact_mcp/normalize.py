@@ -14,6 +14,8 @@ server. Only strings and frozen refusals are kept, so no caller can change what 
 from __future__ import annotations
 
 import functools
+import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from typing import Literal
@@ -124,11 +126,20 @@ def normalize_handle(channel: str, raw: str, *, field: str) -> str:
     return text
 
 
-def normalize_identifier(raw: str, *, field: str, default_region: str | None = None) -> tuple[ValueKind, str]:
+def identifier_kind(raw: str) -> Literal["email", "phone"]:
     """A messaging identity is an email when it has an "@", else a phone (Blooio's two kinds)."""
-    if "@" in raw:
+    return "email" if "@" in raw else "phone"
+
+
+def normalize_identifier(raw: str, *, field: str, default_region: str | None = None) -> tuple[ValueKind, str]:
+    if identifier_kind(raw) == "email":
         return "email", normalize_email(raw, field=field)
     return "phone", normalize_phone(raw, field=field, default_region=default_region)
+
+
+def method_type(channel: str) -> str | None:
+    """A method's type: its channel when that is one of Feather's typed channels, else None (untyped)."""
+    return channel if channel in CHANNEL_KINDS else None
 
 
 def normalize_channel_value(
@@ -140,12 +151,36 @@ def normalize_channel_value(
         text = raw.strip()
         if not text:
             raise InvalidArgument("value is empty", field=field, hint="Give the address, number or handle")
-        return None, text
+        return method_type(channel), text
     if kind == "phone":
-        return channel, normalize_phone(raw, field=field, default_region=default_region)
+        return method_type(channel), normalize_phone(raw, field=field, default_region=default_region)
     if kind == "email":
-        return channel, normalize_email(raw, field=field)
-    return channel, normalize_handle(channel, raw, field=field)
+        return method_type(channel), normalize_email(raw, field=field)
+    return method_type(channel), normalize_handle(channel, raw, field=field)
+
+
+def in_normal_form(kind: ValueKind | None, channel: str, value: str) -> bool:
+    """Whether `value` already has the form the normalisers give a value of this kind on this channel, judged
+    without the libraries: a phone is + and E.164's digits; an email is trimmed, lower-case, NFC, one local part
+    and one domain. A value the store holds keeps its form, and is matched by every value normalising to it, even
+    where a later phonenumbers or email-validator would refuse it (their rules change from release to release): so
+    an export restores whole, and a value not in this form (edited by hand) is normalised, or refused."""
+    if kind == "phone":
+        return _E164.fullmatch(value) is not None
+    if kind == "email":
+        local, at, domain = value.rpartition("@")
+        return (
+            bool(at and local and domain)
+            and value == value.lower()
+            and not any(c.isspace() for c in value)
+            and unicodedata.is_normalized("NFC", value)
+        )
+    if kind == "handle":
+        return bool(value.strip()) and normalize_handle(channel, value, field="value") == value
+    return bool(value) and value == value.strip()
+
+
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 
 
 def normalize_channel(raw: str, *, field: str) -> str:

@@ -286,3 +286,26 @@ async def test_restored_values_are_kept_in_the_form_the_tools_match_them_by(clie
     assert (matched["id"], matched["outcome"]) == (stored.id, "unchanged")
     found = await ok(client, "find_contacts", phone=PHONE)
     assert [c["id"] for c in found["contacts"]] == [stored.id]
+
+
+async def test_a_value_in_the_stores_form_is_restored_as_it_is_even_one_todays_libraries_refuse(
+    store: LocalStore,
+) -> None:
+    # phonenumbers and email-validator change their rules from release to release: what an older release stored
+    # must still restore, or an export would not move a store whole.
+    def method(id: str, channel: str, value: str) -> dict[str, object]:
+        return {"id": id, "channel": channel, "type": channel, "raw_value": value, "value": value,
+                "created_at": "2026-01-01T00:00:00.000Z"}  # fmt: skip
+
+    record = ContactRecord.model_validate(
+        {
+            "id": "6f1c2a0e-8a3b-4c5d-9e7f-0a1b2c3d4e5f",
+            "created_at": "2026-01-01T00:00:00.000Z",
+            "updated_at": "2026-01-01T00:00:00.000Z",
+            "methods": [method("m1", "phone", "+10000000000"), method("m2", "email", "ann@localhost")],
+            "identities": [{"id": "i1", "identifier": "+10000000001", "created_at": "2026-01-01T00:00:00.000Z"}],
+        }
+    )
+
+    assert await store.restore(record) == "created"
+    assert await everything(store) == [record]

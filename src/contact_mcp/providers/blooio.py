@@ -47,6 +47,7 @@ from contact_mcp.models import (
     Identity,
     Operation,
 )
+from contact_mcp.normalize import identifier_kind
 from contact_mcp.providers.http import ErrorDetail, HttpProvider, path_segment
 from contact_mcp.providers.http.wire import decode_cursor, encode_cursor, iso_from_epoch_ms, items, mapping, text
 
@@ -374,7 +375,7 @@ def _summary(contact: Mapping[str, Any]) -> ContactSummary:
     return ContactSummary(
         id=str(contact["id"]),
         name=text(contact.get("name")),
-        email=next((i for i in identifiers if i and "@" in i), None),
+        email=next((i for i in identifiers if i and identifier_kind(i) == "email"), None),
         phone=next((i for i in identifiers if i and i.startswith("+")), None),
     )
 
@@ -384,7 +385,7 @@ def _same_identity(item: Mapping[str, Any], call: AttachIdentityInput | DetachId
     identifier = item.get("identifier")
     if not isinstance(identifier, str):
         return False
-    if "@" in call.identifier:
+    if identifier_kind(call.identifier) == "email":
         if identifier.strip().lower() != call.identifier.lower():
             return False
     elif identifier.strip() != call.identifier:

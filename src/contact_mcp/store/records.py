@@ -18,6 +18,10 @@ from contact_mcp.errors import InvalidArgument
 from contact_mcp.limits import MAX_TEXT_LENGTHS
 from contact_mcp.models import ChannelType, Company, Contact, CustomValue
 from contact_mcp.normalize import (
+    CHANNEL_KINDS,
+    identifier_kind,
+    in_normal_form,
+    method_type,
     normalize_channel,
     normalize_channel_value,
     normalize_identifier,
@@ -154,14 +158,20 @@ def _in_store_values(record: ContactRecord) -> ContactRecord:
     username. A file edited by hand could otherwise put back "Ann@Example.com " or "(415) 555-0123", which no
     upsert, find or attach would ever match again, and a contact made next to it would hold the same address.
 
-    A value no tool would accept (an email that is not one, a phone without its +country code: a restore knows no
-    default region) is the tools' `InvalidArgument`, its field named in the record."""
+    A value already in that form is kept as it is (`normalize.in_normal_form`), even one a later release of the
+    libraries would refuse; one that is not is normalised, and one no tool would accept (an email that is not one,
+    a phone without its +country code: a restore knows no default region) is the tools' `InvalidArgument`, its
+    field named in the record."""
 
     def method_form(method: MethodRecord) -> MethodRecord:
         channel = normalize_channel(method.channel, field="methods.channel")
         # The type is the channel's (None for a channel the tools do not know), as attach_contact writes it: the
         # store groups primaries by it (`rules.kind`), so a "telegram" typed "email" would pass for an email.
-        type_, value = normalize_channel_value(channel, method.value, field="methods.value")
+        type_, value = (
+            (method_type(channel), method.value)
+            if in_normal_form(CHANNEL_KINDS.get(channel), channel, method.value)
+            else normalize_channel_value(channel, method.value, field="methods.value")
+        )
         if (channel, type_, value) == (method.channel, method.type, method.value):
             return method
         return method.model_copy(update={"channel": channel, "type": type_, "value": value})
@@ -173,7 +183,11 @@ def _in_store_values(record: ContactRecord) -> ContactRecord:
                 + ", ".join(sorted(str(t) for t in _CHANNEL_TYPES if t is not None)),
                 field="identities.channel_type",
             )
-        _, identifier = normalize_identifier(identity.identifier, field="identities.identifier")
+        identifier = (
+            identity.identifier
+            if in_normal_form(identifier_kind(identity.identifier), "", identity.identifier)
+            else normalize_identifier(identity.identifier, field="identities.identifier")[1]
+        )
         return identity if identifier == identity.identifier else identity.model_copy(update={"identifier": identifier})
 
     methods = [method_form(method) for method in record.methods]
