@@ -336,6 +336,7 @@ def _one_line(text: str, password: str | None) -> str:
 # the database came back, while every error told the agent to retry in a few seconds.
 _RECONNECT_WINDOW_S: Final = 5.0
 _POOL_LOGGER: Final = "psycopg.pool"
+_DRIVER_LOGGER: Final = "psycopg"
 _OPERATOR_ERRORS: Final = (pg_errors.ReadOnlySqlTransaction, pg_errors.InsufficientPrivilege)
 _RACES: Final = (pg_errors.UniqueViolation, pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 
@@ -757,8 +758,9 @@ class PostgresBackend:
     """Contacts in a PostgreSQL database; see the module docstring for locks, retries and failures."""
 
     def __init__(self, settings: Settings) -> None:
-        # The pool warns at each failed reconnection attempt, a few a second at times while the database is down.
-        rate_limit(_POOL_LOGGER)
+        # The pool warns at each failed reconnection attempt, a few a second at times while the database is down;
+        # the driver at each call cancelled mid-statement (a client gone), whose connection it then closes.
+        rate_limit(_POOL_LOGGER, _DRIVER_LOGGER)
         self._where = display_url(settings.db)
         self._password = database_password(settings.db)
         self._pool_size = settings.db_pool_size
