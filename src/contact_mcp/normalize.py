@@ -161,8 +161,8 @@ def normalize_channel_value(
 
 def in_normal_form(kind: ValueKind | None, channel: str, value: str) -> bool:
     """Whether `value` already has the form the normalisers give a value of this kind on this channel, judged
-    without the libraries: a phone is + and E.164's digits; an email is trimmed, lower-case, NFC, one local part
-    and one domain. A value the store holds keeps its form, and is matched by every value normalising to it, even
+    without the libraries: a phone is + and E.164's digits; an email is trimmed, lower-case, NFC, with a local
+    part and a domain. A value the store holds keeps its form, and is matched by every value normalising to it, even
     where a later phonenumbers or email-validator would refuse it (their rules change from release to release): so
     an export restores whole, and a value not in this form (edited by hand) is normalised, or refused."""
     if kind == "phone":
