@@ -561,15 +561,17 @@ async def test_the_open_files_limit_is_raised_to_the_hard_one_and_a_low_one_lowe
     # systemd starts a service with a soft limit of 1,024 (its hard one is 524,288): about 1,000 idle connections
     # locked every client out.
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or hard <= 256:
-        pytest.skip(f"needs a finite hard open-files limit above 256, not {hard}")
+    # A hard limit of the test's own, which a process may always lower its own to: whatever the machine's is.
+    ceiling = 512 if hard == resource.RLIM_INFINITY else min(hard, 512)
+    assert ceiling > 256, f"the open-files hard limit here is {hard}: the server needs more than 256"
     env = {"CONTACT_MCP_DB": str(tmp_path / "contacts.db")}
 
     def soft_256() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, ceiling))
 
-    with spawn_http(env, tmp_path / "raised.log", preexec_fn=soft_256) as server:
-        assert _open_files_limit(server.proc.pid) == (str(hard), str(hard))
+    few = {**env, "CONTACT_MCP_MAX_CONNECTIONS": "100"}  # well within 512 less the quarter kept
+    with spawn_http(few, tmp_path / "raised.log", preexec_fn=soft_256) as server:
+        assert _open_files_limit(server.proc.pid) == (str(ceiling), str(ceiling))
     assert "open-files limit" not in (tmp_path / "raised.log").read_text()
 
     def both_256() -> None:
