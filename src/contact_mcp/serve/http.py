@@ -147,7 +147,7 @@ def run_http(settings: Settings, *, transport: HttpTransport, host: str, port: i
 # ---------- the app ----------
 
 
-def _cut_off(method: str) -> HandlerResult:
+def _stopped_answer(method: str) -> HandlerResult:
     """The answer to a request the drain timeout ended: a tool's error result, which an agent reads, else a JSON-RPC
     error. Retryable; whether a write took effect is unknown (a database may have committed it as it was ended)."""
     message = "the server stopped before the call finished (it is shutting down: CONTACT_MCP_DRAIN_TIMEOUT)"
@@ -186,7 +186,7 @@ class Lifecycle:
         self.sse = sse
         self.draining = False
         self._calls: set[asyncio.Task[Any]] = set()  # the task handling each request in flight (the SDK's, one each)
-        self._cut_off: set[asyncio.Task[Any]] = set()
+        self._ended: set[asyncio.Task[Any]] = set()  # those `cut_off` cancelled
         self._connections: tuple[Collection[object], int] | None = None
 
     def count_connections(self, connections: Collection[object], cap: int) -> None:
@@ -206,20 +206,20 @@ class Lifecycle:
         try:
             return await call_next(ctx)
         except asyncio.CancelledError:
-            if task not in self._cut_off:
+            if task not in self._ended:
                 raise
             task.uncancel()  # the cancellation was ours (`cut_off`), and is answered here
-            return _cut_off(ctx.method)
+            return _stopped_answer(ctx.method)
         finally:
             self._calls.discard(task)
-            self._cut_off.discard(task)
+            self._ended.discard(task)
 
     def cut_off(self) -> None:
         """At the drain timeout: end the calls still in flight, each answered that the server stopped before it
         finished (uvicorn would cancel them later, at the end of its grace period, with a 500 or an empty stream).
         A task's own cancellation, not a cancel scope per call: one costs 7 µs on every request."""
-        for task in self._calls - self._cut_off:
-            self._cut_off.add(task)
+        for task in self._calls - self._ended:
+            self._ended.add(task)
             task.cancel()
 
     def health(self) -> dict[str, object]:
