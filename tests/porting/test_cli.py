@@ -428,6 +428,21 @@ def test_a_rejected_rows_file_an_earlier_import_left_is_emptied_by_an_import_tha
     assert not (tmp_path / "none.jsonl").exists()
 
 
+def test_rejected_rows_may_go_to_dev_null(tmp_path: Path) -> None:
+    # Emptying an earlier file at the path failed on a device with a traceback (truncate: Invalid argument).
+    people, ann, db = tmp_path / "people.csv", tmp_path / "ann.csv", tmp_path / "c.db"
+    people.write_text("email,name\nann@example.com,Ann\nnope,Nobody\n")
+    ann.write_text("email\nann@example.com\n")
+
+    rejecting = run_cli("import", str(people), "--rejected", os.devnull, env=_env(db))
+    clean = run_cli("import", str(ann), "--rejected", os.devnull, env=_env(db))
+
+    assert (rejecting.returncode, rejecting.stderr) == (1, "")
+    assert rejecting.stdout.startswith("import: 1 created, 0 updated, 0 unchanged, 1 rejected")
+    assert (clean.returncode, clean.stderr) == (0, "")
+    assert clean.stdout == "import: 0 created, 0 updated, 1 unchanged, 0 rejected\n"
+
+
 def test_ctrl_c_stops_an_export_with_exit_130(tmp_path: Path) -> None:
     # The exit code the README gives for an interrupted export (import's is checked above).
     source, db = tmp_path / "people.csv", tmp_path / "c.db"

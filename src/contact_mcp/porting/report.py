@@ -9,7 +9,6 @@ earlier import left is emptied as the import begins, so it holds this import's r
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -55,7 +54,9 @@ class RejectedFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._handle: TextIO | None = None
-        with contextlib.suppress(FileNotFoundError):  # none there: none is created until a row is rejected
+        # None there: none is created until a row is rejected. Not a regular file (`--rejected /dev/null`, a pipe):
+        # nothing to empty, and truncating one fails.
+        if path.is_file():
             os.truncate(path, 0)
 
     def write(self, row: RejectedRow) -> None:

@@ -260,7 +260,7 @@ def report(done: Progress, rejected_path: Path, *, out: TextIO | None = None) ->
     where = ""
     if done.summary.rejected:
         where = f"; rejected rows with line numbers and reasons in {rejected_path}"
-    elif rejected_path.exists():  # none is created for no rejected row: one there was left earlier, and emptied
+    elif rejected_path.is_file():  # none is created for no rejected row: one there was left earlier, and emptied
         where = f"; no row rejected, so {rejected_path} is now empty"
     print(f"import: {done.summary.line()}{where}", file=stream)
 
