@@ -9,6 +9,7 @@ import pty
 import re
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -441,6 +442,28 @@ def test_rejected_rows_may_go_to_dev_null(tmp_path: Path) -> None:
     assert rejecting.stdout.startswith("import: 1 created, 0 updated, 0 unchanged, 1 rejected")
     assert (clean.returncode, clean.stderr) == (0, "")
     assert clean.stdout == "import: 0 created, 0 updated, 1 unchanged, 0 rejected\n"
+
+
+def test_export_out_to_a_named_pipe_writes_into_it_and_leaves_it_a_pipe(tmp_path: Path) -> None:
+    # The export was written beside the path and renamed over it: a pipe (or /dev/null, for root) was replaced by a
+    # regular file, and its reader got nothing.
+    people, db, pipe = tmp_path / "people.csv", tmp_path / "c.db", tmp_path / "contacts.pipe"
+    people.write_text("email\nann@example.com\nbob@example.com\n")
+    assert run_cli("import", str(people), env=_env(db)).returncode == 0
+    os.mkfifo(pipe)
+    reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)  # there before the export opens it to write
+    try:
+        done = run_cli("export", "--out", str(pipe), env=_env(db))
+        received = os.read(reader, 1 << 16)
+    finally:
+        os.close(reader)
+
+    assert (done.returncode, done.stderr) == (0, f"export: 2 contact(s) to {pipe}\n")
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+    assert [json.loads(line)["methods"][0]["value"] for line in received.decode().splitlines()] == [
+        "ann@example.com",
+        "bob@example.com",
+    ]
 
 
 def test_ctrl_c_stops_an_export_with_exit_130(tmp_path: Path) -> None:

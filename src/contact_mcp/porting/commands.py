@@ -22,6 +22,7 @@ from contact_mcp.porting.run import (
     Progress,
     default_rejected_path,
     export_contacts,
+    export_target,
     export_to_file,
     import_file,
     read_through,
@@ -47,8 +48,11 @@ def _writable(path: Path, what: str, *, option: str, replaced: bool, settings: S
         problem = "it is a directory"
     elif not path.parent.is_dir():
         problem = f"there is no directory {path.parent}"
-    elif not os.access(path.parent, os.W_OK | os.X_OK) or (
-        not replaced and path.exists() and not os.access(path, os.W_OK)
+    elif (
+        not os.access(path, os.W_OK)
+        if path.exists() and not path.is_file()  # a device or a pipe: written where it is
+        else not os.access(path.parent, os.W_OK | os.X_OK)
+        or (not replaced and path.exists() and not os.access(path, os.W_OK))
     ):
         problem = "permission denied"
     else:
@@ -70,7 +74,7 @@ def _is_store_file(path: Path, settings: Settings) -> bool:
 
 def export_command(settings: Settings, out: Path | None) -> int:
     if out is not None:
-        _writable(out, "the export", option="--out", replaced=True, settings=settings)
+        _writable(out, "the export", option="--out", replaced=export_target(out) is not None, settings=settings)
     return anyio.run(_export, settings, out)
 
 

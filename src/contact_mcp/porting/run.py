@@ -74,7 +74,13 @@ def _line(record: ContactRecord) -> str:
 
 
 async def export_to_file(store: Exporter, path: Path) -> int:
-    """Export into `path`, which appears only once complete (an interrupted export leaves no truncated file)."""
+    """Export into `path`: a file appears only once complete (an interrupted export leaves no truncated file); what
+    is not a regular file is written as the export goes (`export_target`)."""
+    target = export_target(path)
+    if target is None:
+        with path.open("w", encoding="utf-8") as out:
+            return await export_contacts(store, out)
+    path = target
     partial = path.with_name(path.name + ".partial")
     try:
         with partial.open("w", encoding="utf-8") as out:
@@ -83,6 +89,16 @@ async def export_to_file(store: Exporter, path: Path) -> int:
     finally:
         partial.unlink(missing_ok=True)
     return count
+
+
+def export_target(path: Path) -> Path | None:
+    """The file an export into `path` is written beside and renamed over: the regular file `path` names through any
+    link (the file is replaced, not the link), or a new one. None for what is not a regular file (`/dev/null`, a
+    named pipe), written as the export goes, as a shell's `>` would: renamed over, it was replaced by a regular file
+    (`/dev/null` itself, for root)."""
+    if path.exists() and not path.is_file():
+        return None
+    return path.resolve()
 
 
 # ---------- import ----------
