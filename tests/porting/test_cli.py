@@ -279,6 +279,17 @@ def _refused(done: subprocess.CompletedProcess[str], *quoted: str) -> None:
     assert done.stdout == ""
 
 
+def test_an_import_file_that_is_not_a_regular_file_is_refused_saying_what_it_is(tmp_path: Path) -> None:
+    # Each was "no such file": a named pipe (`import <(...)`) among them, which an import cannot read twice.
+    pipe = tmp_path / "people.pipe"
+    os.mkfifo(pipe)
+    env = _env(tmp_path / "c.db")
+
+    _refused(run_cli("import", str(tmp_path / "missing.csv"), env=env), "no such file")
+    _refused(run_cli("import", str(tmp_path), env=env), "it is a directory")
+    _refused(run_cli("import", str(pipe), env=env), "not a regular file", "save it first")
+
+
 def test_rejected_rows_into_the_file_being_imported_are_refused_before_anything_is_read_or_written(
     tmp_path: Path,
 ) -> None:

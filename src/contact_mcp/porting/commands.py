@@ -109,7 +109,12 @@ def import_command(settings: Settings, path: Path, *, fmt: Format | None, reject
     if settings.read_only:
         raise ConfigError("CONTACT_MCP_READ_ONLY is set, and an import writes to the store; unset it for this command")
     if not path.is_file():
-        raise ImportFileError(f"cannot read {path}: no such file")
+        problem = "no such file"
+        if path.is_dir():
+            problem = "it is a directory"
+        elif path.exists():  # a pipe, a device, /dev/stdin
+            problem = "it is not a regular file, and an import reads its file twice (once to count it); save it first"
+        raise ImportFileError(f"cannot read {path}: {problem}")
     rejected_path = rejected if rejected is not None else default_rejected_path(path)
     if rejected_path.exists() and rejected_path.samefile(path):  # the same file by another spelling or a link too
         raise ConfigError(
