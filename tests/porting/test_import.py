@@ -4,19 +4,22 @@ twice, and an import interrupted between rows that a second run finishes."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
+import anyio
 import pytest
 
 from contact_mcp import Settings
 from contact_mcp.errors import ProviderUnavailable
+from contact_mcp.models import Outcome
 from contact_mcp.porting import normalising
 from contact_mcp.porting.readers import Format, read_rows
 from contact_mcp.porting.report import RejectedFile, Summary
 from contact_mcp.porting.rows import Row
 from contact_mcp.porting.run import Progress, import_file, import_rows, read_through, stopped
 from contact_mcp.store import ContactRecord, LocalStore
+from contact_mcp.store.rules import ImportContactInput, RowError
 from tests.porting.test_readers import APPLE, GOOGLE, V4
 
 pytestmark = pytest.mark.anyio
@@ -342,3 +345,40 @@ async def test_a_second_restore_row_for_one_contact_is_rejected_whatever_the_cas
     assert (first.unchanged, first.updated, first.rejected) == (1, 0, 1)
     assert (again.unchanged, again.updated, again.rejected) == (1, 0, 1)
     assert await _records(store) == [ann]
+
+
+async def test_a_batch_committed_as_the_import_is_stopped_is_counted(tmp_path: Path) -> None:
+    # Stopped (Ctrl-C) while it waited for a batch the store had committed but not yet answered for, the import
+    # cancelled that batch's task with it: the rows were in the store, and the stop said fewer than were.
+    committed, answer = anyio.Event(), anyio.Event()
+    batches: list[int] = []
+
+    class Committing:
+        async def import_batch(self, items: Sequence[ContactRecord | ImportContactInput]) -> list[Outcome | RowError]:
+            batches.append(len(items))
+            committed.set()
+            await answer.wait()  # committed; the answer is on its way back
+            return ["created"] * len(items)
+
+    path = _write(tmp_path / "people.csv", "email\n" + "".join(f"p{n}@example.com\n" for n in range(4)))
+    done = Progress(Summary())
+    rejected = RejectedFile(tmp_path / "rejected.jsonl")
+    importing = anyio.CancelScope()
+
+    async def stop_once_committed() -> None:
+        await committed.wait()
+        await anyio.sleep(0.05)  # the import waits for the first batch, the next one in hand
+        importing.cancel()
+        await anyio.sleep(0.05)
+        answer.set()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(stop_once_committed)
+        with importing:
+            await import_rows(
+                Committing(), read_rows(path, "csv"), default_region=None, rejected=rejected, done=done, batch_rows=2
+            )
+
+    assert importing.cancelled_caught
+    assert batches == [2]
+    assert (done.summary.created, done.line) == (2, 3)

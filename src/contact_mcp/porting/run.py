@@ -135,9 +135,16 @@ async def import_rows(
     pending: list[RejectedRow | Ready] = []
     ready = 0
 
-    async def write(batch: list[RejectedRow | Ready]) -> None:
+    async def written() -> None:
+        """Wait for the batch being written, its error raised. Not `await task`: cancelled there (Ctrl-C), the
+        waiter cancelled the task with it, after its commit and before it was counted, and dropped it from
+        `writing`, so the stop said fewer rows than were imported."""
         while writing:
-            await writing.pop()
+            await asyncio.wait([writing[0]])
+            writing.pop(0).result()
+
+    async def write(batch: list[RejectedRow | Ready]) -> None:
+        await written()
         claimed = [_claim(item, seen=seen) for item in batch]
         flush = _flush(store, claimed, seen=seen, rejected=rejected, done=done, ticker=ticker)
         writing.append(asyncio.ensure_future(flush))
@@ -151,8 +158,7 @@ async def import_rows(
                     await write(pending)
                     pending, ready = [], 0
         await write(pending)
-        while writing:
-            await writing.pop()
+        await written()
     finally:
         # Stopped mid-way (Ctrl-C, a file that cannot be read on): the batch already handed to the store (one batch,
         # short) is written and counted, so what the import says it did is what it did.
