@@ -48,16 +48,19 @@ def _writable(path: Path, what: str, *, option: str, replaced: bool, settings: S
         problem = "it is a directory"
     elif not path.parent.is_dir():
         problem = f"there is no directory {path.parent}"
-    elif (
-        not os.access(path, os.W_OK)
-        if path.exists() and not path.is_file()  # a device or a pipe: written where it is
-        else not os.access(path.parent, os.W_OK | os.X_OK)
-        or (not replaced and path.exists() and not os.access(path, os.W_OK))
-    ):
+    elif not _may_write(path, replaced=replaced):
         problem = "permission denied"
     else:
         return
     raise ConfigError(f"cannot write {what} to {path}: {problem}; name another file with {option}")
+
+
+def _may_write(path: Path, *, replaced: bool) -> bool:
+    if path.exists() and not path.is_file():  # a device or a pipe: written where it is
+        return os.access(path, os.W_OK)
+    if not os.access(path.parent, os.W_OK | os.X_OK):  # a new file, or the one written beside and renamed
+        return False
+    return replaced or not path.exists() or os.access(path, os.W_OK)
 
 
 def _is_store_file(path: Path, settings: Settings) -> bool:
