@@ -159,6 +159,13 @@ def _big_csv(path: Path, rows: int) -> None:
             out.write(f"p{n}@example.com,p{n}@work.example,+1{phone},+1{phone + 1},P{n}\n")
 
 
+def _ctrl_c_delivered() -> None:
+    """A preexec_fn: the child takes SIGINT as a terminal's Ctrl-C. A test run started in the background (`pytest
+    &`, nohup) ignores SIGINT, its children inherit that, and Python then never installs its Ctrl-C handler: the
+    import ran to the end and exited 0."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_import(path: Path, db: Path) -> subprocess.Popen[str]:
     """The import running in a child, once it has written its first contacts."""
     anyio.run(LocalStore.open(db).aclose)  # creates the schema, so the file can be watched
@@ -168,6 +175,7 @@ def _start_import(path: Path, db: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ctrl_c_delivered,
     )
     deadline = time.monotonic() + 60
     while not _contacts(db) and time.monotonic() < deadline and child.poll() is None:
@@ -487,6 +495,7 @@ def test_ctrl_c_stops_an_export_with_exit_130(tmp_path: Path) -> None:
         env={**os.environ, **_env(db)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=_ctrl_c_delivered,
     )
     assert child.stdout is not None
     # Its first bytes are out, and it cannot finish: the rest (about a megabyte) is more than the pipe holds.
