@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from contact_mcp import load_settings
-from contact_mcp.redact import REDACTED, Scrubber, configured_secrets, database_password, display_url
+from contact_mcp.redact import REDACTED, Scrubber, configured_secrets, database_password_forms, display_url
 
 KEY = "sk_test_0123456789abcdef"
 
@@ -64,23 +64,24 @@ def test_every_configured_secret_is_known(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("target", "password"),
+    ("target", "forms"),
     [
-        ("postgresql://app:s3cret@host/db", "s3cret"),
-        ("postgresql:/app:s3cret@host/db", "s3cret"),  # what a Path setting leaves of the URL
-        ("postgres://app:p%40ss@host:5432/db", "p@ss"),
-        ("postgresql+psycopg://app:pw@host/db", "pw"),
-        ("postgresql://host/db?user=app&password=qpw", "qpw"),
-        ("postgresql://app:Tr0ub4dor#3x@host/db", "Tr0ub4dor#3x"),  # libpq takes # and ? unencoded
+        ("postgresql://app:s3cret@host/db", ("s3cret",)),
+        ("postgresql:/app:s3cret@host/db", ("s3cret",)),  # what a Path setting leaves of the URL
+        ("postgres://app:p%40ss@host:5432/db", ("p%40ss", "p@ss")),  # as written, and as PostgreSQL reads it
+        ("postgres://app:p%2fss@host:5432/db", ("p%2fss", "p/ss")),
+        ("postgresql+psycopg://app:pw@host/db", ("pw",)),
+        ("postgresql://host/db?user=app&password=q%20pw", ("q%20pw", "q pw")),
+        ("postgresql://app:Tr0ub4dor#3x@host/db", ("Tr0ub4dor#3x",)),  # libpq takes # and ? unencoded
         # (an unencoded "/" or a second "@" is refused at start-up, settings.py; masked whole all the same)
-        ("postgresql://app:a/b?c@host/db", "a/b?c"),
-        ("postgresql://app@host/db", None),
-        ("/home/me/contacts.db", None),
-        ("contacts@home.db", None),
+        ("postgresql://app:a/b?c@host/db", ("a/b?c",)),
+        ("postgresql://app@host/db", ()),
+        ("/home/me/contacts.db", ()),
+        ("contacts@home.db", ()),
     ],
 )
-def test_database_password(target: str, password: str | None) -> None:
-    assert database_password(target) == password
+def test_database_password_forms(target: str, forms: tuple[str, ...]) -> None:
+    assert database_password_forms(target) == forms
 
 
 @pytest.mark.parametrize(

@@ -73,28 +73,32 @@ def configured_secrets(settings: Settings) -> list[str]:
         if secret is not None:
             values.append(secret.get_secret_value())
     values.extend(settings.request_state_keys())
-    password = database_password(str(settings.db))
-    if password:
-        values.append(password)
+    values.extend(database_password_forms(str(settings.db)))
     return values
 
 
-def database_password(target: str) -> str | None:
-    """The password in a PostgreSQL URL (`postgresql://user:pw@host/db` or `?password=`); None for a SQLite path."""
+def database_password_forms(target: str) -> tuple[str, ...]:
+    """The password of a PostgreSQL URL (`postgresql://user:pw@host/db` or `?password=`) as written in it and
+    decoded, longest first; empty for none (a SQLite path). A driver's error may quote the URL as written, so a
+    percent-encoded password (`p%40ss`, `%2f` in either case) is masked in that form too, which the encoded forms
+    `Scrubber` derives from the decoded one need not match."""
+    written = _written_password(target)
+    if not written:
+        return ()
+    return tuple(sorted({written, unquote(written)}, key=len, reverse=True))
+
+
+def _written_password(target: str) -> str | None:
     text = target.strip()
     match = _PG_URL.match(text)
-    if match is None:
-        if not text.lower().startswith("postgres"):
-            return None
-        param = _PG_PASSWORD_PARAM.search(text)
-        return unquote(param.group("password")) if param and param.group("password") else None
-    userinfo = match.group("userinfo")
-    if ":" in userinfo:
-        password = unquote(userinfo.split(":", 1)[1])
-        if password:
-            return password
+    if match is not None:
+        userinfo = match.group("userinfo")
+        if ":" in userinfo and userinfo.split(":", 1)[1]:
+            return userinfo.split(":", 1)[1]
+    elif not text.lower().startswith("postgres"):
+        return None
     param = _PG_PASSWORD_PARAM.search(text)
-    return unquote(param.group("password")) if param and param.group("password") else None
+    return param.group("password") if param and param.group("password") else None
 
 
 def misread_userinfo(url: str) -> bool:

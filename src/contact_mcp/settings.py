@@ -192,6 +192,9 @@ class Settings(BaseSettings):
             # one per replica, its password in the path. Only the scheme is quoted: the rest may hold a password.
             supported = "give a postgresql:// (or postgres://) URL, or a SQLite file path"
             raise ValueError(f"a {scheme[1]!r} URL is not supported: {supported}")
+        if scheme and not text.startswith(("postgresql://", "postgres://")):
+            # libpq reads a scheme in lower case only; in capitals it refused the URL as a malformed "key=value" string.
+            text = text[: scheme.end(1)].lower() + text[scheme.end(1) :]
         if misread_userinfo(text):  # nothing of the URL quoted: it holds the password
             raise ValueError(
                 "the URL may hold one '@', between the user name and password and the host, with no '/' before it; "

@@ -90,7 +90,7 @@ from contact_mcp.models import (
     VerificationResult,
     WriteResult,
 )
-from contact_mcp.redact import database_password, display_url
+from contact_mcp.redact import database_password_forms, display_url
 from contact_mcp.settings import Settings
 from contact_mcp.store import duplicates, effects, history, merging, rules
 from contact_mcp.store.backend import Backend
@@ -325,10 +325,13 @@ def lock_key(namespace: str, value: str) -> int:
 # ---------- errors ----------
 
 
-def _one_line(text: str, password: str | None) -> str:
-    """A driver's message, fit for one log or error line: whitespace collapsed, the password (if any) masked."""
+def _one_line(text: str, password: tuple[str, ...]) -> str:
+    """A driver's message, fit for one log or error line: whitespace collapsed, the password masked in each of its
+    forms (`database_password_forms`, longest first)."""
     line = " ".join(text.split())
-    return line.replace(password, "****") if password else line
+    for form in password:
+        line = line.replace(form, "****")
+    return line
 
 
 # How long the pool's reconnection attempts back off (1, 2, 4 s...) before starting over from 1 s on the next
@@ -407,7 +410,7 @@ def _prove_writable(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
 def preflight(settings: Settings) -> None:
     """Connect, migrate, prove writable (unless CONTACT_MCP_READ_ONLY); a `ConfigError` for anything unusable."""
     where = display_url(settings.db)
-    password = database_password(settings.db)
+    password = database_password_forms(settings.db)
     try:
         with psycopg.connect(
             settings.db, autocommit=True, prepare_threshold=None, connect_timeout=_connect_timeout(settings)
@@ -762,7 +765,7 @@ class PostgresBackend:
         # the driver at each call cancelled mid-statement (a client gone), whose connection it then closes.
         rate_limit(_POOL_LOGGER, _DRIVER_LOGGER)
         self._where = display_url(settings.db)
-        self._password = database_password(settings.db)
+        self._password = database_password_forms(settings.db)
         self._pool_size = settings.db_pool_size
         self._pool = psycopg_pool.AsyncConnectionPool(
             settings.db,

@@ -101,6 +101,37 @@ def test_a_misconfigured_url_is_a_config_error_naming_the_variable(
     assert PASSWORD not in message
 
 
+ENCODED = "p%40ss%2fWord-9f2c"  # as written in the URL: PostgreSQL reads p@ss/Word-9f2c
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param(f"postgresql://postgres:{ENCODED}@[::1:5432/contacts", id="unclosed-ipv6-bracket"),
+        pytest.param(f"postgresql://postgres:{ENCODED}%@127.0.0.1:5432/contacts", id="bad-percent-escape"),
+    ],
+)
+def test_a_percent_encoded_password_is_masked_as_written_too(url: str) -> None:
+    """libpq's errors quote the URL as written: masking only the decoded password printed an encoded one whole."""
+    with pytest.raises(ConfigError) as caught:
+        postgres.preflight(load_settings(db=url))
+
+    message = str(caught.value)
+    assert message.startswith("CONTACT_MCP_DB=")
+    assert "p%40ss" not in message.lower()
+    assert "p@ss" not in message
+    assert "Word-9f2c" not in message
+
+
+def test_a_scheme_in_capitals_connects(postgres_url: str) -> None:
+    # Schemes are case-insensitive (RFC 3986), and the setting took POSTGRESQL:// as PostgreSQL; libpq reads only
+    # lower case, so it took the URL for a "key=value" string and refused it ('missing "=" after ...').
+    settings = load_settings(db=postgres_url.replace("postgresql://", "POSTGRESQL://", 1))
+    postgres.preflight(settings)
+
+    assert settings.db.startswith("postgresql://")
+
+
 def test_a_database_the_role_cannot_write_is_refused_unless_read_only(postgres_url: str) -> None:
     postgres.preflight(load_settings(db=postgres_url))
     read_only = postgres_url.replace("options=", "options=-cdefault_transaction_read_only%3Don%20", 1)
