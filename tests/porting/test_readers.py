@@ -88,6 +88,32 @@ def test_vcard_folded_lines_are_unfolded(tmp_path: Path) -> None:
     assert row.emails == ("ana@example.com",)
 
 
+def test_vcard_quoted_printable_soft_line_breaks_join_the_value_they_break(tmp_path: Path) -> None:
+    # Android and Samsung phones write quoted-printable into 3.0 cards, breaking a long value with a trailing "=" and
+    # going on at the start of the next line. That line was taken for a property of its own and dropped: the name
+    # was stored cut short ("Anna Mü"), the row counted as created.
+    card = (
+        "BEGIN:VCARD\r\nVERSION:3.0\r\n"
+        "N;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:M=C3=BCller;Anna;;;\r\n"
+        "FN;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:Anna M=C3=BC=\r\nller\r\n"
+        "NOTE;ENCODING=QUOTED-PRINTABLE:call me on=\r\nTEL:+1 415 555 0100 (a note, not a number)\r\n"
+        "EMAIL:anna@example.de\r\nEND:VCARD\r\n"
+    )
+    (row,) = _rows(_write(tmp_path, "qp.vcf", card))
+    assert isinstance(row, NewDataRow)
+    assert row.name == "Anna Müller"
+    assert row.emails == ("anna@example.de",)
+    assert row.phones == ()
+
+
+def test_vcard_a_bare_pref_parameter_puts_its_value_first(tmp_path: Path) -> None:
+    # `TEL;HOME;PREF:` (older exporters' spelling of TYPE=pref) reaches vobject as a parameter without a name.
+    card = "BEGIN:VCARD\nVERSION:3.0\nFN:John\nTEL;CELL:+1 415 555 0300\nTEL;HOME;PREF:+1 415 555 0301\nEND:VCARD\n"
+    (row,) = _rows(_write(tmp_path, "pref.vcf", card))
+    assert isinstance(row, NewDataRow)
+    assert row.phones == ("+1 415 555 0301", "+1 415 555 0300")
+
+
 def test_vcard_properties_an_import_does_not_keep_cannot_cost_the_contact(tmp_path: Path) -> None:
     card = (
         "BEGIN:VCARD\nVERSION:3.0\nFN:Ann\nPHOTO;ENCODING=b;TYPE=JPEG:!!!not base64\n more of it\n"

@@ -3,9 +3,10 @@
 The file is split into cards here, line by line, so each card carries the line its `BEGIN:VCARD` stands on and one
 bad card is one rejected row rather than a failed file; `vobject` parses each card (unfolding continuation lines,
 parameters, the structured `N`). Taken from a card: the name (`FN`, else `N` as "given additional family"), every
-`EMAIL` and every `TEL` (a vCard 4 `tel:` URI is read as its number), preferred ones first (`TYPE=pref` in 3.0,
-`PREF=n` in 4.0). Everything else on a card (addresses, notes, photos, `UID`) is not part of a contact here and is
-left out. vCard 2.1 (quoted-printable, other encodings) is rejected with the reason, not misread.
+`EMAIL` and every `TEL` (a vCard 4 `tel:` URI is read as its number), preferred ones first (`TYPE=pref` or a bare
+`PREF` in 3.0, `PREF=n` in 4.0). Everything else on a card (addresses, notes, photos, `UID`) is not part of a contact
+here and is left out. A quoted-printable value in a 3.0 card (as Android phones write them) is read, its soft line
+breaks joined; a vCard 2.1 card is rejected with the reason, not misread.
 """
 
 from __future__ import annotations
@@ -88,15 +89,24 @@ def card_row(line: int, text: str) -> Row:
 
 
 def _only_read(text: str) -> str:
-    """The card's lines of the properties in `_READ` (a property is its line and the folded lines after it)."""
+    """The card's lines of the properties in `_READ` (a property is its line and the folded lines after it, and
+    the lines a quoted-printable value continues onto after a soft line break, joined back to it)."""
     kept: list[str] = []
-    keep = False
+    keep = quoted_printable = soft_break = False
     for line in text.split("\n"):
-        if line[:1] not in (" ", "\t"):
-            name = line.split(":", 1)[0].split(";", 1)[0]
+        if soft_break:  # `FN;ENCODING=QUOTED-PRINTABLE:Anna M=C3=BC=`, then `ller`: one value, however it goes on
+            if keep:
+                kept[-1] = kept[-1][:-1] + line
+        elif line[:1] not in (" ", "\t"):
+            head = line.split(":", 1)[0]
+            name = head.split(";", 1)[0]
             keep = name.rsplit(".", 1)[-1].strip().upper() in _READ  # `item1.EMAIL`: Apple's property groups
-        if keep:
+            quoted_printable = "QUOTED-PRINTABLE" in head.upper()
+            if keep:
+                kept.append(line)
+        elif keep:
             kept.append(line)
+        soft_break = quoted_printable and line.endswith("=")
     return "\n".join(kept)
 
 
@@ -126,12 +136,16 @@ def _preferred_first(properties: Iterable[Any]) -> tuple[str, ...]:
     for order, prop in enumerate(properties):
         value = str(prop.value).strip()
         if value:
-            ranked.append((_preference(prop.params), order, value))
+            ranked.append((_preference(prop), order, value))
     return tuple(value for _, _, value in sorted(ranked))
 
 
-def _preference(params: dict[str, list[str]]) -> int:
-    """vCard 4: PREF=1 (most) to 100; vCard 3: TYPE=pref. Unmarked values keep their order, after marked ones."""
+def _preference(prop: Any) -> int:
+    """vCard 4: PREF=1 (most) to 100; vCard 3: TYPE=pref, or a bare PREF (`TEL;HOME;PREF:`, as older exporters
+    write it). Unmarked values keep their order, after marked ones."""
+    params: dict[str, list[str]] = prop.params
+    if any(str(bare).strip().upper() == "PREF" for bare in prop.singletonparams):
+        return 1
     for raw in params.get("PREF", []):
         if raw.strip().isdigit():
             return int(raw.strip())
